@@ -1,0 +1,41 @@
+# Two entry points: `make run` and `make test`. Both install into .venv when needed.
+# torch==2.13.0 (the local CPU build) goes in first, so nothing pulls a multi-GB CUDA build.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SYSTEM_PYTHON ?= python3
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
+
+.PHONY: install run test test-slow lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/embedhub models list
+	$(VENV)/bin/embedhub embed --query "What is the capital of China?"
+	$(VENV)/bin/embedhub embed "The capital of China is Beijing." "Gravity is a force that attracts two bodies."
+
+lint: install
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+
+test: install lint
+	$(VENV)/bin/pytest -q
+
+test-slow: install
+	$(VENV)/bin/pytest -q -m slow
+
+format: install
+	$(VENV)/bin/ruff format
+	$(VENV)/bin/ruff check --fix
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

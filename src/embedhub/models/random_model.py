@@ -1,0 +1,68 @@
+"""Random-weight Qwen3 embedding models, built offline, for tests and speed measurements.
+
+The `tiny` shape (2 layers, hidden 64) with the real 151,669-token vocabulary runs in
+milliseconds and exercises every Qwen3 rule; the `0.6B` and `4B` shapes have exactly the real
+models' compute cost. Their vectors are MEANINGLESS: the folder's embedhub.json and every report
+that uses one say so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from embedhub.errors import InvalidInputError
+from embedhub.models.qwen_tokenizer import VOCAB_SIZE, load_qwen_tokenizer, save_tokenizer_files
+from embedhub.models.spec import ENDOFTEXT_ID
+
+SHAPES: dict[str, dict] = {
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                 head_dim=16, intermediate_size=128),
+    "0.6B": dict(hidden_size=1024, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
+                 head_dim=128, intermediate_size=3072),
+    "4B": dict(hidden_size=2560, num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8,
+               head_dim=128, intermediate_size=9728),
+}  # fmt: skip
+RANDOM_WARNING = "random weights: vectors are meaningless; use only for tests and speed measurements"
+
+
+def make_random_model(shape: str, out: Path, *, seed: int = 0, cache_dir: Path | None = None) -> Path:
+    """Write a loadable random-weight Qwen3 embedding model folder to `out`."""
+    import torch
+    from transformers import Qwen3Config, Qwen3Model
+
+    if shape not in SHAPES:
+        raise InvalidInputError(f"unknown shape {shape!r}; choose one of: {', '.join(SHAPES)}")
+    config = Qwen3Config(
+        vocab_size=VOCAB_SIZE,
+        max_position_embeddings=32768,
+        rope_theta=1000000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        bos_token_id=ENDOFTEXT_ID,
+        eos_token_id=ENDOFTEXT_ID,
+        pad_token_id=ENDOFTEXT_ID,
+        **SHAPES[shape],
+    )
+    torch.manual_seed(seed)
+    model = Qwen3Model(config).eval()
+    if shape == "tiny":
+        # Default init (std 0.02) makes a 2-layer model nearly input-independent after the final
+        # norm; larger weights give distinct vectors so parity tests can fail when they should.
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.dim() > 1:
+                    parameter.normal_(0.0, 0.2)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    save_tokenizer_files(load_qwen_tokenizer(cache_dir), out)
+    marker = {
+        "name": f"random-qwen3-{shape}",
+        "random_weights": True,
+        "shape": shape,
+        "seed": seed,
+        "warning": RANDOM_WARNING,
+        "description": f"random-weight Qwen3 embedding model, {shape} shape ({RANDOM_WARNING})",
+    }
+    (out / "embedhub.json").write_text(json.dumps(marker, indent=2))
+    return out

