@@ -19,9 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/embedhub models list
-	$(VENV)/bin/embedhub embed --query "What is the capital of China?"
-	$(VENV)/bin/embedhub embed "The capital of China is Beijing." "Gravity is a force that attracts two bodies."
+	$(VENV)/bin/embedhub serve
 
 lint: install
 	$(VENV)/bin/ruff check

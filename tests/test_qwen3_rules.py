@@ -8,11 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from tests.reference_qwen3 import ReferenceQwen3
 
 from embedhub.errors import InputTooLongError, InvalidInputError, UnsupportedDimensionsError
 from embedhub.models.spec import ENDOFTEXT_ID
 from embedhub.models.transformer import pool
+from tests.reference_qwen3 import ReferenceQwen3
 
 TEXTS = [
     "The capital of China is Beijing.",

@@ -6,7 +6,6 @@ import json
 import random
 
 import pytest
-from tests.conftest import shared_data
 
 from embedhub.models.qwen_tokenizer import (
     ENDOFTEXT_ID,
@@ -15,6 +14,7 @@ from embedhub.models.qwen_tokenizer import (
     load_qwen_tokenizer,
     tiktoken_path,
 )
+from tests.conftest import shared_data
 
 
 @pytest.fixture(scope="module")

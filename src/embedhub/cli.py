@@ -132,6 +132,53 @@ def tokenize(
         typer.echo(f"{token_id:>7}  {token!r}")
 
 
+@app.command()
+@user_errors
+def serve(
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Model to serve; repeat for several.")
+    ] = None,
+    alias: Annotated[
+        list[str] | None, typer.Option(help="ALIAS=MODEL: another request name for a served model.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    api_key: Annotated[
+        list[str] | None, typer.Option("--api-key", help="Accepted bearer key; repeat.")
+    ] = None,
+    allow_public: Annotated[
+        bool, typer.Option("--allow-public", help="Allow a non-loopback bind without an API key.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Start the OpenAI-compatible embedding server."""
+    import uvicorn
+
+    from embedhub.server.app import create_app
+    from embedhub.server.security import check_bind_policy
+
+    updates: dict = {}
+    if model:
+        updates["serve_models"] = model
+    if alias:
+        pairs = [item.split("=", 1) for item in alias]
+        if any(len(pair) != 2 or not all(pair) for pair in pairs):
+            raise EmbedhubError("--alias takes ALIAS=MODEL")
+        updates["aliases"] = dict(pairs)
+    if host:
+        updates["host"] = host
+    if port is not None:
+        updates["port"] = port
+    if api_key:
+        updates["api_keys"] = api_key
+    if allow_public:
+        updates["allow_public"] = True
+    settings = Settings().model_copy(update=updates)
+    check_bind_policy(settings)
+    typer.echo(f"embedhub: serving on http://{settings.host}:{settings.port} (models load in the background)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
 @models_app.command("list")
 @user_errors
 def models_list(as_json: JsonOption = False) -> None:

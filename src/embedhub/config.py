@@ -54,6 +54,30 @@ class Settings(BaseSettings):
     )
     max_batch_size: int = Field(default=64, ge=1, description="Inputs per forward pass at most.")
 
+    # --- the server -------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address to bind; loopback by default.")
+    port: int = Field(default=8000, ge=0, le=65535)
+    serve_models: list[str] = Field(
+        default_factory=list, description="Models to serve (default: the `model` setting alone)."
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=dict, description="Extra request names: alias -> served model name or reference."
+    )
+    api_keys: list[str] = Field(default_factory=list, description="Bearer keys; empty means no auth.")
+    allow_public: bool = Field(
+        default=False, description="Allow binding a non-loopback address without any API key."
+    )
+    max_items_per_request: int = Field(default=2048, ge=1, description="Inputs in one request at most.")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="Request body size limit.")
+    max_input_tokens: int | None = Field(
+        default=None, ge=1, description="Per-input token limit below the model's own (None: model limit)."
+    )
+    max_queue_items: int = Field(
+        default=4096, ge=1, description="Inputs waiting for the model at most; beyond it requests get 429."
+    )
+    cache_mb: float = Field(default=256.0, ge=0, description="In-memory embedding cache size (MiB).")
+    cache_on_disk: bool = Field(default=False, description="Also keep cached embeddings in HOME/cache.")
+
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"

@@ -77,6 +77,8 @@ class Encoder(ABC):
     def frame(self, content: Sequence[int], index: int = 0, truncate: bool = False) -> list[int]:
         """Wrap content ids in the special tokens, enforcing the length limit (rule 7)."""
         content = list(content)
+        if self.prefix_ids and content[: len(self.prefix_ids)] == list(self.prefix_ids):
+            content = content[len(self.prefix_ids) :]
         if self.suffix_ids and content[-len(self.suffix_ids) :] == list(self.suffix_ids):
             content = content[: -len(self.suffix_ids)]  # never twice (rule 2)
         room = self.max_tokens - len(self.prefix_ids) - len(self.suffix_ids)

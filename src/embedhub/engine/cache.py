@@ -1,0 +1,102 @@
+"""Embedding cache: raw pooled vectors keyed by (model, exact model input ids).
+
+The key is the framed token ids, which already hold the instruction and the text, so a query and
+a document with the same text never collide. Vectors are stored at native size before MRL and
+normalisation: one entry serves every `dimensions` a client asks for. Memory is bounded by bytes
+(LRU); an optional SQLite file keeps entries across restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def cache_key(model: str, ids: Sequence[int]) -> bytes:
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(model.encode())
+    digest.update(b"\0")
+    digest.update(np.asarray(ids, dtype=np.int64).tobytes())
+    return digest.digest()
+
+
+class EmbeddingCache:
+    """A byte-bounded LRU of vectors, optionally backed by a SQLite file."""
+
+    def __init__(self, max_bytes: int, path: Path | None = None) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self._database: sqlite3.Connection | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._database = sqlite3.connect(str(path), check_same_thread=False)
+            self._database.execute("PRAGMA journal_mode=WAL")
+            self._database.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB)")
+            self._database.commit()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get_many(self, keys: Sequence[bytes]) -> list[np.ndarray | None]:
+        found: list[np.ndarray | None] = []
+        with self._lock:
+            for key in keys:
+                vector = self._entries.get(key)
+                if vector is None and self._database is not None:
+                    row = self._database.execute(
+                        "SELECT vector FROM vectors WHERE key = ?", (key,)
+                    ).fetchone()
+                    if row is not None:
+                        vector = np.frombuffer(row[0], dtype=np.float32)
+                        self._insert(key, vector)
+                if vector is None:
+                    self.misses += 1
+                else:
+                    self.hits += 1
+                    self._entries.move_to_end(key)
+                found.append(vector)
+        return found
+
+    def put_many(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        if self.max_bytes <= 0 and self._database is None:
+            return
+        with self._lock:
+            for key, vector in zip(keys, vectors, strict=True):
+                self._insert(key, np.array(vector, dtype=np.float32))
+            if self._database is not None:
+                self._database.executemany(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                    [
+                        (key, np.asarray(v, np.float32).tobytes())
+                        for key, v in zip(keys, vectors, strict=True)
+                    ],
+                )
+                self._database.commit()
+
+    def _insert(self, key: bytes, vector: np.ndarray) -> None:
+        if key in self._entries or vector.nbytes > self.max_bytes:
+            return
+        self._entries[key] = vector
+        self._bytes += vector.nbytes
+        while self._bytes > self.max_bytes and self._entries:
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= dropped.nbytes
+
+    def close(self) -> None:
+        if self._database is not None:
+            self._database.close()
+            self._database = None

@@ -1,0 +1,202 @@
+"""The request-merging queue: concurrent requests share forward passes.
+
+Each request is split into inputs; one worker thread per model takes pending inputs and cuts a
+batch by padded tokens. The oldest pending input always anchors the next batch (nothing starves)
+and the batch is filled with the inputs closest to it in length (little padding). The queue is
+bounded: over capacity `submit` raises `Overloaded` at once, which the server turns into HTTP 429,
+instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from embedhub.errors import EmbedhubError
+from embedhub.models.base import Encoder
+
+
+class Overloaded(EmbedhubError):
+    """The queue is full; retry later."""
+
+
+class QueueStopped(EmbedhubError):
+    """The queue was shut down while a request waited."""
+
+
+@dataclass
+class _Request:
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    vectors: np.ndarray
+    remaining: int
+
+
+@dataclass
+class _Item:
+    ids: Sequence[int]
+    request: _Request
+    slot: int
+    sequence: int = field(default=0)
+
+
+BatchObserver = Callable[[int, int, float], None]  # items, padded tokens, seconds
+
+
+class BatchQueue:
+    """Merges inputs from concurrent requests into token-budget batches on a worker thread."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        *,
+        max_batch_tokens: int,
+        max_batch_size: int,
+        max_queue_items: int,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.max_queue_items = max_queue_items
+        self.on_batch = on_batch
+        self._pending: list[_Item] = []
+        self._condition = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._sequence = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def is_overloaded(self, extra: int = 0) -> bool:
+        return len(self._pending) + extra > self.max_queue_items
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._running = True
+        self._thread = threading.Thread(
+            target=self._work, name=f"embedhub-batch-{self.encoder.spec.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._running = False
+            pending, self._pending = self._pending, []
+            self._condition.notify_all()
+        for item in pending:
+            _fail(item.request, QueueStopped("the server is shutting down"))
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    async def submit(self, inputs: Sequence[Sequence[int]]) -> np.ndarray:
+        """Raw pooled vectors (native size, unnormalised) for framed inputs, in order."""
+        loop = asyncio.get_running_loop()
+        request = _Request(
+            loop,
+            loop.create_future(),
+            np.empty((len(inputs), self.encoder.native_dims), np.float32),
+            len(inputs),
+        )
+        if not inputs:
+            return request.vectors
+        with self._condition:
+            if not self._running:
+                raise QueueStopped("the batching queue is not running")
+            if len(inputs) > self.max_queue_items:
+                raise Overloaded(
+                    f"a request of {len(inputs)} inputs exceeds the queue capacity of {self.max_queue_items}"
+                )
+            if self.is_overloaded(len(inputs)):
+                raise Overloaded(
+                    f"the server is at capacity ({len(self._pending)} inputs queued, limit "
+                    f"{self.max_queue_items}); retry shortly"
+                )
+            for slot, ids in enumerate(inputs):
+                self._sequence += 1
+                self._pending.append(_Item(ids, request, slot, self._sequence))
+            self._condition.notify()
+        return await request.future
+
+    def _next_batch(self) -> list[_Item]:
+        """Oldest item plus the items nearest to it in length, within the token budget."""
+        anchor = self._pending[0]
+        by_length = sorted(self._pending, key=lambda item: (len(item.ids), item.sequence))
+        position = by_length.index(anchor)
+        chosen = [anchor]
+        width = len(anchor.ids)
+        left, right = position - 1, position + 1
+        while len(chosen) < self.max_batch_size:
+            candidates = []
+            if left >= 0:
+                candidates.append((len(anchor.ids) - len(by_length[left].ids), "left"))
+            if right < len(by_length):
+                candidates.append((len(by_length[right].ids) - len(anchor.ids), "right"))
+            if not candidates:
+                break
+            _, side = min(candidates)
+            item = by_length[left] if side == "left" else by_length[right]
+            new_width = max(width, len(item.ids))
+            if new_width * (len(chosen) + 1) > self.max_batch_tokens:
+                if side == "right":
+                    right = len(by_length)  # longer items only get wider: stop that side
+                    continue
+                break
+            chosen.append(item)
+            width = new_width
+            if side == "left":
+                left -= 1
+            else:
+                right += 1
+        taken = {id(item) for item in chosen}
+        self._pending = [item for item in self._pending if id(item) not in taken]
+        return chosen
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while self._running and not self._pending:
+                    self._condition.wait()
+                if not self._running:
+                    return
+                batch = self._next_batch()
+            started = time.perf_counter()
+            try:
+                vectors = self.encoder.embed_token_ids([item.ids for item in batch])
+            except Exception as error:
+                for request in {id(item.request): item.request for item in batch}.values():
+                    _fail(request, error)
+                continue
+            elapsed = time.perf_counter() - started
+            if self.on_batch is not None:
+                self.on_batch(len(batch), max(len(item.ids) for item in batch) * len(batch), elapsed)
+            for item, vector in zip(batch, vectors, strict=True):
+                request = item.request
+                request.vectors[item.slot] = vector
+                request.remaining -= 1
+                if request.remaining == 0:
+                    request.loop.call_soon_threadsafe(_resolve, request.future, request.vectors)
+
+
+def _resolve(future: asyncio.Future, value: np.ndarray) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _reject(future: asyncio.Future, error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def _fail(request: _Request, error: BaseException) -> None:
+    request.remaining = -1
+    request.loop.call_soon_threadsafe(_reject, request.future, error)

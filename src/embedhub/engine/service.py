@@ -1,0 +1,126 @@
+"""One served model: encoder + cache + batching queue behind an async, batch-first API.
+
+Tokenisation runs on a worker thread (never on the event loop), cached vectors skip the model,
+the rest go through the shared queue, then MRL and normalisation apply per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedhub.engine.cache import EmbeddingCache, cache_key
+from embedhub.engine.queue import BatchObserver, BatchQueue
+from embedhub.errors import InputTooLongError
+from embedhub.models.base import Embeddings, Encoder, finish
+from embedhub.models.spec import InputKind
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    max_batch_tokens: int = 16384
+    max_batch_size: int = 64
+    max_queue_items: int = 4096
+    max_input_tokens: int | None = None  # below the model's own limit, when set
+
+
+class EmbeddingService:
+    def __init__(
+        self,
+        encoder: Encoder,
+        limits: ServiceLimits,
+        cache: EmbeddingCache | None = None,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.spec = encoder.spec
+        self.limits = limits
+        self.cache = cache
+        self.queue = BatchQueue(
+            encoder,
+            max_batch_tokens=limits.max_batch_tokens,
+            max_batch_size=limits.max_batch_size,
+            max_queue_items=limits.max_queue_items,
+            on_batch=on_batch,
+        )
+
+    @property
+    def max_input_tokens(self) -> int:
+        own = self.encoder.max_tokens
+        return min(own, self.limits.max_input_tokens) if self.limits.max_input_tokens else own
+
+    def start(self) -> None:
+        self.queue.start()
+
+    def stop(self) -> None:
+        self.queue.stop()
+        if self.cache is not None:
+            self.cache.close()
+
+    def warm_up(self) -> None:
+        """One real forward pass, so the first request does not pay for lazy initialisation."""
+        self.encoder.encode(["warm up"], kind="query")
+
+    async def embed_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: InputKind | str = InputKind.DOCUMENT,
+        instruction: str | None = None,
+        dimensions: int | None = None,
+        normalize: bool = True,
+        truncate: bool = False,
+    ) -> Embeddings:
+        kind = InputKind.parse(kind)
+        size = self.spec.check_dimensions(dimensions)
+        inputs = await asyncio.to_thread(
+            self.encoder.tokenize, texts, kind=kind, instruction=instruction, truncate=truncate
+        )
+        return await self._embed(inputs, size, normalize, truncate)
+
+    async def embed_token_ids(
+        self,
+        inputs: Sequence[Sequence[int]],
+        *,
+        dimensions: int | None = None,
+        normalize: bool = True,
+        truncate: bool = False,
+    ) -> Embeddings:
+        size = self.spec.check_dimensions(dimensions)
+        framed = self.encoder.frame_token_ids(inputs, truncate=truncate)
+        return await self._embed(framed, size, normalize, truncate)
+
+    async def _embed(self, inputs: list[list[int]], size: int, normalize: bool, truncate: bool) -> Embeddings:
+        limit = self.max_input_tokens
+        if limit < self.encoder.max_tokens:
+            inputs = [self._limit(ids, index, limit, truncate) for index, ids in enumerate(inputs)]
+        raw = await self._raw_vectors(inputs)
+        vectors = finish(raw, size if size != self.encoder.native_dims else None, normalize)
+        return Embeddings(vectors, tuple(len(ids) for ids in inputs))
+
+    def _limit(self, ids: list[int], index: int, limit: int, truncate: bool) -> list[int]:
+        if len(ids) <= limit:
+            return ids
+        if not truncate:
+            raise InputTooLongError(index, len(ids), limit)
+        suffix = list(self.encoder.suffix_ids)
+        return ids[: limit - len(suffix)] + suffix
+
+    async def _raw_vectors(self, inputs: list[list[int]]) -> np.ndarray:
+        if self.cache is None:
+            return await self.queue.submit(inputs)
+        keys = [cache_key(self.spec.name, ids) for ids in inputs]
+        cached = self.cache.get_many(keys)
+        missing = [index for index, vector in enumerate(cached) if vector is None]
+        out = np.empty((len(inputs), self.encoder.native_dims), dtype=np.float32)
+        if missing:
+            computed = await self.queue.submit([inputs[i] for i in missing])
+            self.cache.put_many([keys[i] for i in missing], computed)
+            out[missing] = computed
+        for index, vector in enumerate(cached):
+            if vector is not None:
+                out[index] = vector
+        return out

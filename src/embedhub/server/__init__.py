@@ -1,0 +1,1 @@
+"""The HTTP layer: FastAPI app factory, OpenAI-compatible schemas and routes, errors, auth."""

@@ -1,0 +1,117 @@
+"""The FastAPI app factory. Models load in the background after startup, so /health answers at
+once and /ready (and the embedding routes, with 503) tell clients when the service can work."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from embedhub import __version__
+from embedhub.config import Settings
+from embedhub.engine.hub import EncoderFactory, ModelHub
+from embedhub.models.base import Encoder
+from embedhub.server.errors import install_error_handlers
+from embedhub.server.metrics import Metrics
+from embedhub.server.routes import openai, ops
+from embedhub.server.security import BodySizeLimit
+
+
+def default_factory(settings: Settings) -> EncoderFactory:
+    from embedhub.models.loading import load_encoder
+
+    return lambda reference: load_encoder(reference, settings)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    encoder_factory: EncoderFactory | None = None,
+    encoders: dict[str, Encoder] | None = None,
+    load_in_background: bool = True,
+) -> FastAPI:
+    """Build the app. `encoders` serves preloaded encoders (tests); otherwise models load from
+    `settings` through `encoder_factory`."""
+    metrics = Metrics()
+    hub = ModelHub(settings, on_batch=metrics.observe_batch)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if encoders is not None:
+            for reference, encoder in encoders.items():
+                hub.add(reference, encoder)
+            hub.ready = True
+        else:
+            factory = encoder_factory or default_factory(settings)
+            if load_in_background:
+                hub.load_in_background(factory)
+            else:
+                hub.load(factory)
+        try:
+            yield
+        finally:
+            hub.close()
+
+    app = FastAPI(
+        title="embedhub",
+        version=__version__,
+        summary="OpenAI-compatible embeddings, exact for Qwen3-Embedding.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.hub = hub
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(openai.router)
+    app.include_router(ops.router)
+    app.add_middleware(_RequestMetrics, metrics=metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+class _RequestMetrics:
+    """Counts requests by route and status, errors by status class, and latency."""
+
+    def __init__(self, app: Callable, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+            if status >= 400:
+                self.metrics.errors.labels(_error_type(status)).inc()
+
+
+def _error_type(status: int) -> str:
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        404: "not_found",
+        413: "too_large",
+        422: "schema",
+        429: "overloaded",
+        503: "unavailable",
+    }.get(status, "server_error" if status >= 500 else "client_error")
+
+
+__all__ = ["create_app"]

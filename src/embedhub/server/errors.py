@@ -1,0 +1,101 @@
+"""Every error leaves the server in OpenAI's format, with its status decided here and only here."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from embedhub.engine.queue import Overloaded, QueueStopped
+from embedhub.errors import (
+    EmbedhubError,
+    InputTooLongError,
+    InvalidInputError,
+    ModelLoadError,
+    UnknownModelError,
+    UnsupportedDimensionsError,
+)
+
+logger = logging.getLogger(__name__)
+ERRORS_DOC = {
+    status: {"description": "OpenAI-format error"} for status in (400, 401, 404, 413, 422, 429, 503)
+}
+
+
+class ApiError(Exception):
+    """An HTTP-level error raised by routes and middleware (auth, size limits, readiness)."""
+
+    def __init__(
+        self, status: int, message: str, type_: str, code: str | None = None, param: str | None = None
+    ):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+
+
+def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+def error_response(
+    status: int, message: str, type_: str, code: str | None = None, param: str | None = None, headers=None
+) -> Response:
+    return Response(
+        error_body(message, type_, code, param),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+# (status, type, code, param) for each domain error, most specific first.
+_DOMAIN: list[tuple[type[Exception], int, str, str | None, str | None]] = [
+    (InputTooLongError, 400, "invalid_request_error", "context_length_exceeded", "input"),
+    (UnsupportedDimensionsError, 400, "invalid_request_error", "invalid_dimensions", "dimensions"),
+    (InvalidInputError, 400, "invalid_request_error", "invalid_input", "input"),
+    (UnknownModelError, 404, "invalid_request_error", "model_not_found", "model"),
+    (Overloaded, 429, "server_overloaded", "queue_full", None),
+    (QueueStopped, 503, "service_unavailable", "shutting_down", None),
+    (ModelLoadError, 503, "service_unavailable", "model_unavailable", None),
+    (EmbedhubError, 400, "invalid_request_error", None, None),
+]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, error: ApiError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        if error.status in (429, 503):
+            headers = {"Retry-After": "1"}
+        return error_response(error.status, error.message, error.type, error.code, error.param, headers)
+
+    @app.exception_handler(EmbedhubError)
+    async def _domain_error(request: Request, error: EmbedhubError) -> Response:
+        for kind, status, type_, code, param in _DOMAIN:
+            if isinstance(error, kind):
+                headers = {"Retry-After": "1"} if status in (429, 503) else None
+                return error_response(status, str(error), type_, code, param, headers)
+        raise error  # unreachable: EmbedhubError is the last entry
+
+    @app.exception_handler(RequestValidationError)
+    async def _schema_error(request: Request, error: RequestValidationError) -> Response:
+        problems = []
+        for item in error.errors()[:5]:
+            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+            problems.append(f"{where or 'body'}: {item.get('msg')}")
+        first = error.errors()[0].get("loc", ()) if error.errors() else ()
+        param = str(first[1]) if len(first) > 1 else None
+        return error_response(422, "; ".join(problems), "invalid_request_error", "invalid_schema", param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+        type_ = "not_found_error" if error.status_code == 404 else "invalid_request_error"
+        return error_response(error.status_code, str(error.detail), type_)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> Response:
+        logger.exception("unexpected error on %s", request.url.path)
+        return error_response(500, "internal error; see the server log", "server_error")

@@ -1,0 +1,62 @@
+"""Operations: /health, /ready, /metrics, and POST /tokenize."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import JSONResponse, Response
+
+from embedhub.models.spec import InputKind
+from embedhub.server.deps import AUTH, HubDep, MetricsDep, ReadyHubDep
+from embedhub.server.errors import ERRORS_DOC
+from embedhub.server.schemas import TokenizedInput, TokenizeRequest, TokenizeResponse
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health")
+async def health() -> dict:
+    """The process is alive and answering."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", responses={503: {"description": "models still loading or failed"}})
+async def ready(hub: HubDep):
+    """Every model is loaded and warmed up."""
+    body = {"ready": hub.ready, "models": hub.names()}
+    if hub.load_error is not None:
+        body["error"] = str(hub.load_error)
+    return JSONResponse(body, status_code=200 if hub.ready else 503)
+
+
+@router.get("/metrics", dependencies=AUTH)
+async def metrics(hub: HubDep, metrics: MetricsDep) -> Response:
+    """Prometheus text format."""
+    metrics.ready.set(1 if hub.ready else 0)
+    for name, service in hub.services.items():
+        metrics.queue_depth.labels(name).set(service.queue.depth)
+        if service.cache is not None:
+            metrics.cache_hits.labels(name).set(service.cache.hits)
+            metrics.cache_misses.labels(name).set(service.cache.misses)
+            metrics.cache_entries.labels(name).set(len(service.cache))
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/tokenize", response_model=TokenizeResponse, dependencies=AUTH, responses=ERRORS_DOC)
+async def tokenize(body: TokenizeRequest, hub: ReadyHubDep) -> TokenizeResponse:
+    """Token ids and strings exactly as the model receives them (instruction, <|endoftext|>)."""
+    service = hub.get(body.model)
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    kind = InputKind.parse(body.input_type) if body.input_type else InputKind.DOCUMENT
+    if body.instruction is not None:
+        kind = InputKind.QUERY
+    encoder = service.encoder
+    ids = await asyncio.to_thread(encoder.tokenize, texts, kind=kind, instruction=body.instruction)
+    return TokenizeResponse(
+        model=service.spec.name,
+        data=[
+            TokenizedInput(index=i, ids=row, tokens=encoder.token_strings(row)) for i, row in enumerate(ids)
+        ],
+    )

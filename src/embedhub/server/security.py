@@ -1,0 +1,114 @@
+"""API keys, body-size limits and the bind-address policy."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from embedhub.config import Settings
+from embedhub.errors import EmbedhubError
+from embedhub.server.errors import ApiError, error_body
+
+OPEN_PATHS = frozenset({"/health", "/ready"})
+
+
+def check_api_key(settings: Settings, authorization: str | None) -> None:
+    """Raise 401 unless keys are off or the bearer token matches one (constant-time compare)."""
+    if not settings.api_keys:
+        return
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(
+            401,
+            "missing API key: send 'Authorization: Bearer KEY'",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+    if not any(hmac.compare_digest(token.strip().encode(), key.encode()) for key in settings.api_keys):
+        raise ApiError(401, "invalid API key", "invalid_request_error", "invalid_api_key")
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind_policy(settings: Settings) -> None:
+    """Refuse a non-loopback bind without any API key unless explicitly allowed."""
+    if not is_loopback(settings.host) and not settings.api_keys and not settings.allow_public:
+        raise EmbedhubError(
+            f"refusing to serve on {settings.host} without an API key: anyone who can reach it could "
+            "use it. Add --api-key KEY (or EMBEDHUB_API_KEYS), or pass --allow-public if that is intended"
+        )
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for bodies over the limit, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._reject(send)
+                return
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = error_body(
+            f"request body larger than the limit of {self.max_bytes} bytes; send fewer or shorter inputs "
+            "per request",
+            "invalid_request_error",
+            "payload_too_large",
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
