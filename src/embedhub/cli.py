@@ -19,6 +19,13 @@ app = typer.Typer(
 models_app = typer.Typer(help="Known and local models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
+
+def _register_subcommands() -> None:
+    from embedhub.kb.cli import app as kb_app
+
+    app.add_typer(kb_app, name="kb")
+
+
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Registry name, local folder or hub id (default: auto)."),
@@ -231,6 +238,8 @@ def models_make_random(
     folder = make_random_model(shape, out, seed=seed, cache_dir=Settings().cache_dir)
     typer.echo(f"wrote {shape} random-weight Qwen3 model to {folder} ({RANDOM_WARNING})")
 
+
+_register_subcommands()
 
 if __name__ == "__main__":
     app()

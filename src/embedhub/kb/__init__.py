@@ -1,0 +1,1 @@
+"""The knowledge base: loaders, structure-aware chunking, the embedded store, hybrid search."""

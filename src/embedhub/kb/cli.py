@@ -1,0 +1,248 @@
+"""`embedhub kb ...`: collections from the command line, with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from embedhub.config import Settings
+from embedhub.errors import EmbedhubError
+
+app = typer.Typer(help="Knowledge bases: create, add files, search.", no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _errors(command):
+    from embedhub.cli import user_errors
+
+    return user_errors(command)
+
+
+def _knowledge_base():
+    from embedhub.kb.collection import KnowledgeBase
+
+    return KnowledgeBase(Settings())
+
+
+def _encoder_for(collection):
+    from embedhub.models.loading import load_encoder
+
+    settings = Settings()
+    encoder = load_encoder(collection.config.model_reference, settings)
+    collection.check_encoder(encoder)
+    return encoder
+
+
+@app.command("create")
+@_errors
+def create(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Embedding model (default: auto).")
+    ] = None,
+    dimensions: Annotated[int | None, typer.Option(help="MRL dimensions stored (Qwen3: 32..native).")] = None,
+    instruction: Annotated[
+        str | None, typer.Option(help="Query instruction (instruction-aware models).")
+    ] = None,
+    chunk_tokens: Annotated[int, typer.Option(help="Chunk size in model tokens.")] = 400,
+    chunk_overlap: Annotated[int, typer.Option(help="Overlap between chunks of a section, tokens.")] = 48,
+) -> None:
+    """Create a collection bound to one model, its dimensions and its query instruction."""
+    from embedhub.models.loading import load_encoder, resolve
+
+    settings = Settings()
+    reference = model or settings.model
+    resolved = resolve(reference, settings)
+    encoder = load_encoder(reference, settings)
+    stable_reference = reference if reference != "auto" else resolved.spec.name
+    collection = _knowledge_base().create(
+        name, encoder, model_reference=stable_reference, dimensions=dimensions, instruction=instruction,
+        chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+    )  # fmt: skip
+    config = collection.config
+    typer.echo(
+        f"created {name}: model {config.model}, {config.dimensions} dims, "
+        f"chunks of {config.chunk_tokens} tokens"
+    )
+
+
+class _RichProgress:
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]ingesting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(
+                "files  {task.fields[chunks]} chunks  {task.fields[tokens]} tokens  {task.fields[last]}"
+            ),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.task = None
+        self.chunks = 0
+        self.tokens = 0
+
+    def start(self, files: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("ingest", total=files, chunks=0, tokens=0, last="")
+
+    def file_done(self, outcome) -> None:
+        if outcome.status in ("added", "updated"):
+            self.chunks += outcome.chunks
+            self.tokens += outcome.tokens
+        self.bar.update(
+            self.task, advance=1, chunks=self.chunks, tokens=self.tokens, last=Path(outcome.path).name[:40]
+        )
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+@app.command("add")
+@_errors
+def add(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
+    sync: Annotated[bool, typer.Option("--sync", help="Remove documents whose files are gone.")] = False,
+    glob: Annotated[str | None, typer.Option(help="Only files matching this glob (e.g. '*.md').")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest files: unchanged ones are skipped, changed ones replaced, broken ones reported."""
+    from embedhub.kb.ingest import Ingestor
+
+    collection = _knowledge_base().get(name)
+    encoder = _encoder_for(collection)
+    progress = None if as_json else _RichProgress()
+    try:
+        report = Ingestor(collection, encoder, progress).ingest(paths, glob=glob, sync=sync)
+    finally:
+        if progress is not None and progress.task is not None:
+            progress.stop()
+    summary = report.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    typer.echo(
+        f"added {summary['added']}, updated {summary['updated']}, skipped {summary['skipped']} (unchanged), "
+        f"failed {summary['failed']}, removed {summary['removed']}, unsupported {summary['unsupported']}; "
+        f"{summary['chunks']} chunks, {summary['tokens']} tokens "
+        f"({summary['embedded_chunks']} embedded, {summary['cached_chunks']} from cache) "
+        f"in {summary['seconds']}s"
+    )
+    for failure in summary["failures"]:
+        typer.echo(f"  failed: {failure['path']}: {failure['error']}")
+
+
+@app.command("search")
+@_errors
+def search(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid | dense | lexical")] = "hybrid",
+    fusion: Annotated[str, typer.Option(help="rrf (k=60) | weighted")] = "rrf",
+    path_glob: Annotated[str | None, typer.Option("--path", help="Only paths matching this glob.")] = None,
+    file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types.")] = None,
+    page_min: Annotated[int | None, typer.Option(help="Chunks on or after this page.")] = None,
+    page_max: Annotated[int | None, typer.Option(help="Chunks on or before this page.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search a collection; results cite file, page and heading."""
+    from embedhub.kb.search import Searcher
+    from embedhub.kb.store import SearchFilter
+
+    collection = _knowledge_base().get(name)
+    encoder = None if mode == "lexical" else _encoder_for(collection)
+    where = SearchFilter(path_glob, tuple(file_type or ()), page_min, page_max)
+    results = Searcher(collection, encoder).search(query, k=k, mode=mode, where=where, fusion=fusion)
+    if as_json:
+        keys = ("text", "score", "retrievers", "path", "page_start", "page_end", "heading_path",
+                "char_start", "char_end", "snippet")  # fmt: skip
+        typer.echo(json.dumps({"results": [{key: r.to_dict()[key] for key in keys} for r in results]},
+                              ensure_ascii=False))  # fmt: skip
+        return
+    from rich.console import Console
+
+    console = Console()
+    for rank, result in enumerate(results, start=1):
+        pages = ""
+        if result.page_start is not None:
+            same = result.page_start == result.page_end
+            pages = f" p.{result.page_start}" if same else f" pp.{result.page_start}-{result.page_end}"
+        heading = " > ".join(result.heading_path)
+        console.print(
+            f"[bold]{rank}.[/bold] {result.path}{pages}  [dim]{heading}[/dim]  "
+            f"score {result.score:.4f} ({'+'.join(result.retrievers)})"
+        )
+        snippet = result.snippet.replace("<mark>", "[bold yellow]").replace("</mark>", "[/bold yellow]")
+        console.print("   " + snippet.replace("\n", " "), highlight=False)
+
+
+@app.command("list")
+@_errors
+def list_collections(as_json: JsonOption = False) -> None:
+    """Collections and their sizes."""
+    knowledge_base = _knowledge_base()
+    rows = [knowledge_base.get(name).info() for name in knowledge_base.names()]
+    if as_json:
+        typer.echo(json.dumps({"collections": rows}, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo(f"no collections yet under {knowledge_base.root}")
+    for row in rows:
+        typer.echo(
+            f"{row['name']}: {row['model']} ({row['dimensions']} dims), {row['done']} documents, "
+            f"{row['stored_chunks']} chunks, {row['failed']} failed"
+        )
+
+
+@app.command("info")
+@_errors
+def info(name: Annotated[str, typer.Argument(help="Collection name.")], as_json: JsonOption = False) -> None:
+    """A collection's model binding, sizes, and failed files with reasons."""
+    collection = _knowledge_base().get(name)
+    details = collection.info()
+    details["failures"] = [
+        {"path": r.path, "error": r.error} for r in collection.manifest.documents() if r.status == "failed"
+    ]
+    if as_json:
+        typer.echo(json.dumps(details, ensure_ascii=False))
+        return
+    for key, value in details.items():
+        if key != "failures":
+            typer.echo(f"{key}: {value}")
+    for failure in details["failures"]:
+        typer.echo(f"failed: {failure['path']}: {failure['error']}")
+
+
+@app.command("remove")
+@_errors
+def remove(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to remove from the collection.")],
+) -> None:
+    """Remove documents (by file, or everything under a folder)."""
+    from embedhub.kb.ingest import remove_paths
+
+    removed = remove_paths(_knowledge_base().get(name), paths)
+    if not removed:
+        raise EmbedhubError("no document in the collection matches those paths")
+    typer.echo(f"removed {len(removed)} document(s)")
+
+
+@app.command("drop")
+@_errors
+def drop(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a collection and everything in it."""
+    if not yes and not typer.confirm(f"drop collection {name!r} and all its data?"):
+        raise typer.Exit(1)
+    _knowledge_base().drop(name)
+    typer.echo(f"dropped {name}")

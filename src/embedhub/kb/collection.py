@@ -1,0 +1,195 @@
+"""Collections ("knowledge bases"): a folder holding the store, the manifest, an embedding cache
+and collection.json, which binds the collection to one model, its dimensions and its query
+instruction. Every write and query checks the encoder against that binding."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from embedhub.config import Settings
+from embedhub.engine.cache import EmbeddingCache
+from embedhub.errors import EmbedhubError, InvalidInputError
+from embedhub.kb.chunking import ChunkingOptions
+from embedhub.kb.manifest import Manifest
+from embedhub.kb.store import Store, open_store
+from embedhub.models.base import Encoder
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CONFIG_FILE = "collection.json"
+
+
+class CollectionNotFoundError(EmbedhubError, LookupError):
+    """No collection by that name."""
+
+
+class CollectionExistsError(EmbedhubError):
+    """A collection by that name already exists."""
+
+
+class ModelMismatchError(EmbedhubError):
+    """The encoder offered is not the one the collection's vectors were made with."""
+
+
+@dataclass
+class CollectionConfig:
+    name: str
+    model: str
+    model_reference: str
+    dimensions: int
+    native_dimensions: int
+    instruction: str | None
+    store: str = "lancedb"
+    chunk_tokens: int = 400
+    chunk_overlap: int = 48
+    created_at: float = field(default_factory=time.time)
+    description: str = ""
+
+    @property
+    def chunking(self) -> ChunkingOptions:
+        return ChunkingOptions(self.chunk_tokens, self.chunk_overlap)
+
+
+class Collection:
+    def __init__(self, folder: Path, config: CollectionConfig) -> None:
+        self.folder = folder
+        self.config = config
+        self.manifest = Manifest(folder / "manifest.sqlite")
+        self.store: Store = open_store(config.store, folder / "store", config.dimensions)
+        self.cache = EmbeddingCache(64 * 1024 * 1024, folder / "embedding-cache.sqlite")
+        self.recover()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def recover(self) -> None:
+        """Finish what an interrupted ingest left: drop uncommitted rows, redo pending cleanups."""
+        pending = self.manifest.pending()
+        for doc_id, generation in pending:
+            self.store.delete_documents([doc_id], only_generation=generation)
+        self.manifest.clear_pending(pending)
+        for doc_id, keep in self.manifest.cleanups():
+            self.store.delete_documents([doc_id], except_generation=keep)
+            self.manifest.cleanup_done([doc_id])
+
+    def check_encoder(self, encoder: Encoder) -> None:
+        if encoder.spec.name != self.config.model or encoder.native_dims != self.config.native_dimensions:
+            raise ModelMismatchError(
+                f"collection {self.name!r} holds vectors of model {self.config.model} "
+                f"({self.config.dimensions} dims); the encoder given is {encoder.spec.name} "
+                f"({encoder.native_dims} dims). Use --model {self.config.model_reference}, or re-embed "
+                f"the collection with `embedhub kb reembed {self.name} --model NEW`"
+            )
+
+    def info(self) -> dict:
+        totals = self.manifest.totals()
+        return {
+            **asdict(self.config),
+            **totals,
+            "stored_chunks": self.store.count(),
+            "folder": str(self.folder),
+        }
+
+    def close(self) -> None:
+        self.store.close()
+        self.manifest.close()
+        self.cache.close()
+
+
+class KnowledgeBase:
+    """All collections under `Settings.home / "collections"`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.home / "collections"
+        self._open: dict[str, Collection] = {}
+
+    def _folder(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise InvalidInputError(
+                f"collection name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return self.root / name
+
+    def names(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / CONFIG_FILE).exists())
+
+    def create(
+        self,
+        name: str,
+        encoder: Encoder,
+        *,
+        model_reference: str,
+        dimensions: int | None = None,
+        instruction: str | None = None,
+        chunk_tokens: int = 400,
+        chunk_overlap: int = 48,
+        description: str = "",
+    ) -> Collection:
+        folder = self._folder(name)
+        if (folder / CONFIG_FILE).exists():
+            raise CollectionExistsError(
+                f"collection {name!r} already exists; drop it first or pick another name"
+            )
+        size = encoder.spec.check_dimensions(dimensions)
+        if instruction is None:
+            instruction = encoder.spec.default_instruction()
+        elif not encoder.spec.supports_instructions:
+            raise InvalidInputError(f"model {encoder.spec.name} is not instruction-aware; drop --instruction")
+        framing = len(encoder.prefix_ids) + len(encoder.suffix_ids)
+        room = encoder.max_tokens - framing - 24  # 24 tokens for the heading path embedded with a chunk
+        options = ChunkingOptions(min(chunk_tokens, room), min(chunk_overlap, min(chunk_tokens, room) // 4))
+        config = CollectionConfig(
+            name=name,
+            model=encoder.spec.name,
+            model_reference=model_reference,
+            dimensions=size,
+            native_dimensions=encoder.native_dims,
+            instruction=instruction,
+            chunk_tokens=options.max_tokens,
+            chunk_overlap=options.overlap_tokens,
+            description=description,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / (CONFIG_FILE + ".tmp")
+        temporary.write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False))
+        temporary.replace(folder / CONFIG_FILE)
+        return self.get(name)
+
+    def get(self, name: str) -> Collection:
+        if name in self._open:
+            return self._open[name]
+        folder = self._folder(name)
+        path = folder / CONFIG_FILE
+        if not path.exists():
+            known = ", ".join(self.names()) or "none yet"
+            raise CollectionNotFoundError(f"no collection named {name!r}; collections: {known}")
+        config = CollectionConfig(**json.loads(path.read_text()))
+        collection = Collection(folder, config)
+        self._open[name] = collection
+        return collection
+
+    def save_config(self, collection: Collection) -> None:
+        path = collection.folder / CONFIG_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(collection.config), indent=2, ensure_ascii=False))
+        temporary.replace(path)
+
+    def drop(self, name: str) -> None:
+        collection = self.get(name)
+        collection.close()
+        self._open.pop(name, None)
+        shutil.rmtree(collection.folder)
+
+    def close(self) -> None:
+        for collection in self._open.values():
+            collection.close()
+        self._open.clear()

@@ -1,0 +1,72 @@
+"""Loader registry: by extension, checked against the content (a mislabelled file is an error)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError, looks_like_text
+from embedhub.kb.loaders.docx import DocxLoader
+from embedhub.kb.loaders.html import HtmlLoader
+from embedhub.kb.loaders.markdown import MarkdownLoader
+from embedhub.kb.loaders.pdf import PdfLoader
+from embedhub.kb.loaders.text import CodeLoader, TextLoader
+
+LOADERS: dict[str, Loader] = {
+    loader.name: loader
+    for loader in (PdfLoader(), DocxLoader(), MarkdownLoader(), HtmlLoader(), CodeLoader(), TextLoader())
+}
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+__all__ = ["LOADERS", "Block", "ExtractedDocument", "Loader", "LoaderError", "load_file", "loader_for"]
+
+
+def supported_extensions() -> list[str]:
+    return sorted({ext for loader in LOADERS.values() for ext in loader.extensions})
+
+
+def loader_for(path: Path) -> Loader | None:
+    suffix = path.suffix.lower()
+    for loader in LOADERS.values():
+        if suffix in loader.extensions:
+            return loader
+    return None
+
+
+def get_loader(name: str) -> Loader:
+    if name not in LOADERS:
+        raise LoaderError(f"unknown loader {name!r}; choose one of: {', '.join(LOADERS)}")
+    return LOADERS[name]
+
+
+def detect_by_content(data: bytes) -> Loader | None:
+    for name in ("pdf", "docx", "html"):
+        if LOADERS[name].sniff(data):
+            return LOADERS[name]
+    return LOADERS["text"] if looks_like_text(data) else None
+
+
+def load_file(path: Path, data: bytes | None = None) -> ExtractedDocument:
+    """Load one file with the loader its extension names, after checking its content agrees."""
+    if data is None:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise LoaderError(f"{path.name}: {size} bytes, over the {MAX_FILE_BYTES}-byte limit per file")
+        data = path.read_bytes()
+    if not data.strip():
+        raise LoaderError(f"{path.name}: the file is empty")
+    loader = loader_for(path)
+    if loader is None:
+        raise LoaderError(
+            f"{path.name}: unsupported file type {path.suffix or '(no extension)'}; supported: "
+            + " ".join(supported_extensions())
+        )
+    if not loader.sniff(data):
+        actual = detect_by_content(data)
+        what = f"looks like {actual.name}" if actual else "is binary data"
+        raise LoaderError(
+            f"{path.name}: named as {loader.name} but the content {what}; rename or fix the file"
+        )
+    document = loader.load(path, data)
+    if not document.blocks:
+        raise LoaderError(f"{path.name}: no text found")
+    return document

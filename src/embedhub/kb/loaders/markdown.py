@@ -1,0 +1,62 @@
+"""Markdown: the heading tree from markdown-it-py's token stream; blocks keep their source text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, decode_text
+
+_BLOCK_KINDS = {
+    "paragraph_open": "paragraph",
+    "bullet_list_open": "list",
+    "ordered_list_open": "list",
+    "table_open": "table",
+    "fence": "code",
+    "code_block": "code",
+    "blockquote_open": "paragraph",
+    "html_block": "paragraph",
+}
+
+
+class MarkdownLoader(Loader):
+    name = "markdown"
+    extensions = (".md", ".markdown", ".mdx")
+
+    def load(self, path: Path, data: bytes) -> ExtractedDocument:
+        text = decode_text(data, path)
+        lines = text.split("\n")
+        tokens = MarkdownIt("commonmark").enable("table").parse(text)
+        blocks: list[Block] = []
+        headings: list[tuple[int, str]] = []
+        title = None
+        index = 0
+        while index < len(tokens):
+            token = tokens[index]
+            if token.type == "heading_open" and token.level == 0:
+                level = int(token.tag[1])
+                heading = tokens[index + 1].content.strip()
+                headings = [h for h in headings if h[0] < level] + [(level, heading)]
+                title = title or heading
+                blocks.append(Block(heading, kind="heading", heading_path=tuple(h for _, h in headings)))
+                index += 3
+                continue
+            kind = _BLOCK_KINDS.get(token.type)
+            if kind and token.level == 0 and token.map:
+                start, end = token.map
+                source = "\n".join(lines[start:end]).strip("\n")
+                blocks.append(Block(source, kind=kind, heading_path=tuple(h for _, h in headings)))
+                if token.nesting == 1:
+                    index = _skip_to_close(tokens, index)
+            index += 1
+        return ExtractedDocument(path, "markdown", blocks, title=title)
+
+
+def _skip_to_close(tokens, index: int) -> int:
+    depth = 0
+    for position in range(index, len(tokens)):
+        depth += tokens[position].nesting
+        if depth == 0:
+            return position
+    return len(tokens) - 1

@@ -1,0 +1,168 @@
+"""The document manifest (SQLite, one transaction per commit group): what each file's committed
+version is, which versions are being written, and what failed and why.
+
+Write protocol for a group of documents (generation G):
+  1. `begin(G, doc_ids)`  - record G as pending for those documents;
+  2. the store adds the chunks of G in one commit;
+  3. `commit(G, docs)`    - in one transaction: G becomes the committed generation, the pending
+     mark is cleared, and a cleanup entry asks for older generations to be removed;
+  4. the store deletes older generations, then `cleanup_done`.
+A crash anywhere leaves either the old or the new version committed, never half of one: on open,
+`recover` lists pending generations (whose rows are deleted) and unfinished cleanups (redone).
+Search also drops any row whose generation is not the committed one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    file_type TEXT,
+    file_hash TEXT,
+    size INTEGER,
+    generation INTEGER,
+    chunks INTEGER DEFAULT 0,
+    tokens INTEGER DEFAULT 0,
+    pages INTEGER,
+    title TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    updated_at REAL
+);
+CREATE TABLE IF NOT EXISTS pending (doc_id TEXT, generation INTEGER, PRIMARY KEY (doc_id, generation));
+CREATE TABLE IF NOT EXISTS cleanup (doc_id TEXT PRIMARY KEY, keep_generation INTEGER);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER);
+CREATE INDEX IF NOT EXISTS documents_path ON documents (path);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    doc_id: str
+    path: str
+    file_type: str | None
+    file_hash: str | None
+    size: int | None
+    generation: int | None
+    chunks: int
+    tokens: int
+    pages: int | None
+    title: str | None
+    status: str
+    error: str | None
+    updated_at: float | None
+
+
+class Manifest:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def next_generation(self) -> int:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT value FROM counters WHERE name = 'generation'").fetchone()
+            value = (row[0] if row else 0) + 1
+            self.db.execute("INSERT OR REPLACE INTO counters VALUES ('generation', ?)", (value,))
+            self.db.execute("COMMIT")
+            return value
+
+    def begin(self, generation: int, doc_ids: Sequence[str]) -> None:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR IGNORE INTO pending VALUES (?, ?)", [(d, generation) for d in doc_ids]
+            )
+            self.db.execute("COMMIT")
+
+    def commit(self, generation: int, documents: Iterable[dict]) -> None:
+        """Make `generation` the committed version of each document (one transaction)."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            for doc in documents:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?)",
+                    (doc["doc_id"], doc["path"], doc["file_type"], doc["file_hash"], doc["size"], generation,
+                     doc["chunks"], doc["tokens"], doc.get("pages"), doc.get("title"), time.time()),
+                )  # fmt: skip
+                self.db.execute(
+                    "DELETE FROM pending WHERE doc_id = ? AND generation = ?", (doc["doc_id"], generation)
+                )
+                self.db.execute("INSERT OR REPLACE INTO cleanup VALUES (?, ?)", (doc["doc_id"], generation))
+            self.db.execute("COMMIT")
+
+    def record_failure(self, doc_id: str, path: str, file_hash: str | None, error: str) -> None:
+        """A file that failed keeps its previous good version (if any) and gets the reason."""
+        with self._lock:
+            existing = self.get(doc_id)
+            if existing and existing.generation is not None:
+                self.db.execute(
+                    "UPDATE documents SET status = 'failed', error = ?, updated_at = ? WHERE doc_id = ?",
+                    (error, time.time(), doc_id),
+                )
+            else:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO documents (doc_id, path, file_hash, status, error, updated_at) "
+                    "VALUES (?, ?, ?, 'failed', ?, ?)",
+                    (doc_id, path, file_hash, error, time.time()),
+                )
+
+    def cleanup_done(self, doc_ids: Sequence[str]) -> None:
+        with self._lock:
+            self.db.executemany("DELETE FROM cleanup WHERE doc_id = ?", [(d,) for d in doc_ids])
+
+    def pending(self) -> list[tuple[str, int]]:
+        return list(self.db.execute("SELECT doc_id, generation FROM pending"))
+
+    def clear_pending(self, items: Sequence[tuple[str, int]]) -> None:
+        with self._lock:
+            self.db.executemany("DELETE FROM pending WHERE doc_id = ? AND generation = ?", items)
+
+    def cleanups(self) -> list[tuple[str, int]]:
+        return list(self.db.execute("SELECT doc_id, keep_generation FROM cleanup"))
+
+    def delete(self, doc_ids: Sequence[str]) -> None:
+        """Forget documents; a cleanup entry keeping no generation removes every stored chunk."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("DELETE FROM documents WHERE doc_id = ?", [(d,) for d in doc_ids])
+            self.db.executemany("INSERT OR REPLACE INTO cleanup VALUES (?, -1)", [(d,) for d in doc_ids])
+            self.db.execute("COMMIT")
+
+    def get(self, doc_id: str) -> DocumentRecord | None:
+        row = self.db.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return DocumentRecord(*row) if row else None
+
+    def documents(self) -> list[DocumentRecord]:
+        return [DocumentRecord(*row) for row in self.db.execute("SELECT * FROM documents ORDER BY path")]
+
+    def committed_generations(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT doc_id, generation FROM documents WHERE generation IS NOT NULL"))
+
+    def totals(self) -> dict[str, int]:
+        row = self.db.execute(
+            "SELECT COUNT(*), SUM(status = 'done'), SUM(status = 'failed'), COALESCE(SUM(chunks), 0), "
+            "COALESCE(SUM(tokens), 0) FROM documents"
+        ).fetchone()
+        return {
+            "documents": row[0],
+            "done": row[1] or 0,
+            "failed": row[2] or 0,
+            "chunks": row[3],
+            "tokens": row[4],
+        }

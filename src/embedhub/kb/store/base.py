@@ -1,0 +1,102 @@
+"""The store contract: chunk rows with vectors, written atomically in groups, searched densely
+and lexically with metadata filters. LanceDB is the embedded default; a server or cluster engine
+(Milvus, Qdrant, pgvector) implements the same few methods."""
+
+from __future__ import annotations
+
+import fnmatch
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One stored chunk. `generation` ties it to one committed version of its document."""
+
+    id: str
+    doc_id: str
+    generation: int
+    chunk_index: int
+    path: str
+    file_type: str
+    text: str
+    terms: str
+    char_start: int
+    char_end: int
+    page_start: int | None
+    page_end: int | None
+    heading_path: tuple[str, ...]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Metadata filters: a path glob, file types, and a page range that a chunk must overlap."""
+
+    path_glob: str | None = None
+    file_types: tuple[str, ...] = ()
+    page_min: int | None = None
+    page_max: int | None = None
+
+    def matches(self, row: ChunkRow) -> bool:
+        if self.path_glob and not (
+            fnmatch.fnmatch(row.path, self.path_glob) or fnmatch.fnmatch(row.path, "*/" + self.path_glob)
+        ):
+            return False
+        if self.file_types and row.file_type not in self.file_types:
+            return False
+        if self.page_min is not None and (row.page_end is None or row.page_end < self.page_min):
+            return False
+        return not (self.page_max is not None and (row.page_start is None or row.page_start > self.page_max))
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.path_glob or self.file_types or self.page_min is not None or self.page_max is not None
+        )
+
+
+@dataclass
+class Hit:
+    row: ChunkRow
+    score: float
+    retrievers: list[str] = field(default_factory=list)
+
+
+class Store(ABC):
+    """Chunk storage for one collection."""
+
+    @abstractmethod
+    def add(self, rows: Sequence[ChunkRow], vectors: np.ndarray) -> None:
+        """Write rows and their vectors in one atomic commit."""
+
+    @abstractmethod
+    def delete_documents(self, doc_ids: Sequence[str], *, except_generation: int | None = None,
+                         only_generation: int | None = None) -> None:  # fmt: skip
+        """Delete the chunks of documents (all, all but one generation, or one generation)."""
+
+    @abstractmethod
+    def dense_search(self, vector: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
+        """Nearest chunks by cosine similarity (score = cosine)."""
+
+    @abstractmethod
+    def lexical_search(self, terms: str, k: int, where: SearchFilter) -> list[Hit]:
+        """BM25 over the analysed terms (whitespace-separated)."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Number of stored chunks."""
+
+    @abstractmethod
+    def rows_of(self, doc_id: str) -> list[ChunkRow]:
+        """The stored chunks of one document, in order."""
+
+    @abstractmethod
+    def vectors_of(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by chunk id."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""

@@ -1,0 +1,187 @@
+"""LanceDB, embedded: one folder, no server, versioned tables (each `add` is one atomic commit).
+
+Lexical search uses LanceDB's BM25 full-text index over the pre-analysed `terms` column with a
+whitespace tokenizer, so the segmentation (jieba for Chinese) is embedhub's. Rows added after the
+index was built are still searched (LanceDB scans unindexed fragments); the index is rebuilt
+when enough new rows have accumulated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from embedhub.kb.store.base import ChunkRow, Hit, SearchFilter, Store
+
+TABLE = "chunks"
+REINDEX_EVERY = 2000  # unindexed rows tolerated before the full-text index is rebuilt
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _like_pattern(glob: str) -> str:
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def where_clause(where: SearchFilter) -> str | None:
+    """SQL prefilter for LanceDB; `SearchFilter.matches` re-checks glob semantics exactly."""
+    parts = []
+    if where.path_glob:
+        pattern = _like_pattern(where.path_glob)
+        if not pattern.startswith("%"):
+            pattern = "%" + pattern
+        parts.append(f"path LIKE {_quote(pattern)}")
+    if where.file_types:
+        parts.append("file_type IN (" + ", ".join(_quote(t) for t in where.file_types) + ")")
+    if where.page_min is not None:
+        parts.append(f"page_end >= {int(where.page_min)}")
+    if where.page_max is not None:
+        parts.append(f"page_start <= {int(where.page_max)}")
+    return " AND ".join(parts) or None
+
+
+class LanceStore(Store):
+    def __init__(self, folder: Path, dimensions: int) -> None:
+        import lancedb
+
+        self.folder = folder
+        self.dimensions = dimensions
+        self.db = lancedb.connect(str(folder))
+        self.schema = pa.schema(
+            [
+                ("id", pa.string()),
+                ("doc_id", pa.string()),
+                ("generation", pa.int64()),
+                ("chunk_index", pa.int32()),
+                ("path", pa.string()),
+                ("file_type", pa.string()),
+                ("text", pa.string()),
+                ("terms", pa.string()),
+                ("char_start", pa.int64()),
+                ("char_end", pa.int64()),
+                ("page_start", pa.int32()),
+                ("page_end", pa.int32()),
+                ("heading_path", pa.list_(pa.string())),
+                ("content_hash", pa.string()),
+                ("vector", pa.list_(pa.float32(), dimensions)),
+            ]
+        )
+        if TABLE in self.db.table_names():
+            self.table = self.db.open_table(TABLE)
+        else:
+            self.table = self.db.create_table(TABLE, schema=self.schema)
+        self._columns = [name for name in self.schema.names if name != "vector"]
+        self._has_index = any(index.index_type == "FTS" for index in self.table.list_indices())
+        self._indexed_rows = self.count() if self._has_index else 0
+
+    def add(self, rows: Sequence[ChunkRow], vectors: np.ndarray) -> None:
+        if not rows:
+            return
+        columns = {name: [] for name in self.schema.names if name != "vector"}
+        for row in rows:
+            for name in columns:
+                value = getattr(row, name)
+                columns[name].append(list(value) if name == "heading_path" else value)
+        arrays = [pa.array(columns[name], type=self.schema.field(name).type) for name in columns]
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+        arrays.append(pa.FixedSizeListArray.from_arrays(flat, self.dimensions))
+        self.table.add(pa.Table.from_arrays(arrays, schema=self.schema))
+
+    def delete_documents(self, doc_ids, *, except_generation=None, only_generation=None) -> None:
+        if not doc_ids:
+            return
+        for start in range(0, len(doc_ids), 500):
+            clause = "doc_id IN (" + ", ".join(_quote(d) for d in doc_ids[start : start + 500]) + ")"
+            if except_generation is not None:
+                clause += f" AND generation != {int(except_generation)}"
+            if only_generation is not None:
+                clause += f" AND generation = {int(only_generation)}"
+            self.table.delete(clause)
+
+    def _rows(self, records: list[dict], score_key: str, transform) -> list[Hit]:
+        hits = []
+        for record in records:
+            row = ChunkRow(
+                **{
+                    name: record[name] for name in self.schema.names if name not in ("vector", "heading_path")
+                },
+                heading_path=tuple(record["heading_path"] or ()),
+            )
+            hits.append(Hit(row, float(transform(record[score_key]))))
+        return hits
+
+    def dense_search(self, vector: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
+        if self.count() == 0:
+            return []
+        query = self.table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+        query = query.distance_type("cosine").limit(k)
+        clause = where_clause(where)
+        if clause:
+            query = query.where(clause, prefilter=True)
+        records = query.select([*self._columns, "_distance"]).to_list()
+        return self._rows(records, "_distance", lambda distance: 1.0 - distance)
+
+    def ensure_text_index(self) -> None:
+        """Build the BM25 index, or rebuild it once many rows were added since the last build."""
+        rows = self.count()
+        if rows == 0 or (self._has_index and rows - self._indexed_rows < REINDEX_EVERY):
+            return
+        self.table.create_fts_index(
+            "terms",
+            replace=True,
+            base_tokenizer="whitespace",
+            lower_case=False,
+            stem=False,
+            remove_stop_words=False,
+            ascii_folding=False,
+            with_position=False,
+        )
+        self._has_index = True
+        self._indexed_rows = rows
+
+    def lexical_search(self, terms: str, k: int, where: SearchFilter) -> list[Hit]:
+        if not terms.strip() or self.count() == 0:
+            return []
+        self.ensure_text_index()
+        query = self.table.search(terms, query_type="fts", fts_columns="terms").limit(k)
+        clause = where_clause(where)
+        if clause:
+            query = query.where(clause, prefilter=True)
+        records = query.select([*self._columns, "_score"]).to_list()
+        return self._rows(records, "_score", float)
+
+    def count(self) -> int:
+        return self.table.count_rows()
+
+    def rows_of(self, doc_id: str) -> list[ChunkRow]:
+        records = (
+            self.table.search()
+            .where(f"doc_id = {_quote(doc_id)}")
+            .select(self._columns)
+            .limit(1_000_000)
+            .to_list()
+        )
+        rows = [
+            ChunkRow(
+                **{name: r[name] for name in self.schema.names if name not in ("vector", "heading_path")},
+                heading_path=tuple(r["heading_path"] or ()),
+            )
+            for r in records
+        ]
+        return sorted(rows, key=lambda row: (row.generation, row.chunk_index))
+
+    def vectors_of(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), 500):
+            clause = "id IN (" + ", ".join(_quote(i) for i in ids[start : start + 500]) + ")"
+            for record in (
+                self.table.search().where(clause).select(["id", "vector"]).limit(1_000_000).to_list()
+            ):
+                found[record["id"]] = np.asarray(record["vector"], dtype=np.float32)
+        return found

@@ -1,0 +1,72 @@
+"""Knowledge-base fixtures: a fresh KnowledgeBase per test, and small files of every format."""
+
+from __future__ import annotations
+
+import pytest
+
+from embedhub.kb.collection import KnowledgeBase
+
+
+@pytest.fixture
+def knowledge_base(settings, tmp_path):
+    kb = KnowledgeBase(settings.model_copy(update={"home": tmp_path / "home"}))
+    yield kb
+    kb.close()
+
+
+@pytest.fixture
+def collection(knowledge_base, tiny_encoder, tiny_model_dir):
+    return knowledge_base.create(
+        "docs", tiny_encoder, model_reference=str(tiny_model_dir), chunk_tokens=64, chunk_overlap=8
+    )
+
+
+def make_docx(path, title="Report", sections=(("Intro", ["First paragraph.", "Second paragraph."]),)):
+    import docx
+
+    document = docx.Document()
+    document.add_heading(title, level=1)
+    for heading, paragraphs in sections:
+        document.add_heading(heading, level=2)
+        for paragraph in paragraphs:
+            document.add_paragraph(paragraph)
+    document.add_paragraph("a list item", style="List Bullet")
+    table = document.add_table(rows=2, cols=2)
+    table.cell(0, 0).text, table.cell(0, 1).text = "name", "value"
+    table.cell(1, 0).text, table.cell(1, 1).text = "alpha", "42"
+    document.save(str(path))
+    return path
+
+
+def make_pdf(path, pages, encrypt: str | None = None):
+    """A real PDF with one text line block per page (pypdf writes it; no PDF is committed)."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    writer = PdfWriter()
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+        }
+    )
+    for text in pages:
+        page = writer.add_blank_page(width=612, height=792)
+        stream = DecodedStreamObject()
+        lines = [text[i : i + 80] for i in range(0, len(text), 80)]
+        commands = ["BT", "/F1 11 Tf", "14 TL", "50 740 Td"]
+        for line in lines:
+            escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            commands.append(f"({escaped}) Tj T*")
+        commands.append("ET")
+        stream.set_data("\n".join(commands).encode("latin-1"))
+        page[NameObject("/Contents")] = writer._add_object(stream)
+        page[NameObject("/Resources")] = DictionaryObject(
+            {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
+        )
+    if encrypt:
+        writer.encrypt(encrypt)
+    with open(path, "wb") as handle:
+        writer.write(handle)
+    return path

@@ -1,0 +1,235 @@
+"""Incremental ingestion, isolation of broken files, model binding, search and citations."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from embedhub.kb.chunking import ChunkingOptions, chunk_document
+from embedhub.kb.collection import CollectionExistsError, CollectionNotFoundError, ModelMismatchError
+from embedhub.kb.ingest import Ingestor, remove_paths
+from embedhub.kb.loaders import load_file
+from embedhub.kb.search import Searcher, highlight, reciprocal_rank_fusion
+from embedhub.kb.store import ChunkRow, Hit, SearchFilter
+from tests.kb.conftest import make_docx, make_pdf
+
+ENGLISH = "The mitochondria is the powerhouse of the cell. Cells need energy to live and grow."
+CHINESE = "中华人民共和国公民在法律面前一律平等。国家尊重和保障人权。"
+
+
+def write_corpus(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "biology.txt").write_text(ENGLISH)
+    (folder / "law.md").write_text(f"# 宪法\n\n## 第二章 公民的基本权利\n\n{CHINESE}\n")
+    make_pdf(folder / "paper.pdf", ["Quantum computing page one.", "Entanglement on page two."])
+    make_docx(folder / "report.docx")
+    return folder
+
+
+def test_ingest_is_incremental_and_isolates_failures(collection, tiny_encoder, tmp_path):
+    folder = write_corpus(tmp_path / "corpus")
+    (folder / "empty.txt").write_text("")
+    (folder / "fake.pdf").write_text("not a pdf")
+    make_pdf(folder / "locked.pdf", ["secret"], encrypt="pw")
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (folder / ".hidden").mkdir()
+    (folder / ".hidden" / "skip.txt").write_text("hidden")
+    ingestor = Ingestor(collection, tiny_encoder)
+
+    first = ingestor.ingest([folder]).summary()
+    assert (first["added"], first["failed"], first["unsupported"]) == (4, 3, 1)
+    reasons = {os.path.basename(f["path"]): f["error"] for f in first["failures"]}
+    assert "empty" in reasons["empty.txt"] and "encrypted" in reasons["locked.pdf"]
+    assert "looks like text" in reasons["fake.pdf"]
+    assert first["embedded_chunks"] > 0
+    stored = collection.store.count()
+    assert stored == first["chunks"]
+
+    second = ingestor.ingest([folder]).summary()
+    assert second["skipped"] == 4 and second["added"] == second["updated"] == 0
+    assert second["embedded_chunks"] == 0 and collection.store.count() == stored
+
+    (folder / "biology.txt").write_text(ENGLISH + " Ribosomes make proteins.")
+    (folder / "copy.txt").write_text(ENGLISH)  # an identical chunk: embedded once, from the cache
+    third = ingestor.ingest([folder]).summary()
+    assert third["updated"] == 1 and third["added"] == 1 and third["cached_chunks"] >= 1
+    texts = [hit.text for hit in Searcher(collection, tiny_encoder).search("Ribosomes", k=10, mode="lexical")]
+    assert any("Ribosomes" in text for text in texts)
+    biology_rows = collection.store.rows_of(next(r.doc_id for r in collection.manifest.documents()
+                                                 if r.path.endswith("biology.txt")))  # fmt: skip
+    assert len({row.generation for row in biology_rows}) == 1, "old chunks of a changed file must be gone"
+
+    (folder / "copy.txt").unlink()
+    fourth = ingestor.ingest([folder], sync=True).summary()
+    assert fourth["removed"] == 1
+    assert not any(r.path.endswith("copy.txt") for r in collection.manifest.documents())
+
+
+def test_model_mismatch_is_refused(collection, minilm_encoder):
+    with pytest.raises(ModelMismatchError, match="holds vectors of model random-qwen3-tiny"):
+        Ingestor(collection, minilm_encoder)
+    with pytest.raises(ModelMismatchError):
+        Searcher(collection, minilm_encoder)
+
+
+def test_collection_lifecycle_errors(knowledge_base, collection, tiny_encoder):
+    with pytest.raises(CollectionExistsError):
+        knowledge_base.create("docs", tiny_encoder, model_reference="x")
+    with pytest.raises(CollectionNotFoundError, match="collections: docs"):
+        knowledge_base.get("other")
+    with pytest.raises(Exception, match="not allowed"):
+        knowledge_base.get("../escape")
+    created = knowledge_base.create("small", tiny_encoder, model_reference="x", dimensions=32)
+    assert created.config.dimensions == 32 and created.config.instruction.startswith("Given a web search")
+    knowledge_base.drop("small")
+    assert knowledge_base.names() == ["docs"]
+
+
+def test_search_modes_filters_and_citations(collection, tiny_encoder, tmp_path):
+    folder = write_corpus(tmp_path / "corpus")
+    Ingestor(collection, tiny_encoder).ingest([folder])
+    searcher = Searcher(collection, tiny_encoder)
+
+    chinese = searcher.search("公民的基本权利", k=3, mode="lexical")
+    assert chinese and chinese[0].path.endswith("law.md")
+    assert chinese[0].heading_path == ["宪法", "第二章 公民的基本权利"]
+    assert chinese[0].score > 0.5, "a BM25 score near zero means Chinese tokenisation is broken"
+    assert "<mark>公民</mark>" in chinese[0].snippet
+
+    entangled = searcher.search("entanglement", k=5, mode="lexical")
+    assert entangled[0].path.endswith("paper.pdf") and (entangled[0].page_start, entangled[0].page_end) == (
+        2,
+        2,
+    )
+    assert collection.folder.exists()
+    document_text = load_file(folder / "paper.pdf").text
+    assert document_text[entangled[0].char_start : entangled[0].char_end] == entangled[0].text
+
+    hybrid = searcher.search("mitochondria energy", k=10, mode="hybrid")
+    assert {"dense", "lexical"} <= {r for result in hybrid for r in result.retrievers}
+    assert len(searcher.search("mitochondria", k=10, mode="dense")) == min(10, collection.store.count())
+
+    only_pdf = searcher.search("page", k=10, mode="hybrid", where=SearchFilter(file_types=("pdf",)))
+    assert only_pdf and all(r.file_type == "pdf" for r in only_pdf)
+    page_two = searcher.search("page", k=10, mode="lexical", where=SearchFilter(page_min=2, page_max=2))
+    assert page_two and all(r.page_start == 2 for r in page_two)
+    markdown = searcher.search("公民", k=10, mode="hybrid", where=SearchFilter(path_glob="*.md"))
+    assert markdown and all(r.path.endswith(".md") for r in markdown)
+
+    with pytest.raises(Exception, match="unknown search mode"):
+        searcher.search("x", mode="fuzzy")
+    with pytest.raises(Exception, match="empty"):
+        searcher.search("  ")
+
+
+def test_remove_paths(collection, tiny_encoder, tmp_path):
+    folder = write_corpus(tmp_path / "corpus")
+    Ingestor(collection, tiny_encoder).ingest([folder])
+    removed = remove_paths(collection, [folder / "law.md"])
+    assert len(removed) == 1
+    assert not Searcher(collection, tiny_encoder).search("公民", k=5, mode="lexical")
+
+
+def test_reciprocal_rank_fusion_uses_k_60():
+    def hit(identifier):
+        row = ChunkRow(identifier, "d", 1, 0, "p", "text", "t", "t", 0, 1, None, None, (), "h")
+        return Hit(row, 0.0)
+
+    fused = reciprocal_rank_fusion({"dense": [hit("a"), hit("b")], "lexical": [hit("b"), hit("c")]})
+    scores = {h.row.id: h.score for h in fused}
+    assert scores["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert scores["a"] == pytest.approx(1 / 61) and scores["c"] == pytest.approx(1 / 62)
+    assert [h.row.id for h in fused] == ["b", "a", "c"]
+
+
+def test_highlight_escapes_html_and_marks_terms():
+    snippet = highlight("<b>Gravity</b> pulls. 重力很强。", "gravity 重力")
+    assert "&lt;b&gt;<mark>Gravity</mark>&lt;/b&gt;" in snippet and "<mark>重力</mark>" in snippet
+
+
+def test_chunks_respect_budget_spans_and_overlap(tiny_encoder, tmp_path):
+    path = tmp_path / "long.md"
+    sentences = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(120))
+    path.write_text(f"# Title\n\n## Part\n\n{sentences}\n")
+    document = load_file(path)
+
+    def count(texts):
+        return [len(ids) for ids in tiny_encoder.content_ids(list(texts))]
+
+    chunks = chunk_document(document, count, ChunkingOptions(max_tokens=60, overlap_tokens=12))
+    assert len(chunks) > 5
+    for chunk in chunks:
+        assert count([chunk.text])[0] <= 60 + 2
+        assert document.text[chunk.char_start : chunk.char_end] == chunk.text
+    body = [c for c in chunks if c.heading_path == ("Title", "Part")]
+    assert any(a.char_end > b.char_start for a, b in itertools.pairwise(body)), "expected overlap"
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from embedhub.config import Settings
+from embedhub.kb.collection import KnowledgeBase
+from embedhub.kb.ingest import Ingestor
+from embedhub.models.loading import load_encoder
+settings = Settings(home=Path(sys.argv[1]))
+encoder = load_encoder(sys.argv[2], settings)
+collection = KnowledgeBase(settings).get("docs")
+Ingestor(collection, encoder).ingest([Path(sys.argv[3])])
+print("finished")
+"""
+
+
+def test_kill_during_ingest_then_rerun_is_complete(knowledge_base, tiny_encoder, tiny_model_dir, tmp_path):
+    corpus = tmp_path / "many"
+    corpus.mkdir()
+    for index in range(160):
+        words = " ".join(f"word{(index * 7 + j) % 997}" for j in range(100))
+        (corpus / f"file{index:03d}.txt").write_text(f"Document {index}. {words}")
+    knowledge_base.create("docs", tiny_encoder, model_reference=str(tiny_model_dir), chunk_tokens=64)
+    home = knowledge_base.settings.home
+    knowledge_base.close()
+    command = [sys.executable, "-c", KILL_SCRIPT, str(home), str(tiny_model_dir), str(corpus)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    manifest = home / "collections" / "docs" / "manifest.sqlite"
+    committed = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest.exists():
+            try:
+                with sqlite3.connect(str(manifest)) as db:
+                    committed = db.execute("SELECT COUNT(*) FROM documents WHERE status = 'done'").fetchone()[
+                        0
+                    ]
+            except sqlite3.OperationalError:
+                pass
+        if committed >= 32:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert 0 < committed < 160, f"the kill should land mid-ingest (committed {committed})"
+
+    reopened = knowledge_base.get("docs")
+    report = Ingestor(reopened, tiny_encoder).ingest([corpus]).summary()
+    assert report["failed"] == 0 and report["skipped"] + report["added"] + report["updated"] == 160
+    rows = [row for record in reopened.manifest.documents() for row in reopened.store.rows_of(record.doc_id)]
+    assert len(rows) == reopened.store.count(), "no orphan rows of uncommitted generations"
+    keys = [(row.doc_id, row.chunk_index) for row in rows]
+    assert len(keys) == len(set(keys)), "no duplicate chunk"
+    expected = sum(record.chunks for record in reopened.manifest.documents())
+    assert len(rows) == expected and len(reopened.manifest.documents()) == 160
+    # and the result equals a clean ingest of the same folder
+    clean = knowledge_base.create("clean", tiny_encoder, model_reference=str(tiny_model_dir), chunk_tokens=64)
+    Ingestor(clean, tiny_encoder).ingest([corpus])
+    assert clean.store.count() == reopened.store.count()
+    vectors = reopened.store.vectors_of([rows[0].id])
+    assert np.isfinite(vectors[rows[0].id]).all()
