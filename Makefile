@@ -7,7 +7,7 @@ SYSTEM_PYTHON ?= python3
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: install run test test-slow lint format clean
+.PHONY: install browser run test test-slow lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -21,11 +21,18 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/embedhub serve
 
+# Debian's Chromium for the UI tests (Playwright drives it; its own browser download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian chromium for the browser tests"; \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null \
+		|| echo "could not install chromium (not root?): the browser tests will be skipped"; }
+
 lint: install
 	$(VENV)/bin/ruff check
 	$(VENV)/bin/ruff format --check
 
-test: install lint
+test: install browser lint
 	$(VENV)/bin/pytest -q
 
 test-slow: install

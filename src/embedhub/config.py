@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     max_queue_items: int = Field(
         default=4096, ge=1, description="Inputs waiting for the model at most; beyond it requests get 429."
     )
+    max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024,
+        description="Upload request size limit (all files of one request).",
+    )
+    ingest_workers: int = Field(default=1, ge=1, description="Files ingested at once by background jobs.")
+    allow_server_folders: bool = Field(
+        default=True, description="Allow the HTTP API to ingest folders on the server's own disk."
+    )
     cache_mb: float = Field(default=256.0, ge=0, description="In-memory embedding cache size (MiB).")
     cache_on_disk: bool = Field(default=False, description="Also keep cached embeddings in HOME/cache.")
 

@@ -75,6 +75,7 @@ class Progress:
     """Callbacks for a progress display; the default does nothing."""
 
     def start(self, files: int) -> None: ...
+    def stage(self, path: Path, stage: str) -> None: ...
     def file_done(self, outcome: FileOutcome) -> None: ...
 
 
@@ -175,6 +176,7 @@ class Ingestor:
             report.outcomes.append(outcome)
             self.progress.file_done(outcome)
             return None
+        self.progress.stage(path, "parsing")
         try:
             document = load_file(path, data)
             chunks = chunk_document(document, self.count_tokens, self.collection.config.chunking)
@@ -221,6 +223,8 @@ class Ingestor:
 
     def _write(self, group: list[_Prepared], report: IngestReport) -> None:
         manifest, store = self.collection.manifest, self.collection.store
+        for prepared in group:
+            self.progress.stage(prepared.path, "embedding")
         all_chunks = [chunk for prepared in group for chunk in prepared.chunks]
         vectors = (
             self._embed(all_chunks, report)

@@ -6,17 +6,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from embedhub import __version__
 from embedhub.config import Settings
 from embedhub.engine.hub import EncoderFactory, ModelHub
+from embedhub.kb.collection import KnowledgeBase
+from embedhub.kb.jobs import JobManager
 from embedhub.models.base import Encoder
 from embedhub.server.errors import install_error_handlers
 from embedhub.server.metrics import Metrics
-from embedhub.server.routes import openai, ops
+from embedhub.server.routes import kb, openai, ops
 from embedhub.server.security import BodySizeLimit
+
+UI_FOLDER = Path(__file__).resolve().parents[1] / "ui" / "static"
 
 
 def default_factory(settings: Settings) -> EncoderFactory:
@@ -39,6 +45,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        knowledge_base = KnowledgeBase(settings)
+        app.state.knowledge_base = knowledge_base
+        app.state.jobs = JobManager(
+            knowledge_base, lambda model: hub.get(model).encoder, workers=settings.ingest_workers
+        )
         if encoders is not None:
             for reference, encoder in encoders.items():
                 hub.add(reference, encoder)
@@ -52,6 +63,8 @@ def create_app(
         try:
             yield
         finally:
+            app.state.jobs.close()
+            knowledge_base.close()
             hub.close()
 
     app = FastAPI(
@@ -66,8 +79,12 @@ def create_app(
     install_error_handlers(app)
     app.include_router(openai.router)
     app.include_router(ops.router)
+    app.include_router(kb.router)
+    app.mount("/", StaticFiles(directory=UI_FOLDER, html=True), name="ui")
     app.add_middleware(_RequestMetrics, metrics=metrics)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
+    )
     return app
 
 

@@ -1,4 +1,8 @@
-"""Typed dependencies: the hub, settings and metrics live on `app.state` (no import-time globals)."""
+"""Typed dependencies: the hub, settings and metrics live on `app.state` (no import-time globals).
+
+They are `async def` because none of them blocks: FastAPI runs a plain `def` dependency on its
+thread pool, a thread hand-off per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +17,19 @@ from embedhub.server.metrics import Metrics
 from embedhub.server.security import check_api_key
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_hub(request: Request) -> ModelHub:
+async def get_hub(request: Request) -> ModelHub:
     return request.app.state.hub
 
 
-def get_ready_hub(request: Request) -> ModelHub:
+async def get_ready_hub(request: Request) -> ModelHub:
     hub: ModelHub = request.app.state.hub
     if not hub.ready:
         if hub.load_error is not None:
@@ -36,7 +40,11 @@ def get_ready_hub(request: Request) -> ModelHub:
     return hub
 
 
-def require_api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+async def require_api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    # EventSource and <img> cannot send headers: the web UI passes the key as ?api_key= there.
+    query_key = request.query_params.get("api_key")
+    if authorization is None and query_key:
+        authorization = f"Bearer {query_key}"
     check_api_key(request.app.state.settings, authorization)
 
 

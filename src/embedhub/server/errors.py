@@ -19,6 +19,8 @@ from embedhub.errors import (
     UnknownModelError,
     UnsupportedDimensionsError,
 )
+from embedhub.kb.collection import CollectionExistsError, CollectionNotFoundError, ModelMismatchError
+from embedhub.kb.jobs import JobError
 
 logger = logging.getLogger(__name__)
 ERRORS_DOC = {
@@ -57,6 +59,10 @@ _DOMAIN: list[tuple[type[Exception], int, str, str | None, str | None]] = [
     (UnsupportedDimensionsError, 400, "invalid_request_error", "invalid_dimensions", "dimensions"),
     (InvalidInputError, 400, "invalid_request_error", "invalid_input", "input"),
     (UnknownModelError, 404, "invalid_request_error", "model_not_found", "model"),
+    (CollectionNotFoundError, 404, "not_found_error", "collection_not_found", None),
+    (CollectionExistsError, 409, "conflict_error", "collection_exists", None),
+    (ModelMismatchError, 409, "conflict_error", "model_mismatch", None),
+    (JobError, 409, "conflict_error", "job_state", None),
     (Overloaded, 429, "server_overloaded", "queue_full", None),
     (QueueStopped, 503, "service_unavailable", "shutting_down", None),
     (ModelLoadError, 503, "service_unavailable", "model_unavailable", None),

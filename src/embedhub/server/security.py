@@ -49,30 +49,40 @@ def check_bind_policy(settings: Settings) -> None:
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for bodies over the limit, by Content-Length or while streaming."""
+    """ASGI middleware: 413 for bodies over the limit, by Content-Length or while streaming.
+    Upload routes (paths ending in /files) get the larger upload limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.upload_bytes = max_upload_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_bytes if scope.get("path", "").endswith("/files") else self.default_bytes
+        await _Limited(self.app, limit)(scope, receive, send)
+
+
+class _Limited:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 await self._reject(send)
                 return
         received = 0
-        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    too_large = True
                     raise _BodyTooLarge
             return message
 
@@ -92,8 +102,8 @@ class BodySizeLimit:
 
     async def _reject(self, send: Send) -> None:
         body = error_body(
-            f"request body larger than the limit of {self.max_bytes} bytes; send fewer or shorter inputs "
-            "per request",
+            f"request body larger than the limit of {self.max_bytes} bytes; send fewer or smaller "
+            "inputs or files per request",
             "invalid_request_error",
             "payload_too_large",
         )

@@ -85,7 +85,7 @@ async def create_embeddings(
     return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
-def _card(hub: HubDep, name: str) -> ModelCard:
+def model_card(hub: HubDep, name: str) -> ModelCard:
     spec = hub.services[name].spec
     mrl = None
     if spec.supports_mrl:
@@ -109,9 +109,9 @@ def _card(hub: HubDep, name: str) -> ModelCard:
 @router.get("/models", response_model=ModelList, responses=ERRORS)
 async def list_models(hub: HubDep) -> ModelList:
     """The served models (those still loading are not listed yet)."""
-    return ModelList(data=[_card(hub, name) for name in hub.names()])
+    return ModelList(data=[model_card(hub, name) for name in hub.names()])
 
 
 @router.get("/models/{model_id:path}", response_model=ModelCard, responses=ERRORS)
 async def get_model(model_id: str, hub: HubDep) -> ModelCard:
-    return _card(hub, hub.get(model_id).spec.name)
+    return model_card(hub, hub.get(model_id).spec.name)

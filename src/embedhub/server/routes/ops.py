@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
@@ -42,6 +42,25 @@ async def metrics(hub: HubDep, metrics: MetricsDep) -> Response:
             metrics.cache_misses.labels(name).set(service.cache.misses)
             metrics.cache_entries.labels(name).set(len(service.cache))
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/info", dependencies=AUTH)
+async def info(request: Request, hub: HubDep) -> dict:
+    """What the web UI's settings page shows: served models, store, limits (no secrets)."""
+    from embedhub import __version__
+    from embedhub.server.routes.openai import model_card
+
+    settings = request.app.state.settings
+    return {
+        "version": __version__,
+        "models": [model_card(hub, name).model_dump() for name in hub.names()],
+        "store": "lancedb",
+        "home": str(settings.home),
+        "collections": len(request.app.state.knowledge_base.names()),
+        "auth": bool(settings.api_keys),
+        "max_items_per_request": settings.max_items_per_request,
+        "max_upload_bytes": settings.max_upload_bytes,
+    }
 
 
 @router.post("/tokenize", response_model=TokenizeResponse, dependencies=AUTH, responses=ERRORS_DOC)

@@ -1,0 +1,324 @@
+"""Knowledge-base REST API: collections, uploads and folders as background jobs (with
+Server-Sent Events), documents (file, page images, chunks) and search with citations."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import unicodedata
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Request, UploadFile
+from pydantic import BaseModel, Field
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from embedhub.errors import InvalidInputError
+from embedhub.kb.collection import KnowledgeBase
+from embedhub.kb.ingest import gather_files, remove_documents
+from embedhub.kb.jobs import JobManager
+from embedhub.kb.loaders import LOADERS, detect_by_content, loader_for, supported_extensions
+from embedhub.kb.search import Searcher
+from embedhub.kb.store import SearchFilter
+from embedhub.server.deps import AUTH, ReadyHubDep, SettingsDep
+from embedhub.server.errors import ERRORS_DOC, ApiError
+
+router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["knowledge base"], responses=ERRORS_DOC)
+
+
+def get_knowledge_base(request: Request) -> KnowledgeBase:
+    return request.app.state.knowledge_base
+
+
+def get_jobs(request: Request) -> JobManager:
+    return request.app.state.jobs
+
+
+KnowledgeBaseDep = Annotated[KnowledgeBase, Depends(get_knowledge_base)]
+JobsDep = Annotated[JobManager, Depends(get_jobs)]
+
+
+class CollectionCreate(BaseModel):
+    name: str = Field(description="1-64 letters, digits, '.', '_' or '-'.")
+    model: str | None = Field(default=None, description="A served model (default: the first one).")
+    dimensions: int | None = Field(default=None, description="MRL dimensions to store.")
+    instruction: str | None = Field(default=None, description="Query instruction (instruction-aware models).")
+    chunk_tokens: int = Field(default=400, ge=16, le=8192)
+    chunk_overlap: int = Field(default=48, ge=0, le=1024)
+
+
+class FolderRequest(BaseModel):
+    path: str = Field(description="A folder (or file) on the server's disk.")
+    glob: str | None = None
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(default=10, ge=1, le=200)
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    path_glob: str | None = None
+    file_types: list[str] = Field(default_factory=list)
+    page_min: int | None = Field(default=None, ge=1)
+    page_max: int | None = Field(default=None, ge=1)
+
+
+@router.get("/collections")
+async def list_collections(kb: KnowledgeBaseDep) -> dict:
+    return {"data": [kb.get(name).info() for name in kb.names()]}
+
+
+@router.post("/collections", status_code=201)
+async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: ReadyHubDep) -> dict:
+    service = hub.get(body.model) if body.model else hub.services[hub.names()[0]]
+    collection = await asyncio.to_thread(
+        kb.create,
+        body.name,
+        service.encoder,
+        model_reference=service.spec.name,
+        dimensions=body.dimensions,
+        instruction=body.instruction,
+        chunk_tokens=body.chunk_tokens,
+        chunk_overlap=body.chunk_overlap,
+    )
+    return collection.info()
+
+
+@router.get("/collections/{name}")
+async def get_collection(name: str, kb: KnowledgeBaseDep) -> dict:
+    return kb.get(name).info()
+
+
+@router.delete("/collections/{name}")
+async def drop_collection(name: str, kb: KnowledgeBaseDep, jobs: JobsDep) -> dict:
+    busy = [job for job in jobs.list(name) if job.status in ("parsing", "embedding")]
+    if busy:
+        raise ApiError(409, f"{len(busy)} file(s) are being ingested; wait or cancel first", "conflict_error")
+    await asyncio.to_thread(kb.drop, name)
+    return {"dropped": name}
+
+
+_UNSAFE = re.compile(r"[^\w.\- ()\[\]]+", re.UNICODE)
+
+
+def safe_filename(name: str | None) -> str:
+    """A plain file name: no directories, no traversal, no control characters, bounded length."""
+    base = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    base = _UNSAFE.sub("_", "".join(ch for ch in base if ch.isprintable())).strip(" .")
+    stem, dot, suffix = base.rpartition(".")
+    if dot and len(base) > 150:
+        base = stem[: 150 - len(suffix) - 1] + "." + suffix
+    return base[:150] or "upload.txt"
+
+
+def check_content(filename: str, data: bytes) -> None:
+    """Type by content, not only by extension (415 with the reason)."""
+    loader = loader_for(Path(filename))
+    if loader is None:
+        raise ApiError(
+            415, f"{filename}: unsupported file type; supported: {' '.join(supported_extensions())}",
+            "invalid_request_error", "unsupported_file_type",
+        )  # fmt: skip
+    if not data.strip():
+        raise ApiError(400, f"{filename}: the file is empty", "invalid_request_error", "empty_file")
+    if not loader.sniff(data):
+        actual = detect_by_content(data)
+        what = f"looks like {actual.name}" if actual else "is binary data"
+        raise ApiError(
+            415, f"{filename}: named as {loader.name} but the content {what}", "invalid_request_error",
+            "content_mismatch",
+        )  # fmt: skip
+
+
+@router.post("/collections/{name}/files", status_code=202)
+async def upload_files(
+    name: str,
+    kb: KnowledgeBaseDep,
+    jobs: JobsDep,
+    hub: ReadyHubDep,
+    files: Annotated[list[UploadFile], File(description="One or more documents.")],
+) -> dict:
+    """Store the files in the collection and queue one ingestion job per file."""
+    collection = kb.get(name)
+    hub.get(collection.config.model)  # 404 now if the collection's model is not served
+    uploads = collection.folder / "uploads"
+    accepted, rejected = [], []
+    for upload in files:
+        filename = safe_filename(upload.filename)
+        data = await upload.read()
+        try:
+            check_content(filename, data)
+        except ApiError as error:
+            rejected.append({"filename": upload.filename, "error": error.message, "status": error.status})
+            continue
+        uploads.mkdir(parents=True, exist_ok=True)
+        target = uploads / filename
+        temporary = target.with_name("." + target.name + ".part")
+        temporary.write_bytes(data)
+        temporary.replace(target)
+        accepted.append(jobs.submit(name, target, filename).to_dict())
+    if not accepted and rejected:
+        first = rejected[0]
+        raise ApiError(first["status"], "; ".join(r["error"] for r in rejected), "invalid_request_error",
+                       "upload_rejected")  # fmt: skip
+    return {"jobs": accepted, "rejected": rejected}
+
+
+@router.post("/collections/{name}/folders", status_code=202)
+async def register_folder(name: str, body: FolderRequest, kb: KnowledgeBaseDep, jobs: JobsDep,
+                          settings: SettingsDep, hub: ReadyHubDep) -> dict:  # fmt: skip
+    """Queue a job for every supported file under a folder on the server."""
+    if not settings.allow_server_folders:
+        raise ApiError(
+            403, "server-side folders are disabled (EMBEDHUB_ALLOW_SERVER_FOLDERS=0)", "permission_error"
+        )
+    collection = kb.get(name)
+    hub.get(collection.config.model)
+    path = Path(body.path).expanduser()
+    if not path.exists():
+        raise InvalidInputError(f"{path} does not exist on the server")
+    files, unsupported = await asyncio.to_thread(gather_files, [path], body.glob)
+    submitted = [jobs.submit(name, file).to_dict() for file in files]
+    return {"jobs": submitted, "unsupported": [str(p) for p in unsupported]}
+
+
+@router.get("/collections/{name}/jobs")
+async def list_jobs(name: str, jobs: JobsDep) -> dict:
+    return {"data": [job.to_dict() for job in jobs.list(name)]}
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, jobs: JobsDep) -> dict:
+    return jobs.get(job_id).to_dict()
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel_job(job_id: str, jobs: JobsDep) -> dict:
+    return jobs.cancel(job_id).to_dict()
+
+
+@router.post("/jobs/{job_id}/retry")
+async def retry_job(job_id: str, jobs: JobsDep) -> dict:
+    return jobs.retry(job_id).to_dict()
+
+
+@router.get("/collections/{name}/events")
+async def job_events(name: str, request: Request, jobs: JobsDep, kb: KnowledgeBaseDep) -> StreamingResponse:
+    """Server-Sent Events: one `job` event per change of a job of this collection."""
+    kb.get(name)
+
+    async def stream():
+        sequence = 0
+        for _ in range(20 * 60 * 10):  # at most ten minutes per connection; EventSource reconnects
+            for job in jobs.changes_since(sequence, name):
+                sequence = max(sequence, job.sequence)
+                yield f"event: job\nid: {job.sequence}\ndata: {json.dumps(job.to_dict())}\n\n"
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(0.1)
+            if _ % 150 == 0:
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/collections/{name}/documents")
+async def list_documents(name: str, kb: KnowledgeBaseDep) -> dict:
+    records = kb.get(name).manifest.documents()
+    return {"data": [{**record.__dict__, "name": Path(record.path).name} for record in records]}
+
+
+def _document(kb: KnowledgeBase, name: str, doc_id: str):
+    collection = kb.get(name)
+    record = collection.manifest.get(doc_id)
+    if record is None:
+        raise ApiError(404, f"no document {doc_id!r} in collection {name!r}", "not_found_error")
+    return collection, record
+
+
+@router.get("/collections/{name}/documents/{doc_id}")
+async def get_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
+    collection, record = _document(kb, name, doc_id)
+    rows = await asyncio.to_thread(collection.store.rows_of, doc_id)
+    chunks = [
+        {
+            "id": r.id,
+            "index": r.chunk_index,
+            "text": r.text,
+            "page_start": r.page_start,
+            "page_end": r.page_end,
+            "heading_path": list(r.heading_path),
+            "char_start": r.char_start,
+            "char_end": r.char_end,
+        }
+        for r in rows
+        if r.generation == record.generation
+    ]
+    return {**record.__dict__, "name": Path(record.path).name, "chunks": chunks}
+
+
+@router.delete("/collections/{name}/documents/{doc_id}")
+async def delete_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
+    collection, record = _document(kb, name, doc_id)
+    await asyncio.to_thread(remove_documents, collection, [doc_id])
+    uploads = (collection.folder / "uploads").resolve()
+    path = Path(record.path)
+    if path.resolve().parent == uploads:
+        path.unlink(missing_ok=True)  # an uploaded copy belongs to the collection
+    return {"deleted": doc_id}
+
+
+@router.get("/collections/{name}/documents/{doc_id}/file")
+async def document_file(name: str, doc_id: str, kb: KnowledgeBaseDep) -> FileResponse:
+    _, record = _document(kb, name, doc_id)
+    path = Path(record.path)
+    if not path.is_file():
+        raise ApiError(404, f"the file {path.name} is no longer on the server", "not_found_error")
+    return FileResponse(path, filename=path.name)
+
+
+@router.get("/collections/{name}/documents/{doc_id}/pages/{page}.png")
+async def document_page(name: str, doc_id: str, page: int, kb: KnowledgeBaseDep) -> Response:
+    """A PDF page rendered as PNG (physical page number, 1-based)."""
+    _, record = _document(kb, name, doc_id)
+    if record.file_type != "pdf":
+        raise InvalidInputError("page images exist for PDF documents only")
+    if not 1 <= page <= (record.pages or 0):
+        raise InvalidInputError(f"page {page} is outside 1..{record.pages}")
+    return Response(await asyncio.to_thread(_render_page, Path(record.path), page), media_type="image/png")
+
+
+def _render_page(path: Path, page: int) -> bytes:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        image = pdf[page - 1].render(scale=1.5).to_pil()
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    finally:
+        pdf.close()
+
+
+@router.post("/collections/{name}/search")
+async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: ReadyHubDep) -> dict:
+    collection = kb.get(name)
+    encoder = None if body.mode == "lexical" else hub.get(collection.config.model).encoder
+    where = SearchFilter(body.path_glob, tuple(body.file_types), body.page_min, body.page_max)
+    results = await asyncio.to_thread(
+        Searcher(collection, encoder).search,
+        body.query,
+        k=body.k,
+        mode=body.mode,
+        where=where,
+        fusion=body.fusion,
+    )
+    return {"results": [{**r.to_dict(), "name": Path(r.path).name} for r in results]}
+
+
+@router.get("/loaders")
+async def loaders() -> dict:
+    return {"data": [{"name": l.name, "extensions": list(l.extensions)} for l in LOADERS.values()]}  # noqa: E741

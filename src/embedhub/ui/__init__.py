@@ -1,0 +1,1 @@
+"""The web UI: static files that talk to the HTTP API only."""

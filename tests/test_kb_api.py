@@ -1,0 +1,207 @@
+"""The knowledge-base HTTP API: every route, auth, upload limits and hostile uploads, retry."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from embedhub.server.app import create_app
+from embedhub.server.routes.kb import safe_filename
+from tests.kb.conftest import make_docx, make_pdf
+from tests.live_server import live_server
+
+
+def wait_for_jobs(client, name, count, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = client.get(f"/v1/collections/{name}/jobs").json()["data"]
+        if len(jobs) >= count and all(job["status"] in ("done", "failed", "cancelled") for job in jobs):
+            return jobs
+        time.sleep(0.1)
+    raise AssertionError(f"jobs did not finish: {jobs}")
+
+
+@pytest.fixture(scope="module")
+def api(settings, tiny_encoder, tmp_path_factory):
+    home = tmp_path_factory.mktemp("api-home")
+    app = create_app(
+        settings.model_copy(update={"home": home, "max_upload_bytes": 256 * 1024}),
+        encoders={"tiny": tiny_encoder},
+    )
+    with live_server(app, "/ready") as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+
+
+def test_collection_upload_search_documents(api, tmp_path):
+    created = api.post("/v1/collections", json={"name": "papers", "model": "tiny", "dimensions": 32})
+    assert created.status_code == 201 and created.json()["dimensions"] == 32
+    assert api.post("/v1/collections", json={"name": "papers"}).status_code == 409
+    assert api.post("/v1/collections", json={"name": "../etc"}).status_code == 400
+    pdf = make_pdf(
+        tmp_path / "paper.pdf", ["Quantum computing basics.", "Entanglement explained on page two."]
+    )
+    docx = make_docx(tmp_path / "notes.docx")
+    files = [
+        ("files", ("paper.pdf", pdf.read_bytes(), "application/pdf")),
+        ("files", ("notes.docx", docx.read_bytes(), "application/octet-stream")),
+        ("files", ("readme.md", b"# Readme\n\nHello markdown world.", "text/markdown")),
+    ]
+    uploaded = api.post("/v1/collections/papers/files", files=files)
+    assert uploaded.status_code == 202, uploaded.text
+    assert len(uploaded.json()["jobs"]) == 3
+    jobs = wait_for_jobs(api, "papers", 3)
+    assert {job["status"] for job in jobs} == {"done"}
+    assert api.get(f"/v1/jobs/{jobs[0]['id']}").json()["status"] == "done"
+
+    found = api.post(
+        "/v1/collections/papers/search", json={"query": "entanglement", "mode": "lexical", "k": 3}
+    )
+    result = found.json()["results"][0]
+    assert result["name"] == "paper.pdf" and result["page_start"] == 2 and "<mark>" in result["snippet"]
+    hybrid = api.post("/v1/collections/papers/search", json={"query": "markdown", "file_types": ["markdown"]})
+    assert hybrid.status_code == 200 and all(r["file_type"] == "markdown" for r in hybrid.json()["results"])
+    assert api.post("/v1/collections/papers/search", json={"query": ""}).status_code == 422
+
+    documents = api.get("/v1/collections/papers/documents").json()["data"]
+    assert {d["name"] for d in documents} == {"paper.pdf", "notes.docx", "readme.md"}
+    pdf_doc = next(d for d in documents if d["name"] == "paper.pdf")
+    detail = api.get(f"/v1/collections/papers/documents/{pdf_doc['doc_id']}").json()
+    assert detail["pages"] == 2 and detail["chunks"][0]["page_start"] == 1
+    image = api.get(f"/v1/collections/papers/documents/{pdf_doc['doc_id']}/pages/2.png")
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    assert api.get(f"/v1/collections/papers/documents/{pdf_doc['doc_id']}/pages/9.png").status_code == 400
+    original = api.get(f"/v1/collections/papers/documents/{pdf_doc['doc_id']}/file")
+    assert original.content == pdf.read_bytes()
+
+    # the same file uploaded again replaces, never duplicates
+    api.post("/v1/collections/papers/files", files=[files[2]])
+    wait_for_jobs(api, "papers", 4)
+    assert len(api.get("/v1/collections/papers/documents").json()["data"]) == 3
+
+    deleted = api.delete(f"/v1/collections/papers/documents/{pdf_doc['doc_id']}")
+    assert deleted.status_code == 200
+    assert api.get(f"/v1/collections/papers/documents/{pdf_doc['doc_id']}").status_code == 404
+    info = api.get("/v1/collections/papers").json()
+    assert info["done"] == 2
+    assert any(c["name"] == "papers" for c in api.get("/v1/collections").json()["data"])
+    assert api.delete("/v1/collections/papers").status_code == 200
+    assert api.get("/v1/collections/papers").status_code == 404
+
+
+def test_hostile_and_oversized_uploads(api):
+    api.post("/v1/collections", json={"name": "guarded", "model": "tiny"})
+    traversal = api.post(
+        "/v1/collections/guarded/files",
+        files=[("files", ("../../../../tmp/evil.txt", b"harmless text", "text/plain"))],
+    )
+    assert traversal.status_code == 202
+    stored = traversal.json()["jobs"][0]["path"]
+    assert "/collections/guarded/uploads/evil.txt" in stored and ".." not in stored
+    mislabelled = api.post(
+        "/v1/collections/guarded/files", files=[("files", ("report.pdf", b"plain text", "x"))]
+    )
+    assert mislabelled.status_code == 415 and "looks like text" in mislabelled.json()["error"]["message"]
+    executable = api.post(
+        "/v1/collections/guarded/files", files=[("files", ("tool.exe", b"MZ\x00\x00", "x"))]
+    )
+    assert executable.status_code == 415
+    empty = api.post("/v1/collections/guarded/files", files=[("files", ("empty.txt", b"", "text/plain"))])
+    assert empty.status_code == 400
+    too_big = api.post(
+        "/v1/collections/guarded/files", files=[("files", ("big.txt", b"a " * 200_000, "text/plain"))]
+    )
+    assert too_big.status_code == 413 and "limit" in too_big.json()["error"]["message"]
+    mixed = api.post(
+        "/v1/collections/guarded/files",
+        files=[("files", ("ok.txt", b"fine", "text/plain")), ("files", ("bad.pdf", b"nope", "x"))],
+    )
+    assert mixed.status_code == 202 and len(mixed.json()["jobs"]) == 1 and len(mixed.json()["rejected"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\x\\doc.pdf", "doc.pdf"),
+        ("a\x00b<>|.md", "ab_.md"),
+        ("..", "upload.txt"),
+    ],
+)
+def test_safe_filename(raw, expected):
+    assert safe_filename(raw) == expected
+
+
+def test_failed_file_can_be_retried(api, tmp_path):
+    api.post("/v1/collections", json={"name": "retry", "model": "tiny"})
+    broken = b"%PDF-1.4\nthis is not really a pdf"
+    job = api.post("/v1/collections/retry/files", files=[("files", ("doc.pdf", broken, "x"))]).json()["jobs"][
+        0
+    ]
+    failed = wait_for_jobs(api, "retry", 1)[0]
+    assert failed["status"] == "failed" and "not a readable PDF" in failed["error"]
+    assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
+    # the user fixes the file on the server, then retries the job
+    from pathlib import Path
+
+    make_pdf(Path(job["path"]), ["Now it is a real PDF."])
+    retried = api.post(f"/v1/jobs/{job['id']}/retry")
+    assert retried.status_code == 200
+    done = wait_for_jobs(api, "retry", 1)[0]
+    assert done["status"] == "done" and done["attempts"] == 2
+    assert api.post("/v1/jobs/nope/retry").status_code == 409
+
+
+def test_folder_registration_and_events(api, tmp_path):
+    folder = tmp_path / "server-folder"
+    folder.mkdir()
+    (folder / "a.txt").write_text("alpha text")
+    (folder / "b.md").write_text("# B\n\nbeta text")
+    (folder / "c.bin").write_bytes(b"\x00\x01")
+    api.post("/v1/collections", json={"name": "folder", "model": "tiny"})
+    registered = api.post("/v1/collections/folder/folders", json={"path": str(folder)})
+    assert registered.status_code == 202 and len(registered.json()["jobs"]) == 2
+    assert registered.json()["unsupported"][0].endswith("c.bin")
+    wait_for_jobs(api, "folder", 2)
+    seen = []
+    with api.stream("GET", "/v1/collections/folder/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:]))
+            if len(seen) >= 2:
+                break
+    assert {event["status"] for event in seen} == {"done"}
+    missing = api.post("/v1/collections/folder/folders", json={"path": str(tmp_path / "missing")})
+    assert missing.status_code == 400
+
+
+def test_routes_require_the_key_when_configured(settings, tiny_encoder, tmp_path):
+    app = create_app(
+        settings.model_copy(update={"home": tmp_path, "api_keys": ["k1"]}), encoders={"tiny": tiny_encoder}
+    )
+    with live_server(app, "/health") as url:
+        for method, path in [("GET", "/v1/collections"), ("POST", "/v1/collections"), ("GET", "/v1/info"),
+                             ("POST", "/v1/collections/x/search"), ("GET", "/v1/collections/x/events"),
+                             ("POST", "/v1/jobs/x/retry")]:  # fmt: skip
+            assert httpx.request(method, url + path).status_code == 401, path
+        headers = {"Authorization": "Bearer k1"}
+        assert httpx.get(url + "/v1/collections", headers=headers).status_code == 200
+        assert httpx.get(url + "/v1/collections?api_key=k1").status_code == 200
+        assert httpx.get(url + "/").status_code == 200  # the UI shell itself is static; it asks for the key
+
+
+def test_ui_assets_have_no_external_references():
+    from embedhub.server.app import UI_FOLDER
+
+    for path in UI_FOLDER.iterdir():
+        text = path.read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, path.name
+
+
+def test_openapi_lists_kb_routes(api):
+    paths = api.get("/openapi.json").json()["paths"]
+    for path in ("/v1/collections", "/v1/collections/{name}/files", "/v1/collections/{name}/search",
+                 "/v1/jobs/{job_id}/retry", "/v1/collections/{name}/events"):  # fmt: skip
+        assert path in paths
