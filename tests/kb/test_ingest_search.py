@@ -233,3 +233,49 @@ def test_kill_during_ingest_then_rerun_is_complete(knowledge_base, tiny_encoder,
     assert clean.store.count() == reopened.store.count()
     vectors = reopened.store.vectors_of([rows[0].id])
     assert np.isfinite(vectors[rows[0].id]).all()
+
+
+def test_reembed_swaps_model_and_resumes(knowledge_base, collection, tiny_encoder, minilm_encoder, tmp_path):
+    from embedhub.kb import reembed as reembed_module
+
+    folder = write_corpus(tmp_path / "corpus")
+    Ingestor(collection, tiny_encoder).ingest([folder])
+    chunks_before = collection.store.count()
+    documents = len(collection.manifest.documents())
+    calls = {"n": 0}
+
+    def interrupt(done, total):
+        calls["n"] += 1
+        if done == 2:
+            raise KeyboardInterrupt  # a user stops the first run half-way
+
+    with pytest.raises(KeyboardInterrupt):
+        reembed_module.reembed(knowledge_base, "docs", minilm_encoder, model_reference="all-MiniLM-L6-v2",
+                               on_document=interrupt)  # fmt: skip
+    assert collection.config.model == "random-qwen3-tiny", "the old index stays live until the end"
+    assert (collection.folder / reembed_module.MARKER).exists()
+    report = reembed_module.reembed(
+        knowledge_base, "docs", minilm_encoder, model_reference="all-MiniLM-L6-v2"
+    )
+    assert report.documents == documents and report.reused == 2
+    reopened = knowledge_base.get("docs")
+    assert reopened.config.model == "all-MiniLM-L6-v2" and reopened.config.dimensions == 384
+    assert reopened.store.count() == chunks_before
+    assert not (collection.folder / reembed_module.MARKER).exists()
+    results = Searcher(reopened, minilm_encoder).search("mitochondria powerhouse", k=1, mode="dense")
+    assert results[0].path.endswith("biology.txt")
+    with pytest.raises(ModelMismatchError):
+        Searcher(reopened, tiny_encoder)
+
+
+def test_reranker_hook_reorders(collection, tiny_encoder, tmp_path):
+    Ingestor(collection, tiny_encoder).ingest([write_corpus(tmp_path / "corpus")])
+
+    class PreferChinese:
+        name = "prefer-chinese"
+
+        def score(self, query, passages):
+            return [sum(1 for ch in passage if "\u4e00" <= ch <= "\u9fff") for passage in passages]
+
+    results = Searcher(collection, tiny_encoder, reranker=PreferChinese()).search("energy", k=3, mode="dense")
+    assert results[0].path.endswith("law.md") and "rerank:prefer-chinese" in results[0].retrievers

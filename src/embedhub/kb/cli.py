@@ -150,6 +150,9 @@ def search(
     file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types.")] = None,
     page_min: Annotated[int | None, typer.Option(help="Chunks on or after this page.")] = None,
     page_max: Annotated[int | None, typer.Option(help="Chunks on or before this page.")] = None,
+    rerank: Annotated[
+        str | None, typer.Option(help="Reranker folder: a cross-encoder or Qwen3-Reranker.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search a collection; results cite file, page and heading."""
@@ -159,7 +162,14 @@ def search(
     collection = _knowledge_base().get(name)
     encoder = None if mode == "lexical" else _encoder_for(collection)
     where = SearchFilter(path_glob, tuple(file_type or ()), page_min, page_max)
-    results = Searcher(collection, encoder).search(query, k=k, mode=mode, where=where, fusion=fusion)
+    reranker = None
+    if rerank:
+        from embedhub.kb.rerank import load_reranker
+
+        reranker = load_reranker(rerank)
+    results = Searcher(collection, encoder, reranker).search(
+        query, k=k, mode=mode, where=where, fusion=fusion
+    )
     if as_json:
         keys = ("text", "score", "retrievers", "path", "page_start", "page_end", "heading_path",
                 "char_start", "char_end", "snippet")  # fmt: skip
@@ -233,6 +243,39 @@ def remove(
     if not removed:
         raise EmbedhubError("no document in the collection matches those paths")
     typer.echo(f"removed {len(removed)} document(s)")
+
+
+@app.command("reembed")
+@_errors
+def reembed_command(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="The new embedding model.")],
+    dimensions: Annotated[int | None, typer.Option(help="MRL dimensions for the new index.")] = None,
+    instruction: Annotated[str | None, typer.Option(help="Query instruction for the new model.")] = None,
+) -> None:
+    """Re-embed every document with another model; resumable; swaps in the new index when done."""
+    from rich.progress import Progress
+
+    from embedhub.kb.reembed import reembed
+    from embedhub.models.loading import load_encoder
+
+    settings = Settings()
+    encoder = load_encoder(model, settings)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("re-embedding", total=None)
+        report = reembed(
+            _knowledge_base(),
+            name,
+            encoder,
+            model_reference=model,
+            dimensions=dimensions,
+            instruction=instruction,
+            on_document=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    typer.echo(
+        f"{name} now uses {encoder.spec.name}: {report.documents} documents "
+        f"({report.reused} already done by an earlier run), {report.embedded_chunks} chunks embedded"
+    )
 
 
 @app.command("drop")

@@ -44,6 +44,7 @@ class CollectionConfig:
     native_dimensions: int
     instruction: str | None
     store: str = "lancedb"
+    store_folder: str = "store"
     chunk_tokens: int = 400
     chunk_overlap: int = 48
     created_at: float = field(default_factory=time.time)
@@ -59,7 +60,7 @@ class Collection:
         self.folder = folder
         self.config = config
         self.manifest = Manifest(folder / "manifest.sqlite")
-        self.store: Store = open_store(config.store, folder / "store", config.dimensions)
+        self.store: Store = open_store(config.store, folder / config.store_folder, config.dimensions)
         self.cache = EmbeddingCache(64 * 1024 * 1024, folder / "embedding-cache.sqlite")
         self.recover()
 

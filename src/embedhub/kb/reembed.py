@@ -1,0 +1,113 @@
+"""Re-embedding a collection with another model (or other dimensions): explicit and resumable.
+
+The new vectors go into a second store folder beside the live one, document by document; search
+keeps using the old index meanwhile. Only when every committed document is in the new store does
+collection.json switch to it (one atomic file replace), and the old store is deleted. An
+interrupted run leaves a marker; running the command again with the same target continues where
+it stopped (documents already in the new store are skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from embedhub.engine.cache import cache_key
+from embedhub.errors import EmbedhubError
+from embedhub.kb.chunking import Chunk
+from embedhub.kb.collection import Collection, KnowledgeBase
+from embedhub.kb.store import open_store
+from embedhub.models.base import Encoder, finish
+
+MARKER = "reembed.json"
+
+
+@dataclass
+class ReembedReport:
+    documents: int
+    reused: int
+    embedded_chunks: int
+    store_folder: str
+
+
+def _slug(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("-")[:60]
+
+
+def reembed(
+    knowledge_base: KnowledgeBase,
+    name: str,
+    encoder: Encoder,
+    *,
+    model_reference: str,
+    dimensions: int | None = None,
+    instruction: str | None = None,
+    on_document: Callable[[int, int], None] | None = None,
+) -> ReembedReport:
+    collection: Collection = knowledge_base.get(name)
+    size = encoder.spec.check_dimensions(dimensions)
+    folder_name = f"store-{_slug(encoder.spec.name)}-{size}"
+    if folder_name == collection.config.store_folder:
+        raise EmbedhubError(f"collection {name!r} already uses {encoder.spec.name} at {size} dimensions")
+    marker_path = collection.folder / MARKER
+    target = {"model": encoder.spec.name, "dimensions": size, "store_folder": folder_name}
+    if marker_path.exists():
+        previous = json.loads(marker_path.read_text())
+        if previous != target:
+            stale = collection.folder / previous["store_folder"]
+            shutil.rmtree(stale, ignore_errors=True)  # a different target was abandoned
+    marker_path.write_text(json.dumps(target))
+    new_store = open_store(collection.config.store, collection.folder / folder_name, size)
+    records = [r for r in collection.manifest.documents() if r.generation is not None]
+    reused = embedded = 0
+    for position, record in enumerate(records, start=1):
+        if new_store.rows_of(record.doc_id):
+            reused += 1
+        else:
+            rows = [r for r in collection.store.rows_of(record.doc_id) if r.generation == record.generation]
+            if rows:
+                texts = [
+                    Chunk(0, r.text, 0, 0, None, None, r.heading_path, 0).embedding_text() for r in rows
+                ]  # the same text the original ingest embedded
+                inputs = encoder.tokenize(texts, kind="document", truncate=True)
+                keys = [cache_key(encoder.spec.name, ids) for ids in inputs]
+                cached = collection.cache.get_many(keys)
+                missing = [i for i, vector in enumerate(cached) if vector is None]
+                raw = np.zeros((len(rows), encoder.native_dims), dtype=np.float32)
+                if missing:
+                    computed = encoder.embed_token_ids([inputs[i] for i in missing])
+                    collection.cache.put_many([keys[i] for i in missing], computed)
+                    raw[missing] = computed
+                for index, vector in enumerate(cached):
+                    if vector is not None:
+                        raw[index] = vector
+                embedded += len(missing)
+                vectors = finish(raw, size if size != encoder.native_dims else None, True)
+                new_store.add(rows, vectors)
+        if on_document is not None:
+            on_document(position, len(records))
+    # every document is in the new store: switch atomically, then remove the old index
+    config = collection.config
+    old_folder = collection.folder / config.store_folder
+    config.model = encoder.spec.name
+    config.model_reference = model_reference
+    config.dimensions = size
+    config.native_dimensions = encoder.native_dims
+    if instruction is not None:
+        config.instruction = instruction
+    elif encoder.spec.supports_instructions:
+        config.instruction = config.instruction or encoder.spec.default_instruction()
+    else:
+        config.instruction = None
+    config.store_folder = folder_name
+    knowledge_base.save_config(collection)
+    collection.store.close()
+    collection.store = new_store
+    shutil.rmtree(old_folder, ignore_errors=True)
+    marker_path.unlink(missing_ok=True)
+    return ReembedReport(len(records), reused, embedded, folder_name)
