@@ -205,3 +205,10 @@ def test_openapi_lists_kb_routes(api):
     for path in ("/v1/collections", "/v1/collections/{name}/files", "/v1/collections/{name}/search",
                  "/v1/jobs/{job_id}/retry", "/v1/collections/{name}/events"):  # fmt: skip
         assert path in paths
+
+
+def test_api_docs_are_served_without_a_cdn(api):
+    page = api.get("/docs")
+    assert page.status_code == 200 and "/_swagger/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert api.get("/_swagger/swagger-ui-bundle.js").status_code == 200

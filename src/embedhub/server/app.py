@@ -72,6 +72,8 @@ def create_app(
         version=__version__,
         summary="OpenAI-compatible embeddings, exact for Qwen3-Embedding.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.hub = hub
@@ -80,12 +82,31 @@ def create_app(
     app.include_router(openai.router)
     app.include_router(ops.router)
     app.include_router(kb.router)
+    _mount_api_docs(app)
     app.mount("/", StaticFiles(directory=UI_FOLDER, html=True), name="ui")
     app.add_middleware(_RequestMetrics, metrics=metrics)
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
     return app
+
+
+def _mount_api_docs(app: FastAPI) -> None:
+    """Swagger UI from the swagger-ui-bundle wheel: the docs page loads nothing from a CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/_swagger", StaticFiles(directory=swagger_ui_path), name="swagger-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="embedhub API",
+            swagger_js_url="/_swagger/swagger-ui-bundle.js",
+            swagger_css_url="/_swagger/swagger-ui.css",
+            swagger_favicon_url="/_swagger/favicon-32x32.png",
+        )
 
 
 class _RequestMetrics:
