@@ -100,3 +100,22 @@ class EmbeddingCache:
         if self._database is not None:
             self._database.close()
             self._database = None
+
+
+def embed_through_cache(
+    encoder, inputs: Sequence[Sequence[int]], cache: EmbeddingCache
+) -> tuple[np.ndarray, int]:
+    """Raw native vectors for framed inputs, computing only the cache misses; returns the
+    vectors and how many were computed. (The server's async path does the same around its queue.)"""
+    keys = [cache_key(encoder.spec.name, ids) for ids in inputs]
+    cached = cache.get_many(keys)
+    missing = [index for index, vector in enumerate(cached) if vector is None]
+    raw = np.zeros((len(inputs), encoder.native_dims), dtype=np.float32)
+    if missing:
+        computed = encoder.embed_token_ids([inputs[i] for i in missing])
+        cache.put_many([keys[i] for i in missing], computed)
+        raw[missing] = computed
+    for index, vector in enumerate(cached):
+        if vector is not None:
+            raw[index] = vector
+    return raw, len(missing)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedhub.engine.cache import cache_key
+from embedhub.engine.cache import embed_through_cache
 from embedhub.errors import EmbedhubError
 from embedhub.kb.chunking import Chunk, chunk_document
 from embedhub.kb.collection import Collection
@@ -203,22 +203,11 @@ class Ingestor:
         self.progress.file_done(outcome)
 
     def _embed(self, chunks: list[Chunk], report: IngestReport) -> np.ndarray:
-        config = self.collection.config
         inputs = self.encoder.tokenize([c.embedding_text() for c in chunks], kind="document", truncate=True)
-        keys = [cache_key(self.encoder.spec.name, ids) for ids in inputs]
-        cached = self.collection.cache.get_many(keys)
-        missing = [i for i, vector in enumerate(cached) if vector is None]
-        raw = np.zeros((len(chunks), self.encoder.native_dims), dtype=np.float32)
-        if missing:
-            computed = self.encoder.embed_token_ids([inputs[i] for i in missing])
-            self.collection.cache.put_many([keys[i] for i in missing], computed)
-            raw[missing] = computed
-        for index, vector in enumerate(cached):
-            if vector is not None:
-                raw[index] = vector
-        report.embedded_chunks += len(missing)
-        report.cached_chunks += len(chunks) - len(missing)
-        size = config.dimensions
+        raw, computed = embed_through_cache(self.encoder, inputs, self.collection.cache)
+        report.embedded_chunks += computed
+        report.cached_chunks += len(chunks) - computed
+        size = self.collection.config.dimensions
         return finish(raw, size if size != self.encoder.native_dims else None, True)
 
     def _write(self, group: list[_Prepared], report: IngestReport) -> None:

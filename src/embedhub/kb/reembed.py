@@ -15,9 +15,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
-from embedhub.engine.cache import cache_key
+from embedhub.engine.cache import embed_through_cache
 from embedhub.errors import EmbedhubError
 from embedhub.kb.chunking import Chunk
 from embedhub.kb.collection import Collection, KnowledgeBase
@@ -75,18 +73,8 @@ def reembed(
                     Chunk(0, r.text, 0, 0, None, None, r.heading_path, 0).embedding_text() for r in rows
                 ]  # the same text the original ingest embedded
                 inputs = encoder.tokenize(texts, kind="document", truncate=True)
-                keys = [cache_key(encoder.spec.name, ids) for ids in inputs]
-                cached = collection.cache.get_many(keys)
-                missing = [i for i, vector in enumerate(cached) if vector is None]
-                raw = np.zeros((len(rows), encoder.native_dims), dtype=np.float32)
-                if missing:
-                    computed = encoder.embed_token_ids([inputs[i] for i in missing])
-                    collection.cache.put_many([keys[i] for i in missing], computed)
-                    raw[missing] = computed
-                for index, vector in enumerate(cached):
-                    if vector is not None:
-                        raw[index] = vector
-                embedded += len(missing)
+                raw, computed = embed_through_cache(encoder, inputs, collection.cache)
+                embedded += computed
                 vectors = finish(raw, size if size != encoder.native_dims else None, True)
                 new_store.add(rows, vectors)
         if on_document is not None:
