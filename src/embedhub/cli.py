@@ -21,9 +21,11 @@ app.add_typer(models_app, name="models")
 
 
 def _register_subcommands() -> None:
+    from embedhub.eval.cli import app as eval_app
     from embedhub.kb.cli import app as kb_app
 
     app.add_typer(kb_app, name="kb")
+    app.add_typer(eval_app, name="eval")
 
 
 ModelOption = Annotated[

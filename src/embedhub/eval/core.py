@@ -1,0 +1,306 @@
+"""What every evaluation task shares: the run context, result records, and batched embedding.
+
+A task receives an `EvalContext` (one loaded encoder, the data location, the options common to all
+tasks) and returns a `TaskResult`: flat `Record`s (one per dataset / mode / setting, metric keys
+spelled like `ndcg@10`) plus the `Curve`s its plot draws. `report.py` turns a list of results
+into JSON, Markdown and PNG files.
+
+Vectors are computed once per distinct text at the model's native size and cached for the run, so
+tasks sharing a corpus (retrieval and MRL on SciFact) encode it once. A requested `dimensions=k`
+is applied afterwards as first-k-then-normalise, which is exactly what the encoder does for
+`dimensions=k` (Qwen3 rule 5; tests check the two agree).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from embedhub.models.base import Encoder, finish
+from embedhub.models.spec import InputKind, Task
+
+DEFAULT_ENCODE_BATCH = 64
+
+
+class ProgressSink(Protocol):
+    """Where long loops report progress (rich in the CLI, nothing in tests)."""
+
+    def track(self, description: str, total: int) -> contextlib.AbstractContextManager[Callable[[int], None]]:
+        """A context manager yielding `advance(n)`."""
+        ...
+
+    def message(self, text: str) -> None:
+        """A one-line status message."""
+        ...
+
+
+class NullProgress:
+    """Progress that goes nowhere."""
+
+    @contextlib.contextmanager
+    def track(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+        yield lambda n=1: None
+
+    def message(self, text: str) -> None:
+        return None
+
+
+@dataclass
+class Record:
+    """One row of results: a model on a dataset (and split, mode or setting), with its metrics."""
+
+    task: str
+    model: str
+    dataset: str
+    metrics: dict[str, float]
+    split: str | None = None
+    mode: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "model": self.model,
+            "dataset": self.dataset,
+            "split": self.split,
+            "mode": self.mode,
+            "metrics": {key: _plain(value) for key, value in self.metrics.items()},
+            "info": {key: _plain(value) for key, value in self.info.items()},
+        }
+
+
+@dataclass
+class Curve:
+    """One line of a task's plot. `panel` groups curves into one subplot (e.g. per dataset)."""
+
+    label: str
+    x: list[float]
+    y: list[float]
+    xlabel: str
+    ylabel: str
+    panel: str = ""
+    yerr: list[float] | None = None
+    xlog: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "label": self.label,
+            "panel": self.panel,
+            "xlabel": self.xlabel,
+            "ylabel": self.ylabel,
+            "x": [_plain(v) for v in self.x],
+            "y": [_plain(v) for v in self.y],
+        }
+        if self.yerr is not None:
+            out["yerr"] = [_plain(v) for v in self.yerr]
+        return out
+
+
+@dataclass
+class TaskResult:
+    """Everything one task produced for one model."""
+
+    task: str
+    model: str
+    records: list[Record] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    #: the metric the report's bar chart shows when a task draws no curves
+    headline: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "model": self.model,
+            "seconds": round(self.seconds, 2),
+            "headline": self.headline,
+            "notes": list(self.notes),
+            "records": [record.to_json() for record in self.records],
+            "curves": [curve.to_json() for curve in self.curves],
+        }
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly scalars: numpy numbers to Python, floats rounded to 6 places."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return round(value, 6) if np.isfinite(value) else None
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the report says about a model."""
+
+    name: str
+    dimensions: int
+    max_tokens: int
+    instruction_aware: bool
+    mrl: bool
+    random_weights: bool
+    folder: str | None
+
+    @classmethod
+    def of(cls, encoder: Encoder) -> ModelInfo:
+        spec = encoder.spec
+        folder = getattr(encoder, "folder", None)
+        return cls(
+            name=spec.name,
+            dimensions=spec.dimensions,
+            max_tokens=spec.max_tokens,
+            instruction_aware=spec.supports_instructions,
+            mrl=spec.supports_mrl,
+            random_weights=spec.random_weights,
+            folder=str(folder) if folder else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class EmbeddingCache:
+    """Native-size, normalised vectors by (kind, instruction, truncate, text) for one encoder."""
+
+    def __init__(self) -> None:
+        self._vectors: dict[tuple[str, str | None, bool, str], np.ndarray] = {}
+
+    def get(self, key: tuple[str, str | None, bool, str]) -> np.ndarray | None:
+        return self._vectors.get(key)
+
+    def put(self, key: tuple[str, str | None, bool, str], vector: np.ndarray) -> None:
+        self._vectors[key] = vector
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+
+@dataclass
+class EvalContext:
+    """One model and the options every task shares."""
+
+    encoder: Encoder
+    data: Path
+    dimensions: int | None = None
+    encode_batch: int = DEFAULT_ENCODE_BATCH
+    limit: int | None = None
+    seed: int = 0
+    datasets: tuple[str, ...] = ()
+    split: str | None = None
+    progress: ProgressSink = field(default_factory=NullProgress)
+    cache: EmbeddingCache = field(default_factory=EmbeddingCache)
+    #: texts that were blank and got a zero vector (they can never be retrieved)
+    blank_texts: int = 0
+
+    def __post_init__(self) -> None:
+        # Validate once, up front: a wrong size is an error before any work is done.
+        self.encoder.spec.check_dimensions(self.dimensions)
+
+    @property
+    def model(self) -> str:
+        return self.encoder.spec.name
+
+    @property
+    def output_dims(self) -> int:
+        return self.encoder.spec.check_dimensions(self.dimensions)
+
+    def instruction(self, task: Task) -> str | None:
+        """The model's own instruction for a task (None for models without instructions)."""
+        return self.encoder.spec.default_instruction(task)
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: InputKind | str,
+        task: Task = Task.RETRIEVAL,
+        truncate: bool = True,
+        dimensions: int | str | None = "context",
+        description: str = "encoding",
+    ) -> np.ndarray:
+        """Normalised float32 vectors, one row per text, in order.
+
+        Queries get the model's instruction for `task`; documents none. `dimensions="context"`
+        uses the run's `--dimensions`; None means native; an int is an explicit MRL size, checked
+        against the model's range like the encoder checks it.
+        """
+        kind = InputKind.parse(kind)
+        instruction = self.instruction(task) if kind is InputKind.QUERY else None
+        native = self._native(texts, kind, instruction, truncate, description)
+        size = self.dimensions if dimensions == "context" else dimensions
+        if size is None or size == self.encoder.native_dims:
+            return native
+        self.encoder.spec.check_dimensions(int(size))
+        return truncate_normalise(native, int(size))
+
+    def _native(
+        self,
+        texts: Sequence[str],
+        kind: InputKind,
+        instruction: str | None,
+        truncate: bool,
+        description: str,
+    ) -> np.ndarray:
+        dims = self.encoder.native_dims
+        out = np.zeros((len(texts), dims), dtype=np.float32)
+        todo: dict[str, list[int]] = {}
+        for index, text in enumerate(texts):
+            if not text or not text.strip():
+                self.blank_texts += 1
+                continue
+            cached = self.cache.get((kind.value, instruction, truncate, text))
+            if cached is not None:
+                out[index] = cached
+            else:
+                todo.setdefault(text, []).append(index)
+        if not todo:
+            return out
+        # Longest first and in similar-length chunks, so each encoder call pads little.
+        unique = sorted(todo, key=len, reverse=True)
+        with self.progress.track(f"{description} ({self.model})", len(unique)) as advance:
+            for start in range(0, len(unique), self.encode_batch):
+                chunk = unique[start : start + self.encode_batch]
+                vectors = self.encoder.encode(
+                    chunk, kind=kind, instruction=instruction, truncate=truncate
+                ).vectors
+                for text, vector in zip(chunk, vectors, strict=True):
+                    self.cache.put((kind.value, instruction, truncate, text), vector)
+                    out[todo[text]] = vector
+                advance(len(chunk))
+        return out
+
+
+def truncate_normalise(vectors: np.ndarray, dimensions: int) -> np.ndarray:
+    """Matryoshka: the first `dimensions` components, then L2-normalised (zero rows stay zero)."""
+    return finish(vectors, dimensions, normalize=True)
+
+
+@contextlib.contextmanager
+def timed(result: TaskResult) -> Iterator[None]:
+    """Record the wall time of a task run on its result."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        result.seconds = time.perf_counter() - start
+
+
+def sample_indices(n: int, limit: int | None, seed: int) -> list[int]:
+    """All indices, or a seeded random subset of `limit` of them kept in their original order."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(n, size=limit, replace=False))

@@ -1,0 +1,74 @@
+"""`code`: CoSQA natural-language query -> Python function search.
+
+Each query has one relevant function in a 6,267-function code base. Modes as in `retrieval`
+(dense with the model's code-search instruction on queries, BM25 over identifiers, hybrid);
+MRR@10, nDCG@10 and Recall@k. CoSQA's labelled query/code pairs (cosqa-dev.json), when present,
+are also scored as pair classification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from embedhub.eval.core import Curve, EvalContext, Record, TaskResult, timed
+from embedhub.eval.datasets import DataMissingError, read_cosqa, read_cosqa_pairs
+from embedhub.eval.metrics import ir_metrics
+from embedhub.eval.tasks.pairs import pair_cosines, pair_metrics
+from embedhub.eval.tasks.retrieval import RetrievalJob, RetrievalOptions, evaluate_modes, get_mode
+from embedhub.models.spec import Task
+
+CODE_METRICS = ("mrr@10", "ndcg@10", "recall@1", "recall@5", "recall@10", "recall@100")
+CURVE_KS = (1, 2, 5, 10, 20, 50, 100)
+
+
+@dataclass
+class CodeOptions:
+    """Options of the code task."""
+
+    modes: tuple[str, ...] = ("dense", "lexical", "hybrid")
+    depth: int = 1000
+
+
+def run(ctx: EvalContext, options: CodeOptions) -> TaskResult:
+    for mode in options.modes:
+        get_mode(mode)
+    result = TaskResult("code", ctx.model, headline="mrr@10")
+    with timed(result):
+        folder = ctx.data if (ctx.data / "code_idx_map.txt").exists() else ctx.data / "cosqa-code-search"
+        if not (folder / "code_idx_map.txt").exists():
+            raise DataMissingError("code", [ctx.data / "code_idx_map.txt", folder / "code_idx_map.txt"])
+        dataset = read_cosqa(folder, ctx.split).subsample_queries(ctx.limit, ctx.seed)
+        job = RetrievalJob(
+            ctx,
+            dataset,
+            RetrievalOptions(modes=options.modes, depth=options.depth),
+            task=Task.CODE,
+            analyzer="code",
+        )
+        result.records.extend(evaluate_modes(job, options.modes, CODE_METRICS, "code"))
+        for mode in options.modes:
+            recalls = ir_metrics(dataset.qrels, job.rankings(mode), [f"recall@{k}" for k in CURVE_KS])
+            result.curves.append(
+                Curve(
+                    mode,
+                    list(CURVE_KS),
+                    list(recalls.values()),
+                    "k",
+                    "recall@k",
+                    panel=dataset.name,
+                    xlog=True,
+                )
+            )
+        if dataset.split != "test":
+            result.notes.append(f"cosqa: scored on the `{dataset.split}` split (the test file is not here)")
+        qa = folder / "cosqa-dev.json"
+        if qa.exists():
+            pairs = read_cosqa_pairs(qa, "cosqa-qa-dev", split="dev").subsample(ctx.limit, ctx.seed)
+            metrics, info = pair_metrics(pairs, pair_cosines(ctx, pairs))
+            metrics.pop("spearman", None)
+            result.records.append(
+                Record("code", ctx.model, pairs.name, metrics, split="dev", mode="pairs", info=info)
+            )
+        else:
+            result.notes.append(f"cosqa-qa-dev: not on this machine ({qa}); skipped")
+    return result
