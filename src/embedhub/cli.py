@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import wraps
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from embedhub.cli_support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 
@@ -33,20 +33,6 @@ ModelOption = Annotated[
     typer.Option("--model", "-m", help="Registry name, local folder or hub id (default: auto)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def user_errors(command):
-    """Turn domain errors into one line on stderr and exit code 2 (no traceback)."""
-
-    @wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except EmbedhubError as error:
-            typer.echo(f"embedhub: error: {error}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _settings(model: str | None = None) -> Settings:

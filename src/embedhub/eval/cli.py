@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +18,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from embedhub.errors import EmbedhubError
+from embedhub.cli_support import user_errors
 
 # typer may vendor its own copy of click: catch the usage error class it actually raises
 _USAGE_ERRORS = tuple(
@@ -73,20 +72,6 @@ EncodeBatchOption = Annotated[int, typer.Option("--encode-batch", help="Texts pe
 ModesOption = Annotated[str, typer.Option(help="Comma-separated modes: dense, lexical, hybrid.")]
 NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-
-
-def _errors(command: Callable) -> Callable:
-    """Domain errors: one line on stderr, exit code 2."""
-
-    @wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except EmbedhubError as error:
-            typer.echo(f"embedhub: error: {error}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 class RichProgress:
@@ -193,7 +178,7 @@ def _single(
 
 
 @app.command()
-@_errors
+@user_errors
 def retrieval(
     model: ModelOption = None,
     dimensions: DimensionsOption = None,
@@ -221,7 +206,7 @@ def retrieval(
 
 
 @app.command()
-@_errors
+@user_errors
 def sts(
     model: ModelOption = None,
     dimensions: DimensionsOption = None,
@@ -239,7 +224,7 @@ def sts(
 
 
 @app.command()
-@_errors
+@user_errors
 def pairs(
     model: ModelOption = None,
     dimensions: DimensionsOption = None,
@@ -257,7 +242,7 @@ def pairs(
 
 
 @app.command()
-@_errors
+@user_errors
 def fewshot(
     model: ModelOption = None,
     dimensions: DimensionsOption = None,
@@ -279,7 +264,7 @@ def fewshot(
 
 
 @app.command()
-@_errors
+@user_errors
 def bitext(
     model: ModelOption = None,
     dimensions: DimensionsOption = None,
@@ -297,7 +282,7 @@ def bitext(
 
 
 @app.command()
-@_errors
+@user_errors
 def code(
     model: ModelOption = None,
     dimensions: DimensionsOption = None,
@@ -316,7 +301,7 @@ def code(
 
 
 @app.command("long-context")
-@_errors
+@user_errors
 def long_context(
     model: ModelOption = None,
     dimensions: DimensionsOption = None,
@@ -341,7 +326,7 @@ def long_context(
 
 
 @app.command()
-@_errors
+@user_errors
 def mrl(
     model: ModelOption = None,
     data: DataOption = DEFAULT_DATA,
@@ -368,7 +353,7 @@ def mrl(
 
 
 @app.command()
-@_errors
+@user_errors
 def throughput(
     model: ModelOption = None,
     dimensions: DimensionsOption = None,
@@ -389,7 +374,7 @@ def throughput(
 
 
 @app.command()
-@_errors
+@user_errors
 def suite(
     config: Annotated[Path, typer.Argument(help="Suite YAML: models, tasks and their options.")],
     model: Annotated[

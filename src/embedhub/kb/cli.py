@@ -8,17 +8,12 @@ from typing import Annotated
 
 import typer
 
+from embedhub.cli_support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 
 app = typer.Typer(help="Knowledge bases: create, add files, search.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def _errors(command):
-    from embedhub.cli import user_errors
-
-    return user_errors(command)
 
 
 def _knowledge_base():
@@ -37,7 +32,7 @@ def _encoder_for(collection):
 
 
 @app.command("create")
-@_errors
+@user_errors
 def create(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     model: Annotated[
@@ -104,7 +99,7 @@ class _RichProgress:
 
 
 @app.command("add")
-@_errors
+@user_errors
 def add(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
@@ -139,7 +134,7 @@ def add(
 
 
 @app.command("search")
-@_errors
+@user_errors
 def search(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     query: Annotated[str, typer.Argument(help="What to look for.")],
@@ -194,7 +189,7 @@ def search(
 
 
 @app.command("list")
-@_errors
+@user_errors
 def list_collections(as_json: JsonOption = False) -> None:
     """Collections and their sizes."""
     knowledge_base = _knowledge_base()
@@ -212,7 +207,7 @@ def list_collections(as_json: JsonOption = False) -> None:
 
 
 @app.command("info")
-@_errors
+@user_errors
 def info(name: Annotated[str, typer.Argument(help="Collection name.")], as_json: JsonOption = False) -> None:
     """A collection's model binding, sizes, and failed files with reasons."""
     collection = _knowledge_base().get(name)
@@ -231,7 +226,7 @@ def info(name: Annotated[str, typer.Argument(help="Collection name.")], as_json:
 
 
 @app.command("remove")
-@_errors
+@user_errors
 def remove(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to remove from the collection.")],
@@ -246,7 +241,7 @@ def remove(
 
 
 @app.command("reembed")
-@_errors
+@user_errors
 def reembed_command(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     model: Annotated[str, typer.Option("--model", "-m", help="The new embedding model.")],
@@ -279,7 +274,7 @@ def reembed_command(
 
 
 @app.command("drop")
-@_errors
+@user_errors
 def drop(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
