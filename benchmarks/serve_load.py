@@ -705,8 +705,8 @@ def render_doc(
         f"load average before {machine['load_average_before']}, after {machine['load_average_after']}",
         f"- Model: {summary['model']['name']} ({summary['model']['dimensions']} dims, inputs cut at "
         f"{summary['model']['max_tokens']} tokens)",
-        f"- Texts: {summary['texts']}; {summary['mean_tokens_per_text']} tokens per text on average before "
-        "truncation",
+        f"- Texts: {summary['texts']}; {summary['mean_tokens_per_text']} tokens per text on average "
+        "as embedded (after truncation)",
         "- Offline encoder (embedhub's encoder in the benchmark process, batches of "
         f"{BATCH}, same texts), measured before the first server and after each: "
         + ", ".join(f"{rate} docs/s" for rate in summary["offline"]["docs_per_second"])

@@ -92,6 +92,17 @@ class Settings(BaseSettings):
         return self.home / "cache"
 
 
+def prefer_passive_openmp_waiting() -> None:
+    """torch's OpenMP threads spin between operations by default; with as many threads as cores, a
+    spinning thread holds the core its partner needs whenever anything else runs (the event loop,
+    tokenisation, other processes): forward passes measured 5-25x slower on a busy 2-core machine
+    (docs/performance.md). Must run before torch loads; an explicit OMP_WAIT_POLICY wins. This is
+    the one place besides Settings that touches the environment, and it only writes a default."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings read from the environment once."""

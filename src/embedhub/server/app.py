@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from embedhub import __version__
-from embedhub.config import Settings
+from embedhub.config import Settings, prefer_passive_openmp_waiting
 from embedhub.engine.hub import EncoderFactory, ModelHub
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.jobs import JobManager
@@ -26,6 +26,7 @@ UI_FOLDER = Path(__file__).resolve().parents[1] / "ui" / "static"
 
 
 def default_factory(settings: Settings) -> EncoderFactory:
+    prefer_passive_openmp_waiting()
     from embedhub.models.loading import load_encoder
 
     return lambda reference: load_encoder(reference, settings)
