@@ -78,6 +78,8 @@ def test_models_list_json(runner):
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.stdout)["models"]}
     assert rows["all-MiniLM-L6-v2"]["available"] is True
+    multilingual = rows["multilingual-e5-small-q4"]
+    assert multilingual["max_tokens"] == 512 and multilingual["mrl"] == "no"
     assert rows["Qwen3-Embedding-4B"]["dimensions"] == 2560
 
 

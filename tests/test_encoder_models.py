@@ -92,7 +92,7 @@ def test_unknown_kind_and_task_refused():
 
 def test_resolution(settings, tiny_model_dir, tmp_path):
     auto = resolve("auto", settings)
-    assert auto.spec.name in ("Qwen3-Embedding-0.6B", "all-MiniLM-L6-v2")
+    assert auto.spec.name in ("Qwen3-Embedding-0.6B", "multilingual-e5-small-q4", "all-MiniLM-L6-v2")
     local = resolve(str(tiny_model_dir), settings)
     assert local.source == "folder" and local.spec.random_weights
     assert spec_from_folder(tiny_model_dir).supports_mrl

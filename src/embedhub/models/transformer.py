@@ -89,7 +89,9 @@ class TransformersEncoder(Encoder):
             raise ModelLoadError(
                 f"{folder} has hidden size {hidden}, but model {spec.name} should have {spec.dimensions}"
             )
-        pad = tokenizer.token_to_id("[PAD]")
+        pad = self.model.config.pad_token_id
+        if pad is None:
+            pad = tokenizer.token_to_id("[PAD]") or tokenizer.token_to_id("<pad>")
         self.pad_id = pad if pad is not None else (spec.suffix_token_ids or (0,))[0]
 
     @property
