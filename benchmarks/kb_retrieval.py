@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import tempfile
@@ -24,80 +23,42 @@ from datetime import date
 from pathlib import Path
 
 from embedhub.config import Settings
+from embedhub.eval.core import EvalContext
+from embedhub.eval.datasets import read_beir
+from embedhub.eval.kb_modes import KnowledgeBaseRun
+from embedhub.eval.metrics import ir_metrics
+from embedhub.eval.tasks.retrieval import RetrievalJob, RetrievalOptions
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.ingest import Ingestor
-from embedhub.kb.search import Searcher
 from embedhub.models.loading import load_encoder
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for line in path.read_text().splitlines()[1:]:
-        query, doc, score = line.split("\t")
-        if int(score) > 0:
-            qrels.setdefault(query, {})[doc] = int(score)
-    return qrels
-
-
-def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int) -> float:
-    dcg = sum(relevant.get(doc, 0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]))
-    ideal = sorted(relevant.values(), reverse=True)[:k]
-    best = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(ideal))
-    return dcg / best if best else 0.0
-
-
-def recall_at(ranked: list[str], relevant: dict[str, int], k: int) -> float:
-    return len(set(ranked[:k]) & set(relevant)) / len(relevant)
-
-
-def retrieval(
-    name: str, folder: Path, split: str, encoder, kb: KnowledgeBase, reference: str, work: Path
-) -> dict:
-    corpus = read_jsonl(folder / "corpus.jsonl")
-    queries = {q["_id"]: q["text"] for q in read_jsonl(folder / "queries.jsonl")}
-    qrels = read_qrels(folder / "qrels" / f"{split}.tsv")
-    files = work / name
-    files.mkdir(parents=True)
-    doc_of_path: dict[str, str] = {}
-    for index, doc in enumerate(corpus):
-        path = files / f"{index:06d}.md"
-        title = (doc.get("title") or "").strip()
-        path.write_text((f"# {title}\n\n" if title else "") + doc["text"], encoding="utf-8")
-        doc_of_path[str(path.resolve())] = doc["_id"]
-    collection = kb.create(name, encoder, model_reference=reference)
+def retrieval(name: str, folder: Path, split: str, encoder) -> dict:
+    """The eval suite's knowledge-base modes (embedhub.eval.kb_modes), timed."""
+    dataset = read_beir(folder, split, name=name)
+    job = RetrievalJob(EvalContext(encoder, folder), dataset, RetrievalOptions())
     started = time.perf_counter()
-    report = Ingestor(collection, encoder).ingest([files])
+    run = KnowledgeBaseRun(job)
     ingest_seconds = time.perf_counter() - started
-    searcher = Searcher(collection, encoder)
     results: dict[str, dict] = {
-        "documents": len(corpus),
-        "queries": len(qrels),
-        "chunks": collection.store.count(),
+        "documents": len(dataset.corpus_ids),
+        "queries": len(dataset.query_ids),
+        "chunks": run.chunks,
         "ingest_seconds": round(ingest_seconds, 1),
-        "failed": report.count("failed"),
     }
-    for mode in ("lexical", "dense", "hybrid"):
-        ndcg, recall = [], []
-        started = time.perf_counter()
-        for query_id, relevant in qrels.items():
-            hits = searcher.search(queries[query_id], k=300, mode=mode, candidates=300)
-            ranked: list[str] = []
-            for hit in hits:
-                doc = doc_of_path[hit.path]
-                if doc not in ranked:
-                    ranked.append(doc)
-            ndcg.append(ndcg_at(ranked, relevant, 10))
-            recall.append(recall_at(ranked, relevant, 100))
-        results[mode] = {
-            "ndcg@10": round(sum(ndcg) / len(ndcg), 4),
-            "recall@100": round(sum(recall) / len(recall), 4),
-            "ms_per_query": round(1000 * (time.perf_counter() - started) / len(qrels), 1),
-        }
-        print(name, mode, results[mode], flush=True)
+    try:
+        for mode in ("lexical", "dense", "hybrid"):
+            started = time.perf_counter()
+            rankings = run.rankings(job, mode)
+            seconds = time.perf_counter() - started
+            metrics = ir_metrics(dataset.qrels, rankings, ["ndcg@10", "recall@100"])
+            results[mode] = {
+                **{key: round(value, 4) for key, value in metrics.items()},
+                "ms_per_query": round(1000 * seconds / len(dataset.query_ids), 1),
+            }
+            print(name, mode, results[mode], flush=True)
+    finally:
+        run.close()
     return results
 
 
@@ -241,12 +202,9 @@ def main() -> int:
         "dimensions": encoder.native_dims,
     }
     if "scifact" not in args.skip:
-        results["scifact"] = retrieval(
-            "scifact", args.data / "beir-scifact", "train", encoder, kb, reference, work
-        )
+        results["scifact"] = retrieval("scifact", args.data / "beir-scifact", "train", encoder)
     if "cmrc2018" not in args.skip:
-        results["cmrc2018"] = retrieval("cmrc2018", args.data / "cmrc2018-zh-retrieval", "dev", encoder, kb,
-                                        reference, work)  # fmt: skip
+        results["cmrc2018"] = retrieval("cmrc2018", args.data / "cmrc2018-zh-retrieval", "dev", encoder)
     if "throughput" not in args.skip:
         results["throughput"] = {
             name: throughput(name.replace("-", "_"), [args.data / name], encoder, kb, reference)

@@ -101,6 +101,32 @@ def test_retrieval_split_and_plugged_mode(tiny_encoder, data_root):
         run_task("retrieval", ctx, {"modes": ["oracle"]})
 
 
+def test_retrieval_through_the_knowledge_base(tiny_encoder, data_root, monkeypatch):
+    from embedhub.eval import kb_modes
+
+    runs = []
+    original = kb_modes.KnowledgeBaseRun.__init__
+
+    def remember(self, job):
+        original(self, job)
+        runs.append(self)
+
+    monkeypatch.setattr(kb_modes.KnowledgeBaseRun, "__init__", remember)
+    ctx = EvalContext(tiny_encoder, data_root, datasets=("scifact",))
+    modes = ["kb-lexical", "kb-dense", "kb-hybrid"]
+    result = run_task("retrieval", ctx, {"modes": modes})
+    assert [r.mode for r in result.records] == modes
+    (run,) = runs  # one collection, shared by the three modes
+    assert run.chunks >= 12  # every document ingested, titles as headings
+    assert sorted(run.document_of_path.values()) == sorted(f"d{i}" for i in range(12))
+    assert not run.work.exists(), "the temporary collection must be removed with the job"
+    lexical = by(result.records, mode="kb-lexical")[0]
+    # the query's rare words are in its document's title and text only: the KB's BM25 finds it
+    assert lexical.metrics["mrr@10"] == pytest.approx(1.0)
+    for record in result.records:
+        assert record.info["queries"] == 6 and 0.0 <= record.metrics["ndcg@10"] <= 1.0
+
+
 def test_retrieval_on_a_beir_folder_given_directly(tiny_encoder, data_root):
     ctx = EvalContext(tiny_encoder, data_root / "beir-scifact", limit=3)
     result = run_task("retrieval", ctx, {"modes": ["lexical"]})

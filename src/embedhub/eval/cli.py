@@ -69,7 +69,13 @@ SplitOption = Annotated[
     str | None, typer.Option(help="Split (default: test when present, else the only one).")
 ]
 EncodeBatchOption = Annotated[int, typer.Option("--encode-batch", help="Texts per encoder call.")]
-ModesOption = Annotated[str, typer.Option(help="Comma-separated modes: dense, lexical, hybrid.")]
+ModesOption = Annotated[
+    str,
+    typer.Option(
+        help="Comma-separated modes: dense, lexical, hybrid (the raw encoder), "
+        "kb-dense, kb-lexical, kb-hybrid (through the knowledge base)."
+    ),
+]
 NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 

@@ -65,6 +65,8 @@ class RetrievalSet:
     split: str
     path: Path | None = None
     language: str = "en"
+    #: document titles when the corpus has them (the knowledge-base modes make them headings)
+    corpus_titles: list[str] | None = None
 
     def subsample_queries(self, limit: int | None, seed: int) -> RetrievalSet:
         from embedhub.eval.core import sample_indices
@@ -139,11 +141,12 @@ def read_beir(folder: Path, split: str | None = None, name: str | None = None) -
         raise DataMissingError("retrieval", needed, "a BEIR folder has corpus.jsonl, queries.jsonl, qrels/")
     chosen = beir_split(folder, split)
     qrels = read_qrels(folder / "qrels" / f"{chosen}.tsv")
-    corpus_ids, corpus_texts = [], []
+    corpus_ids, corpus_texts, corpus_titles = [], [], []
     for row in read_jsonl(folder / "corpus.jsonl"):
         corpus_ids.append(str(row["_id"]))
         title, text = (row.get("title") or "").strip(), (row.get("text") or "").strip()
         corpus_texts.append(f"{title} {text}".strip())
+        corpus_titles.append(title)
     queries = {str(row["_id"]): str(row.get("text") or "") for row in read_jsonl(folder / "queries.jsonl")}
     known = set(corpus_ids)
     query_ids = [qid for qid in qrels if qid in queries]
@@ -160,6 +163,7 @@ def read_beir(folder: Path, split: str | None = None, name: str | None = None) -
         split=chosen,
         path=folder,
         language=language,
+        corpus_titles=corpus_titles,
     )
 
 

@@ -45,20 +45,23 @@ def run(ctx: EvalContext, options: CodeOptions) -> TaskResult:
             task=Task.CODE,
             analyzer="code",
         )
-        result.records.extend(evaluate_modes(job, options.modes, CODE_METRICS, "code"))
-        for mode in options.modes:
-            recalls = ir_metrics(dataset.qrels, job.rankings(mode), [f"recall@{k}" for k in CURVE_KS])
-            result.curves.append(
-                Curve(
-                    mode,
-                    list(CURVE_KS),
-                    list(recalls.values()),
-                    "k",
-                    "recall@k",
-                    panel=dataset.name,
-                    xlog=True,
+        try:
+            result.records.extend(evaluate_modes(job, options.modes, CODE_METRICS, "code"))
+            for mode in options.modes:
+                recalls = ir_metrics(dataset.qrels, job.rankings(mode), [f"recall@{k}" for k in CURVE_KS])
+                result.curves.append(
+                    Curve(
+                        mode,
+                        list(CURVE_KS),
+                        list(recalls.values()),
+                        "k",
+                        "recall@k",
+                        panel=dataset.name,
+                        xlog=True,
+                    )
                 )
-            )
+        finally:
+            job.close()
         if dataset.split != "test":
             result.notes.append(f"cosqa: scored on the `{dataset.split}` split (the test file is not here)")
         qa = folder / "cosqa-dev.json"

@@ -6,8 +6,9 @@ Modes are functions `mode(job) -> {query id: [document ids, best first]}` kept i
   (`title + " " + text`, truncated to the model's limit);
 - `lexical`: BM25 (see eval/lexical.py);
 - `hybrid`: reciprocal rank fusion (k=60) of the dense and lexical rankings.
-Another mode (the knowledge base's own search, for one) is added with `register_mode(name, fn)`:
-`fn` receives the `RetrievalJob` (dataset, context, options) and returns rankings like the above.
+- `kb-lexical`, `kb-dense`, `kb-hybrid`: the same through the knowledge base (eval/kb_modes.py).
+Another mode is added with `register_mode(name, fn)`: `fn` receives the `RetrievalJob` (dataset,
+context, options) and returns rankings like the above.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +61,13 @@ class RetrievalJob:
         self.task = task
         self.analyzer = ANALYZERS[analyzer]
         self._rankings: dict[str, Rankings] = {}
+        #: things a mode built for this job (e.g. a temporary collection), closed with the job
+        self.resources: dict[str, Any] = {}
+
+    def close(self) -> None:
+        for resource in self.resources.values():
+            resource.close()
+        self.resources.clear()
 
     def rankings(self, mode: str) -> Rankings:
         if mode not in self._rankings:
@@ -192,7 +201,10 @@ def run(ctx: EvalContext, options: RetrievalOptions) -> TaskResult:
         sets, result.notes = load_retrieval_sets(ctx)
         for dataset in sets:
             job = RetrievalJob(ctx, dataset, options)
-            result.records.extend(evaluate_modes(job, options.modes, RETRIEVAL_METRICS, "retrieval"))
+            try:
+                result.records.extend(evaluate_modes(job, options.modes, RETRIEVAL_METRICS, "retrieval"))
+            finally:
+                job.close()
             if dataset.split != "test":
                 result.notes.append(
                     f"{dataset.name}: scored on the `{dataset.split}` split (no qrels/test.tsv here)"
@@ -200,3 +212,7 @@ def run(ctx: EvalContext, options: RetrievalOptions) -> TaskResult:
     if ctx.blank_texts:
         result.notes.append(f"{ctx.blank_texts} blank texts got a zero vector")
     return result
+
+
+# The knowledge-base modes register themselves; imported last because they import this module.
+from embedhub.eval import kb_modes  # noqa: E402, F401
