@@ -54,3 +54,82 @@ def test_kb_commands(tmp_path, tiny_model_dir, monkeypatch):
     dropped = runner.invoke(app, ["kb", "drop", "physics", "--yes"])
     assert dropped.exit_code == 0
     assert json.loads(runner.invoke(app, ["kb", "list", "--json"]).stdout)["collections"] == []
+
+
+def test_kb_add_and_search_in_human_output(tmp_path, tiny_model_dir, monkeypatch):
+    """The README's commands as people type them: no --json (the progress bar crashed here)."""
+    monkeypatch.setenv("EMBEDHUB_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\n")
+    (corpus / "bad.pdf").write_text("not a pdf")
+    assert runner.invoke(app, ["kb", "create", "human", "--model", str(tiny_model_dir)]).exit_code == 0
+    added = runner.invoke(app, ["kb", "add", "human", str(corpus)])
+    assert added.exit_code == 0, added.output
+    assert "added 1" in added.stdout and "failed 1" in added.stdout
+    assert "failed: " in added.stdout and "bad.pdf" in added.stdout
+    found = runner.invoke(app, ["kb", "search", "human", "helium nucleus", "--local"])
+    assert found.exit_code == 0, found.output
+    assert "1. " in found.stdout and "a.md" in found.stdout
+
+
+def test_kb_search_uses_the_running_server(tmp_path, tiny_model_dir, monkeypatch):
+    """With `embedhub serve` running for the same home, the CLI asks it instead of loading the model."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.live_server import free_port
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("EMBEDHUB_HOME", str(home))
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\n")
+    assert runner.invoke(app, ["kb", "create", "served", "--model", str(tiny_model_dir)]).exit_code == 0
+    assert runner.invoke(app, ["kb", "add", "served", str(corpus), "--json"]).exit_code == 0
+    here = runner.invoke(app, ["kb", "search", "served", "helium", "--json"])
+    assert here.exit_code == 0 and "loaded" not in here.stderr
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "embedhub.cli", "serve", "--model", str(tiny_model_dir), "--port", str(port)],
+        env={**os.environ, "EMBEDHUB_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert (home / "server.json").exists()
+        served = runner.invoke(app, ["kb", "search", "served", "helium nucleus"])
+        assert served.exit_code == 0, served.output
+        assert "a.md" in served.stdout and "loaded" not in served.stderr
+        as_json = json.loads(runner.invoke(app, ["kb", "search", "served", "helium", "--json"]).stdout)
+        assert as_json["results"] == json.loads(here.stdout)["results"]
+        metrics = httpx.get(url + "/metrics").text
+        searched = [
+            line for line in metrics.splitlines()
+            if line.startswith("embedhub_requests_total") and "/search" in line and 'status="200"' in line
+        ]  # fmt: skip
+        assert searched and float(searched[0].rsplit(" ", 1)[1]) == 2.0
+        local = runner.invoke(app, ["kb", "search", "served", "helium", "--local"])
+        assert local.exit_code == 0 and "loaded" in local.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not (home / "server.json").exists()
+    after = runner.invoke(app, ["kb", "search", "served", "helium"])
+    assert after.exit_code == 0 and "loaded" in after.stderr

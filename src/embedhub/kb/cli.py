@@ -11,6 +11,7 @@ import typer
 from embedhub.cli_support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
+from embedhub.kb.ingest import Progress
 
 app = typer.Typer(help="Knowledge bases: create, add files, search.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -64,11 +65,15 @@ def create(
     )
 
 
-class _RichProgress:
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class _RichProgress(Progress):
+    """The ingest progress bar. It subclasses the ingest `Progress` callbacks, so a callback added
+    there later has a do-nothing default here instead of crashing the human output."""
 
-        self.bar = Progress(
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Bar
+
+        self.bar = Bar(
             TextColumn("[bold]ingesting"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -85,6 +90,10 @@ class _RichProgress:
     def start(self, files: int) -> None:
         self.bar.start()
         self.task = self.bar.add_task("ingest", total=files, chunks=0, tokens=0, last="")
+
+    def stage(self, path: Path, stage: str) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, last=f"{stage} {path.name[:40]}")
 
     def file_done(self, outcome) -> None:
         if outcome.status in ("added", "updated"):
@@ -148,43 +157,108 @@ def search(
     rerank: Annotated[
         str | None, typer.Option(help="Reranker folder: a cross-encoder or Qwen3-Reranker.")
     ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Load the model here even when a server for this home runs.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Search a collection; results cite file, page and heading."""
+    """Search a collection; results cite file, page and heading.
+
+    When `embedhub serve` runs for the same EMBEDHUB_HOME, the search goes through it (the model
+    is already loaded there: milliseconds instead of seconds); otherwise the model loads here."""
+    settings = Settings()
+    request = {
+        "query": query, "k": k, "mode": mode, "fusion": fusion, "path_glob": path_glob,
+        "file_types": list(file_type or ()), "page_min": page_min, "page_max": page_max,
+    }  # fmt: skip
+    results = None
+    if not local and rerank is None:
+        results = _search_through_server(settings, name, request)
+    if results is None:
+        results = _search_here(settings, name, request, rerank, announce=not as_json)
+    if as_json:
+        keys = ("text", "score", "retrievers", "path", "page_start", "page_end", "heading_path",
+                "char_start", "char_end", "snippet")  # fmt: skip
+        typer.echo(json.dumps({"results": [{key: r[key] for key in keys} for r in results]},
+                              ensure_ascii=False))  # fmt: skip
+        return
+    _print_results(results)
+
+
+def _search_through_server(settings: Settings, name: str, request: dict) -> list[dict] | None:
+    """Results from a running server for this home; None when there is none or it is not ready."""
+    import httpx
+
+    from embedhub.server.discovery import auth_headers, find_server
+
+    url = find_server(settings)
+    if url is None:
+        return None
+    try:
+        answer = httpx.post(
+            f"{url}/v1/collections/{name}/search", json=request, headers=auth_headers(settings), timeout=120
+        )
+    except httpx.HTTPError:
+        return None
+    if answer.status_code == 503:
+        return None  # still loading: search here instead
+    body = answer.json()
+    if answer.status_code != 200:
+        raise EmbedhubError(body.get("error", {}).get("message") or f"server answered {answer.status_code}")
+    return body["results"]
+
+
+def _search_here(settings: Settings, name: str, request: dict, rerank: str | None, announce: bool):
+    import sys
+    import time
+
     from embedhub.kb.search import Searcher
     from embedhub.kb.store import SearchFilter
 
     collection = _knowledge_base().get(name)
-    encoder = None if mode == "lexical" else _encoder_for(collection)
-    where = SearchFilter(path_glob, tuple(file_type or ()), page_min, page_max)
+    encoder = None
+    if request["mode"] != "lexical":
+        started = time.perf_counter()
+        encoder = _encoder_for(collection)
+        if announce:
+            print(
+                f"embedhub: loaded {collection.config.model} in {time.perf_counter() - started:.1f}s "
+                "for this search; with `embedhub serve` running for this home, searches skip that",
+                file=sys.stderr,
+            )
+    where = SearchFilter(request["path_glob"], tuple(request["file_types"]), request["page_min"],
+                         request["page_max"])  # fmt: skip
     reranker = None
     if rerank:
         from embedhub.kb.rerank import load_reranker
 
         reranker = load_reranker(rerank)
-    results = Searcher(collection, encoder, reranker).search(
-        query, k=k, mode=mode, where=where, fusion=fusion
+    found = Searcher(collection, encoder, reranker).search(
+        request["query"], k=request["k"], mode=request["mode"], where=where, fusion=request["fusion"]
     )
-    if as_json:
-        keys = ("text", "score", "retrievers", "path", "page_start", "page_end", "heading_path",
-                "char_start", "char_end", "snippet")  # fmt: skip
-        typer.echo(json.dumps({"results": [{key: r.to_dict()[key] for key in keys} for r in results]},
-                              ensure_ascii=False))  # fmt: skip
-        return
+    return [result.to_dict() for result in found]
+
+
+def _print_results(results: list[dict]) -> None:
     from rich.console import Console
 
     console = Console()
+    if not results:
+        console.print("no results")
     for rank, result in enumerate(results, start=1):
         pages = ""
-        if result.page_start is not None:
-            same = result.page_start == result.page_end
-            pages = f" p.{result.page_start}" if same else f" pp.{result.page_start}-{result.page_end}"
-        heading = " > ".join(result.heading_path)
+        if result["page_start"] is not None:
+            same = result["page_start"] == result["page_end"]
+            pages = (
+                f" p.{result['page_start']}" if same else f" pp.{result['page_start']}-{result['page_end']}"
+            )
+        heading = " > ".join(result["heading_path"])
         console.print(
-            f"[bold]{rank}.[/bold] {result.path}{pages}  [dim]{heading}[/dim]  "
-            f"score {result.score:.4f} ({'+'.join(result.retrievers)})"
+            f"[bold]{rank}.[/bold] {result['path']}{pages}  [dim]{heading}[/dim]  "
+            f"({' + '.join(result['retrievers'])})",
+            highlight=False,
         )
-        snippet = result.snippet.replace("<mark>", "[bold yellow]").replace("</mark>", "[/bold yellow]")
+        snippet = result["snippet"].replace("<mark>", "[bold yellow]").replace("</mark>", "[/bold yellow]")
         console.print("   " + snippet.replace("\n", " "), highlight=False)
 
 

@@ -17,6 +17,7 @@ from embedhub.engine.hub import EncoderFactory, ModelHub
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.jobs import JobManager
 from embedhub.models.base import Encoder
+from embedhub.server.discovery import announced
 from embedhub.server.errors import install_error_handlers
 from embedhub.server.metrics import Metrics
 from embedhub.server.routes import kb, openai, ops
@@ -62,7 +63,8 @@ def create_app(
             else:
                 hub.load(factory)
         try:
-            yield
+            with announced(settings):  # `embedhub kb search` then asks this server
+                yield
         finally:
             app.state.jobs.close()
             knowledge_base.close()
