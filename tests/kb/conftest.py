@@ -54,7 +54,7 @@ def make_pdf(path, pages, encrypt: str | None = None):
     for text in pages:
         page = writer.add_blank_page(width=612, height=792)
         stream = DecodedStreamObject()
-        lines = [text[i : i + 80] for i in range(0, len(text), 80)]
+        lines = [line[i : i + 80] for line in text.split("\n") for i in range(0, max(len(line), 1), 80)]
         commands = ["BT", "/F1 11 Tf", "14 TL", "50 740 Td"]
         for line in lines:
             escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")

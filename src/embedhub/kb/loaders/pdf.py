@@ -1,7 +1,16 @@
-"""PDF with pypdfium2 (Apache-2.0/BSD; PyMuPDF is AGPL): text per physical page, 1-based."""
+"""PDF with pypdfium2 (Apache-2.0/BSD; PyMuPDF is AGPL): text per physical page, 1-based.
+
+Tables of contents and back-of-book indexes are left out of the text. They repeat every heading
+and key term of the document next to page numbers, so for a question such as "what is a column
+mask" the contents page matched as well as the definition and ranked above it (a user found the
+definition seventh behind the contents of an IBM Redbook). The pages are still in the PDF (page
+numbers, rendering and citations are unchanged); only their words are not indexed.
+"""
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 
 from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError
@@ -25,21 +34,86 @@ class PdfLoader(Loader):
             if "password" in reason.lower():
                 raise LoaderError(f"{path.name}: the PDF is encrypted (password protected)") from error
             raise LoaderError(f"{path.name}: not a readable PDF ({reason})") from error
-        blocks: list[Block] = []
+        texts: list[str] = []
         try:
             pages = len(pdf)
             for number in range(pages):
                 page = pdf[number]
                 textpage = page.get_textpage()
-                text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n")
+                texts.append(textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n"))
                 textpage.close()
                 page.close()
-                for part in paragraphs(text):
-                    blocks.append(Block(part.strip(), kind="paragraph", page=number + 1))
         finally:
             pdf.close()
+        content = [without_navigation(text) for text in texts]
+        if not any(text.strip() for text in content):
+            content = texts  # nothing but contents pages: better indexed than refused
+        blocks = [
+            Block(part.strip(), kind="paragraph", page=number)
+            for number, text in enumerate(content, start=1)
+            for part in paragraphs(text)
+        ]
         if not blocks:
             raise LoaderError(
                 f"{path.name}: no extractable text in {pages} page(s) (scanned images need OCR)"
             )
         return ExtractedDocument(path, "pdf", blocks, pages=pages)
+
+
+# "2.3 Column masks ........ 45", "Index . . . 301": a title, a leader of dots (or similar), a page.
+_LEADER_LINE = re.compile(r"^\s*\S.*?\S\s*(?:[.·…_\-]\s*){3,}\s*(\d{1,4}|[ivxlcdm]{1,7})\s*$", re.IGNORECASE)
+# "2.3 Column masks 45" (leaders lost in extraction): words, then one page number.
+_TITLE_PAGE_LINE = re.compile(r"^\s*\S.*?[^\d\s,.;:]\s+(\d{1,4})\s*$")
+# "column mask, 45, 67-69" / "column mask 45, 67": an index entry with page numbers.
+_PAGES = r"\d{1,4}(?:\s*[-–]\s*\d{1,4})?"
+_INDEX_LINE = re.compile(rf"^\s*[^\d\s].*?[,\s]\s*({_PAGES})(?:\s*,\s*{_PAGES})*\s*$")
+_NAVIGATION_SHARE = 0.6
+_MIN_LINES = 6
+
+
+def _page_number(match: re.Match) -> int | None:
+    value = match.group(1)
+    return int(value) if value.isdigit() else None
+
+
+def _mostly_ascending(values: list) -> bool:
+    pairs = list(itertools.pairwise(values))
+    return bool(pairs) and sum(1 for a, b in pairs if a <= b) >= 0.8 * len(pairs)
+
+
+def is_navigation_page(text: str) -> bool:
+    """A table of contents (titles with ascending page numbers) or an index (alphabetical terms
+    with page numbers) filling most of a page. A table of figures ending in numbers is neither:
+    its numbers do not ascend, or its rows are not alphabetical."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if len(lines) < _MIN_LINES:
+        return False
+    contents = [m for m in (_LEADER_LINE.match(x) or _TITLE_PAGE_LINE.match(x) for x in lines) if m]
+    if len(contents) >= _NAVIGATION_SHARE * len(lines):
+        numbers = [n for n in map(_page_number, contents) if n is not None]
+        if len(numbers) < 2 or _mostly_ascending(numbers):
+            return True
+    entries = [line.strip() for line in lines if _INDEX_LINE.match(line)]
+    if len(entries) >= _NAVIGATION_SHARE * len(lines):
+        return _mostly_ascending([entry[:1].lower() for entry in entries])
+    return False
+
+
+def without_navigation(text: str) -> str:
+    """The page text, empty for a contents or index page, and without runs of three or more
+    dot-leader lines elsewhere (a contents section that shares its page with other text)."""
+    if is_navigation_page(text):
+        return ""
+    lines = text.split("\n")
+    leader = [bool(_LEADER_LINE.match(line)) for line in lines]
+    kept, index = [], 0
+    while index < len(lines):
+        end = index
+        while end < len(lines) and leader[end]:
+            end += 1
+        if end - index >= 3:
+            index = end
+            continue
+        kept.append(lines[index])
+        index += 1
+    return "\n".join(kept)
