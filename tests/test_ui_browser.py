@@ -148,6 +148,8 @@ def test_ui_folder_upload_keeps_paths_and_lists_rejected_files(browser, settings
     )
     (root / "tool.exe").write_bytes(b"MZ\x90\x00\x03\x00\x00\x00")
     (root / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64))
+    sentences = " ".join(f"Sentence {i:03d} describes the guide in some detail." for i in range(120))
+    (root / "projB" / "guide.md").write_text(f"# Guide\n\n<!-- editor note: hidden -->\n\n{sentences}\n")
     long_name = "a-very-long-file-name-" + "that-keeps-going-" * 8 + "end.md"
     (root / "projA" / long_name).write_text("# Long\n\nA file with a long name.")
     app = create_app(
@@ -214,6 +216,18 @@ def test_ui_folder_upload_keeps_paths_and_lists_rejected_files(browser, settings
         nav = page.locator("header nav a").last.bounding_box()
         scrolls = "(n => n.scrollWidth > n.clientWidth)(document.querySelector('header nav'))"
         assert nav["x"] + nav["width"] <= 375 or page.evaluate(scrolls)
+
+        # overlapping chunks are shown once, HTML comments not at all
+        page.click("#documents a:text-is('upload-root/projB/guide.md')")
+        page.wait_for_selector("#document-text")
+        page.screenshot(path=str(ARTIFACTS / "10-markdown-document-phone.png"))
+        assert page.evaluate(overflow)
+        shown = page.locator("#document-text").inner_text()
+        assert page.locator("p.muted").first.inner_text().split(" · ")[1] != "1 chunks"  # chunks overlap
+        assert all(shown.count(f"Sentence {i:03d} ") == 1 for i in range(120)), shown
+        assert "editor note" not in shown and "<!--" not in shown
+        page.go_back()
+        page.wait_for_selector("#failures li.rejected")
 
         page.reload()  # still listed after a reload, until dismissed
         page.wait_for_selector("#failures li.rejected")

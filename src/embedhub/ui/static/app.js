@@ -145,6 +145,7 @@ const routes = {
 async function route() {
   if (eventStream) { eventStream.abort(); eventStream = null; }
   while (pageUrls.length) URL.revokeObjectURL(pageUrls.pop());
+  window.scrollTo(0, 0);  // a new page starts at its top (the document view then scrolls to the citation)
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   const page = routes[parts[0]] ? parts[0] : "collections";
@@ -166,7 +167,7 @@ async function renderCollections() {
   view.innerHTML = `
     <h1>Collections</h1>
     <form class="card inline" id="create-form">
-      <label>Name <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,63}" placeholder="my-docs"></label>
+      <label>Name <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" placeholder="my-docs"></label>
       <label>Model <select name="model">${options}</select></label>
       <label>Dimensions <input name="dimensions" type="number" min="32" placeholder="native"></label>
       <button type="submit">Create collection</button>
