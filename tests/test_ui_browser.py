@@ -112,6 +112,8 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         assert "all-MiniLM-L6-v2" in page.locator("dl.settings").inner_text()
         page.screenshot(path=str(ARTIFACTS / "06-settings.png"))
         assert errors == []  # no script errors, no failed requests (favicon included)
+        assert page.locator("link[rel=icon]").get_attribute("href").startswith("data:image/svg+xml")
+        assert not any(address.endswith("/favicon.ico") for address in requested)
         assert not any("api_key" in address for address in requested)
 
 
@@ -191,6 +193,24 @@ def test_ui_folder_upload_keeps_paths_and_lists_rejected_files(browser, settings
         rejected = page.locator("#failures li.rejected").count()
         assert rejected >= 2
 
+        # an upload where every file is rejected (the server answers 415) lists each file with its reason
+        page.set_input_files(
+            "#file-input",
+            files=[
+                {"name": "setup.exe", "mimeType": "application/octet-stream", "buffer": b"MZ\x90\x00"},
+                {"name": "scan.pdf", "mimeType": "application/pdf", "buffer": b"just text"},
+            ],
+        )
+        page.wait_for_function(
+            f"document.querySelectorAll('#failures li.rejected').length === {rejected + 2}"
+        )
+        items = page.locator("#failures li.rejected").all_inner_texts()
+        assert any("setup.exe" in item and "unsupported file type" in item for item in items)
+        assert any(
+            "scan.pdf" in item and "looks like text" in item and "setup.exe" not in item for item in items
+        )
+        rejected += 2
+
         # the same path with different content is kept beside the first, and the user is told so
         page.set_input_files(
             "#file-input", files=[{"name": "README.md", "mimeType": "text/markdown", "buffer": b"one"}]
@@ -240,3 +260,24 @@ def test_ui_folder_upload_keeps_paths_and_lists_rejected_files(browser, settings
         assert jobs.get("upload-root/notes-gbk.txt") == "done", page.locator("#failures").inner_text()
         assert "upload-root/notes-gbk.txt" in documents
         context.close()
+
+
+def test_job_rows_use_progress_and_offer_cancel_while_running(browser, settings, tiny_encoder, tmp_path):
+    app = create_app(settings.model_copy(update={"home": tmp_path / "home"}), encoders={"tiny": tiny_encoder})
+    with live_server(app, "/health") as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#create-form")
+        row = """(job) => {
+            const body = document.createElement('tbody');
+            body.innerHTML = jobRow(Object.assign({id: 'x', name: 'a.md', chunks: 0}, job));
+            const r = body.firstElementChild;
+            const buttons = [...r.querySelectorAll('button')].map(b => b.textContent);
+            return [r.querySelector('progress').value, buttons];
+        }"""
+        assert page.evaluate(row, {"status": "embedding", "progress": 0.42}) == [42, ["Cancel"]]
+        assert page.evaluate(row, {"status": "embedding"}) == [70, ["Cancel"]]  # stage fallback
+        assert page.evaluate(row, {"status": "parsing"})[1] == ["Cancel"]
+        assert page.evaluate(row, {"status": "queued"})[1] == ["Cancel"]
+        assert page.evaluate(row, {"status": "done", "progress": 0.9}) == [100, []]
+        assert page.evaluate(row, {"status": "failed"}) == [100, ["Retry"]]
