@@ -204,6 +204,9 @@ def test_upload_naming_never_overwrites_a_different_document(api):
         == 422
     )
 
+    clash = api.post(url, files=[("files", ("README.md/inside.md", b"x", "x"))])
+    assert clash.status_code == 409 and "README.md" in clash.json()["error"]["message"]
+
     wait_for_jobs(api, "naming", 7)
     documents = api.get("/v1/collections/naming/documents").json()["data"]
     assert sorted(d["relative_path"] for d in documents) == [

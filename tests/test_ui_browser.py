@@ -100,6 +100,10 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         page.wait_for_selector(".result")
         assert page.locator("input[name=query]").input_value() == query
         assert pdf.name in page.locator(".result").first.inner_text()
+        page.set_viewport_size({"width": 375, "height": 800})
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=str(ARTIFACTS / "03b-search-phone.png"))
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         page.click("text=Playground")
         page.click("button:has-text('Compare')")

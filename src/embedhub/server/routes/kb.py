@@ -193,7 +193,11 @@ def store_upload(uploads: Path, relative: str, data: bytes, on_conflict: OnConfl
         outcome["replaced"] = not outcome["identical"]
     if target.exists() and not target.is_file():
         raise ApiError(409, f"{relative}: a folder of that name exists", "conflict_error", "file_exists")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise ApiError(409, f"{relative}: a file of that name holds the folder's place", "conflict_error",
+                       "file_exists") from error  # fmt: skip
     temporary = target.with_name("." + target.name + ".part")
     temporary.write_bytes(data)
     temporary.replace(target)
