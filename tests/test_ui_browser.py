@@ -285,3 +285,34 @@ def test_job_rows_use_progress_and_offer_cancel_while_running(browser, settings,
         assert page.evaluate(row, {"status": "queued"})[1] == ["Cancel"]
         assert page.evaluate(row, {"status": "done", "progress": 0.9}) == [100, []]
         assert page.evaluate(row, {"status": "failed"}) == [100, ["Retry"]]
+
+        # the event reader parses event/data/id lines split anywhere, and reconnects after the
+        # stream ends, sending the key as a header and the last event id
+        received = page.evaluate(
+            """() => new Promise((resolve) => {
+                localStorage.setItem('embedhub-api-key', 'k');
+                const bodies = [
+                    'event: job\\nid: 7\\ndata: {"n":', '1}\\n\\n: keep-alive\\n\\n',
+                    'event: job\\ndata: {"n":2}\\n\\n',
+                ];
+                const calls = [];
+                window.fetch = async (path, options) => {
+                    const headers = options.headers;
+                    calls.push({ path, auth: headers.Authorization, last: headers['Last-Event-ID'] || null });
+                    const chunks = calls.length === 1 ? bodies.slice(0, 2) : bodies.slice(2);
+                    const stream = new ReadableStream({ start(c) {
+                        for (const chunk of chunks) c.enqueue(new TextEncoder().encode(chunk));
+                        c.close();
+                    } });
+                    return new Response(stream, { status: 200 });
+                };
+                const events = [];
+                const controller = subscribe('/v1/collections/x/events', (type, data) => {
+                    events.push([type, JSON.parse(data).n]);
+                    if (events.length === 2) { controller.abort(); resolve({ events, calls }); }
+                });
+            })"""
+        )
+        assert received["events"] == [["job", 1], ["job", 2]]
+        assert [call["auth"] for call in received["calls"]] == ["Bearer k", "Bearer k"]
+        assert received["calls"][1]["last"] == "7" and "api_key" not in received["calls"][0]["path"]
