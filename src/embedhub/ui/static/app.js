@@ -528,7 +528,7 @@ async function renderDocument([collection, docId], params) {
     ${isPdf ? `<p><button class="secondary" id="prev" type="button">‹ Previous</button>
       <span id="page-label"></span> <button class="secondary" id="next" type="button">Next ›</button></p>` : ""}
     <div class="${isPdf ? "viewer" : ""}">
-      ${isPdf ? '<img id="page-image" alt="PDF page">' : ""}
+      ${isPdf ? '<div class="page"><img id="page-image" alt="PDF page" hidden></div>' : ""}
       <div id="document-text" class="document-text"></div>
     </div>`;
   document.getElementById("download").addEventListener("click", async () => {
@@ -554,7 +554,11 @@ async function renderDocument([collection, docId], params) {
       try {
         const url = await blobUrl(`${base}/pages/${shownPage}.png`);
         pageUrls.push(url);
-        if (shownPage === page) document.getElementById("page-image").src = url;
+        if (shownPage === page) {
+          const image = document.getElementById("page-image");
+          image.src = url;
+          image.hidden = false;
+        }
       } catch (error) { toast(error.message); }
     }
   };
