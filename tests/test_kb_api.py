@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from embedhub.server.app import create_app
-from embedhub.server.routes.kb import safe_filename
+from embedhub.server.routes.kb import MAX_DEPTH, safe_filename, safe_relative_path
 from tests.kb.conftest import make_docx, make_pdf
 from tests.live_server import live_server
 
@@ -99,7 +100,7 @@ def test_hostile_and_oversized_uploads(api):
     )
     assert traversal.status_code == 202
     stored = traversal.json()["jobs"][0]["path"]
-    assert "/collections/guarded/uploads/evil.txt" in stored and ".." not in stored
+    assert "/collections/guarded/uploads/tmp/evil.txt" in stored and ".." not in stored
     mislabelled = api.post(
         "/v1/collections/guarded/files", files=[("files", ("report.pdf", b"plain text", "x"))]
     )
@@ -132,6 +133,94 @@ def test_hostile_and_oversized_uploads(api):
 )
 def test_safe_filename(raw, expected):
     assert safe_filename(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("projA/README.md", "projA/README.md"),
+        ("../../etc/passwd", "etc/passwd"),
+        ("/absolute/notes.md", "absolute/notes.md"),
+        ("C:\\Users\\x\\doc.pdf", "Users/x/doc.pdf"),
+        ("a/./b/../c.md", "a/b/c.md"),
+        ("dir\x07/\x1bname.md", "dir/name.md"),
+        ("../..", "upload.txt"),
+        ("a//b/ /c.txt", "a/b/c.txt"),
+    ],
+)
+def test_safe_relative_path(raw, expected):
+    assert safe_relative_path(raw) == expected
+
+
+def test_safe_relative_path_bounds_depth_and_part_length():
+    deep = safe_relative_path("/".join(f"d{i}" for i in range(30)) + "/file.md")
+    assert deep.split("/") == [f"d{i}" for i in range(30 - MAX_DEPTH, 30)] + ["file.md"]
+    long = safe_relative_path("x" * 500 + "/" + "中文" * 200 + ".txt")
+    parts = long.split("/")
+    assert all(len(part.encode()) <= 200 for part in parts)
+    assert parts[1].startswith("中文") and parts[1].endswith(".txt")
+
+
+def test_upload_naming_never_overwrites_a_different_document(api):
+    api.post("/v1/collections", json={"name": "naming", "model": "tiny"})
+    url = "/v1/collections/naming/files"
+    folder = api.post(
+        url,
+        files=[
+            ("files", ("projA/README.md", b"# A\n\nalpha project", "text/markdown")),
+            ("files", ("projB/README.md", b"# B\n\nbeta project", "text/markdown")),
+        ],
+    ).json()["jobs"]
+    assert [job["stored_as"] for job in folder] == ["projA/README.md", "projB/README.md"]
+    assert [job["name"] for job in folder] == ["projA/README.md", "projB/README.md"]
+
+    first = api.post(url, files=[("files", ("README.md", b"first readme", "text/markdown"))]).json()["jobs"][
+        0
+    ]
+    assert first["stored_as"] == "README.md" and first["renamed_from"] is None and not first["replaced"]
+    second = api.post(url, files=[("files", ("README.md", b"second readme", "text/markdown"))]).json()["jobs"]
+    assert second[0]["stored_as"] == "README (2).md" and second[0]["renamed_from"] == "README.md"
+    # the same content again is the same document, wherever it was stored
+    again = api.post(url, files=[("files", ("README.md", b"second readme", "text/markdown"))]).json()["jobs"]
+    assert (
+        again[0]["stored_as"] == "README (2).md"
+        and again[0]["identical"]
+        and again[0]["renamed_from"] is None
+    )
+    replaced = api.post(
+        url, files=[("files", ("README.md", b"third readme", "x"))], data={"on_conflict": "replace"}
+    ).json()["jobs"][0]
+    assert replaced["stored_as"] == "README.md" and replaced["replaced"] and replaced["renamed_from"] is None
+    rejected = api.post(url, files=[("files", ("README.md", b"fourth", "x"))], data={"on_conflict": "reject"})
+    assert rejected.status_code == 409 and "already exists" in rejected.json()["error"]["message"]
+    mixed = api.post(
+        url,
+        files=[("files", ("README.md", b"fifth", "x")), ("files", ("new.md", b"new file", "x"))],
+        data={"on_conflict": "reject"},
+    ).json()
+    assert [r["status"] for r in mixed["rejected"]] == [409] and mixed["jobs"][0]["stored_as"] == "new.md"
+    assert (
+        api.post(url, files=[("files", ("a.md", b"x", "x"))], data={"on_conflict": "bogus"}).status_code
+        == 422
+    )
+
+    clash = api.post(url, files=[("files", ("README.md/inside.md", b"x", "x"))])
+    assert clash.status_code == 409 and "README.md" in clash.json()["error"]["message"]
+
+    wait_for_jobs(api, "naming", 7)
+    documents = api.get("/v1/collections/naming/documents").json()["data"]
+    assert sorted(d["relative_path"] for d in documents) == [
+        "README (2).md", "README.md", "new.md", "projA/README.md", "projB/README.md",
+    ]  # fmt: skip
+    texts = {
+        d["relative_path"]: api.get(f"/v1/collections/naming/documents/{d['doc_id']}/file").content
+        for d in documents
+    }
+    assert texts["README.md"] == b"third readme" and texts["README (2).md"] == b"second readme"
+    assert texts["projA/README.md"] != texts["projB/README.md"]
+    nested = next(d for d in documents if d["relative_path"] == "projA/README.md")
+    assert api.delete(f"/v1/collections/naming/documents/{nested['doc_id']}").status_code == 200
+    assert not Path(nested["path"]).parent.exists()  # the emptied projA/ folder is removed too
 
 
 def test_failed_file_can_be_retried(api, tmp_path):
@@ -188,7 +277,9 @@ def test_routes_require_the_key_when_configured(settings, tiny_encoder, tmp_path
             assert httpx.request(method, url + path).status_code == 401, path
         headers = {"Authorization": "Bearer k1"}
         assert httpx.get(url + "/v1/collections", headers=headers).status_code == 200
-        assert httpx.get(url + "/v1/collections?api_key=k1").status_code == 200
+        # a key in the query string would land in access logs and browser history: refused
+        assert httpx.get(url + "/v1/collections?api_key=k1").status_code == 401
+        assert httpx.get(url + "/v1/collections/x/events?api_key=k1").status_code == 401
         assert httpx.get(url + "/").status_code == 200  # the UI shell itself is static; it asks for the key
 
 

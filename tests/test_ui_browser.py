@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright):
 create a collection, upload a PDF and a DOCX, watch progress reach done, search, open the cited
-page. Screenshots of each page go to artifacts/ui/."""
+page, come back to the search; upload a folder with duplicate names and rejected files. Screenshots
+of each page (desktop and 375 px phone width) go to artifacts/ui/."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(url + "/")
         page.fill("input[name=name]", "e2e")
         page.screenshot(path=str(ARTIFACTS / "01-collections.png"), full_page=True)
@@ -75,13 +79,31 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         assert page.locator(".result mark").count() > 0
         page.screenshot(path=str(ARTIFACTS / "03-search.png"), full_page=True)
 
+        where = first.locator(".where").inner_text()
+        assert "found by" in where and "keyword" in where and "score" not in where
+        assert "score" in first.locator(".found-by").get_attribute("title")
+        assert "q=" in page.url and "mode=hybrid" in page.url  # the search is in the URL
+
         first.locator("a.open").click()
-        page.wait_for_selector(".chunk.cited")
+        page.wait_for_selector("#document-text mark.cited")
         page.wait_for_function("document.getElementById('page-image').naturalWidth > 0")
+        assert page.evaluate("document.getElementById('page-image').src").startswith("blob:")
         cited_page = int(page.locator("#page-label").inner_text().split()[1])
         assert cited_page >= 1
-        assert query.split()[0] in page.locator(".chunk.cited mark").inner_text().lower()
+        assert query.split()[0] in page.locator("#document-text").inner_text().lower()
         page.screenshot(path=str(ARTIFACTS / "04-document.png"))
+        with page.expect_download() as download:
+            page.click("#download")
+        assert Path(download.value.path()).read_bytes() == pdf.read_bytes()
+
+        page.go_back()  # Back restores and re-runs the search
+        page.wait_for_selector(".result")
+        assert page.locator("input[name=query]").input_value() == query
+        assert pdf.name in page.locator(".result").first.inner_text()
+        page.set_viewport_size({"width": 375, "height": 800})
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=str(ARTIFACTS / "03b-search-phone.png"))
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         page.click("text=Playground")
         page.click("button:has-text('Compare')")
@@ -93,7 +115,10 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         page.wait_for_selector("dl.settings")
         assert "all-MiniLM-L6-v2" in page.locator("dl.settings").inner_text()
         page.screenshot(path=str(ARTIFACTS / "06-settings.png"))
-        assert errors == []
+        assert errors == []  # no script errors, no failed requests (favicon included)
+        assert page.locator("link[rel=icon]").get_attribute("href").startswith("data:image/svg+xml")
+        assert not any(address.endswith("/favicon.ico") for address in requested)
+        assert not any("api_key" in address for address in requested)
 
 
 def test_ui_asks_for_the_api_key(browser, settings, tiny_encoder, tmp_path):
@@ -110,3 +135,184 @@ def test_ui_asks_for_the_api_key(browser, settings, tiny_encoder, tmp_path):
         page.click("#key-save")
         page.wait_for_selector("#create-form")
         assert page.evaluate("localStorage.getItem('embedhub-api-key')") == "sesame"
+
+
+def test_ui_folder_upload_keeps_paths_and_lists_rejected_files(browser, settings, tiny_encoder, tmp_path):
+    """A folder with projA/README.md and projB/README.md, a GBK-encoded Chinese text, a program
+    and a PNG named .txt: both READMEs are kept with their paths, the rejected files stay in the
+    Failures list with their reason until dismissed, at desktop and phone width, behind an API key."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    root = tmp_path / "upload-root"
+    for project, text in (
+        ("projA", "# Project A\n\nAlpha readme."),
+        ("projB", "# Project B\n\nBeta readme."),
+    ):
+        (root / project).mkdir(parents=True)
+        (root / project / "README.md").write_text(text)
+    (root / "notes-gbk.txt").write_bytes(
+        "这是一个中文文本文件，用于测试编码识别。北京是中国的首都。".encode("gbk")
+    )
+    (root / "tool.exe").write_bytes(b"MZ\x90\x00\x03\x00\x00\x00")
+    (root / "photo.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64))
+    sentences = " ".join(f"Sentence {i:03d} describes the guide in some detail." for i in range(120))
+    (root / "projB" / "guide.md").write_text(f"# Guide\n\n<!-- editor note: hidden -->\n\n{sentences}\n")
+    long_name = "a-very-long-file-name-" + "that-keeps-going-" * 8 + "end.md"
+    (root / "projA" / long_name).write_text("# Long\n\nA file with a long name.")
+    app = create_app(
+        settings.model_copy(update={"home": tmp_path / "home", "api_keys": ["sesame"]}),
+        encoders={"tiny": tiny_encoder},
+    )
+    with live_server(app, "/health") as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.add_init_script("localStorage.setItem('embedhub-api-key', 'sesame')")
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(url + "/")
+        page.fill("input[name=name]", "folders")
+        page.click("text=Create collection")
+        page.wait_for_selector("#dropzone")
+        assert page.locator("#choose-files").inner_text() == "Choose files"
+        assert page.locator("#choose-folder").inner_text() == "Choose a folder"
+        page.set_input_files("#folder-input", str(root))
+        finished = (
+            "[...document.querySelectorAll('#jobs tr')].every(r => /done|failed/.test(r.dataset.status))"
+        )
+        page.wait_for_function(
+            f"document.querySelectorAll('#jobs tr').length >= 3 && {finished}", timeout=120_000
+        )
+        jobs = {row.locator("td.name").inner_text(): row.get_attribute("data-status")
+                for row in page.locator("#jobs tr").all()}  # fmt: skip
+        assert jobs["upload-root/projA/README.md"] == "done" and jobs["upload-root/projB/README.md"] == "done"
+        assert jobs[f"upload-root/projA/{long_name}"] == "done"
+        page.wait_for_function("document.querySelectorAll('#documents tr').length >= 3", timeout=30_000)
+        documents = page.locator("#documents td.name").all_inner_texts()
+        assert "upload-root/projA/README.md" in documents and "upload-root/projB/README.md" in documents
+
+        text = page.locator("#failures").inner_text()
+        assert "tool.exe" in text and "unsupported file type" in text
+        assert "photo.txt" in text and "content" in text
+        rejected = page.locator("#failures li.rejected").count()
+        assert rejected >= 2
+
+        # an upload where every file is rejected (the server answers 415) lists each file with its reason
+        page.set_input_files(
+            "#file-input",
+            files=[
+                {"name": "setup.exe", "mimeType": "application/octet-stream", "buffer": b"MZ\x90\x00"},
+                {"name": "scan.pdf", "mimeType": "application/pdf", "buffer": b"just text"},
+            ],
+        )
+        page.wait_for_function(
+            f"document.querySelectorAll('#failures li.rejected').length === {rejected + 2}"
+        )
+        items = page.locator("#failures li.rejected").all_inner_texts()
+        assert any("setup.exe" in item and "unsupported file type" in item for item in items)
+        assert any(
+            "scan.pdf" in item and "looks like text" in item and "setup.exe" not in item for item in items
+        )
+        rejected += 2
+
+        # the same path with different content is kept beside the first, and the user is told so
+        page.set_input_files(
+            "#file-input", files=[{"name": "README.md", "mimeType": "text/markdown", "buffer": b"one"}]
+        )
+        page.wait_for_selector("#jobs td.name[title='README.md']")
+        page.set_input_files(
+            "#file-input", files=[{"name": "README.md", "mimeType": "text/markdown", "buffer": b"two"}]
+        )
+        page.wait_for_selector("#upload-notes li")
+        assert "README.md saved as README (2).md" in page.locator("#upload-notes").inner_text()
+
+        # nothing overflows sideways; long names are cut with an ellipsis and kept whole in the title
+        page.screenshot(path=str(ARTIFACTS / "08-folder-upload.png"), full_page=True)
+        overflow = "document.documentElement.scrollWidth <= window.innerWidth"
+        assert page.evaluate(overflow)
+        cell = page.locator(f"#jobs td.name[title='upload-root/projA/{long_name}']")
+        assert cell.evaluate("c => c.scrollWidth > c.clientWidth")  # cut, not wrapping the row
+        page.set_viewport_size({"width": 375, "height": 800})
+        page.wait_for_timeout(7_000)  # longer than any toast lives: failures are not toasts
+        assert page.locator("#failures li.rejected").count() == rejected
+        assert page.evaluate(overflow)
+        page.screenshot(path=str(ARTIFACTS / "09-folder-upload-phone.png"), full_page=True)
+        nav = page.locator("header nav a").last.bounding_box()
+        scrolls = "(n => n.scrollWidth > n.clientWidth)(document.querySelector('header nav'))"
+        assert nav["x"] + nav["width"] <= 375 or page.evaluate(scrolls)
+
+        # overlapping chunks are shown once, HTML comments not at all
+        page.click("#documents a:text-is('upload-root/projB/guide.md')")
+        page.wait_for_selector("#document-text")
+        page.screenshot(path=str(ARTIFACTS / "10-markdown-document-phone.png"))
+        assert page.evaluate(overflow)
+        shown = page.locator("#document-text").inner_text()
+        assert page.locator("p.muted").first.inner_text().split(" · ")[1] != "1 chunks"  # chunks overlap
+        assert all(shown.count(f"Sentence {i:03d} ") == 1 for i in range(120)), shown
+        assert "editor note" not in shown and "<!--" not in shown
+        page.go_back()
+        page.wait_for_selector("#failures li.rejected")
+
+        page.reload()  # still listed after a reload, until dismissed
+        page.wait_for_selector("#failures li.rejected")
+        assert page.locator("#failures li.rejected").count() == rejected
+        page.locator("#failures li.rejected button.dismiss-rejected").first.click()
+        assert page.locator("#failures li.rejected").count() == rejected - 1
+        assert errors == []
+        assert not any("api_key" in address for address in requested)
+        # GBK text is accepted like any text file (charset detection)
+        assert jobs.get("upload-root/notes-gbk.txt") == "done", page.locator("#failures").inner_text()
+        assert "upload-root/notes-gbk.txt" in documents
+        context.close()
+
+
+def test_job_rows_use_progress_and_offer_cancel_while_running(browser, settings, tiny_encoder, tmp_path):
+    app = create_app(settings.model_copy(update={"home": tmp_path / "home"}), encoders={"tiny": tiny_encoder})
+    with live_server(app, "/health") as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#create-form")
+        row = """(job) => {
+            const body = document.createElement('tbody');
+            body.innerHTML = jobRow(Object.assign({id: 'x', name: 'a.md', chunks: 0}, job));
+            const r = body.firstElementChild;
+            const buttons = [...r.querySelectorAll('button')].map(b => b.textContent);
+            return [r.querySelector('progress').value, buttons];
+        }"""
+        assert page.evaluate(row, {"status": "embedding", "progress": 0.42}) == [42, ["Cancel"]]
+        assert page.evaluate(row, {"status": "embedding"}) == [70, ["Cancel"]]  # stage fallback
+        assert page.evaluate(row, {"status": "parsing"})[1] == ["Cancel"]
+        assert page.evaluate(row, {"status": "queued"})[1] == ["Cancel"]
+        assert page.evaluate(row, {"status": "done", "progress": 0.9}) == [100, []]
+        assert page.evaluate(row, {"status": "failed"}) == [100, ["Retry"]]
+
+        # the event reader parses event/data/id lines split anywhere, and reconnects after the
+        # stream ends, sending the key as a header and the last event id
+        received = page.evaluate(
+            """() => new Promise((resolve) => {
+                localStorage.setItem('embedhub-api-key', 'k');
+                const bodies = [
+                    'event: job\\nid: 7\\ndata: {"n":', '1}\\n\\n: keep-alive\\n\\n',
+                    'event: job\\ndata: {"n":2}\\n\\n',
+                ];
+                const calls = [];
+                window.fetch = async (path, options) => {
+                    const headers = options.headers;
+                    calls.push({ path, auth: headers.Authorization, last: headers['Last-Event-ID'] || null });
+                    const chunks = calls.length === 1 ? bodies.slice(0, 2) : bodies.slice(2);
+                    const stream = new ReadableStream({ start(c) {
+                        for (const chunk of chunks) c.enqueue(new TextEncoder().encode(chunk));
+                        c.close();
+                    } });
+                    return new Response(stream, { status: 200 });
+                };
+                const events = [];
+                const controller = subscribe('/v1/collections/x/events', (type, data) => {
+                    events.push([type, JSON.parse(data).n]);
+                    if (events.length === 2) { controller.abort(); resolve({ events, calls }); }
+                });
+            })"""
+        )
+        assert received["events"] == [["job", 1], ["job", 2]]
+        assert [call["auth"] for call in received["calls"]] == ["Bearer k", "Bearer k"]
+        assert received["calls"][1]["last"] == "7" and "api_key" not in received["calls"][0]["path"]

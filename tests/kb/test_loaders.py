@@ -28,6 +28,20 @@ def test_markdown_heading_tree(tmp_path):
         assert document.text[start:end] == block.text
 
 
+def test_markdown_drops_html_comments(tmp_path):
+    path = tmp_path / "notes.md"
+    path.write_text(
+        "# Notes\n\n<!-- TODO: rewrite this section -->\n\nVisible text <!-- hidden remark --> here.\n\n"
+        "<!--\nmulti-line\ndraft\n-->\n\n```html\n<!-- a comment in a code sample stays -->\n```\n"
+    )
+    document = load_file(path)
+    for hidden in ("TODO", "hidden remark", "draft"):
+        assert hidden not in document.text
+    assert "Visible text  here." in document.text
+    assert "<!-- a comment in a code sample stays -->" in document.text
+    assert all(block.text.strip() for block in document.blocks)
+
+
 def test_html_main_text_without_boilerplate(tmp_path):
     path = tmp_path / "page.html"
     path.write_text(

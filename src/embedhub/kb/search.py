@@ -44,6 +44,7 @@ class SearchResult:
     snippet: str
     doc_id: str
     chunk_id: str
+    rank: int = 0  # 1 for the best result: what a user compares, unlike the fused score
 
     def to_dict(self) -> dict:
         return {
@@ -60,6 +61,7 @@ class SearchResult:
             "snippet": self.snippet,
             "doc_id": self.doc_id,
             "chunk_id": self.chunk_id,
+            "rank": self.rank,
         }
 
 
@@ -90,12 +92,32 @@ def weighted_fusion(rankings: dict[str, list[Hit]], weights: dict[str, float]) -
     return sorted(fused.values(), key=lambda hit: hit.score, reverse=True)
 
 
+_HAN_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df"
+_HAN = re.compile(f"[{_HAN_RANGES}]")
+_WORD_CHAR = f"[^\\W_{_HAN_RANGES}]"  # a letter or digit of a spaced script (Han is unspaced)
+
+
+def _term_pattern(query: str) -> re.Pattern[str] | None:
+    """Whole query terms only: Latin-script (and other spaced-script) terms at word boundaries,
+    Chinese as jieba words of two or more characters (a lone character matches inside every
+    other word), longest first so a compound wins over its parts."""
+    terms = {term for term in analyze(query) if len(term) > 1}
+    if not terms:
+        return None
+    alternatives = []
+    for term in sorted(terms, key=len, reverse=True):
+        if _HAN.search(term):
+            alternatives.append(re.escape(term))
+        else:  # a letter or digit of a spaced script on either side means we are inside a word
+            alternatives.append(f"(?<!{_WORD_CHAR}){re.escape(term)}(?!{_WORD_CHAR})")
+    return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
 def highlight(text: str, query: str, width: int = 280) -> str:
     """An HTML-safe snippet around the densest run of query terms, terms wrapped in <mark>."""
-    terms = sorted({t for t in analyze(query) if len(t) > 1 or not t.isascii()}, key=len, reverse=True)
-    if not terms:
-        return html.escape(text[:width])
-    pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
+    pattern = _term_pattern(query)
+    if pattern is None:
+        return html.escape(text[:width]) + ("…" if len(text) > width else "")
     matches = list(pattern.finditer(text))
     if not matches:
         return html.escape(text[:width]) + ("…" if len(text) > width else "")
@@ -170,7 +192,7 @@ class Searcher:
                 hit.score = float(score)
                 hit.retrievers = [*hit.retrievers, f"rerank:{self.reranker.name}"]
             hits = sorted(pool, key=lambda hit: hit.score, reverse=True)
-        return [self._result(hit, query) for hit in hits[:k]]
+        return [self._result(hit, query, rank) for rank, hit in enumerate(hits[:k], start=1)]
 
     def _dense(self, query: str, fetch: int, where: SearchFilter) -> list[Hit]:
         if self.encoder is None:
@@ -187,7 +209,7 @@ class Searcher:
         committed = self.collection.manifest.committed_generations()
         return [h for h in hits if committed.get(h.row.doc_id) == h.row.generation and where.matches(h.row)]
 
-    def _result(self, hit: Hit, query: str) -> SearchResult:
+    def _result(self, hit: Hit, query: str, rank: int) -> SearchResult:
         row = hit.row
         return SearchResult(
             text=row.text,
@@ -203,4 +225,5 @@ class Searcher:
             snippet=highlight(row.text, query),
             doc_id=row.doc_id,
             chunk_id=row.id,
+            rank=rank,
         )

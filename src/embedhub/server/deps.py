@@ -41,10 +41,8 @@ async def get_ready_hub(request: Request) -> ModelHub:
 
 
 async def require_api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    # EventSource and <img> cannot send headers: the web UI passes the key as ?api_key= there.
-    query_key = request.query_params.get("api_key")
-    if authorization is None and query_key:
-        authorization = f"Bearer {query_key}"
+    # The key travels in the Authorization header only: a key in the query string ends up in access
+    # logs, browser history and Referer headers (the web UI fetches events, pages and files itself).
     check_api_key(request.app.state.settings, authorization)
 
 

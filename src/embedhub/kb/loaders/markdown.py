@@ -1,7 +1,9 @@
-"""Markdown: the heading tree from markdown-it-py's token stream; blocks keep their source text."""
+"""Markdown: the heading tree from markdown-it-py's token stream; blocks keep their source text,
+without HTML comments (`<!-- ... -->` is for the author: neither indexed nor shown)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -18,6 +20,15 @@ _BLOCK_KINDS = {
     "blockquote_open": "paragraph",
     "html_block": "paragraph",
 }
+
+
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+
+
+def _without_comments(source: str) -> str:
+    """The block's text without HTML comments; blank lines a comment leaves behind collapse."""
+    text = _COMMENT.sub("", source)
+    return re.sub(r"\n[ \t]*\n(?:[ \t]*\n)+", "\n\n", text).strip()
 
 
 class MarkdownLoader(Loader):
@@ -46,7 +57,10 @@ class MarkdownLoader(Loader):
             if kind and token.level == 0 and token.map:
                 start, end = token.map
                 source = "\n".join(lines[start:end]).strip("\n")
-                blocks.append(Block(source, kind=kind, heading_path=tuple(h for _, h in headings)))
+                if kind != "code":  # a comment inside a code sample is part of the sample
+                    source = _without_comments(source)
+                if source:
+                    blocks.append(Block(source, kind=kind, heading_path=tuple(h for _, h in headings)))
                 if token.nesting == 1:
                     index = _skip_to_close(tokens, index)
             index += 1

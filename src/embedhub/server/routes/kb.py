@@ -11,7 +11,7 @@ import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 from starlette.responses import FileResponse, Response, StreamingResponse
 
@@ -101,16 +101,107 @@ async def drop_collection(name: str, kb: KnowledgeBaseDep, jobs: JobsDep) -> dic
 
 
 _UNSAFE = re.compile(r"[^\w.\- ()\[\]]+", re.UNICODE)
+_DRIVE = re.compile(r"^[A-Za-z]:$")
+MAX_PART_BYTES = 200  # file systems allow 255 bytes per name; room for " (n)" and the ".part" copy
+MAX_DEPTH = 8  # folders kept above the file name
+
+
+def _bounded(part: str, limit: int = MAX_PART_BYTES) -> str:
+    """Cut a name to `limit` UTF-8 bytes, keeping its extension."""
+    if len(part.encode()) <= limit:
+        return part
+    stem, dot, suffix = part.rpartition(".")
+    if not dot or len(suffix.encode()) > 16:
+        stem, suffix = part, ""
+    room = limit - len(suffix.encode()) - (1 if suffix else 0)
+    stem = stem.encode()[:room].decode(errors="ignore").rstrip(" .")
+    return f"{stem}.{suffix}" if suffix else stem
 
 
 def safe_filename(name: str | None) -> str:
     """A plain file name: no directories, no traversal, no control characters, bounded length."""
     base = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
-    base = _UNSAFE.sub("_", "".join(ch for ch in base if ch.isprintable())).strip(" .")
-    stem, dot, suffix = base.rpartition(".")
-    if dot and len(base) > 150:
-        base = stem[: 150 - len(suffix) - 1] + "." + suffix
-    return base[:150] or "upload.txt"
+    return _safe_part(base) or "upload.txt"
+
+
+def _safe_part(part: str) -> str:
+    part = _UNSAFE.sub("_", "".join(ch for ch in part if ch.isprintable())).strip(" .")
+    return _bounded(part)
+
+
+def safe_relative_path(name: str | None) -> str:
+    """The relative path of an upload (a folder upload sends `projA/README.md`), made safe: each
+    part sanitised like `safe_filename`, `.`/`..`/empty parts and drive letters dropped (so never
+    absolute, never outside uploads/), at most MAX_DEPTH folders (the nearest ones) above the name."""
+    raw = unicodedata.normalize("NFC", (name or "").replace("\\", "/"))
+    parts = [part for part in raw.split("/") if part.strip() not in ("", ".", "..")]
+    if parts and _DRIVE.match(parts[0]):
+        parts = parts[1:]
+    parts = [safe for safe in (_safe_part(part) for part in parts) if safe]
+    if not parts:
+        return "upload.txt"
+    return "/".join(parts[-(MAX_DEPTH + 1) :])
+
+
+def _numbered(relative: str, number: int) -> str:
+    """`docs/README.md` -> `docs/README (2).md`."""
+    folder, _, name = relative.rpartition("/")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = name, ""
+    label = f" ({number})"
+    stem = _bounded(stem, MAX_PART_BYTES - len(label) - len(suffix.encode()) - 1)
+    name = f"{stem}{label}.{suffix}" if suffix else f"{stem}{label}"
+    return f"{folder}/{name}" if folder else name
+
+
+OnConflict = Literal["keep_both", "replace", "reject"]
+
+
+def store_upload(uploads: Path, relative: str, data: bytes, on_conflict: OnConflict) -> dict:
+    """Write an upload under `uploads` without ever silently replacing a different document.
+
+    Identical content at the path (or at one of its ` (n)` copies) is the same document; different
+    content is kept beside it as `name (2).ext` unless `on_conflict` is `replace` or `reject`.
+    Runs without awaiting, so two uploads in this process never interleave between check and write.
+    """
+    target = uploads / relative
+    if not target.resolve().is_relative_to(uploads.resolve()):
+        raise InvalidInputError(f"{relative}: the path leaves the uploads folder")
+    outcome = {"stored_as": relative, "renamed_from": None, "replaced": False, "identical": False}
+    if target.is_file() and on_conflict != "replace":
+        for number in range(1, 1000):
+            candidate = relative if number == 1 else _numbered(relative, number)
+            path = uploads / candidate
+            if not path.exists():
+                if on_conflict == "reject":
+                    raise ApiError(
+                        409, f"{relative} already exists with different content; upload it with "
+                        "on_conflict=replace to replace it or on_conflict=keep_both to keep both",
+                        "conflict_error", "file_exists",
+                    )  # fmt: skip
+                outcome.update(stored_as=candidate, renamed_from=relative)
+                target = path
+                break
+            if path.is_file() and path.read_bytes() == data:
+                outcome.update(stored_as=candidate, identical=True)
+                return outcome
+        else:
+            raise ApiError(409, f"{relative}: too many copies of this name", "conflict_error", "file_exists")
+    elif target.is_file():
+        outcome["identical"] = target.read_bytes() == data
+        outcome["replaced"] = not outcome["identical"]
+    if target.exists() and not target.is_file():
+        raise ApiError(409, f"{relative}: a folder of that name exists", "conflict_error", "file_exists")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise ApiError(409, f"{relative}: a file of that name holds the folder's place", "conflict_error",
+                       "file_exists") from error  # fmt: skip
+    temporary = target.with_name("." + target.name + ".part")
+    temporary.write_bytes(data)
+    temporary.replace(target)
+    return outcome
 
 
 def check_content(filename: str, data: bytes) -> None:
@@ -138,31 +229,40 @@ async def upload_files(
     kb: KnowledgeBaseDep,
     jobs: JobsDep,
     hub: ReadyHubDep,
-    files: Annotated[list[UploadFile], File(description="One or more documents.")],
-) -> dict:
-    """Store the files in the collection and queue one ingestion job per file."""
+    files: Annotated[
+        list[UploadFile],
+        File(description="One or more documents; the filename may be a relative path (folder uploads)."),
+    ],
+    on_conflict: Annotated[
+        OnConflict,
+        Form(description="When the path already holds different content: keep both (`name (2).ext`), "
+             "replace it, or reject the file (409)."),
+    ] = "keep_both",
+) -> dict:  # fmt: skip
+    """Store the files under the collection's uploads/ folder and queue one ingestion job per file.
+
+    Each accepted entry says where the file went: `stored_as` (relative path), `renamed_from`
+    (set when a different document already had that path), `replaced`, `identical` (same content
+    as the document already there: no duplicate)."""
     collection = kb.get(name)
     hub.get(collection.config.model)  # 404 now if the collection's model is not served
     uploads = collection.folder / "uploads"
     accepted, rejected = [], []
     for upload in files:
-        filename = safe_filename(upload.filename)
+        relative = safe_relative_path(upload.filename)
         data = await upload.read()
         try:
-            check_content(filename, data)
+            check_content(relative.rsplit("/", 1)[-1], data)
+            outcome = store_upload(uploads, relative, data, on_conflict)
         except ApiError as error:
             rejected.append({"filename": upload.filename, "error": error.message, "status": error.status})
             continue
-        uploads.mkdir(parents=True, exist_ok=True)
-        target = uploads / filename
-        temporary = target.with_name("." + target.name + ".part")
-        temporary.write_bytes(data)
-        temporary.replace(target)
-        accepted.append(jobs.submit(name, target, filename).to_dict())
+        job = jobs.submit(name, uploads / outcome["stored_as"], outcome["stored_as"])
+        accepted.append({**job.to_dict(), "filename": upload.filename, **outcome})
     if not accepted and rejected:
         first = rejected[0]
-        raise ApiError(first["status"], "; ".join(r["error"] for r in rejected), "invalid_request_error",
-                       "upload_rejected")  # fmt: skip
+        kind = "conflict_error" if first["status"] == 409 else "invalid_request_error"
+        raise ApiError(first["status"], "; ".join(r["error"] for r in rejected), kind, "upload_rejected")
     return {"jobs": accepted, "rejected": rejected}
 
 
@@ -224,10 +324,28 @@ async def job_events(name: str, request: Request, jobs: JobsDep, kb: KnowledgeBa
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
+def relative_path(collection, path: str) -> str:
+    """An uploaded file's path inside uploads/ (`projA/README.md`); other files keep their path."""
+    try:
+        return Path(path).relative_to(collection.folder / "uploads").as_posix()
+    except ValueError:
+        return path
+
+
 @router.get("/collections/{name}/documents")
 async def list_documents(name: str, kb: KnowledgeBaseDep) -> dict:
-    records = kb.get(name).manifest.documents()
-    return {"data": [{**record.__dict__, "name": Path(record.path).name} for record in records]}
+    collection = kb.get(name)
+    records = collection.manifest.documents()
+    return {
+        "data": [
+            {
+                **record.__dict__,
+                "name": Path(record.path).name,
+                "relative_path": relative_path(collection, record.path),
+            }
+            for record in records
+        ]
+    }
 
 
 def _document(kb: KnowledgeBase, name: str, doc_id: str):
@@ -256,7 +374,12 @@ async def get_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
         for r in rows
         if r.generation == record.generation
     ]
-    return {**record.__dict__, "name": Path(record.path).name, "chunks": chunks}
+    return {
+        **record.__dict__,
+        "name": Path(record.path).name,
+        "relative_path": relative_path(collection, record.path),
+        "chunks": chunks,
+    }
 
 
 @router.delete("/collections/{name}/documents/{doc_id}")
@@ -264,9 +387,13 @@ async def delete_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
     collection, record = _document(kb, name, doc_id)
     await asyncio.to_thread(remove_documents, collection, [doc_id])
     uploads = (collection.folder / "uploads").resolve()
-    path = Path(record.path)
-    if path.resolve().parent == uploads:
+    path = Path(record.path).resolve()
+    if uploads in path.parents:
         path.unlink(missing_ok=True)  # an uploaded copy belongs to the collection
+        for folder in path.parents:  # and so do the folders a folder upload made
+            if folder == uploads or any(folder.iterdir()):
+                break
+            folder.rmdir()
     return {"deleted": doc_id}
 
 
@@ -316,7 +443,12 @@ async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: Read
         where=where,
         fusion=body.fusion,
     )
-    return {"results": [{**r.to_dict(), "name": Path(r.path).name} for r in results]}
+    return {
+        "results": [
+            {**r.to_dict(), "name": Path(r.path).name, "relative_path": relative_path(collection, r.path)}
+            for r in results
+        ]
+    }
 
 
 @router.get("/loaders")

@@ -3,28 +3,33 @@
 
 const view = document.getElementById("view");
 const keyDialog = document.getElementById("key-dialog");
-let eventSource = null;
+let eventStream = null;  // the collection page's job events (an AbortController)
+const pageUrls = [];  // blob: URLs made for the current page, released when it is left
 
-// ---------- API access (with the API key when the server asks for one) ----------
+// ---------- API access (the API key goes in the Authorization header, never in a URL) ----------
 function apiKey() { return localStorage.getItem("embedhub-api-key") || ""; }
-function withKey(url) {
-  const key = apiKey();
-  return key ? url + (url.includes("?") ? "&" : "?") + "api_key=" + encodeURIComponent(key) : url;
+function authHeaders(extra = {}) {
+  const headers = Object.assign({}, extra);
+  if (apiKey()) headers["Authorization"] = "Bearer " + apiKey();
+  return headers;
 }
+let keyPrompt = null;
 function askForKey() {
-  return new Promise((resolve) => {
+  if (keyPrompt) return keyPrompt;  // one dialog for every request waiting on it
+  keyPrompt = new Promise((resolve) => {
     document.getElementById("key-input").value = "";
     keyDialog.showModal();
     keyDialog.addEventListener("close", () => {
       localStorage.setItem("embedhub-api-key", document.getElementById("key-input").value.trim());
       document.getElementById("key-button").hidden = false;
+      keyPrompt = null;
       resolve();
     }, { once: true });
   });
+  return keyPrompt;
 }
-async function api(path, options = {}) {
-  const headers = Object.assign({}, options.headers || {});
-  if (apiKey()) headers["Authorization"] = "Bearer " + apiKey();
+async function request(path, options = {}) {
+  const headers = authHeaders(options.headers || {});
   if (options.json !== undefined) {
     headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(options.json);
@@ -32,22 +37,96 @@ async function api(path, options = {}) {
   const response = await fetch(path, Object.assign({}, options, { headers }));
   if (response.status === 401) {
     await askForKey();
-    return api(path, options);
+    return request(path, options);
   }
-  const text = await response.text();
-  const body = text ? JSON.parse(text) : {};
-  if (!response.ok) throw new Error((body.error && body.error.message) || response.statusText);
-  return body;
+  return response;
 }
+async function errorOf(response) {
+  const text = await response.text();
+  try { const body = JSON.parse(text); return (body.error && body.error.message) || response.statusText; } catch { return text || response.statusText; }
+}
+async function api(path, options = {}) {
+  const response = await request(path, options);
+  if (!response.ok) throw new Error(await errorOf(response));
+  const text = await response.text();
+  return text ? JSON.parse(text) : {};
+}
+// A blob: URL for a protected resource (page images, original files): <img src> and <a href> cannot
+// send the Authorization header, so the bytes are fetched here and handed to the element locally.
+async function blobUrl(path) {
+  const response = await request(path);
+  if (!response.ok) throw new Error(await errorOf(response));
+  return URL.createObjectURL(await response.blob());
+}
+
+// Server-Sent Events over fetch (EventSource cannot send headers): parses `event:`/`data:`/`id:`
+// lines per the SSE format and reconnects after a dropped connection. Returns an AbortController.
+function subscribe(path, onEvent) {
+  const controller = new AbortController();
+  let lastId = null;
+  let delay = 1000;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  (async () => {
+    while (!controller.signal.aborted) {
+      try {
+        const headers = authHeaders({ Accept: "text/event-stream" });
+        if (lastId !== null) headers["Last-Event-ID"] = lastId;
+        const response = await fetch(path, { headers, signal: controller.signal, cache: "no-store" });
+        if (response.status === 401) { await askForKey(); continue; }
+        if (!response.ok || !response.body) throw new Error(response.statusText);
+        delay = 1000;
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "", type = "", data = [];
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          const lines = buffer.split("\n");
+          buffer = lines.pop();
+          for (const raw of lines) {
+            const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+            if (line === "") {
+              if (data.length) onEvent(type || "message", data.join("\n"));
+              type = ""; data = [];
+              continue;
+            }
+            if (line.startsWith(":")) continue;  // comment (keep-alive)
+            const colon = line.indexOf(":");
+            const field = colon < 0 ? line : line.slice(0, colon);
+            let content = colon < 0 ? "" : line.slice(colon + 1);
+            if (content.startsWith(" ")) content = content.slice(1);
+            if (field === "event") type = content;
+            else if (field === "data") data.push(content);
+            else if (field === "id") lastId = content;
+            else if (field === "retry" && /^\d+$/.test(content)) delay = Number(content);
+          }
+        }
+      } catch (error) {
+        if (controller.signal.aborted) return;
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 15000);
+    }
+  })();
+  return controller;
+}
+
 function escapeHtml(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 function toast(message) {
+  let stack = document.getElementById("toasts");
+  if (!stack) {
+    stack = document.createElement("div");
+    stack.id = "toasts";
+    stack.setAttribute("role", "status");
+    document.body.appendChild(stack);
+  }
   const node = document.createElement("div");
   node.className = "toast";
   node.textContent = message;
-  document.body.appendChild(node);
-  setTimeout(() => node.remove(), 4000);
+  stack.appendChild(node);
+  setTimeout(() => node.remove(), 8000);
 }
 function pages(item) {
   if (item.page_start == null) return "";
@@ -64,7 +143,9 @@ const routes = {
   settings: renderSettings,
 };
 async function route() {
-  if (eventSource) { eventSource.close(); eventSource = null; }
+  if (eventStream) { eventStream.abort(); eventStream = null; }
+  while (pageUrls.length) URL.revokeObjectURL(pageUrls.pop());
+  window.scrollTo(0, 0);  // a new page starts at its top (the document view then scrolls to the citation)
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   const page = routes[parts[0]] ? parts[0] : "collections";
@@ -86,7 +167,7 @@ async function renderCollections() {
   view.innerHTML = `
     <h1>Collections</h1>
     <form class="card inline" id="create-form">
-      <label>Name <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,63}" placeholder="my-docs"></label>
+      <label>Name <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" placeholder="my-docs"></label>
       <label>Model <select name="model">${options}</select></label>
       <label>Dimensions <input name="dimensions" type="number" min="32" placeholder="native"></label>
       <button type="submit">Create collection</button>
@@ -111,18 +192,46 @@ async function renderCollections() {
   });
 }
 
-const STAGE_PROGRESS = { queued: 5, parsing: 35, embedding: 70, done: 100, failed: 100, cancelled: 100 };
+const STAGE_PROGRESS = { queued: 0.05, parsing: 0.35, embedding: 0.7, done: 1, failed: 1, cancelled: 1 };
+const RUNNING = ["queued", "parsing", "embedding"];
 
+function jobProgress(job) {
+  if (typeof job.progress === "number" && !["done", "failed", "cancelled"].includes(job.status)) {
+    return Math.max(0, Math.min(1, job.progress));
+  }
+  return STAGE_PROGRESS[job.status] ?? 0;
+}
+function chunkCount(job) {
+  const total = job.chunks_total ?? job.total_chunks;
+  if (total && job.status === "embedding") return `${job.chunks || 0} / ${total} chunks`;
+  return job.chunks ? `${job.chunks} chunk${job.chunks === 1 ? "" : "s"}` : "";
+}
 function jobRow(job) {
   const retry = job.status === "failed" || job.status === "cancelled"
     ? `<button class="secondary retry" data-job="${job.id}" type="button">Retry</button>` : "";
-  const cancel = job.status === "queued" ? `<button class="secondary cancel" data-job="${job.id}" type="button">Cancel</button>` : "";
+  const cancel = RUNNING.includes(job.status)
+    ? `<button class="secondary cancel" data-job="${job.id}" type="button">Cancel</button>` : "";
+  const percent = Math.round(jobProgress(job) * 100);
   return `<tr id="job-${job.id}" data-status="${job.status}">
-    <td>${escapeHtml(job.name)}</td>
-    <td><progress max="100" value="${STAGE_PROGRESS[job.status] ?? 0}"></progress></td>
-    <td><span class="status ${job.status}">${job.status}</span> ${job.chunks ? `${job.chunks} chunks` : ""}</td>
-    <td class="error">${escapeHtml(job.error || "")}</td>
-    <td>${retry}${cancel}</td></tr>`;
+    <td class="name" title="${escapeHtml(job.name)}">${escapeHtml(job.name)}</td>
+    <td><progress max="100" value="${percent}" title="${percent}%"></progress></td>
+    <td><span class="status ${job.status}">${job.status}</span> <span class="muted">${chunkCount(job)}</span></td>
+    <td class="reason error" title="${escapeHtml(job.error || "")}">${escapeHtml(job.error || "")}</td>
+    <td class="actions">${retry}${cancel}</td></tr>`;
+}
+
+// Rejected uploads and upload notes are kept (per collection, for this browser tab) until dismissed.
+function kept(kind, name) {
+  try { return JSON.parse(sessionStorage.getItem(`embedhub-${kind}-${name}`) || "[]"); } catch { return []; }
+}
+function keep(kind, name, items) { sessionStorage.setItem(`embedhub-${kind}-${name}`, JSON.stringify(items)); }
+
+function uploadNote(job) {
+  const asked = job.filename || job.renamed_from || job.stored_as;
+  if (job.renamed_from) return `${asked} saved as ${job.stored_as} (a different file already has that name)`;
+  if (job.identical) return `${asked} is already in the collection as ${job.stored_as} (same content)`;
+  if (job.replaced) return `${asked} replaced the earlier version of ${job.stored_as}`;
+  return null;
 }
 
 async function renderCollection([name]) {
@@ -139,33 +248,69 @@ async function renderCollection([name]) {
     <div class="dropzone" id="dropzone">
       <p><strong>Drop files or folders here</strong></p>
       <p class="muted">PDF, DOCX, Markdown, HTML, text and source code</p>
-      <input type="file" id="file-input" multiple aria-label="Choose files">
-      <input type="file" id="folder-input" webkitdirectory multiple aria-label="Choose a folder">
+      <div class="choose">
+        <button type="button" id="choose-files">Choose files</button>
+        <button type="button" id="choose-folder">Choose a folder</button>
+        <label class="inline-label">If the same path holds a different file
+          <select id="on-conflict">
+            <option value="keep_both">keep both (add “(2)”)</option>
+            <option value="replace">replace it</option>
+            <option value="reject">skip the upload</option>
+          </select></label>
+      </div>
+      <input type="file" id="file-input" multiple hidden aria-label="Choose files">
+      <input type="file" id="folder-input" webkitdirectory multiple hidden aria-label="Choose a folder">
     </div>
+    <ul id="upload-notes" class="notes" aria-live="polite"></ul>
     <h2>Processing</h2>
-    <table><thead><tr><th>File</th><th>Progress</th><th>Status</th><th>Reason</th><th></th></tr></thead>
+    <table class="fixed jobs"><thead><tr><th class="name">File</th><th class="progress">Progress</th><th class="state">Status</th><th class="reason">Reason</th><th class="actions"></th></tr></thead>
       <tbody id="jobs">${jobs.data.map(jobRow).join("")}</tbody></table>
     <h2>Failures</h2>
-    <ul id="failures"></ul>
+    <ul id="failures" class="failures"></ul>
     <h2>Documents</h2>
-    <table><thead><tr><th>File</th><th>Type</th><th>Pages</th><th>Chunks</th><th>Status</th><th></th></tr></thead>
+    <table class="fixed documents"><thead><tr><th class="name">File</th><th class="type">Type</th><th class="num">Pages</th><th class="num">Chunks</th><th class="state">Status</th><th class="actions"></th></tr></thead>
       <tbody id="documents">${documentRows(name, documents.data)}</tbody></table>
     <p><button class="secondary" id="drop-collection" type="button">Drop collection</button></p>`;
-  const updateFailures = () => {
-    const rows = [...document.querySelectorAll("#jobs tr[data-status=failed]")];
-    document.getElementById("failures").innerHTML = rows.map((row) =>
-      `<li>${escapeHtml(row.cells[0].textContent)}: <span class="error">${escapeHtml(row.cells[3].textContent)}</span></li>`).join("") || '<li class="muted">none</li>';
+  const notes = () => {
+    document.getElementById("upload-notes").innerHTML = kept("notes", name).map((note, index) =>
+      `<li><span>${escapeHtml(note)}</span> <button class="link dismiss-note" data-index="${index}" type="button" aria-label="Dismiss">Dismiss</button></li>`).join("");
   };
+  const updateFailures = () => {
+    const dismissed = new Set(kept("dismissed", name));
+    const failed = [...document.querySelectorAll("#jobs tr[data-status=failed]")].filter((row) => !dismissed.has(row.id))
+      .map((row) => `<li><span class="name" title="${escapeHtml(row.cells[0].textContent)}">${escapeHtml(row.cells[0].textContent)}</span>
+        <span class="error">${escapeHtml(row.cells[3].textContent)}</span>
+        <button class="link dismiss-failure" data-job-row="${row.id}" type="button">Dismiss</button></li>`);
+    const rejected = kept("rejected", name).map((item, index) =>
+      `<li class="rejected"><span class="name" title="${escapeHtml(item.filename)}">${escapeHtml(item.filename)}</span>
+        <span class="error">not uploaded: ${escapeHtml(item.error)}</span>
+        <button class="link dismiss-rejected" data-index="${index}" type="button">Dismiss</button></li>`);
+    document.getElementById("failures").innerHTML = [...rejected, ...failed].join("") || '<li class="muted">none</li>';
+  };
+  notes();
   updateFailures();
-  const upload = async (files) => {
-    if (!files.length) return;
+  const upload = async (items) => {
+    if (!items.length) return;
     const form = new FormData();
-    for (const file of files) form.append("files", file, file.name);
+    // the multipart filename carries the relative path, so projA/README.md and projB/README.md stay apart
+    for (const { file, path } of items) form.append("files", file, path || file.name);
+    form.append("on_conflict", document.getElementById("on-conflict").value);
+    let result;
     try {
-      const result = await api(`/v1/collections/${encodeURIComponent(name)}/files`, { method: "POST", body: form });
-      for (const job of result.jobs) upsertJob(job);
-      for (const rejected of result.rejected) toast(rejected.error);
-    } catch (error) { toast(error.message); }
+      const response = await request(`/v1/collections/${encodeURIComponent(name)}/files`, { method: "POST", body: form });
+      const text = await response.text();
+      const body = text ? JSON.parse(text) : {};
+      if (!response.ok) {  // every file was rejected: one message joins "name: reason" for each
+        result = { jobs: [], rejected: splitReasons((body.error && body.error.message) || response.statusText, items) };
+      } else result = body;
+    } catch (error) { result = { jobs: [], rejected: [{ filename: `${items.length} file(s)`, error: error.message }] }; }
+    for (const job of result.jobs) upsertJob(job);
+    const fresh = result.jobs.map(uploadNote).filter(Boolean);
+    if (fresh.length) { keep("notes", name, [...kept("notes", name), ...fresh]); notes(); }
+    if (result.rejected.length) {
+      keep("rejected", name, [...kept("rejected", name), ...result.rejected.map((r) => ({ filename: r.filename, error: withoutName(r.error, r.filename) }))]);
+      updateFailures();
+    }
   };
   const refreshDocuments = async () => {
     const [fresh, docs] = await Promise.all([
@@ -189,11 +334,32 @@ async function renderCollection([name]) {
     e.preventDefault();
     zone.classList.remove("over");
     const entries = [...e.dataTransfer.items].map((item) => item.webkitGetAsEntry && item.webkitGetAsEntry()).filter(Boolean);
-    const files = entries.length ? (await Promise.all(entries.map(readEntry))).flat() : [...e.dataTransfer.files];
-    upload(files);
+    const items = entries.length ? (await Promise.all(entries.map(readEntry))).flat()
+      : [...e.dataTransfer.files].map((file) => ({ file, path: file.name }));
+    upload(items);
   });
-  document.getElementById("file-input").addEventListener("change", (e) => upload([...e.target.files]));
-  document.getElementById("folder-input").addEventListener("change", (e) => upload([...e.target.files]));
+  const picked = (e) => { upload([...e.target.files].map((file) => ({ file, path: file.webkitRelativePath || file.name }))); e.target.value = ""; };
+  document.getElementById("choose-files").addEventListener("click", () => document.getElementById("file-input").click());
+  document.getElementById("choose-folder").addEventListener("click", () => document.getElementById("folder-input").click());
+  document.getElementById("file-input").addEventListener("change", picked);
+  document.getElementById("folder-input").addEventListener("change", picked);
+  document.getElementById("upload-notes").addEventListener("click", (e) => {
+    if (!e.target.classList.contains("dismiss-note")) return;
+    const items = kept("notes", name);
+    items.splice(Number(e.target.dataset.index), 1);
+    keep("notes", name, items);
+    notes();
+  });
+  document.getElementById("failures").addEventListener("click", (e) => {
+    if (e.target.classList.contains("dismiss-rejected")) {
+      const items = kept("rejected", name);
+      items.splice(Number(e.target.dataset.index), 1);
+      keep("rejected", name, items);
+    } else if (e.target.classList.contains("dismiss-failure")) {
+      keep("dismissed", name, [...kept("dismissed", name), e.target.dataset.jobRow]);
+    } else return;
+    updateFailures();
+  });
   document.getElementById("jobs").addEventListener("click", async (e) => {
     const id = e.target.dataset.job;
     if (!id) return;
@@ -202,28 +368,56 @@ async function renderCollection([name]) {
   });
   document.getElementById("documents").addEventListener("click", async (e) => {
     if (!e.target.dataset.doc) return;
-    await api(`/v1/collections/${encodeURIComponent(name)}/documents/${e.target.dataset.doc}`, { method: "DELETE" });
-    route();
+    try {
+      await api(`/v1/collections/${encodeURIComponent(name)}/documents/${e.target.dataset.doc}`, { method: "DELETE" });
+      route();
+    } catch (error) { toast(error.message); }
   });
   document.getElementById("drop-collection").addEventListener("click", async () => {
     if (!confirm(`Drop collection ${name} and everything in it?`)) return;
-    await api(`/v1/collections/${encodeURIComponent(name)}`, { method: "DELETE" });
-    location.hash = "#/collections";
+    try {
+      await api(`/v1/collections/${encodeURIComponent(name)}`, { method: "DELETE" });
+      location.hash = "#/collections";
+    } catch (error) { toast(error.message); }
   });
-  eventSource = new EventSource(withKey(`/v1/collections/${encodeURIComponent(name)}/events`));
-  eventSource.addEventListener("job", (event) => upsertJob(JSON.parse(event.data)));
+  eventStream = subscribe(`/v1/collections/${encodeURIComponent(name)}/events`, (type, data) => {
+    if (type === "job") upsertJob(JSON.parse(data));
+  });
+}
+
+// Server reasons start with the file's name ("tool.exe: unsupported file type; ..."): the list shows it apart.
+function withoutName(reason, filename) {
+  const base = String(filename || "").split("/").pop();
+  return base && reason.startsWith(base + ": ") ? reason.slice(base.length + 2) : reason;
+}
+function splitReasons(message, items) {
+  const starts = items.map((item) => {
+    const path = item.path || item.file.name;
+    return { path, at: message.indexOf(path.split("/").pop() + ": ") };
+  }).filter((entry) => entry.at >= 0).sort((a, b) => a.at - b.at);
+  if (!starts.length) return [{ filename: items.length === 1 ? (items[0].path || items[0].file.name) : `${items.length} files`, error: message }];
+  return starts.map((entry, index) => ({
+    filename: entry.path,
+    error: message.slice(entry.at, index + 1 < starts.length ? starts[index + 1].at : undefined).replace(/;\s*$/, ""),
+  }));
 }
 
 function documentRows(name, documents) {
-  return documents.map((d) => `<tr>
-    <td><a href="#/doc/${encodeURIComponent(name)}/${d.doc_id}">${escapeHtml(d.name)}</a></td>
-    <td>${escapeHtml(d.file_type || "")}</td><td>${d.pages ?? ""}</td><td>${d.chunks ?? 0}</td>
+  return documents.map((d) => {
+    const shown = d.relative_path || d.name;
+    return `<tr>
+    <td class="name" title="${escapeHtml(shown)}"><a href="#/doc/${encodeURIComponent(name)}/${d.doc_id}">${escapeHtml(shown)}</a></td>
+    <td>${escapeHtml(d.file_type || "")}</td><td>${d.pages ?? ""}</td><td>${d.chunks ?? 0}<span class="unit"> chunk${d.chunks === 1 ? "" : "s"}</span></td>
     <td><span class="status ${d.status}">${d.status}</span> <span class="error">${escapeHtml(d.error || "")}</span></td>
-    <td><button class="secondary delete-doc" data-doc="${d.doc_id}" type="button">Delete</button></td></tr>`).join("");
+    <td class="actions"><button class="secondary delete-doc" data-doc="${d.doc_id}" type="button">Delete</button></td></tr>`;
+  }).join("");
 }
 
+// A dropped folder: every file with its path inside the drop (entry.fullPath is "/projA/README.md").
 function readEntry(entry) {
-  if (entry.isFile) return new Promise((resolve) => entry.file((file) => resolve([file]), () => resolve([])));
+  if (entry.isFile) {
+    return new Promise((resolve) => entry.file((file) => resolve([{ file, path: entry.fullPath.replace(/^\/+/, "") || file.name }]), () => resolve([])));
+  }
   const reader = entry.createReader();
   return new Promise((resolve) => {
     const all = [];
@@ -236,21 +430,28 @@ function readEntry(entry) {
   });
 }
 
-// ---------- search ----------
+// ---------- search (its state lives in the URL hash, so Back from a cited page re-runs it) ----------
+const RETRIEVER_NAMES = { lexical: "keyword", dense: "semantic" };
+function foundBy(retrievers) {
+  return retrievers.map((r) => r.startsWith("rerank:") ? "reranked" : (RETRIEVER_NAMES[r] || r)).join(" + ");
+}
+
 async function renderSearch(_, params) {
   const collections = await api("/v1/collections");
   const chosen = params.get("collection") || (collections.data[0] && collections.data[0].name) || "";
+  const mode = params.get("mode") || "hybrid";
+  const type = params.get("type") || "";
+  const option = (value, current, label = value) => `<option value="${value}" ${value === current ? "selected" : ""}>${label}</option>`;
   view.innerHTML = `
     <h1>Search</h1>
     <form class="card inline" id="search-form">
       <label>Collection <select name="collection">${collections.data.map((c) =>
         `<option ${c.name === chosen ? "selected" : ""}>${escapeHtml(c.name)}</option>`).join("")}</select></label>
-      <label style="flex:1">Query <input name="query" required value="${escapeHtml(params.get("q") || "")}"></label>
-      <label>Mode <select name="mode"><option>hybrid</option><option>dense</option><option>lexical</option></select></label>
-      <label>Results <input name="k" type="number" min="1" max="200" value="10" style="width:5rem"></label>
-      <label>File type <select name="type"><option value="">any</option><option>pdf</option><option>docx</option>
-        <option>markdown</option><option>html</option><option>text</option><option>code</option></select></label>
-      <label>Path glob <input name="path" placeholder="*.pdf" style="width:8rem"></label>
+      <label class="grow">Query <input name="query" required value="${escapeHtml(params.get("q") || "")}"></label>
+      <label>Mode <select name="mode">${["hybrid", "dense", "lexical"].map((m) => option(m, mode)).join("")}</select></label>
+      <label>Results <input name="k" type="number" min="1" max="200" value="${escapeHtml(params.get("k") || "10")}" style="width:5rem"></label>
+      <label>File type <select name="type">${option("", type, "any")}${["pdf", "docx", "markdown", "html", "text", "code"].map((t) => option(t, type)).join("")}</select></label>
+      <label>Path glob <input name="path" placeholder="*.pdf" style="width:8rem" value="${escapeHtml(params.get("path") || "")}"></label>
       <button type="submit">Search</button>
     </form>
     <div id="results"></div>`;
@@ -267,49 +468,105 @@ async function renderSearch(_, params) {
       const found = await api(`/v1/collections/${encodeURIComponent(collection)}/search`, { method: "POST", json: body });
       results.innerHTML = found.results.map((r, i) => `
         <article class="result">
-          <div class="where"><strong>${i + 1}. <a class="open" href="#/doc/${encodeURIComponent(collection)}/${r.doc_id}?chunk=${encodeURIComponent(r.chunk_id)}${r.page_start ? "&page=" + r.page_start : ""}">${escapeHtml(r.name)}</a></strong>
+          <div class="where"><strong><span class="rank">${r.rank || i + 1}.</span> <a class="open" title="${escapeHtml(r.relative_path || r.name)}" href="#/doc/${encodeURIComponent(collection)}/${r.doc_id}?chunk=${encodeURIComponent(r.chunk_id)}${r.page_start ? "&page=" + r.page_start : ""}">${escapeHtml(r.relative_path || r.name)}</a></strong>
             ${pages(r)} ${r.heading_path.length ? "· " + escapeHtml(r.heading_path.join(" › ")) : ""}
-            · score ${r.score.toFixed(4)} · ${escapeHtml(r.retrievers.join(" + "))}</div>
+            · <span class="found-by" title="score ${r.score.toFixed(4)} (${body.mode === "hybrid" ? "reciprocal rank fusion" : body.mode}); higher ranks first">found by ${escapeHtml(foundBy(r.retrievers))}</span></div>
           <div class="snippet">${r.snippet}</div>
         </article>`).join("") || '<p class="muted">No results.</p>';
     } catch (error) { results.innerHTML = `<p class="error">${escapeHtml(error.message)}</p>`; }
   };
-  form.addEventListener("submit", (e) => { e.preventDefault(); run(); });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    const state = new URLSearchParams({ collection: data.get("collection"), q: data.get("query"), mode: data.get("mode"), k: data.get("k") || "10" });
+    if (data.get("type")) state.set("type", data.get("type"));
+    if (data.get("path")) state.set("path", data.get("path"));
+    const hash = "#/search?" + state.toString();
+    if (location.hash === hash) run(); else location.hash = hash;  // the hashchange re-renders and runs it
+  });
   if (params.get("q")) run();
 }
 
 // ---------- document viewer ----------
+// Chunks overlap by design: the text is rendered once, pieced together from the chunks' character
+// spans (char_start/char_end count code points, hence Array.from), the cited chunk's span marked.
+function documentText(chunks, cited) {
+  const sorted = chunks.slice().sort((a, b) => a.char_start - b.char_start || a.char_end - b.char_end);
+  let html = "", cursor = null;
+  for (const chunk of sorted) {
+    if (cursor !== null && chunk.char_end <= cursor) continue;
+    const from = cursor === null ? chunk.char_start : Math.max(chunk.char_start, cursor);
+    if (cursor !== null && chunk.char_start > cursor) html += "\n\n";  // text between chunks is not stored
+    const chars = Array.from(chunk.text);
+    const cuts = [from, chunk.char_end];
+    if (cited) for (const p of [cited.char_start, cited.char_end]) if (p > from && p < chunk.char_end) cuts.push(p);
+    cuts.sort((a, b) => a - b);
+    for (let i = 0; i + 1 < cuts.length; i += 1) {
+      const [a, b] = [cuts[i], cuts[i + 1]];
+      if (b <= a) continue;
+      const piece = escapeHtml(chars.slice(a - chunk.char_start, b - chunk.char_start).join(""));
+      html += cited && a >= cited.char_start && b <= cited.char_end ? `<mark class="cited">${piece}</mark>` : piece;
+    }
+    cursor = chunk.char_end;
+  }
+  return html;
+}
+
 async function renderDocument([collection, docId], params) {
-  const doc = await api(`/v1/collections/${encodeURIComponent(collection)}/documents/${docId}`);
+  const base = `/v1/collections/${encodeURIComponent(collection)}/documents/${docId}`;
+  const doc = await api(base);
   const citedId = params.get("chunk");
   const cited = doc.chunks.find((c) => c.id === citedId);
   let page = Number(params.get("page") || (cited && cited.page_start) || 1);
   const isPdf = doc.file_type === "pdf";
+  const shown = doc.relative_path || doc.name;
   view.innerHTML = `
-    <h1>${escapeHtml(doc.name)}</h1>
+    <h1 class="name" title="${escapeHtml(shown)}">${escapeHtml(shown)}</h1>
     <p class="muted">${escapeHtml(doc.file_type)} · ${doc.chunks.length} chunks ${doc.pages ? "· " + doc.pages + " pages" : ""} ·
-      <a href="${withKey(`/v1/collections/${encodeURIComponent(collection)}/documents/${docId}/file`)}">original file</a></p>
+      <button class="link" id="download" type="button">original file</button></p>
+    ${cited ? `<p class="muted" id="cited-where">Cited passage: ${pages(cited)} ${cited.heading_path.length ? escapeHtml(cited.heading_path.join(" › ")) : ""}</p>` : ""}
     ${isPdf ? `<p><button class="secondary" id="prev" type="button">‹ Previous</button>
       <span id="page-label"></span> <button class="secondary" id="next" type="button">Next ›</button></p>` : ""}
     <div class="${isPdf ? "viewer" : ""}">
-      ${isPdf ? '<img id="page-image" alt="PDF page">' : ""}
-      <div id="chunks"></div>
+      ${isPdf ? '<div class="page"><img id="page-image" alt="PDF page" hidden></div>' : ""}
+      <div id="document-text" class="document-text"></div>
     </div>`;
-  const show = () => {
+  document.getElementById("download").addEventListener("click", async () => {
+    try {
+      const url = await blobUrl(`${base}/file`);
+      pageUrls.push(url);
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = doc.name;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+    } catch (error) { toast(error.message); }
+  });
+  const show = async () => {
     const chunks = isPdf ? doc.chunks.filter((c) => c.page_start <= page && page <= c.page_end) : doc.chunks;
-    document.getElementById("chunks").innerHTML = chunks.map((c) => `<div class="chunk ${c.id === citedId ? "cited" : ""}" id="chunk-${c.index}"><div class="muted">${pages(c)} ${c.heading_path.length ? escapeHtml(c.heading_path.join(" › ")) : ""}</div>${c.id === citedId ? `<mark>${escapeHtml(c.text)}</mark>` : escapeHtml(c.text)}</div>`).join("");
-    if (isPdf) {
-      document.getElementById("page-image").src = withKey(`/v1/collections/${encodeURIComponent(collection)}/documents/${docId}/pages/${page}.png`);
-      document.getElementById("page-label").textContent = `page ${page} of ${doc.pages}`;
-    }
-    const target = document.querySelector(".chunk.cited");
+    document.getElementById("document-text").innerHTML = documentText(chunks, cited) || '<p class="muted">No text on this page.</p>';
+    const target = document.querySelector("#document-text mark.cited");
     if (target) target.scrollIntoView({ block: "center" });
+    if (isPdf) {
+      document.getElementById("page-label").textContent = `page ${page} of ${doc.pages}`;
+      const shownPage = page;
+      try {
+        const url = await blobUrl(`${base}/pages/${shownPage}.png`);
+        pageUrls.push(url);
+        if (shownPage === page) {
+          const image = document.getElementById("page-image");
+          image.src = url;
+          image.hidden = false;
+        }
+      } catch (error) { toast(error.message); }
+    }
   };
   if (isPdf) {
     document.getElementById("prev").addEventListener("click", () => { if (page > 1) { page -= 1; show(); } });
     document.getElementById("next").addEventListener("click", () => { if (page < doc.pages) { page += 1; show(); } });
   }
-  show();
+  await show();
 }
 
 // ---------- embedding playground ----------
