@@ -10,7 +10,7 @@ from embedhub.config import Settings
 from embedhub.models.registry import REGISTRY
 from embedhub.models.spec import InputKind
 from embedhub.server.schemas import EmbeddingRequest
-from tests.clients.recipe import recipe_environment
+from tests.clients.recipe import RECIPE_DOC, recipe_environment
 
 REQUIRED = {
     "RAG_EMBEDDING_ENGINE",
@@ -33,6 +33,12 @@ def test_recipe_sets_every_variable(recipe):
     assert set(recipe) == REQUIRED
     assert recipe["RAG_EMBEDDING_ENGINE"] == "openai"
     assert recipe["RAG_OPENAI_API_KEY"], "Open WebUI always sends a key; an empty one reads as a mistake"
+
+
+def test_recipe_key_is_the_one_embedhub_is_started_with(recipe):
+    assert f"embedhub serve --port 8000 --api-key {recipe['RAG_OPENAI_API_KEY']}\n" in RECIPE_DOC.read_text(
+        encoding="utf-8"
+    )
 
 
 def test_recipe_points_at_the_default_embedhub_address(recipe):
