@@ -38,7 +38,8 @@ test: install browser lint
 test-slow: install
 	$(VENV)/bin/pytest -q -m slow
 
-# Real client programs against a live `embedhub serve` (slow; not part of `make test`).
+# Real client programs against a live `embedhub serve` (slow; not part of `make test`); -s prints
+# the request counts the Open WebUI test measures.
 # Open WebUI lives in its own venv: its pins would fight embedhub's. torch goes in first there too.
 OPENWEBUI_VENV ?= .venv-openwebui
 OPENWEBUI_VERSION ?= 0.12.4
@@ -54,7 +55,7 @@ $(OPENWEBUI_STAMP):
 install-clients: $(OPENWEBUI_STAMP)
 
 test-clients: install install-clients
-	OPENWEBUI_VENV=$(abspath $(OPENWEBUI_VENV)) $(VENV)/bin/pytest -q -m slow tests/clients
+	OPENWEBUI_VENV=$(abspath $(OPENWEBUI_VENV)) $(VENV)/bin/pytest -q -s -m slow tests/clients
 
 format: install
 	$(VENV)/bin/ruff format
