@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from embedhub.cli import app
+from tests.live_server import free_port
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +99,106 @@ def test_make_random_writes_loadable_model(runner, tmp_path, tiny_encoder):
     np.testing.assert_allclose(vector, tiny_encoder.encode(["same seed"]).vectors[0], atol=1e-6)
     bad = runner.invoke(app, ["models", "make-random", "--shape", "huge", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "tiny, 0.6B, 4B" in bad.stderr
+
+
+def test_model_dirs_accepts_a_plain_path_list(runner, tmp_path, tiny_model_dir):
+    """EMBEDHUB_MODEL_DIRS=/some/dir, as people write it (it used to end in a 135-line traceback)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (second / "Qwen3-Embedding-0.6B").symlink_to(tiny_model_dir, target_is_directory=True)
+    for value in (f"{first}{os.pathsep}{second}", str(second), json.dumps([str(first), str(second)])):
+        result = runner.invoke(app, ["models", "list", "--json"], env={"EMBEDHUB_MODEL_DIRS": value})
+        assert result.exit_code == 0, result.output
+        rows = {row["name"]: row for row in json.loads(result.stdout)["models"]}
+        assert rows["Qwen3-Embedding-0.6B"]["source"] == "model-dir", value
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "command", "expected"),
+    [
+        ("EMBEDHUB_PORT", "abc", ["serve"], "valid integer"),
+        ("EMBEDHUB_PORT", "70000", ["serve"], "65535"),
+        ("EMBEDHUB_DTYPE", "fp8", ["models", "list"], "'float32', 'bfloat16' or 'float16'"),
+        ("EMBEDHUB_ALIASES", "small=minilm", ["serve"], "JSON object"),
+        ("EMBEDHUB_MODEL_DIRS", '["/x"', ["models", "list"], "JSON list"),
+        ("EMBEDHUB_CACHE_ON_DISK", "maybe", ["embed", "x"], "boolean"),
+        ("EMBEDHUB_MAX_BATCH_SIZE", "0", ["embed", "x"], "greater than or equal to 1"),
+        ("EMBEDHUB_TRUNCATE", "sometimes", ["serve"], "boolean"),
+    ],
+)
+def test_bad_settings_are_one_line_exit_2(runner, variable, value, command, expected):
+    result = runner.invoke(app, command, env={variable: value})
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{variable}={value!r}" in lines[0] and expected in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_bad_api_keys_setting_hides_the_value(runner):
+    result = runner.invoke(app, ["serve"], env={"EMBEDHUB_API_KEYS": '["secret-key'})
+    assert result.exit_code == 2
+    assert "EMBEDHUB_API_KEYS=<hidden>" in result.stderr and "secret-key" not in result.stderr
+
+
+@pytest.fixture
+def no_server_start(monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the server must not start")
+
+    monkeypatch.setattr("uvicorn.Server.run", refuse)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("Qwen3-Embedding-8B", "not on this machine"),
+        ("./no/such/folder", "unknown model"),
+    ],
+)
+def test_serve_refuses_models_it_cannot_find_before_starting(runner, no_server_start, model, message):
+    from embedhub.config import Settings
+    from embedhub.models.loading import locate
+    from embedhub.models.registry import REGISTRY
+
+    if model in REGISTRY.names() and locate(REGISTRY.find(model), Settings()) is not None:
+        pytest.skip(f"{model} weights are on this machine")
+    result = runner.invoke(app, ["serve", "--model", "all-MiniLM-L6-v2", "--model", model])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_exits_non_zero_when_loading_fails(runner, tmp_path):
+    """A model that resolves but cannot load: the server stops with the reason, not /ready 503 forever."""
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "bert", "hidden_size": 8}')
+    timed_out = threading.Event()
+
+    def interrupt() -> None:
+        timed_out.set()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watchdog = threading.Timer(60, interrupt)
+    watchdog.start()
+    try:
+        result = runner.invoke(app, ["serve", "--model", str(broken), "--port", str(free_port())])
+    finally:
+        watchdog.cancel()
+    assert not timed_out.is_set(), "the server kept running after its model failed to load"
+    assert result.exit_code == 2, result.output
+    assert "model loading failed" in result.stderr and "no tokenizer.json" in result.stderr
+
+
+def test_embed_too_long_names_the_cli_option(runner):
+    long_text = "word " * 300
+    refused = runner.invoke(app, ["embed", long_text, "--model", "all-MiniLM-L6-v2", "--json"])
+    assert refused.exit_code == 2
+    assert "--truncate" in refused.stderr and '"truncate"' not in refused.stderr
+    assert "302 tokens" in refused.stderr and "limit of 256" in refused.stderr
+    cut = runner.invoke(app, ["embed", long_text, "--model", "all-MiniLM-L6-v2", "--truncate", "--json"])
+    assert cut.exit_code == 0, cut.output
+    assert json.loads(cut.stdout)["usage"]["prompt_tokens"] == 256
+    tokens = runner.invoke(app, ["tokenize", long_text, "--model", "all-MiniLM-L6-v2"])
+    assert tokens.exit_code == 2 and "--truncate" in tokens.stderr

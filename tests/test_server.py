@@ -83,14 +83,36 @@ def test_query_instruction_extensions(server, tiny_encoder):
     np.testing.assert_allclose(custom["data"][0]["embedding"], expected, atol=1e-6)
 
 
-def test_token_id_inputs(client, tiny_encoder):
-    ids = tiny_encoder.content_ids(["hello world", "second"])
-    single = client.embeddings.create(model="tiny", input=ids[0])
-    double = client.embeddings.create(model="tiny", input=ids)
-    expected = tiny_encoder.encode(["hello world", "second"]).vectors
-    np.testing.assert_allclose(single.data[0].embedding, expected[0], atol=1e-6)
-    np.testing.assert_allclose([d.embedding for d in double.data], expected, atol=1e-6)
-    assert single.usage.prompt_tokens == len(ids[0]) + 1
+def test_token_id_inputs_with_accept_token_ids(settings, tiny_encoder):
+    app = create_app(settings.model_copy(update={"accept_token_ids": True}), encoders={"tiny": tiny_encoder})
+    with live_server(app, "/ready") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        ids = tiny_encoder.content_ids(["hello world", "second"])
+        single = client.embeddings.create(model="tiny", input=ids[0])
+        double = client.embeddings.create(model="tiny", input=ids)
+        expected = tiny_encoder.encode(["hello world", "second"]).vectors
+        np.testing.assert_allclose(single.data[0].embedding, expected[0], atol=1e-6)
+        np.testing.assert_allclose([d.embedding for d in double.data], expected, atol=1e-6)
+        assert single.usage.prompt_tokens == len(ids[0]) + 1
+        vocabulary = tiny_encoder.vocabulary_size
+        for bad in ([[1, 2, 10**9]], [[-1]], [10**30], [[vocabulary]]):
+            response = httpx.post(url + "/v1/embeddings", json={"model": "tiny", "input": bad})
+            assert response.status_code == 400, response.text
+            assert "outside the vocabulary" in response.json()["error"]["message"]
+        assert httpx.post(url + "/v1/embeddings", json={"model": "tiny", "input": [[]]}).status_code == 400
+
+
+def test_token_ids_refused_by_default(server, client):
+    """LangChain's default sends tiktoken (cl100k) ids; read in another vocabulary they give wrong
+    vectors with status 200, so a server that cannot know the tokenizer refuses them."""
+    for body in ([9707, 1879], [[9707, 1879], [17]]):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.embeddings.create(model="tiny", input=body)
+        error = caught.value.body
+        assert error["code"] == "token_ids_not_accepted" and error["param"] == "input"
+        message = error["message"]
+        assert "wrong vectors" in message and "check_embedding_ctx_length=False" in message
+        assert "embedhub serve --accept-token-ids" in message and "EMBEDHUB_ACCEPT_TOKEN_IDS=1" in message
 
 
 def test_models_route(client):
@@ -108,8 +130,8 @@ def test_models_route(client):
         ({"model": "tiny", "input": "x", "dimensions": 16}, 400, "32..64"),
         ({"model": "all-MiniLM-L6-v2", "input": "x", "dimensions": 128}, 400, "native 384"),
         ({"model": "tiny", "input": "x", "input_type": "passage"}, 400, "query, document"),
-        ({"model": "all-MiniLM-L6-v2", "input": "word " * 400}, 400, "limit of 256"),
-        ({"model": "tiny", "input": [[1, 2, 10**9]]}, 400, "outside the vocabulary"),
+        ({"model": "all-MiniLM-L6-v2", "input": "word " * 400, "truncate": False}, 400, "limit of 256"),
+        ({"model": "tiny", "input": [[1, 2, 10**9]]}, 400, "token-id input is refused"),
         ({"model": "nope", "input": "x"}, 404, "random-qwen3-tiny"),
         ({"model": "tiny", "input": ["x"] * 65}, 413, "limit of 64"),
         ({"model": "tiny"}, 422, "input"),
@@ -124,13 +146,59 @@ def test_bad_requests(server, body, status, needle):
     assert needle in error["message"] and error["type"]
 
 
-def test_over_long_input_counts_and_truncates(server):
+def test_over_long_input_counts_and_truncates(server, minilm_encoder):
+    """The server truncates by default (frontends send character-sized chunks and cannot ask), and
+    says so: usage.truncated_inputs, a header, a counter; "truncate": false is strict."""
     url = server + "/v1/embeddings"
-    refused = httpx.post(url, json={"model": "all-MiniLM-L6-v2", "input": "word " * 400})
-    assert refused.json()["error"]["code"] == "context_length_exceeded"
-    assert "402 tokens" in refused.json()["error"]["message"]
-    cut = httpx.post(url, json={"model": "all-MiniLM-L6-v2", "input": "word " * 400, "truncate": True})
-    assert cut.status_code == 200 and cut.json()["usage"]["prompt_tokens"] == 256
+    long_text = "word " * 400
+    refused = httpx.post(url, json={"model": "all-MiniLM-L6-v2", "input": long_text, "truncate": False})
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "context_length_exceeded" and "402 tokens" in error["message"]
+    assert '"truncate": true' in error["message"] and "embedhub serve --truncate" in error["message"]
+    assert "--truncate /" not in error["message"]
+    cut = httpx.post(url, json={"model": "all-MiniLM-L6-v2", "input": [long_text, "short", long_text]})
+    assert cut.status_code == 200
+    usage = cut.json()["usage"]
+    assert usage["truncated_inputs"] == 2 and usage["prompt_tokens"] == 256 * 2 + 3
+    assert usage["total_tokens"] == usage["prompt_tokens"]
+    assert cut.headers["x-embedhub-truncated-inputs"] == "2"
+    expected = minilm_encoder.encode([long_text], truncate=True).vectors[0]
+    np.testing.assert_allclose(cut.json()["data"][0]["embedding"], expected, atol=1e-6)
+    explicit = httpx.post(url, json={"model": "all-MiniLM-L6-v2", "input": long_text, "truncate": True})
+    assert explicit.json()["usage"]["truncated_inputs"] == 1
+    short = httpx.post(url, json={"model": "all-MiniLM-L6-v2", "input": "short"})
+    assert short.json()["usage"]["truncated_inputs"] == 0
+    assert short.headers["x-embedhub-truncated-inputs"] == "0"
+    metrics = httpx.get(server + "/metrics").text
+    assert 'embedhub_truncated_inputs_total{model="all-MiniLM-L6-v2"} 3.0' in metrics
+    # The cut keeps the final [SEP], as the model was trained with.
+    ids = httpx.post(server + "/tokenize", json={"model": "all-MiniLM-L6-v2", "input": long_text}).json()
+    assert len(ids["data"][0]["ids"]) == 256 and ids["data"][0]["tokens"][-1] == "[SEP]"
+
+
+def test_truncation_policy_off_and_token_limit_keeps_endoftext(settings, tiny_encoder, minilm_encoder):
+    strict = settings.model_copy(update={"truncate": False, "max_input_tokens": 8})
+    app = create_app(strict, encoders={"tiny": tiny_encoder, "all-MiniLM-L6-v2": minilm_encoder})
+    with live_server(app, "/ready") as url:
+        text = "one two three four five six seven eight nine ten eleven"
+        refused = httpx.post(url + "/v1/embeddings", json={"model": "tiny", "input": text})
+        assert refused.status_code == 400
+        assert "embedhub serve --truncate" in refused.json()["error"]["message"]
+        cut = httpx.post(url + "/v1/embeddings", json={"model": "tiny", "input": text, "truncate": True})
+        assert cut.status_code == 200 and cut.json()["usage"] == {
+            "prompt_tokens": 8,
+            "total_tokens": 8,
+            "truncated_inputs": 1,
+        }
+        full = tiny_encoder.tokenize([text])[0]
+        kept = [*full[:7], full[-1]]  # the first 7 tokens, then Qwen3's <|endoftext|>
+        assert kept[-1] == 151643
+        expected = tiny_encoder.embed_framed([kept]).vectors[0]
+        np.testing.assert_allclose(cut.json()["data"][0]["embedding"], expected, atol=1e-6)
+        long_text = "word " * 400
+        model_limit = httpx.post(url + "/tokenize", json={"model": "all-MiniLM-L6-v2", "input": long_text})
+        assert model_limit.status_code == 400 and '"truncate": true' in model_limit.json()["error"]["message"]
 
 
 def test_oversized_body_413(server):
@@ -280,3 +348,108 @@ def test_disk_cache_survives_restart(settings, tiny_encoder, tmp_path):
             hits = app.state.hub.get("tiny").cache.hits
         assert hits == expected_hits
     assert list((tmp_path / "cache").glob("embeddings-*.sqlite"))
+
+
+def test_disk_cache_without_memory_cache(settings, tiny_encoder, tmp_path):
+    """EMBEDHUB_CACHE_MB=0 EMBEDHUB_CACHE_ON_DISK=1: the second identical request is a disk hit
+    that never enters memory (it used to fail with a KeyError and a 500)."""
+    configured = settings.model_copy(update={"home": tmp_path, "cache_mb": 0, "cache_on_disk": True})
+    app = create_app(configured, encoders={"tiny": tiny_encoder})
+    with live_server(app, "/ready") as url:
+        answers = [
+            httpx.post(url + "/v1/embeddings", json={"model": "tiny", "input": ["disk only", "other"]})
+            for _ in range(3)
+        ]
+        cache = app.state.hub.get("tiny").cache
+        assert [answer.status_code for answer in answers] == [200, 200, 200], answers[-1].text
+        assert answers[1].json()["data"] == answers[0].json()["data"] == answers[2].json()["data"]
+        assert cache.hits == 4 and len(cache) == 0
+
+
+# LONE stands for the JSON string "\ud800": a lone UTF-16 surrogate, valid JSON but not encodable text.
+
+
+@pytest.mark.parametrize(
+    ("route", "raw_body", "status", "needle"),
+    [
+        ("/v1/embeddings", '{"model": "tiny", "input": LONE}', 422, "surrogate"),
+        ("/v1/embeddings", '{"model": "tiny", "input": ["ok", "a\\udfffb"]}', 422, "item 1"),
+        ("/v1/embeddings", '{"model": LONE, "input": "x"}', 422, "surrogate"),
+        ("/v1/embeddings", '{"model": "tiny", "input": "x", "instruction": LONE}', 422, "surrogate"),
+        ("/v1/embeddings", '{"model": "tiny", "input": "x", "input_type": LONE}', 422, "surrogate"),
+        ("/v1/embeddings", '{"model": "tiny", "input": "x", "user": LONE}', 422, "surrogate"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [true]}', 422, "booleans"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [[1, true]]}', 422, "a boolean"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [1.0]}', 422, "numbers with a fraction"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [[2.5]]}', 422, "a number with a fraction"),
+        ("/v1/embeddings", '{"model": "tiny", "input": ["a", 1]}', 422, "mixing"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [[1], "a"]}', 422, "mixing"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [[[1]]]}', 422, "holds a list"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [["a"]]}', 422, "holds a string"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [null]}', 422, "input"),
+        ("/v1/embeddings", '{"model": "tiny", "input": {"a": 1}}', 422, "not an object"),
+        ("/v1/embeddings", '{"model": "tiny", "input": 5}', 422, "not an integer"),
+        ("/v1/embeddings", '{"model": "tiny", "input": ["ok", ""]}', 400, "input 1 is empty"),
+        ("/v1/embeddings", '{"model": "tiny", "input": " \\n "}', 400, "empty"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [-1]}', 400, "refused"),
+        ("/v1/embeddings", '{"model": "tiny", "input": [' + str(10**40) + "]}", 400, "refused"),
+        ("/v1/embeddings", '{"model": "tiny", "input": "x", "dimensions": true}', 422, "dimensions"),
+        ("/v1/embeddings", '{"model": "tiny", "input": "x", "dimensions": 32.0}', 422, "dimensions"),
+        ("/v1/embeddings", '{"model": "tiny", "input": "x", "dimensions": -1}', 400, "32..64"),
+        ("/v1/embeddings", '{"model": "tiny", "input": "x", "truncate": "yes"}', 422, "truncate"),
+        ("/v1/embeddings", '{"model": "tiny", "input": "x", "truncate": 1}', 422, "truncate"),
+        ("/v1/embeddings", b'{"model": "tiny", "input": "\xff\xfe"}', 400, "parsing the body"),
+        ("/v1/embeddings", "[" * 100_000 + "]" * 100_000, 400, "parsing the body"),
+        ("/tokenize", '{"model": "tiny", "input": LONE}', 422, "surrogate"),
+        ("/tokenize", '{"model": "tiny", "input": ["x", LONE]}', 422, "item 1"),
+        ("/tokenize", '{"model": "tiny", "input": [1, 2]}', 422, "holds an integer"),
+        ("/tokenize", '{"model": "tiny", "input": []}', 400, "empty list"),
+        ("/tokenize", '{"model": "tiny", "input": ""}', 400, "empty"),
+    ],
+)
+def test_malformed_input_is_4xx_with_a_reason(server, route, raw_body, status, needle):
+    body = raw_body if isinstance(raw_body, bytes) else raw_body.replace("LONE", '"\\ud800"').encode()
+    response = httpx.post(server + route, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert needle in error["message"], error
+    assert error["type"] == "invalid_request_error"
+
+
+def test_query_and_document_model_aliases(server, client, tiny_encoder):
+    """Clients that cannot send input_type pick the kind with the model name: NAME:query."""
+    text = "Explain gravity"
+    as_query = tiny_encoder.encode([text], kind="query").vectors[0]
+    as_document = tiny_encoder.encode([text], kind="document").vectors[0]
+    assert not np.allclose(as_query, as_document, atol=1e-3)
+    for name in ("tiny:query", "random-qwen3-tiny:query", "TINY:Query"):
+        response = client.embeddings.create(model=name, input=text)
+        np.testing.assert_allclose(response.data[0].embedding, as_query, atol=1e-6)
+        assert response.model == "random-qwen3-tiny"
+    document = client.embeddings.create(model="tiny:document", input=[text])
+    np.testing.assert_allclose(document.data[0].embedding, as_document, atol=1e-6)
+    # Open WebUI's RAG_EMBEDDING_PREFIX_FIELD_NAME=input_type sends the kind as a field.
+    url = server + "/v1/embeddings"
+    for kind, expected in (("query", as_query), ("document", as_document)):
+        answer = httpx.post(url, json={"model": "tiny", "input": [text], "input_type": kind}).json()
+        np.testing.assert_allclose(answer["data"][0]["embedding"], expected, atol=1e-6)
+    agreeing = httpx.post(url, json={"model": "tiny:query", "input": text, "input_type": "query"})
+    assert agreeing.status_code == 200
+    conflict = httpx.post(url, json={"model": "tiny:query", "input": text, "input_type": "document"})
+    assert conflict.status_code == 400 and "drop one of them" in conflict.json()["error"]["message"]
+    unknown = httpx.post(url, json={"model": "tiny", "input": text, "input_type": "search_query"})
+    assert unknown.status_code == 400 and "query, document" in unknown.json()["error"]["message"]
+    missing = httpx.post(url, json={"model": "nope:query", "input": text})
+    assert missing.status_code == 404 and "random-qwen3-tiny" in missing.json()["error"]["message"]
+    with_instruction = httpx.post(url, json={"model": "tiny:document", "input": text, "instruction": "x"})
+    assert with_instruction.status_code == 400
+    tokens = httpx.post(server + "/tokenize", json={"model": "tiny:query", "input": text}).json()
+    assert tokens["data"][0]["ids"] == tiny_encoder.tokenize([text], kind="query")[0]
+    # Listing stays one entry per model; each card names its kind aliases.
+    cards = {card.id: card for card in client.models.list().data}
+    assert set(cards) == {"random-qwen3-tiny", "all-MiniLM-L6-v2"}
+    assert cards["random-qwen3-tiny"].input_type_models == {
+        "query": "random-qwen3-tiny:query",
+        "document": "random-qwen3-tiny:document",
+    }
+    assert client.models.retrieve("tiny:query").id == "random-qwen3-tiny"

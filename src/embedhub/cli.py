@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +13,9 @@ import typer
 
 from embedhub.cli_support import user_errors
 from embedhub.config import Settings
-from embedhub.errors import EmbedhubError
+from embedhub.errors import EmbedhubError, InputTooLongError, ModelLoadError
+
+CLI_TRUNCATE_HINT = "shorten or split it, or pass --truncate to cut it to the limit"
 
 app = typer.Typer(
     help="embedhub: Qwen3-Embedding server, knowledge base and evaluation.", no_args_is_help=True
@@ -75,13 +79,16 @@ def embed(
         raise EmbedhubError("no text given: pass TEXT arguments or lines on stdin")
     settings = _settings(model)
     encoder = load_encoder(settings.model, settings)
-    result = encoder.encode(
-        values,
-        kind="query" if query else "document",
-        instruction=instruction,
-        dimensions=dimensions,
-        truncate=truncate,
-    )
+    try:
+        result = encoder.encode(
+            values,
+            kind="query" if query else "document",
+            instruction=instruction,
+            dimensions=dimensions,
+            truncate=truncate,
+        )
+    except InputTooLongError as error:
+        raise error.with_hint(CLI_TRUNCATE_HINT) from None
     if as_json:
         payload = {
             "model": encoder.spec.name,
@@ -109,6 +116,9 @@ def tokenize(
         bool, typer.Option("--query", help="Tokenise as a query (with the instruction).")
     ] = False,
     instruction: Annotated[str | None, typer.Option(help="Query instruction overriding the default.")] = None,
+    truncate: Annotated[
+        bool, typer.Option("--truncate", help="Cut an over-long input as `embed --truncate` would.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show the token ids exactly as the model receives them."""
@@ -117,7 +127,10 @@ def tokenize(
     settings = _settings(model)
     encoder = load_encoder(settings.model, settings)
     kind = "query" if query or instruction is not None else "document"
-    ids = encoder.tokenize([text], kind=kind, instruction=instruction)[0]
+    try:
+        ids = encoder.tokenize([text], kind=kind, instruction=instruction, truncate=truncate)[0]
+    except InputTooLongError as error:
+        raise error.with_hint(CLI_TRUNCATE_HINT) from None
     tokens = encoder.token_strings(ids)
     if as_json:
         typer.echo(json.dumps({"model": encoder.spec.name, "ids": ids, "tokens": tokens}, ensure_ascii=False))
@@ -144,11 +157,34 @@ def serve(
     allow_public: Annotated[
         bool, typer.Option("--allow-public", help="Allow a non-loopback bind without an API key.")
     ] = False,
+    truncate: Annotated[
+        bool | None,
+        typer.Option(
+            "--truncate/--no-truncate",
+            help=(
+                "Cut over-long inputs to the model's limit (default, counted in usage.truncated_inputs) "
+                'or answer 400; a request\'s own "truncate" field wins. [env: EMBEDHUB_TRUNCATE]'
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    accept_token_ids: Annotated[
+        bool,
+        typer.Option(
+            "--accept-token-ids",
+            help=(
+                "Accept token-id arrays as input. Only for clients that tokenise with the served "
+                "model's own tokenizer: ids from tiktoken (LangChain's default) give wrong vectors. "
+                "[env: EMBEDHUB_ACCEPT_TOKEN_IDS]"
+            ),
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Start the OpenAI-compatible embedding server."""
     import uvicorn
 
+    from embedhub.models.loading import resolve
     from embedhub.server.app import create_app
     from embedhub.server.security import check_bind_policy
 
@@ -168,10 +204,40 @@ def serve(
         updates["api_keys"] = api_key
     if allow_public:
         updates["allow_public"] = True
+    if truncate is not None:
+        updates["truncate"] = truncate
+    if accept_token_ids:
+        updates["accept_token_ids"] = True
     settings = Settings().model_copy(update=updates)
     check_bind_policy(settings)
+    # Every served model must be findable before the port opens: a missing one fails here with
+    # its reason, instead of a server whose /ready answers 503 forever. (Finding is cheap; the
+    # weights load in the background.)
+    for reference in settings.serve_models or [settings.model]:
+        resolve(reference, settings)
+    app_instance = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app_instance, host=settings.host, port=settings.port, log_level=log_level)
+    )
+    hub = app_instance.state.hub
+    watcher = threading.Thread(target=_stop_on_load_failure, args=(hub, server), daemon=True)
+    watcher.start()
     typer.echo(f"embedhub: serving on http://{settings.host}:{settings.port} (models load in the background)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    server.run()
+    if hub.load_error is not None:
+        raise ModelLoadError(f"model loading failed, server stopped: {hub.load_error}")
+
+
+def _stop_on_load_failure(hub, server, poll_seconds: float = 0.2) -> None:
+    """A server whose models failed to load would only ever answer 503: stop it instead, so the
+    process exits non-zero and a supervisor sees the failure."""
+    while not server.should_exit:
+        if hub.load_error is not None:
+            server.should_exit = True
+            return
+        if hub.ready:
+            return
+        time.sleep(poll_seconds)
 
 
 @models_app.command("list")

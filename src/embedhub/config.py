@@ -3,13 +3,27 @@ other module receives a `Settings` (CLI flags map onto its fields)."""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from embedhub.errors import ConfigurationError
+
+ENV_PREFIX = "EMBEDHUB_"
+# What a value must look like, for settings whose form a type name does not say.
+_EXPECTED = {
+    "model_dirs": f"folders separated by {os.pathsep!r} (e.g. /models{os.pathsep}/more) or a JSON list",
+    "serve_models": 'model names separated by commas, or a JSON list such as ["a", "b"]',
+    "api_keys": "keys separated by commas, or a JSON list",
+    "aliases": 'a JSON object mapping alias to model, such as {"small": "all-MiniLM-L6-v2"}',
+}
+_SECRET_SETTINGS = {"api_keys"}
 
 
 def _default_home() -> Path:
@@ -19,7 +33,15 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """Configuration, from `EMBEDHUB_*` environment variables or explicit arguments."""
 
-    model_config = SettingsConfigDict(env_prefix="EMBEDHUB_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        # A bad EMBEDHUB_* value becomes one line naming the variable, the value and what is
+        # expected, instead of pydantic's multi-page report (the CLI prints it with exit code 2).
+        try:
+            super().__init__(**values)
+        except (ValidationError, SettingsError) as error:
+            raise ConfigurationError(_describe_settings_error(error, values)) from None
 
     home: Path = Field(default_factory=_default_home, description="Where collections and caches live.")
     model: str = Field(
@@ -29,9 +51,12 @@ class Settings(BaseSettings):
             "Qwen3-Embedding-0.6B when its weights are available and otherwise the offline fallback."
         ),
     )
-    model_dirs: list[Path] = Field(
+    model_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
-        description="Extra folders searched for model weights, by folder name (e.g. Qwen3-Embedding-0.6B).",
+        description=(
+            "Extra folders searched for model weights, by folder name (e.g. Qwen3-Embedding-0.6B); "
+            f"in the environment a {os.pathsep!r}-separated path list or a JSON list."
+        ),
     )
     allow_downloads: bool = Field(
         default=False,
@@ -57,13 +82,16 @@ class Settings(BaseSettings):
     # --- the server -------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address to bind; loopback by default.")
     port: int = Field(default=8000, ge=0, le=65535)
-    serve_models: list[str] = Field(
-        default_factory=list, description="Models to serve (default: the `model` setting alone)."
+    serve_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Models to serve (default: the `model` setting alone); comma-separated or JSON.",
     )
     aliases: dict[str, str] = Field(
         default_factory=dict, description="Extra request names: alias -> served model name or reference."
     )
-    api_keys: list[str] = Field(default_factory=list, description="Bearer keys; empty means no auth.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Bearer keys; empty means no auth. Comma-separated or JSON."
+    )
     allow_public: bool = Field(
         default=False, description="Allow binding a non-loopback address without any API key."
     )
@@ -86,10 +114,78 @@ class Settings(BaseSettings):
     )
     cache_mb: float = Field(default=256.0, ge=0, description="In-memory embedding cache size (MiB).")
     cache_on_disk: bool = Field(default=False, description="Also keep cached embeddings in HOME/cache.")
+    truncate: bool = Field(
+        default=True,
+        description=(
+            "Server policy for over-long inputs: cut them to the model's limit (keeping the final "
+            "special token) and count them in `usage.truncated_inputs`, or answer 400. A request's "
+            "own `truncate` field wins. The CLI `embed` command stays strict unless --truncate."
+        ),
+    )
+    accept_token_ids: bool = Field(
+        default=False,
+        description=(
+            "Accept token-id arrays as /v1/embeddings input. Off by default: the ids are read in the "
+            "served model's vocabulary, and ids from another tokenizer (tiktoken's, as LangChain "
+            "sends by default) would give wrong vectors without any error."
+        ),
+    )
+
+    @field_validator("model_dirs", mode="before")
+    @classmethod
+    def _split_path_list(cls, value: Any) -> Any:
+        return _split_list(value, os.pathsep)
+
+    @field_validator("serve_models", "api_keys", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: Any) -> Any:
+        return _split_list(value, ",")
 
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+
+def _split_list(value: Any, separator: str) -> Any:
+    """A list from the environment: a JSON list, or plain items joined by `separator`."""
+    import json
+
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not a valid JSON list ({error.msg} at character {error.pos})") from None
+    return [item.strip() for item in text.split(separator) if item.strip()]
+
+
+def _describe_settings_error(error: ValidationError | SettingsError, values: dict[str, Any]) -> str:
+    """One line: which variable, its value, what was expected."""
+    if isinstance(error, SettingsError):
+        # pydantic-settings failed to JSON-decode a complex value: its message names the field.
+        field = next((name for name in Settings.model_fields if f'"{name}"' in str(error)), None)
+        problems = [(field, None, "not valid JSON")] if field else [(None, None, str(error))]
+    else:
+        problems = [
+            (str(item["loc"][0]) if item["loc"] else None, item.get("input"), item["msg"])
+            for item in error.errors()
+        ]
+    parts = []
+    for field, given, message in problems:
+        if field is None:
+            parts.append(f"invalid setting: {message}")
+            continue
+        variable = ENV_PREFIX + field.upper()
+        from_environment = field not in values and variable in os.environ
+        raw = os.environ.get(variable) if from_environment else given
+        shown = "<hidden>" if field in _SECRET_SETTINGS else repr(raw)
+        name = variable if from_environment else f"setting {field!r}"
+        expected = _EXPECTED.get(field)
+        reason = message.removeprefix("Value error, ")
+        parts.append(f"{name}={shown} is invalid: {reason}" + (f"; expected {expected}" if expected else ""))
+    return "; ".join(parts)
 
 
 def prefer_passive_openmp_waiting() -> None:

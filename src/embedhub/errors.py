@@ -13,20 +13,34 @@ class InvalidInputError(EmbedhubError, ValueError):
 
 
 class InputTooLongError(InvalidInputError):
-    """An input has more tokens than the model accepts and truncation was not requested."""
+    """An input has more tokens than the model accepts and truncation was not requested.
 
-    def __init__(self, index: int, token_count: int, limit: int) -> None:
+    The hint names the way to ask for truncation, which depends on the entry point (a CLI flag,
+    a request field, a server option): each entry point re-raises with its own `with_hint`, so no
+    message names an option that does not exist where the user is."""
+
+    DEFAULT_HINT = "shorten it or split it (library callers: truncate=True)"
+
+    def __init__(self, index: int, token_count: int, limit: int, hint: str | None = None) -> None:
         self.index = index
         self.token_count = token_count
         self.limit = limit
+        self.hint = hint or self.DEFAULT_HINT
         super().__init__(
-            f"input {index} has {token_count} tokens, more than the model's limit of {limit}; "
-            'shorten it, split it, or ask for truncation (--truncate / "truncate": true)'
+            f"input {index} has {token_count} tokens, more than the model's limit of {limit}; {self.hint}"
         )
+
+    def with_hint(self, hint: str) -> InputTooLongError:
+        """The same error with the truncation option of the caller's entry point."""
+        return InputTooLongError(self.index, self.token_count, self.limit, hint)
 
 
 class UnsupportedDimensionsError(InvalidInputError):
     """`dimensions` outside the model's Matryoshka range, or asked of a model without MRL."""
+
+
+class ConfigurationError(EmbedhubError, ValueError):
+    """A setting (an EMBEDHUB_* variable or a CLI flag) has a value embedhub cannot use."""
 
 
 class UnknownModelError(EmbedhubError, LookupError):

@@ -67,7 +67,10 @@ class EmbeddingCache:
                     self.misses += 1
                 else:
                     self.hits += 1
-                    self._entries.move_to_end(key)
+                    # A disk hit may not enter memory (no memory budget, or a vector larger than
+                    # it), so only keys that are in memory are refreshed.
+                    if key in self._entries:
+                        self._entries.move_to_end(key)
                 found.append(vector)
         return found
 

@@ -20,6 +20,13 @@ from embedhub.models.spec import InputKind
 
 
 @dataclass(frozen=True)
+class ServedEmbeddings(Embeddings):
+    """Embeddings plus how many inputs were cut to the length limit (reported, never hidden)."""
+
+    truncated_inputs: int = 0
+
+
+@dataclass(frozen=True)
 class ServiceLimits:
     max_batch_tokens: int = 16384
     max_batch_size: int = 64
@@ -73,13 +80,25 @@ class EmbeddingService:
         dimensions: int | None = None,
         normalize: bool = True,
         truncate: bool = False,
-    ) -> Embeddings:
+    ) -> ServedEmbeddings:
         kind = InputKind.parse(kind)
         size = self.spec.check_dimensions(dimensions)
-        inputs = await asyncio.to_thread(
-            self.encoder.tokenize, texts, kind=kind, instruction=instruction, truncate=truncate
-        )
-        return await self._embed(inputs, size, normalize, truncate)
+        inputs, cut = await asyncio.to_thread(self._tokenize_counting, texts, kind, instruction, truncate)
+        return await self._embed(inputs, size, normalize, truncate, cut)
+
+    def _tokenize_counting(
+        self, texts: Sequence[str], kind: InputKind, instruction: str | None, truncate: bool
+    ) -> tuple[list[list[int]], set[int]]:
+        """Model inputs and the indices the encoder cut to its limit. A cut input is exactly
+        `max_tokens` long, so only inputs of that length are counted again to tell them apart."""
+        inputs = self.encoder.tokenize(texts, kind=kind, instruction=instruction, truncate=truncate)
+        if not truncate:
+            return inputs, set()
+        full = [index for index, ids in enumerate(inputs) if len(ids) >= self.encoder.max_tokens]
+        if not full:
+            return inputs, set()
+        counts = self.encoder.count_tokens([texts[i] for i in full], kind=kind, instruction=instruction)
+        return inputs, {i for i, count in zip(full, counts, strict=True) if count > self.encoder.max_tokens}
 
     async def embed_token_ids(
         self,
@@ -88,18 +107,33 @@ class EmbeddingService:
         dimensions: int | None = None,
         normalize: bool = True,
         truncate: bool = False,
-    ) -> Embeddings:
+    ) -> ServedEmbeddings:
         size = self.spec.check_dimensions(dimensions)
         framed = self.encoder.frame_token_ids(inputs, truncate=truncate)
-        return await self._embed(framed, size, normalize, truncate)
+        cut = {index for index, ids in enumerate(inputs) if self._framed_length(ids) > len(framed[index])}
+        return await self._embed(framed, size, normalize, truncate, cut)
 
-    async def _embed(self, inputs: list[list[int]], size: int, normalize: bool, truncate: bool) -> Embeddings:
+    def _framed_length(self, ids: Sequence[int]) -> int:
+        """The length `ids` would have once framed, before any cut (special tokens never twice)."""
+        prefix, suffix = list(self.encoder.prefix_ids), list(self.encoder.suffix_ids)
+        ids = list(ids)
+        content = len(ids)
+        if prefix and ids[: len(prefix)] == prefix:
+            content -= len(prefix)
+        if suffix and ids[-len(suffix) :] == suffix:
+            content -= len(suffix)
+        return content + len(prefix) + len(suffix)
+
+    async def _embed(
+        self, inputs: list[list[int]], size: int, normalize: bool, truncate: bool, cut: set[int]
+    ) -> ServedEmbeddings:
         limit = self.max_input_tokens
         if limit < self.encoder.max_tokens:
+            cut = cut | {index for index, ids in enumerate(inputs) if len(ids) > limit}
             inputs = [self._limit(ids, index, limit, truncate) for index, ids in enumerate(inputs)]
         raw = await self._raw_vectors(inputs)
         vectors = finish(raw, size if size != self.encoder.native_dims else None, normalize)
-        return Embeddings(vectors, tuple(len(ids) for ids in inputs))
+        return ServedEmbeddings(vectors, tuple(len(ids) for ids in inputs), truncated_inputs=len(cut))
 
     def _limit(self, ids: list[int], index: int, limit: int, truncate: bool) -> list[int]:
         if len(ids) <= limit:

@@ -39,7 +39,14 @@ class ApiError(Exception):
 
 
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+    error = {"message": message, "type": type_, "param": param, "code": code}
+    try:
+        return orjson.dumps({"error": error})
+    except orjson.JSONEncodeError:
+        # A message quoting client text with a lone surrogate cannot be UTF-8: escape it rather
+        # than fail inside the error handler (which resets the connection).
+        error["message"] = message.encode("utf-8", "backslashreplace").decode("utf-8")
+        return orjson.dumps({"error": error})
 
 
 def error_response(
@@ -91,7 +98,8 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = []
         for item in error.errors()[:5]:
             where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-            problems.append(f"{where or 'body'}: {item.get('msg')}")
+            message = str(item.get("msg", "")).removeprefix("Value error, ")
+            problems.append(f"{where or 'body'}: {message}")
         first = error.errors()[0].get("loc", ()) if error.errors() else ()
         param = str(first[1]) if len(first) > 1 else None
         return error_response(422, "; ".join(problems), "invalid_request_error", "invalid_schema", param)

@@ -42,6 +42,12 @@ class Metrics:
             "embedhub_tokens", "Prompt tokens embedded (rate() gives tokens/s)", ["model"], registry=r
         )
         self.inputs = Counter("embedhub_inputs", "Inputs embedded", ["model"], registry=r)
+        self.truncated_inputs = Counter(
+            "embedhub_truncated_inputs",
+            "Inputs cut to the model's token limit (server truncation policy or a request's truncate)",
+            ["model"],
+            registry=r,
+        )
         self.cache_hits = Gauge("embedhub_cache_hits", "Embedding cache hits", ["model"], registry=r)
         self.cache_misses = Gauge("embedhub_cache_misses", "Embedding cache misses", ["model"], registry=r)
         self.cache_entries = Gauge("embedhub_cache_entries", "Embedding cache entries", ["model"], registry=r)

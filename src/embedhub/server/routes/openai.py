@@ -10,7 +10,9 @@ import orjson
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from embedhub.errors import InvalidInputError
+from embedhub.engine.hub import ModelHub
+from embedhub.engine.service import EmbeddingService
+from embedhub.errors import InputTooLongError, InvalidInputError
 from embedhub.models.spec import InputKind
 from embedhub.server.deps import AUTH, HubDep, MetricsDep, ReadyHubDep, SettingsDep
 from embedhub.server.errors import ApiError
@@ -19,6 +21,53 @@ from embedhub.server.schemas import EmbeddingRequest, EmbeddingResponse, ErrorRe
 router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["OpenAI-compatible"])
 STARTED = int(time.time())
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 429, 503)}
+#: How an HTTP client asks for truncation: the only options that exist at this entry point.
+HTTP_TRUNCATE_HINT = (
+    'shorten or split it, or ask for truncation: "truncate": true in the request, or start the '
+    "server with `embedhub serve --truncate` (the default) and omit the field"
+)
+TRUNCATED_HEADER = "X-Embedhub-Truncated-Inputs"
+TOKEN_IDS_REFUSED = (
+    "token-id input is refused by this server: the ids are read in the served model's own "
+    "vocabulary, and ids from another tokenizer (tiktoken's cl100k, which LangChain's "
+    "OpenAIEmbeddings sends by default) give wrong vectors without any error. Send text instead "
+    "(LangChain: OpenAIEmbeddings(..., check_embedding_ctx_length=False)); if your client tokenises "
+    "with this model's own tokenizer, start the server with `embedhub serve --accept-token-ids` "
+    "(EMBEDHUB_ACCEPT_TOKEN_IDS=1)"
+)
+
+
+def resolve_model(hub: ModelHub, name: str) -> tuple[EmbeddingService, InputKind | None]:
+    """A served model and the input type its request name asks for: `NAME:query` and
+    `NAME:document` work for every served name and alias, so clients that cannot send
+    `input_type` (the OpenAI SDK, LangChain, LlamaIndex) still get query instructions. A served
+    name that itself ends in such a suffix wins."""
+    base, separator, suffix = name.rpartition(":")
+    if separator and base and suffix.lower() in {kind.value for kind in InputKind}:
+        try:
+            return hub.get(name), None
+        except LookupError:
+            return hub.get(base), InputKind(suffix.lower())
+    return hub.get(name), None
+
+
+def request_kind(
+    model_kind: InputKind | None, input_type: str | None, instruction: str | None, model: str
+) -> InputKind:
+    """The input type from the model suffix, `input_type` and `instruction`, which must agree."""
+    kind = InputKind.parse(input_type) if input_type is not None else None
+    if model_kind is not None and kind is not None and kind is not model_kind:
+        raise InvalidInputError(
+            f"model {model!r} embeds as {model_kind.value} but input_type is {kind.value!r}; drop one of them"
+        )
+    kind = kind or model_kind
+    if instruction is not None:
+        if kind is InputKind.DOCUMENT:
+            raise InvalidInputError(
+                "an instruction applies to queries only; documents are embedded without one"
+            )
+        return InputKind.QUERY
+    return kind or InputKind.DOCUMENT
 
 
 def _split_input(value) -> tuple[list[str] | None, list[list[int]] | None]:
@@ -39,8 +88,10 @@ async def create_embeddings(
     body: EmbeddingRequest, hub: ReadyHubDep, settings: SettingsDep, metrics: MetricsDep
 ):
     """Embed text or token ids, exactly as OpenAI's endpoint does, plus Qwen3 query instructions."""
-    service = hub.get(body.model)
+    service, model_kind = resolve_model(hub, body.model)
     texts, token_lists = _split_input(body.input)
+    if token_lists is not None and not settings.accept_token_ids:
+        raise ApiError(400, TOKEN_IDS_REFUSED, "invalid_request_error", "token_ids_not_accepted", "input")
     count = len(texts if texts is not None else token_lists)
     if count > settings.max_items_per_request:
         raise ApiError(
@@ -51,23 +102,25 @@ async def create_embeddings(
             "too_many_inputs",
             "input",
         )
-    kind = InputKind.parse(body.input_type) if body.input_type is not None else InputKind.DOCUMENT
-    if body.instruction is not None:
-        kind = InputKind.QUERY
-    if texts is not None:
-        result = await service.embed_texts(
-            texts, kind=kind, instruction=body.instruction, dimensions=body.dimensions, truncate=body.truncate
-        )
-    else:
-        if kind is InputKind.QUERY:
-            raise InvalidInputError(
-                "token-id input is embedded as given; put the instruction in the tokens or send text"
+    kind = request_kind(model_kind, body.input_type, body.instruction, body.model)
+    truncate = settings.truncate if body.truncate is None else body.truncate
+    try:
+        if texts is not None:
+            result = await service.embed_texts(
+                texts, kind=kind, instruction=body.instruction, dimensions=body.dimensions, truncate=truncate
             )
-        result = await service.embed_token_ids(
-            token_lists, dimensions=body.dimensions, truncate=body.truncate
-        )
+        else:
+            if kind is InputKind.QUERY:
+                raise InvalidInputError(
+                    "token-id input is embedded as given; put the instruction in the tokens or send text"
+                )
+            result = await service.embed_token_ids(token_lists, dimensions=body.dimensions, truncate=truncate)
+    except InputTooLongError as error:
+        raise error.with_hint(HTTP_TRUNCATE_HINT) from None
     metrics.tokens.labels(service.spec.name).inc(result.prompt_tokens)
     metrics.inputs.labels(service.spec.name).inc(count)
+    if result.truncated_inputs:
+        metrics.truncated_inputs.labels(service.spec.name).inc(result.truncated_inputs)
     if body.encoding_format == "base64":
         vectors = np.ascontiguousarray(result.vectors, dtype="<f4")
         data = [
@@ -80,9 +133,17 @@ async def create_embeddings(
         "object": "list",
         "data": data,
         "model": service.spec.name,
-        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+        "usage": {
+            "prompt_tokens": result.prompt_tokens,
+            "total_tokens": result.prompt_tokens,
+            "truncated_inputs": result.truncated_inputs,
+        },
     }
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
+        media_type="application/json",
+        headers={TRUNCATED_HEADER: str(result.truncated_inputs)},
+    )
 
 
 def model_card(hub: HubDep, name: str) -> ModelCard:
@@ -102,16 +163,19 @@ def model_card(hub: HubDep, name: str) -> ModelCard:
         mrl_dimensions=mrl,
         instruction_aware=spec.supports_instructions,
         aliases=hub.aliases_of(name),
+        input_type_models={kind.value: f"{name}:{kind.value}" for kind in InputKind},
         random_weights=spec.random_weights,
     )
 
 
 @router.get("/models", response_model=ModelList, responses=ERRORS)
 async def list_models(hub: HubDep) -> ModelList:
-    """The served models (those still loading are not listed yet)."""
+    """The served models (those still loading are not listed yet). One entry per model: the
+    `NAME:query` / `NAME:document` request names are shown in each card's `input_type_models`,
+    not as entries of their own, so clients that list models never see one model three times."""
     return ModelList(data=[model_card(hub, name) for name in hub.names()])
 
 
 @router.get("/models/{model_id:path}", response_model=ModelCard, responses=ERRORS)
 async def get_model(model_id: str, hub: HubDep) -> ModelCard:
-    return model_card(hub, hub.get(model_id).spec.name)
+    return model_card(hub, resolve_model(hub, model_id)[0].spec.name)

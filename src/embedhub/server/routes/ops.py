@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from embedhub.models.spec import InputKind
-from embedhub.server.deps import AUTH, HubDep, MetricsDep, ReadyHubDep
+from embedhub.errors import InputTooLongError, InvalidInputError
+from embedhub.server.deps import AUTH, HubDep, MetricsDep, ReadyHubDep, SettingsDep
 from embedhub.server.errors import ERRORS_DOC
 from embedhub.server.schemas import TokenizedInput, TokenizeRequest, TokenizeResponse
 
@@ -64,15 +64,29 @@ async def info(request: Request, hub: HubDep) -> dict:
 
 
 @router.post("/tokenize", response_model=TokenizeResponse, dependencies=AUTH, responses=ERRORS_DOC)
-async def tokenize(body: TokenizeRequest, hub: ReadyHubDep) -> TokenizeResponse:
-    """Token ids and strings exactly as the model receives them (instruction, <|endoftext|>)."""
-    service = hub.get(body.model)
+async def tokenize(body: TokenizeRequest, hub: ReadyHubDep, settings: SettingsDep) -> TokenizeResponse:
+    """Token ids and strings exactly as the model receives them (instruction, <|endoftext|>, and
+    the cut the server's truncation policy makes)."""
+    from embedhub.server.routes.openai import HTTP_TRUNCATE_HINT, request_kind, resolve_model
+
+    service, model_kind = resolve_model(hub, body.model)
     texts = [body.input] if isinstance(body.input, str) else body.input
-    kind = InputKind.parse(body.input_type) if body.input_type else InputKind.DOCUMENT
-    if body.instruction is not None:
-        kind = InputKind.QUERY
+    if not texts:
+        raise InvalidInputError("input is an empty list; send at least one string")
+    if len(texts) > settings.max_items_per_request:
+        raise InvalidInputError(
+            f"{len(texts)} inputs in one request, more than the limit of "
+            f"{settings.max_items_per_request}; split the request"
+        )
+    kind = request_kind(model_kind, body.input_type, body.instruction, body.model)
+    truncate = settings.truncate if body.truncate is None else body.truncate
     encoder = service.encoder
-    ids = await asyncio.to_thread(encoder.tokenize, texts, kind=kind, instruction=body.instruction)
+    try:
+        ids = await asyncio.to_thread(
+            encoder.tokenize, texts, kind=kind, instruction=body.instruction, truncate=truncate
+        )
+    except InputTooLongError as error:
+        raise error.with_hint(HTTP_TRUNCATE_HINT) from None
     return TokenizeResponse(
         model=service.spec.name,
         data=[
