@@ -3,13 +3,15 @@ other module receives a `Settings` (CLI flags map onto its fields)."""
 
 from __future__ import annotations
 
+import json
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_home() -> Path:
@@ -84,8 +86,26 @@ class Settings(BaseSettings):
     allow_server_folders: bool = Field(
         default=True, description="Allow the HTTP API to ingest folders on the server's own disk."
     )
+    folder_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders on the server the HTTP API may ingest and serve files from (os.pathsep-separated "
+            "or a JSON list; symlinks resolved). Unset: any folder the server user can read when bound "
+            "to loopback (your own machine, like the CLI), none when bound to another address."
+        ),
+    )
     cache_mb: float = Field(default=256.0, ge=0, description="In-memory embedding cache size (MiB).")
     cache_on_disk: bool = Field(default=False, description="Also keep cached embeddings in HOME/cache.")
+
+    @field_validator("folder_roots", mode="before")
+    @classmethod
+    def _split_folder_roots(cls, value):
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
 
     @property
     def cache_dir(self) -> Path:
@@ -98,8 +118,6 @@ def prefer_passive_openmp_waiting() -> None:
     tokenisation, other processes): forward passes measured 5-25x slower on a busy 2-core machine
     (docs/performance.md). Must run before torch loads; an explicit OMP_WAIT_POLICY wins. This is
     the one place besides Settings that touches the environment, and it only writes a default."""
-    import os
-
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

@@ -11,7 +11,7 @@ from embedhub.kb.ingest import Ingestor
 from embedhub.kb.loaders import LoaderError, load_file
 from embedhub.kb.manifest import Manifest
 
-CHINESE = "知识库的文本文件，使用中文编码保存。这是第二句话，说明检索系统可以读取它。\n\n第二段：向量检索与关键词检索。"
+CHINESE = "知识库的文本文件，使用中文编码保存。这是第二句话，说明检索系统可以读取它。\n\n第二段：向量检索。"
 WESTERN = "“Smart quotes” cost 5 € — a naïve café owner’s résumé.\n\nSecond paragraph – done."
 LATIN1 = "Größe der Straße: élève, garçon, señor niño.\n\nÇa va très bien, merci."
 
