@@ -171,7 +171,8 @@ def serve(
     settings = Settings().model_copy(update=updates)
     check_bind_policy(settings)
     typer.echo(f"embedhub: serving on http://{settings.host}:{settings.port} (models load in the background)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
+                timeout_graceful_shutdown=5)  # fmt: skip
 
 
 @models_app.command("list")
