@@ -235,8 +235,8 @@ class JobManager:
         if status not in ACTIVE:
             raise JobError(f"job {job_id} is {status}; only queued or running jobs can be cancelled")
         if status == "queued":
-            self._update(job, status="cancelled", cancel_requested=True, error="cancelled")
             self._remove_upload(job)
+            self._update(job, status="cancelled", cancel_requested=True, error="cancelled")
         else:
             self._update(job, cancel_requested=True)
             if event is not None:
@@ -349,8 +349,8 @@ class JobManager:
 
     def _stopped(self, job: Job, error: Exception) -> None:
         if job.cancel_requested:
+            self._remove_upload(job)  # before the status: whoever waits for it sees the file gone
             self._update(job, status="cancelled", error="cancelled", chunks=0)
-            self._remove_upload(job)
         elif self._closing.is_set():
             # a shutdown, not the user: keep it active in the job store so the next start resumes it
             with self._lock:
