@@ -320,3 +320,19 @@ def test_server_folders_are_limited_to_the_configured_roots(settings, tiny_encod
         (allowed / "b.txt").symlink_to(secret / "key.txt")
         swapped = client.get(f"/v1/collections/c/documents/{documents['b.txt']}/file")
         assert swapped.status_code == 403 and "secret" not in swapped.text
+
+
+def test_legacy_encoded_uploads_are_accepted_and_report_their_encoding(api):
+    api.post("/v1/collections", json={"name": "encodings", "model": "tiny"})
+    files = [
+        ("files", ("chinese.txt", "知识库检索支持中文文本。第二句话。".encode("gbk"), "text/plain")),
+        ("files", ("western.txt", "“Quotes” cost 5 € at the café.".encode("cp1252"), "text/plain")),
+    ]
+    uploaded = api.post("/v1/collections/encodings/files", files=files)
+    assert uploaded.status_code == 202 and uploaded.json()["rejected"] == [], uploaded.text
+    assert {job["status"] for job in wait_for_jobs(api, "encodings", 2)} == {"done"}
+    documents = {d["name"]: d for d in api.get("/v1/collections/encodings/documents").json()["data"]}
+    assert documents["chinese.txt"]["encoding"] == "gb18030"
+    assert documents["western.txt"]["encoding"] == "cp1252"
+    detail = api.get(f"/v1/collections/encodings/documents/{documents['western.txt']['doc_id']}").json()
+    assert "€" in detail["chunks"][0]["text"] and detail["encoding"] == "cp1252"

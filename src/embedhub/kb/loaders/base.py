@@ -8,6 +8,7 @@ character span in it, so chunks can cite spans of the extracted text.
 from __future__ import annotations
 
 import codecs
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,10 @@ def detect_encoding(data: bytes) -> str | None:
             and match.coherence >= best.coherence - 0.01
         ):
             return match.encoding
+    for name in _PREFERRED_ON_TIE:  # charset-normalizer drops code pages that decode identically
+        with contextlib.suppress(UnicodeDecodeError):
+            if sample.decode(name) == str(best):
+                return name
     return best.encoding
 
 
