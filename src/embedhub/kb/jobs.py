@@ -224,23 +224,19 @@ class JobManager:
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued job at once, or ask a running one to stop at its next batch."""
         job = self.get(job_id)
-        with self._lock:
+        with self._lock:  # one decision against `_run`, which checks the status under this lock
             status = job.status
+            if status not in ACTIVE:
+                raise JobError(f"job {job_id} is {status}; only queued or running jobs can be cancelled")
+            job.cancel_requested = True
             if status == "queued":
-                event = None
-            elif status in ("parsing", "embedding"):
-                event = self._stop_events.get(job.id)
-            else:
-                event = None
-        if status not in ACTIVE:
-            raise JobError(f"job {job_id} is {status}; only queued or running jobs can be cancelled")
-        if status == "queued":
-            self._remove_upload(job)
-            self._update(job, status="cancelled", cancel_requested=True, error="cancelled")
-        else:
-            self._update(job, cancel_requested=True)
+                job.status, job.error = "cancelled", "cancelled"
+            event = self._stop_events.get(job.id)
             if event is not None:
                 event.set()
+        if status == "queued":
+            self._remove_upload(job)
+        self._update(job)  # publish the change (sequence, store)
         return job
 
     def wait_finished(self, job_ids: list[str], timeout: float) -> bool:
