@@ -181,3 +181,40 @@ def test_cancel_collection_then_drop(knowledge_base, collection, tiny_encoder, t
         assert manager.list("docs") == []
     finally:
         manager.close()
+
+
+def test_windowed_chunking_equals_whole_section_packing(tiny_encoder, tmp_path, monkeypatch):
+    from embedhub.kb import chunking
+    from embedhub.kb.loaders import load_file
+
+    path = tmp_path / "sections.md"
+    body = big_text("okapi", 80).replace("paragraph 7 ", "paragraph 7. A sentence. Another one! ")
+    path.write_text("# One\n\n" + body + "\n\n## Two\n\n" + body[:3000])
+    document = load_file(path)
+
+    def count(texts):
+        return [len(ids) for ids in tiny_encoder.content_ids(list(texts))]
+
+    options = chunking.ChunkingOptions(64, 8)
+    whole = chunking.chunk_document(document, count, options)
+    monkeypatch.setattr(chunking, "WINDOW_CHARS", 700)
+    windowed = chunking.chunk_document(document, count, options)
+    assert len(whole) > 20 and windowed == whole
+    assert all(document.text[c.char_start : c.char_end] == c.text for c in windowed)
+
+
+def test_a_large_document_is_stored_in_bounded_batches(collection, tiny_encoder, tmp_path, small_batches):
+    path = tmp_path / "large.txt"
+    path.write_text(big_text("tapir", 200))
+    sizes: list[int] = []
+    original = collection.store.add
+
+    def add(rows, vectors):
+        sizes.append(len(rows))
+        return original(rows, vectors)
+
+    collection.store.add = add
+    report = Ingestor(collection, tiny_encoder).ingest([path]).summary()
+    assert report["added"] == 1 and report["chunks"] == sum(sizes)
+    assert len(sizes) > 10 and max(sizes) <= ingest.BATCH_CHUNKS
+    assert len({row.generation for row in collection.store.rows_of(ingest.document_id(path))}) == 1
