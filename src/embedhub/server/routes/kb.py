@@ -192,7 +192,8 @@ async def register_folder(name: str, body: FolderRequest, kb: KnowledgeBaseDep, 
         raise InvalidInputError(f"{path} does not exist on the server")
     files, unsupported = await asyncio.to_thread(gather_files, [path], body.glob)
     refused = [file for file in files if roots is not None and not is_within(file, roots)]
-    submitted = [jobs.submit(name, file).to_dict() for file in files if file not in refused]
+    skip = set(refused)
+    submitted = [jobs.submit(name, file).to_dict() for file in files if file not in skip]
     return {
         "jobs": submitted,
         "unsupported": [str(p) for p in unsupported],
