@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from embedhub.server.app import create_app
 from embedhub.server.routes.kb import MAX_DEPTH, safe_filename, safe_relative_path
 from tests.kb.conftest import make_docx, make_pdf
+from tests.kb.test_jobs import SlowEncoder, big_text, wait_until
 from tests.live_server import live_server
 
 
@@ -303,3 +305,124 @@ def test_api_docs_are_served_without_a_cdn(api):
     assert page.status_code == 200 and "/_swagger/swagger-ui-bundle.js" in page.text
     assert "cdn" not in page.text.lower()
     assert api.get("/_swagger/swagger-ui-bundle.js").status_code == 200
+
+
+class RecordingEncoder(SlowEncoder):
+    """Records the thread of every forward pass (and can be slow)."""
+
+    def __init__(self, inner, pause: float = 0.0) -> None:
+        super().__init__(inner, pause)
+        self.threads: set[str] = set()
+
+    def embed_token_ids(self, batch):
+        self.threads.add(threading.current_thread().name)
+        return super().embed_token_ids(batch)
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_kb_traffic_goes_through_the_model_queue(settings, tiny_encoder, tmp_path):
+    recording = RecordingEncoder(tiny_encoder)
+    app = create_app(settings.model_copy(update={"home": tmp_path}), encoders={"tiny": recording})
+    with live_server(app, "/ready") as url, httpx.Client(base_url=url, timeout=60) as client:
+        client.post("/v1/collections", json={"name": "queued", "model": "tiny"})
+        text = b"Lighthouses guide ships.\n\nThe queue merges requests into batches."
+        client.post("/v1/collections/queued/files", files=[("files", ("a.txt", text, "text/plain"))])
+        assert wait_for_jobs(client, "queued", 1)[0]["status"] == "done"
+        for _ in range(2):  # the second search is answered from the service's cache
+            found = client.post("/v1/collections/queued/search", json={"query": "ships", "mode": "dense"})
+            assert found.status_code == 200 and found.json()["results"]
+        metrics = client.get("/metrics").text
+    assert metric(metrics, "embedhub_batch_items_count") >= 2
+    assert metric(metrics, "embedhub_cache_misses{") >= 2 and metric(metrics, "embedhub_cache_hits{") >= 1
+    assert recording.threads and all(name.startswith("embedhub-batch-") for name in recording.threads), (
+        recording.threads
+    )
+
+
+def test_running_job_cancel_and_drop_over_http(settings, tiny_encoder, tmp_path, monkeypatch):
+    from embedhub.kb import ingest
+
+    monkeypatch.setattr(ingest, "BATCH_CHUNKS", 4)
+    slow = RecordingEncoder(tiny_encoder, pause=0.05)
+    app = create_app(settings.model_copy(update={"home": tmp_path}), encoders={"tiny": slow})
+    big = big_text("capybara").encode()
+    with live_server(app, "/ready") as url, httpx.Client(base_url=url, timeout=60) as client:
+        client.post("/v1/collections", json={"name": "busy", "model": "tiny", "chunk_tokens": 64})
+        job = client.post("/v1/collections/busy/files", files=[("files", ("big.txt", big, "x"))]).json()
+        job_id = job["jobs"][0]["id"]
+        wait_until(lambda: client.get(f"/v1/jobs/{job_id}").json()["chunks"] >= 8)
+        running = client.get(f"/v1/jobs/{job_id}").json()
+        assert running["status"] == "embedding" and 0 < running["progress"] < 1
+        cancelled = client.post(f"/v1/jobs/{job_id}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        assert not (tmp_path / "collections" / "busy" / "uploads" / "big.txt").exists()
+        lexical = {"query": "capybara", "mode": "lexical"}
+        assert client.post("/v1/collections/busy/search", json=lexical).json()["results"] == []
+        again = client.post("/v1/collections/busy/files", files=[("files", ("big.txt", big, "x"))]).json()
+        wait_until(lambda: client.get(f"/v1/jobs/{again['jobs'][0]['id']}").json()["chunks"] >= 4)
+        dropped = client.delete("/v1/collections/busy")
+        assert dropped.status_code == 200
+        assert client.get("/v1/collections/busy").status_code == 404
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 409  # forgotten with the collection
+
+
+def test_server_folders_are_limited_to_the_configured_roots(settings, tiny_encoder, tmp_path):
+    allowed, secret = tmp_path / "allowed", tmp_path / "secret"
+    allowed.mkdir()
+    secret.mkdir()
+    (allowed / "a.txt").write_text("allowed alpha")
+    (allowed / "b.txt").write_text("allowed beta")
+    (secret / "key.txt").write_text("the secret key")
+    (allowed / "linked-dir").symlink_to(secret, target_is_directory=True)
+    (allowed / "linked.txt").symlink_to(secret / "key.txt")
+    public = settings.model_copy(update={"home": tmp_path / "home", "host": "0.0.0.0", "api_keys": ["k"]})
+    headers = {"Authorization": "Bearer k"}
+
+    # bound beyond loopback with no roots configured: no server folder at all
+    with live_server(create_app(public, encoders={"tiny": tiny_encoder}), "/ready") as url:
+        client = httpx.Client(base_url=url, timeout=60, headers=headers)
+        client.post("/v1/collections", json={"name": "c", "model": "tiny"})
+        refused = client.post("/v1/collections/c/folders", json={"path": str(allowed)})
+        assert refused.status_code == 403 and "EMBEDHUB_FOLDER_ROOTS" in refused.json()["error"]["message"]
+
+    rooted = public.model_copy(update={"folder_roots": [allowed], "home": tmp_path / "home2"})
+    with live_server(create_app(rooted, encoders={"tiny": tiny_encoder}), "/ready") as url:
+        client = httpx.Client(base_url=url, timeout=60, headers=headers)
+        client.post("/v1/collections", json={"name": "c", "model": "tiny"})
+        for escape in (secret, allowed / ".." / "secret", allowed / "linked-dir", allowed / "linked.txt"):
+            answer = client.post("/v1/collections/c/folders", json={"path": str(escape)})
+            assert answer.status_code == 403, escape
+            assert "EMBEDHUB_FOLDER_ROOTS" in answer.json()["error"]["message"]
+        accepted = client.post("/v1/collections/c/folders", json={"path": str(allowed)})
+        assert accepted.status_code == 202
+        body = accepted.json()
+        assert sorted(Path(j["path"]).name for j in body["jobs"]) == ["a.txt", "b.txt"]
+        assert {Path(r["path"]).name for r in body["refused"]} == {"linked.txt"}  # linked-dir: not walked
+        wait_for_jobs(client, "c", 2)
+        listed = client.get("/v1/collections/c/documents").json()["data"]
+        documents = {Path(d["path"]).name: d["doc_id"] for d in listed}
+        assert client.get(f"/v1/collections/c/documents/{documents['a.txt']}/file").text == "allowed alpha"
+        # a file swapped for a symlink after ingestion is not served
+        (allowed / "b.txt").unlink()
+        (allowed / "b.txt").symlink_to(secret / "key.txt")
+        swapped = client.get(f"/v1/collections/c/documents/{documents['b.txt']}/file")
+        assert swapped.status_code == 403 and "secret" not in swapped.text
+
+
+def test_legacy_encoded_uploads_are_accepted_and_report_their_encoding(api):
+    api.post("/v1/collections", json={"name": "encodings", "model": "tiny"})
+    files = [
+        ("files", ("chinese.txt", "知识库检索支持中文文本。第二句话。".encode("gbk"), "text/plain")),
+        ("files", ("western.txt", "“Quotes” cost 5 € at the café.".encode("cp1252"), "text/plain")),
+    ]
+    uploaded = api.post("/v1/collections/encodings/files", files=files)
+    assert uploaded.status_code == 202 and uploaded.json()["rejected"] == [], uploaded.text
+    assert {job["status"] for job in wait_for_jobs(api, "encodings", 2)} == {"done"}
+    documents = {d["name"]: d for d in api.get("/v1/collections/encodings/documents").json()["data"]}
+    assert documents["chinese.txt"]["encoding"] == "gb18030"
+    assert documents["western.txt"]["encoding"] == "cp1252"
+    detail = api.get(f"/v1/collections/encodings/documents/{documents['western.txt']['doc_id']}").json()
+    assert "€" in detail["chunks"][0]["text"] and detail["encoding"] == "cp1252"

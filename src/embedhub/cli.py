@@ -217,7 +217,13 @@ def serve(
         resolve(reference, settings)
     app_instance = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app_instance, host=settings.host, port=settings.port, log_level=log_level)
+        uvicorn.Config(
+            app_instance,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            timeout_graceful_shutdown=5,  # running ingest jobs roll back within a batch
+        )
     )
     hub = app_instance.state.hub
     watcher = threading.Thread(target=_stop_on_load_failure, args=(hub, server), daemon=True)

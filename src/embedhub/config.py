@@ -19,6 +19,7 @@ ENV_PREFIX = "EMBEDHUB_"
 # What a value must look like, for settings whose form a type name does not say.
 _EXPECTED = {
     "model_dirs": f"folders separated by {os.pathsep!r} (e.g. /models{os.pathsep}/more) or a JSON list",
+    "folder_roots": f"folders separated by {os.pathsep!r} or a JSON list",
     "serve_models": 'model names separated by commas, or a JSON list such as ["a", "b"]',
     "api_keys": "keys separated by commas, or a JSON list",
     "aliases": 'a JSON object mapping alias to model, such as {"small": "all-MiniLM-L6-v2"}',
@@ -112,6 +113,14 @@ class Settings(BaseSettings):
     allow_server_folders: bool = Field(
         default=True, description="Allow the HTTP API to ingest folders on the server's own disk."
     )
+    folder_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders on the server the HTTP API may ingest and serve files from (os.pathsep-separated "
+            "or a JSON list; symlinks resolved). Unset: any folder the server user can read when bound "
+            "to loopback (your own machine, like the CLI), none when bound to another address."
+        ),
+    )
     cache_mb: float = Field(default=256.0, ge=0, description="In-memory embedding cache size (MiB).")
     cache_on_disk: bool = Field(default=False, description="Also keep cached embeddings in HOME/cache.")
     truncate: bool = Field(
@@ -131,7 +140,7 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("model_dirs", mode="before")
+    @field_validator("model_dirs", "folder_roots", mode="before")
     @classmethod
     def _split_path_list(cls, value: Any) -> Any:
         return _split_list(value, os.pathsep)
@@ -194,8 +203,6 @@ def prefer_passive_openmp_waiting() -> None:
     tokenisation, other processes): forward passes measured 5-25x slower on a busy 2-core machine
     (docs/performance.md). Must run before torch loads; an explicit OMP_WAIT_POLICY wins. This is
     the one place besides Settings that touches the environment, and it only writes a default."""
-    import os
-
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

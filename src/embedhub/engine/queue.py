@@ -5,11 +5,17 @@ batch by padded tokens. The oldest pending input always anchors the next batch (
 and the batch is filled with the inputs closest to it in length (little padding). The queue is
 bounded: over capacity `submit` raises `Overloaded` at once, which the server turns into HTTP 429,
 instead of queueing without bound.
+
+`submit` serves the event loop; `submit_blocking` serves worker threads (knowledge-base ingestion
+and search), so every forward pass of a model in a server process runs on this one queue thread.
+Background callers pass `wait_when_full=True`: instead of failing, they wait for room (and can be
+stopped while waiting or queued through `should_stop`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,10 +35,14 @@ class QueueStopped(EmbedhubError):
     """The queue was shut down while a request waited."""
 
 
+class SubmitCancelled(EmbedhubError):
+    """A blocking submit was withdrawn because its caller asked to stop."""
+
+
 @dataclass
 class _Request:
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop | None  # None: a thread waits on a concurrent future
+    future: asyncio.Future | concurrent.futures.Future
     vectors: np.ndarray
     remaining: int
 
@@ -110,22 +120,79 @@ class BatchQueue:
         if not inputs:
             return request.vectors
         with self._condition:
-            if not self._running:
-                raise QueueStopped("the batching queue is not running")
-            if len(inputs) > self.max_queue_items:
-                raise Overloaded(
-                    f"a request of {len(inputs)} inputs exceeds the queue capacity of {self.max_queue_items}"
-                )
-            if self.is_overloaded(len(inputs)):
-                raise Overloaded(
-                    f"the server is at capacity ({len(self._pending)} inputs queued, limit "
-                    f"{self.max_queue_items}); retry shortly"
-                )
-            for slot, ids in enumerate(inputs):
-                self._sequence += 1
-                self._pending.append(_Item(ids, request, slot, self._sequence))
-            self._condition.notify()
+            self._enqueue(inputs, request)
         return await request.future
+
+    def submit_blocking(
+        self,
+        inputs: Sequence[Sequence[int]],
+        *,
+        wait_when_full: bool = False,
+        should_stop: Callable[[], bool] | None = None,
+        poll_seconds: float = 0.05,
+    ) -> np.ndarray:
+        """`submit` for a worker thread (never the event loop's). With `wait_when_full`, a full
+        queue makes the caller wait for room instead of raising `Overloaded`; a request larger
+        than the whole queue is sent in slices. `should_stop` is polled while waiting: when it
+        turns true the caller's queued inputs are withdrawn and `SubmitCancelled` is raised (a
+        forward pass already running finishes; its result is dropped)."""
+        if wait_when_full and len(inputs) > self.max_queue_items:
+            step = self.max_queue_items
+            parts = [
+                self.submit_blocking(inputs[start : start + step], wait_when_full=True,
+                                     should_stop=should_stop, poll_seconds=poll_seconds)
+                for start in range(0, len(inputs), step)
+            ]  # fmt: skip
+            return np.concatenate(parts)
+        request = _Request(
+            None,
+            concurrent.futures.Future(),
+            np.empty((len(inputs), self.encoder.native_dims), np.float32),
+            len(inputs),
+        )
+        if not inputs:
+            return request.vectors
+        while True:
+            if should_stop is not None and should_stop():
+                raise SubmitCancelled("stopped before the inputs were queued")
+            with self._condition:
+                try:
+                    self._enqueue(inputs, request)
+                    break
+                except Overloaded:
+                    if not wait_when_full:
+                        raise
+            time.sleep(poll_seconds)
+        while True:
+            try:
+                return request.future.result(timeout=poll_seconds)
+            except concurrent.futures.TimeoutError:
+                if should_stop is not None and should_stop():
+                    self._withdraw(request)
+                    raise SubmitCancelled("stopped while the inputs waited for the model") from None
+
+    def _enqueue(self, inputs: Sequence[Sequence[int]], request: _Request) -> None:
+        """Queue a request's inputs (the caller holds the condition)."""
+        if not self._running:
+            raise QueueStopped("the batching queue is not running")
+        if len(inputs) > self.max_queue_items:
+            raise Overloaded(
+                f"a request of {len(inputs)} inputs exceeds the queue capacity of {self.max_queue_items}"
+            )
+        if self.is_overloaded(len(inputs)):
+            raise Overloaded(
+                f"the server is at capacity ({len(self._pending)} inputs queued, limit "
+                f"{self.max_queue_items}); retry shortly"
+            )
+        for slot, ids in enumerate(inputs):
+            self._sequence += 1
+            self._pending.append(_Item(ids, request, slot, self._sequence))
+        self._condition.notify()
+
+    def _withdraw(self, request: _Request) -> None:
+        with self._condition:
+            self._pending = [item for item in self._pending if item.request is not request]
+            request.remaining = -1
 
     def _next_batch(self) -> list[_Item]:
         """Oldest item plus the items nearest to it in length, within the token budget."""
@@ -184,7 +251,7 @@ class BatchQueue:
                 request.vectors[item.slot] = vector
                 request.remaining -= 1
                 if request.remaining == 0:
-                    request.loop.call_soon_threadsafe(_resolve, request.future, request.vectors)
+                    _deliver(request, request.vectors)
 
 
 def _resolve(future: asyncio.Future, value: np.ndarray) -> None:
@@ -197,6 +264,18 @@ def _reject(future: asyncio.Future, error: BaseException) -> None:
         future.set_exception(error)
 
 
+def _deliver(request: _Request, vectors: np.ndarray) -> None:
+    if request.loop is None:
+        if not request.future.done():
+            request.future.set_result(vectors)
+    else:
+        request.loop.call_soon_threadsafe(_resolve, request.future, vectors)
+
+
 def _fail(request: _Request, error: BaseException) -> None:
     request.remaining = -1
-    request.loop.call_soon_threadsafe(_reject, request.future, error)
+    if request.loop is None:
+        if not request.future.done():
+            request.future.set_exception(error)
+    else:
+        request.loop.call_soon_threadsafe(_reject, request.future, error)

@@ -68,8 +68,9 @@ class EmbeddingService:
             self.cache.close()
 
     def warm_up(self) -> None:
-        """One real forward pass, so the first request does not pay for lazy initialisation."""
-        self.encoder.encode(["warm up"], kind="query")
+        """One real forward pass, so the first request does not pay for lazy initialisation. It
+        goes through the queue like every other pass: one thread runs this model's passes."""
+        self.queue.submit_blocking(self.encoder.tokenize(["warm up"], kind="query"))
 
     async def embed_texts(
         self,

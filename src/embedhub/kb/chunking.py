@@ -9,17 +9,20 @@ tokenizer.
 3. Packing: units fill a chunk up to the budget; the next chunk of the same section starts with
    the trailing units of the previous one that fit in the overlap budget.
 Every chunk keeps its character span in the extracted text, its pages and its heading path.
+Chunks are produced lazily (`iter_chunks`): a section is measured a window at a time, so a huge
+single-section text file is never tokenised whole.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from embedhub.kb.loaders.base import ExtractedDocument
+from embedhub.kb.loaders.base import BLOCK_SEPARATOR, ExtractedDocument
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 _SENTENCE = re.compile(r"[^\n.!?。！？；;]*(?:[.!?。！？；;]+[\"'”’)\]]*|\n+|$)")
@@ -66,46 +69,154 @@ class _Unit:
     page: int | None
 
 
+#: characters of one section measured (tokenised) at a time: chunking a 50 MB text file holds the
+#: token counts of one window, never of the whole file
+WINDOW_CHARS = 64 * 1024
+
+
 def chunk_document(
     document: ExtractedDocument, count_tokens: TokenCounter, options: ChunkingOptions
 ) -> list[Chunk]:
-    text = document.text
-    sections: list[tuple[tuple[str, ...], list[_Unit]]] = []
+    return list(iter_chunks(document, count_tokens, options))
+
+
+def iter_chunks(
+    document: ExtractedDocument, count_tokens: TokenCounter, options: ChunkingOptions
+) -> Iterator[Chunk]:
+    """The document's chunks in order, produced lazily in bounded memory.
+
+    A section is measured a window (`WINDOW_CHARS`) at a time; packing emits every chunk whose end
+    is decided (the next unit did not fit) and carries the undecided tail (plus nothing else) into
+    the next window, so the result is exactly what packing the whole section at once gives."""
+    packer = _Packer(_TextView(document), count_tokens, options)
     previous_key = None
-    pieces: list[tuple[int, int, int | None]] = []  # candidate units before measuring
-    owners: list[int] = []
     for block, (start, end) in zip(document.blocks, document.spans, strict=True):
         key = (block.heading_path, block.page)
-        if block.standalone or key != previous_key or (sections and sections[-1][0] is None):
-            sections.append((block.heading_path, []))
+        if block.standalone or key != previous_key:
+            yield from packer.finish_section()
+            packer.heading_path = block.heading_path
         previous_key = None if block.standalone else key
-        pieces.append((start, end, block.page))
-        owners.append(len(sections) - 1)
-    counts = count_tokens([text[start:end] for start, end, _ in pieces])
-    for (start, end, page), count, owner in zip(pieces, counts, owners, strict=True):
-        units = sections[owner][1]
-        if count <= options.max_tokens:
-            units.append(_Unit(start, end, page))
-        else:
-            units.extend(_split_block(text, start, end, page, count_tokens, options.max_tokens))
-    chunks: list[Chunk] = []
-    for heading_path, units in sections:
-        chunks.extend(_pack(text, heading_path, units, count_tokens, options, len(chunks)))
-    return chunks
+        packer.add_block(block.text, start, end, block.page)
+        if packer.pending_chars >= WINDOW_CHARS:
+            yield from packer.pack(final=False)
+    yield from packer.finish_section()
 
 
-def _split_block(text, start, end, page, count_tokens, budget) -> list[_Unit]:
+class _TextView:
+    """Slices of the document text by absolute offsets without joining the whole text."""
+
+    def __init__(self, document: ExtractedDocument) -> None:
+        self.blocks = document.blocks
+        self.spans = document.spans
+        self.starts = [start for start, _ in document.spans]
+
+    def slice(self, start: int, end: int) -> str:
+        index = max(bisect.bisect_right(self.starts, start) - 1, 0)
+        parts: list[str] = []
+        position = start
+        while position < end and index < len(self.blocks):
+            block_start, block_end = self.spans[index]
+            if position < block_start:  # inside the separator before this block
+                stop = min(end, block_start)
+                offset = block_start - len(BLOCK_SEPARATOR)
+                parts.append(BLOCK_SEPARATOR[position - offset : stop - offset])
+                position = stop
+                continue
+            if position < block_end:
+                stop = min(end, block_end)
+                parts.append(self.blocks[index].text[position - block_start : stop - block_start])
+                position = stop
+            if position >= block_end:
+                index += 1
+        return "".join(parts)
+
+
+class _Packer:
+    """Measures and packs the units of the current section (see `iter_chunks`)."""
+
+    def __init__(self, view: _TextView, count_tokens: TokenCounter, options: ChunkingOptions) -> None:
+        self.view, self.count_tokens, self.options = view, count_tokens, options
+        self.heading_path: tuple[str, ...] = ()
+        self.blocks: list[tuple[str, int, int, int | None]] = []  # not yet measured
+        self.pending_chars = 0
+        self.units: list[_Unit] = []  # measured, not yet packed
+        self.sizes: list[int] = []
+        self.next_index = 0
+
+    def add_block(self, text: str, start: int, end: int, page: int | None) -> None:
+        self.blocks.append((text, start, end, page))
+        self.pending_chars += end - start
+
+    def finish_section(self) -> Iterator[Chunk]:
+        yield from self.pack(final=True)
+
+    def _measure(self) -> None:
+        if not self.blocks:
+            return
+        counts = self.count_tokens([text for text, _, _, _ in self.blocks])
+        budget = self.options.max_tokens
+        for (text, start, end, page), count in zip(self.blocks, counts, strict=True):
+            if count <= budget:
+                self.units.append(_Unit(start, end, page))
+                self.sizes.append(count)
+            else:
+                pieces = _split_block(text, start, page, self.count_tokens, budget)
+                self.units.extend(pieces)
+                self.sizes.extend(self.count_tokens([self.view.slice(u.start, u.end) for u in pieces]))
+        self.blocks, self.pending_chars = [], 0
+
+    def pack(self, final: bool) -> Iterator[Chunk]:
+        self._measure()
+        units, sizes, options = self.units, self.sizes, self.options
+        begin = 0
+        while begin < len(units):
+            total = 0
+            stop = begin
+            while stop < len(units) and (stop == begin or total + sizes[stop] <= options.max_tokens):
+                total += sizes[stop]
+                stop += 1
+            if stop >= len(units) and not final:
+                break  # this chunk may still grow with the next window's units
+            chosen = units[begin:stop]
+            pages = [u.page for u in chosen if u.page is not None]
+            start, end = chosen[0].start, chosen[-1].end
+            yield Chunk(
+                index=self.next_index,
+                text=self.view.slice(start, end),
+                char_start=start,
+                char_end=end,
+                page_start=min(pages) if pages else None,
+                page_end=max(pages) if pages else None,
+                heading_path=self.heading_path,
+                tokens=total,
+            )
+            self.next_index += 1
+            if stop >= len(units):
+                begin = stop
+                break
+            # overlap: step back over trailing units that fit in the overlap budget
+            back, carried = stop, 0
+            while back - 1 > begin and carried + sizes[back - 1] <= options.overlap_tokens:
+                back -= 1
+                carried += sizes[back]
+            begin = back
+        self.units, self.sizes = units[begin:], sizes[begin:]
+
+
+def _split_block(text, offset, page, count_tokens, budget) -> list[_Unit]:
+    """A block over the budget as sentence (or line) units; `text` is the block, `offset` its start."""
     sentences = []
-    for match in _SENTENCE.finditer(text, start, end):
+    for match in _SENTENCE.finditer(text):
         if match.end() > match.start() and text[match.start() : match.end()].strip():
             sentences.append((match.start(), match.end()))
     counts = count_tokens([text[s:e] for s, e in sentences])
     units: list[_Unit] = []
     for (s, e), count in zip(sentences, counts, strict=True):
         if count <= budget:
-            units.append(_Unit(s, e, page))
+            units.append(_Unit(offset + s, offset + e, page))
         else:
-            units.extend(_Unit(a, b, page) for a, b in _cut(text, s, e, count, count_tokens, budget))
+            pieces = _cut(text, s, e, count, count_tokens, budget)
+            units.extend(_Unit(offset + a, offset + b, page) for a, b in pieces)
     return units
 
 
@@ -130,42 +241,3 @@ def _cut(text, start, end, count, count_tokens, budget) -> list[tuple[int, int]]
         else:
             result.append((a, b))
     return result
-
-
-def _pack(text, heading_path, units, count_tokens, options, first_index) -> list[Chunk]:
-    if not units:
-        return []
-    sizes = count_tokens([text[u.start : u.end] for u in units])
-    chunks: list[Chunk] = []
-    begin = 0
-    while begin < len(units):
-        total = 0
-        stop = begin
-        while stop < len(units) and (stop == begin or total + sizes[stop] <= options.max_tokens):
-            total += sizes[stop]
-            stop += 1
-        chosen = units[begin:stop]
-        pages = [u.page for u in chosen if u.page is not None]
-        start, end = chosen[0].start, chosen[-1].end
-        body = text[start:end]
-        chunks.append(
-            Chunk(
-                index=first_index + len(chunks),
-                text=body,
-                char_start=start,
-                char_end=end,
-                page_start=min(pages) if pages else None,
-                page_end=max(pages) if pages else None,
-                heading_path=heading_path,
-                tokens=total,
-            )
-        )
-        if stop >= len(units):
-            break
-        # overlap: step back over trailing units that fit in the overlap budget
-        back, carried = stop, 0
-        while back - 1 > begin and carried + sizes[back - 1] <= options.overlap_tokens:
-            back -= 1
-            carried += sizes[back]
-        begin = back
-    return chunks

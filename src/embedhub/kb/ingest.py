@@ -3,16 +3,17 @@
 Unchanged files (same content hash) are skipped without loading; changed files replace their old
 chunks; with `sync`, files gone from the given folders are removed. Identical chunks are embedded
 once (the collection's embedding cache, keyed by the exact model input). One broken file never
-stops a folder: its error is recorded with the reason and the rest goes on. Documents are written
-in groups, each one store commit plus one manifest transaction (see manifest.py).
+stops a folder: its error is recorded with the reason and the rest goes on. Chunks are embedded
+and stored in batches and documents committed in groups (see `Ingestor` and manifest.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,15 +21,21 @@ import numpy as np
 
 from embedhub.engine.cache import embed_through_cache
 from embedhub.errors import EmbedhubError
-from embedhub.kb.chunking import Chunk, chunk_document
+from embedhub.kb.chunking import Chunk, iter_chunks
 from embedhub.kb.collection import Collection
 from embedhub.kb.lexical import index_text
-from embedhub.kb.loaders import load_file, loader_for
+from embedhub.kb.loaders import LoaderError, load_file, loader_for
+from embedhub.kb.loaders.base import detect_encoding
 from embedhub.kb.store import ChunkRow
 from embedhub.models.base import Encoder, finish
 
+#: documents / chunks written under one generation before it is committed
 GROUP_DOCUMENTS = 32
 GROUP_CHUNKS = 1024
+#: chunks embedded and stored at once: bounds memory (token ids, vectors, rows of one batch) and
+#: is how often a job's progress moves and a cancel is noticed; 256 chunks of <= 400 tokens are
+#: a handful of forward passes at the default 16k-token batch budget
+BATCH_CHUNKS = 256
 
 
 @dataclass
@@ -72,11 +79,18 @@ class IngestReport:
 
 
 class Progress:
-    """Callbacks for a progress display; the default does nothing."""
+    """Callbacks for a progress display; every default does nothing (implement what you show)."""
 
     def start(self, files: int) -> None: ...
     def stage(self, path: Path, stage: str) -> None: ...
     def file_done(self, outcome: FileOutcome) -> None: ...
+    def embedded(self, path: Path, chunks: int, fraction: float) -> None:
+        """After each embedded batch of a file: chunks stored so far and the share of the
+        document's characters they cover (0..1), so a bar moves during a long embedding."""
+
+
+class IngestCancelled(EmbedhubError):
+    """The ingest was asked to stop; what it had not committed was rolled back."""
 
 
 def document_id(path: Path) -> str:
@@ -110,97 +124,189 @@ def gather_files(paths: Iterable[Path], glob: str | None = None) -> tuple[list[P
 
 
 @dataclass
-class _Prepared:
+class _Document:
+    """A document being written in the open generation."""
+
     doc_id: str
     path: Path
     file_type: str
     file_hash: str
     size: int
-    chunks: list[Chunk]
     pages: int | None
     title: str | None
+    encoding: str | None
     status: str
+    chunks: int = 0
+    tokens: int = 0
+    finished: bool = False
 
 
 class Ingestor:
-    def __init__(self, collection: Collection, encoder: Encoder, progress: Progress | None = None) -> None:
+    """Writes files into a collection in bounded memory.
+
+    A document is loaded whole (the loaders need its bytes), but its chunks are produced lazily
+    (`iter_chunks`) and embedded and stored `BATCH_CHUNKS` at a time, each batch one `store.add`
+    under the open generation (see manifest.py), so no more than a batch of chunks, token ids and
+    vectors is ever in memory. Small documents share a generation, committed once
+    `GROUP_DOCUMENTS` documents or `GROUP_CHUNKS` chunks are written (one store commit and one
+    manifest transaction per group instead of per file).
+
+    `should_stop` is polled before every batch: when it turns true, nothing more is embedded,
+    the open generation's rows are deleted (documents committed earlier stay, and a document's
+    previous version stays committed) and `IngestCancelled` is raised."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        encoder: Encoder,
+        progress: Progress | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         collection.check_encoder(encoder)
         self.collection = collection
         self.encoder = encoder
         self.progress = progress or Progress()
+        self.should_stop = should_stop or (lambda: False)
+        self._generation: int | None = None
+        self._open: list[_Document] = []
+        self._batch: list[tuple[_Document, Chunk]] = []
+        self._written_chunks = 0
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.encoder.content_ids(list(texts))] if texts else []
+
+    def _notify(self, name: str, *arguments) -> None:
+        # progress displays implement only what they show (duck-typed ones included)
+        callback = getattr(self.progress, name, None)
+        if callback is not None:
+            callback(*arguments)
 
     def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         files, unsupported = gather_files(paths, glob)
         report.outcomes.extend(FileOutcome(str(p), "unsupported") for p in unsupported)
-        self.progress.start(len(files))
-        group: list[_Prepared] = []
-        for path in files:
-            prepared = self._prepare(path, report)
-            if prepared is None:
-                continue
-            group.append(prepared)
-            if len(group) >= GROUP_DOCUMENTS or sum(len(p.chunks) for p in group) >= GROUP_CHUNKS:
-                self._write(group, report)
-                group = []
-        if group:
-            self._write(group, report)
+        self._notify("start", len(files))
+        try:
+            for path in files:
+                self._check_stop()
+                self._ingest_file(path, report)
+                if (
+                    len(self._open) >= GROUP_DOCUMENTS
+                    or self._written_chunks + len(self._batch) >= GROUP_CHUNKS
+                ):
+                    self._commit(report)
+            self._commit(report)
+        except BaseException:
+            self._roll_back()
+            raise
         if sync:
             self._sync(paths, {str(p) for p in files}, report)
         report.seconds = time.perf_counter() - started
         return report
 
     def ingest_bytes(self, path: Path, data: bytes) -> FileOutcome:
-        """One uploaded file whose bytes are already in memory (the HTTP API's path)."""
+        """One uploaded file whose bytes are already in memory."""
         report = IngestReport()
-        prepared = self._prepare(path, report, data)
-        if prepared is not None:
-            self._write([prepared], report)
+        try:
+            self._ingest_file(path, report, data)
+            self._commit(report)
+        except BaseException:
+            self._roll_back()
+            raise
         return report.outcomes[-1]
 
-    def _prepare(self, path: Path, report: IngestReport, data: bytes | None = None) -> _Prepared | None:
+    def _check_stop(self) -> None:
+        if self.should_stop():
+            raise IngestCancelled("the ingest was cancelled; nothing of the unfinished files was kept")
+
+    def _ingest_file(self, path: Path, report: IngestReport, data: bytes | None = None) -> None:
         doc_id = document_id(path)
         try:
             data = path.read_bytes() if data is None else data
         except OSError as error:
             self._fail(report, doc_id, path, None, f"cannot read the file: {error.strerror or error}")
-            return None
+            return
         digest = file_hash(data)
         existing = self.collection.manifest.get(doc_id)
         if existing and existing.file_hash == digest and existing.status == "done":
             outcome = FileOutcome(str(path), "skipped", existing.chunks, existing.tokens)
             report.outcomes.append(outcome)
-            self.progress.file_done(outcome)
-            return None
-        self.progress.stage(path, "parsing")
+            self._notify("file_done", outcome)
+            return
+        self._notify("stage", path, "parsing")
         try:
-            document = load_file(path, data)
-            chunks = chunk_document(document, self.count_tokens, self.collection.config.chunking)
+            extracted = load_file(path, data)
+            encoding = extracted.encoding
+            if encoding is None and extracted.file_type not in ("pdf", "docx"):
+                encoding = detect_encoding(data)  # text formats whose loader does not report it
         except EmbedhubError as error:
             self._fail(report, doc_id, path, digest, str(error))
-            return None
+            return
         except Exception as error:
-            self._fail(
-                report,
-                doc_id,
-                path,
-                digest,
-                f"{path.name}: could not be parsed ({type(error).__name__}: {error})",
-            )
-            return None
+            self._fail(report, doc_id, path, digest, _parse_error(path, error))
+            return
+        size = len(data)
+        del data  # the bytes are not needed any more; a 50 MB file should not be held twice
         status = "updated" if existing and existing.generation is not None else "added"
-        return _Prepared(doc_id, path, document.file_type, digest, len(data), chunks, document.pages,
-                         document.title, status)  # fmt: skip
+        document = _Document(doc_id, path, extracted.file_type, digest, size, extracted.pages,
+                             extracted.title, encoding, status)  # fmt: skip
+        total_chars = extracted.spans[-1][1] if extracted.spans else 1
+        self._begin(document)
+        self._notify("stage", path, "embedding")
+        try:
+            for chunk in iter_chunks(extracted, self.count_tokens, self.collection.config.chunking):
+                self._batch.append((document, chunk))
+                document.chunks += 1
+                document.tokens += chunk.tokens
+                if len(self._batch) >= BATCH_CHUNKS:
+                    self._flush(report)
+                    self._notify("embedded", path, document.chunks, min(1.0, chunk.char_end / total_chars))
+        except (LoaderError, ValueError) as error:
+            # this document is broken; a cancel, a stopped queue or a model error stops the run
+            self._drop_document(document)
+            self._fail(report, doc_id, path, digest, _parse_error(path, error))
+            return
+        document.finished = True
+        self._notify("embedded", path, document.chunks, 1.0)
 
-    def _fail(self, report: IngestReport, doc_id: str, path: Path, digest: str | None, error: str) -> None:
-        self.collection.manifest.record_failure(doc_id, str(path), digest, error)
-        outcome = FileOutcome(str(path), "failed", error=error)
-        report.outcomes.append(outcome)
-        self.progress.file_done(outcome)
+    def _begin(self, document: _Document) -> None:
+        if self._generation is None:
+            self._generation = self.collection.manifest.next_generation()
+        self.collection.manifest.begin(self._generation, [document.doc_id])
+        self._open.append(document)
+
+    def _flush(self, report: IngestReport) -> None:
+        """Embed and store the current batch (one `store.add` of the open generation)."""
+        if not self._batch:
+            return
+        self._check_stop()
+        batch, self._batch = self._batch, []
+        vectors = self._embed([chunk for _, chunk in batch], report)
+        self._check_stop()  # a cancel during the forward pass: do not write what it produced
+        generation = self._generation
+        rows = [
+            ChunkRow(
+                id=f"{document.doc_id}:{generation}:{chunk.index}",
+                doc_id=document.doc_id,
+                generation=generation,
+                chunk_index=chunk.index,
+                path=str(document.path),
+                file_type=document.file_type,
+                text=chunk.text,
+                terms=index_text(chunk.embedding_text()),
+                char_start=chunk.char_start,
+                char_end=chunk.char_end,
+                page_start=chunk.page_start,
+                page_end=chunk.page_end,
+                heading_path=chunk.heading_path,
+                content_hash=chunk.content_hash,
+            )
+            for document, chunk in batch
+        ]
+        self.collection.store.add(rows, vectors)
+        self._written_chunks += len(rows)
 
     def _embed(self, chunks: list[Chunk], report: IngestReport) -> np.ndarray:
         inputs = self.encoder.tokenize([c.embedding_text() for c in chunks], kind="document", truncate=True)
@@ -210,65 +316,62 @@ class Ingestor:
         size = self.collection.config.dimensions
         return finish(raw, size if size != self.encoder.native_dims else None, True)
 
-    def _write(self, group: list[_Prepared], report: IngestReport) -> None:
+    def _commit(self, report: IngestReport) -> None:
+        """Make every finished document of the open generation the committed version."""
+        if self._generation is None:
+            return
+        self._flush(report)
         manifest, store = self.collection.manifest, self.collection.store
-        for prepared in group:
-            self.progress.stage(prepared.path, "embedding")
-        all_chunks = [chunk for prepared in group for chunk in prepared.chunks]
-        vectors = (
-            self._embed(all_chunks, report)
-            if all_chunks
-            else np.zeros((0, self.collection.config.dimensions))
-        )
-        generation = manifest.next_generation()
-        rows = []
-        for prepared in group:
-            for chunk in prepared.chunks:
-                rows.append(
-                    ChunkRow(
-                        id=f"{prepared.doc_id}:{generation}:{chunk.index}",
-                        doc_id=prepared.doc_id,
-                        generation=generation,
-                        chunk_index=chunk.index,
-                        path=str(prepared.path),
-                        file_type=prepared.file_type,
-                        text=chunk.text,
-                        terms=index_text(chunk.embedding_text()),
-                        char_start=chunk.char_start,
-                        char_end=chunk.char_end,
-                        page_start=chunk.page_start,
-                        page_end=chunk.page_end,
-                        heading_path=chunk.heading_path,
-                        content_hash=chunk.content_hash,
-                    )
-                )
-        doc_ids = [prepared.doc_id for prepared in group]
-        manifest.begin(generation, doc_ids)
-        store.add(rows, vectors)
+        generation, group = self._generation, [d for d in self._open if d.finished]
         manifest.commit(
             generation,
             [
                 {
-                    "doc_id": p.doc_id,
-                    "path": str(p.path),
-                    "file_type": p.file_type,
-                    "file_hash": p.file_hash,
-                    "size": p.size,
-                    "chunks": len(p.chunks),
-                    "tokens": sum(c.tokens for c in p.chunks),
-                    "pages": p.pages,
-                    "title": p.title,
+                    "doc_id": d.doc_id,
+                    "path": str(d.path),
+                    "file_type": d.file_type,
+                    "file_hash": d.file_hash,
+                    "size": d.size,
+                    "chunks": d.chunks,
+                    "tokens": d.tokens,
+                    "pages": d.pages,
+                    "title": d.title,
+                    "encoding": d.encoding,
                 }
-                for p in group
+                for d in group
             ],
         )
+        doc_ids = [d.doc_id for d in group]
         store.delete_documents(doc_ids, except_generation=generation)
         manifest.cleanup_done(doc_ids)
-        for prepared in group:
-            outcome = FileOutcome(str(prepared.path), prepared.status, len(prepared.chunks),
-                                  sum(c.tokens for c in prepared.chunks))  # fmt: skip
+        self._generation, self._open, self._written_chunks = None, [], 0
+        for document in group:
+            outcome = FileOutcome(str(document.path), document.status, document.chunks, document.tokens)
             report.outcomes.append(outcome)
-            self.progress.file_done(outcome)
+            self._notify("file_done", outcome)
+
+    def _drop_document(self, document: _Document) -> None:
+        """Delete one document's rows of the open generation (its previous version stays)."""
+        self._batch = [(d, c) for d, c in self._batch if d is not document]
+        self._open = [d for d in self._open if d is not document]
+        generation = self._generation
+        self.collection.store.delete_documents([document.doc_id], only_generation=generation)
+        self.collection.manifest.clear_pending([(document.doc_id, generation)])
+
+    def _roll_back(self) -> None:
+        """Cancelled or broken run: delete everything of the open generation."""
+        self._batch = []
+        for document in list(self._open):
+            # on failure the pending marks stay and the collection's recovery finishes it on next open
+            with contextlib.suppress(Exception):
+                self._drop_document(document)
+        self._generation, self._open, self._written_chunks = None, [], 0
+
+    def _fail(self, report: IngestReport, doc_id: str, path: Path, digest: str | None, error: str) -> None:
+        self.collection.manifest.record_failure(doc_id, str(path), digest, error)
+        outcome = FileOutcome(str(path), "failed", error=error)
+        report.outcomes.append(outcome)
+        self._notify("file_done", outcome)
 
     def _sync(self, paths: Sequence[Path], present: set[str], report: IngestReport) -> None:
         roots = [str(p.expanduser().resolve()) for p in paths]
@@ -281,6 +384,12 @@ class Ingestor:
         ]
         remove_documents(self.collection, [record.doc_id for record in gone])
         report.outcomes.extend(FileOutcome(record.path, "removed") for record in gone)
+
+
+def _parse_error(path: Path, error: Exception) -> str:
+    if isinstance(error, EmbedhubError):
+        return str(error)
+    return f"{path.name}: could not be parsed ({type(error).__name__}: {error})"
 
 
 def remove_documents(collection: Collection, doc_ids: Sequence[str]) -> None:

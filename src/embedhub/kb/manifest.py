@@ -3,7 +3,8 @@ version is, which versions are being written, and what failed and why.
 
 Write protocol for a group of documents (generation G):
   1. `begin(G, doc_ids)`  - record G as pending for those documents;
-  2. the store adds the chunks of G in one commit;
+  2. the store adds the chunks of G, in one or several `store.add` calls (a large document is
+     embedded and written in batches, so its chunks never have to be in memory at once);
   3. `commit(G, docs)`    - in one transaction: G becomes the committed generation, the pending
      mark is cleared, and a cleanup entry asks for older generations to be removed;
   4. the store deletes older generations, then `cleanup_done`.
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS documents (
     title TEXT,
     status TEXT NOT NULL,
     error TEXT,
-    updated_at REAL
+    updated_at REAL,
+    encoding TEXT
 );
 CREATE TABLE IF NOT EXISTS pending (doc_id TEXT, generation INTEGER, PRIMARY KEY (doc_id, generation));
 CREATE TABLE IF NOT EXISTS cleanup (doc_id TEXT PRIMARY KEY, keep_generation INTEGER);
@@ -59,6 +61,10 @@ class DocumentRecord:
     status: str
     error: str | None
     updated_at: float | None
+    encoding: str | None = None
+
+
+_COLUMNS = ", ".join(DocumentRecord.__dataclass_fields__)  # named: a migrated table orders them differently
 
 
 class Manifest:
@@ -69,6 +75,13 @@ class Manifest:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a manifest written by an older version up to this schema (additive only)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(documents)")}
+        if "encoding" not in columns:  # added with legacy-encoding support; NULL = not recorded
+            self.db.execute("ALTER TABLE documents ADD COLUMN encoding TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -96,9 +109,12 @@ class Manifest:
             self.db.execute("BEGIN IMMEDIATE")
             for doc in documents:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?)",
+                    "INSERT OR REPLACE INTO documents (doc_id, path, file_type, file_hash, size, generation, "
+                    "chunks, tokens, pages, title, status, error, updated_at, encoding) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?,?)",
                     (doc["doc_id"], doc["path"], doc["file_type"], doc["file_hash"], doc["size"], generation,
-                     doc["chunks"], doc["tokens"], doc.get("pages"), doc.get("title"), time.time()),
+                     doc["chunks"], doc["tokens"], doc.get("pages"), doc.get("title"), time.time(),
+                     doc.get("encoding")),
                 )  # fmt: skip
                 self.db.execute(
                     "DELETE FROM pending WHERE doc_id = ? AND generation = ?", (doc["doc_id"], generation)
@@ -145,11 +161,12 @@ class Manifest:
             self.db.execute("COMMIT")
 
     def get(self, doc_id: str) -> DocumentRecord | None:
-        row = self.db.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         return DocumentRecord(*row) if row else None
 
     def documents(self) -> list[DocumentRecord]:
-        return [DocumentRecord(*row) for row in self.db.execute("SELECT * FROM documents ORDER BY path")]
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM documents ORDER BY path")
+        return [DocumentRecord(*row) for row in rows]
 
     def committed_generations(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT doc_id, generation FROM documents WHERE generation IS NOT NULL"))

@@ -3,6 +3,7 @@ once and /ready (and the embedding routes, with 503) tell clients when the servi
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from embedhub import __version__
 from embedhub.config import Settings, prefer_passive_openmp_waiting
 from embedhub.engine.hub import EncoderFactory, ModelHub
+from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.jobs import JobManager
 from embedhub.models.base import Encoder
@@ -45,12 +47,22 @@ def create_app(
     metrics = Metrics()
     hub = ModelHub(settings, on_batch=metrics.observe_batch)
 
+    def encoder_for(model: str) -> Encoder:
+        """Ingestion's encoder: the model's own queue and cache (see engine/scheduled.py). Resumed
+        jobs can start before the models are loaded: wait for the loading to end first."""
+        hub.wait()
+        return ScheduledEncoder(hub.get(model), background=True)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.stopping = threading.Event()
         knowledge_base = KnowledgeBase(settings)
         app.state.knowledge_base = knowledge_base
         app.state.jobs = JobManager(
-            knowledge_base, lambda model: hub.get(model).encoder, workers=settings.ingest_workers
+            knowledge_base,
+            encoder_for,
+            workers=settings.ingest_workers,
+            store_path=settings.home / "jobs.sqlite",
         )
         if encoders is not None:
             for reference, encoder in encoders.items():
@@ -62,10 +74,13 @@ def create_app(
                 hub.load_in_background(factory)
             else:
                 hub.load(factory)
+        app.state.jobs.resume()
         try:
             with announced(settings):  # `embedhub kb search` then asks this server
                 yield
         finally:
+            # running jobs stop at their next batch and roll back; queued ones resume next start
+            app.state.stopping.set()
             app.state.jobs.close()
             knowledge_base.close()
             hub.close()

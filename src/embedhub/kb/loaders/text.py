@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, decode_text
+from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, decode_text_with_encoding
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 
@@ -32,8 +32,8 @@ class TextLoader(Loader):
     )
 
     def load(self, path: Path, data: bytes) -> ExtractedDocument:
-        text = decode_text(data, path)
-        return ExtractedDocument(path, "text", [Block(p) for p in paragraphs(text)])
+        text, encoding = decode_text_with_encoding(data, path)
+        return ExtractedDocument(path, "text", [Block(p) for p in paragraphs(text)], encoding=encoding)
 
 
 class CodeLoader(Loader):
@@ -48,7 +48,7 @@ class CodeLoader(Loader):
     large_class_lines = 80
 
     def load(self, path: Path, data: bytes) -> ExtractedDocument:
-        text = decode_text(data, path)
+        text, encoding = decode_text_with_encoding(data, path)
         if path.suffix == ".py":
             try:
                 blocks = self._python_blocks(text)
@@ -56,7 +56,7 @@ class CodeLoader(Loader):
                 blocks = [Block(p, kind="code") for p in paragraphs(text)]
         else:
             blocks = [Block(p, kind="code") for p in paragraphs(text)]
-        return ExtractedDocument(path, "code", blocks)
+        return ExtractedDocument(path, "code", blocks, encoding=encoding)
 
     def _python_blocks(self, source: str) -> list[Block]:
         lines = source.split("\n")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
+import signal
+import time
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,6 +18,8 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from embedhub.config import Settings
+from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.errors import InvalidInputError
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.ingest import gather_files, remove_documents
@@ -24,6 +29,7 @@ from embedhub.kb.search import Searcher
 from embedhub.kb.store import SearchFilter
 from embedhub.server.deps import AUTH, ReadyHubDep, SettingsDep
 from embedhub.server.errors import ERRORS_DOC, ApiError
+from embedhub.server.security import is_loopback
 
 router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["knowledge base"], responses=ERRORS_DOC)
 
@@ -93,10 +99,11 @@ async def get_collection(name: str, kb: KnowledgeBaseDep) -> dict:
 
 @router.delete("/collections/{name}")
 async def drop_collection(name: str, kb: KnowledgeBaseDep, jobs: JobsDep) -> dict:
-    busy = [job for job in jobs.list(name) if job.status in ("parsing", "embedding")]
-    if busy:
-        raise ApiError(409, f"{len(busy)} file(s) are being ingested; wait or cancel first", "conflict_error")
+    """Cancel the collection's jobs (waiting for running ones to roll back), then drop it."""
+    kb.get(name)
+    await asyncio.to_thread(jobs.cancel_collection, name)
     await asyncio.to_thread(kb.drop, name)
+    jobs.forget_collection(name)
     return {"dropped": name}
 
 
@@ -269,19 +276,76 @@ async def upload_files(
 @router.post("/collections/{name}/folders", status_code=202)
 async def register_folder(name: str, body: FolderRequest, kb: KnowledgeBaseDep, jobs: JobsDep,
                           settings: SettingsDep, hub: ReadyHubDep) -> dict:  # fmt: skip
-    """Queue a job for every supported file under a folder on the server."""
+    """Queue a job for every supported file under a folder on the server (within the allowed
+    roots, see `folder_roots`; files reached through a symlink leading outside are refused)."""
     if not settings.allow_server_folders:
         raise ApiError(
             403, "server-side folders are disabled (EMBEDHUB_ALLOW_SERVER_FOLDERS=0)", "permission_error"
         )
     collection = kb.get(name)
     hub.get(collection.config.model)
+    roots = folder_roots(settings)
     path = Path(body.path).expanduser()
+    if roots is not None and not is_within(path, roots):
+        raise _forbidden(_outside_roots_message(body.path, roots))
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist on the server")
     files, unsupported = await asyncio.to_thread(gather_files, [path], body.glob)
-    submitted = [jobs.submit(name, file).to_dict() for file in files]
-    return {"jobs": submitted, "unsupported": [str(p) for p in unsupported]}
+    refused = [file for file in files if roots is not None and not is_within(file, roots)]
+    skip = set(refused)
+    submitted = [jobs.submit(name, file).to_dict() for file in files if file not in skip]
+    return {
+        "jobs": submitted,
+        "unsupported": [str(p) for p in unsupported],
+        "refused": [{"path": str(p), "error": OUTSIDE_BY_SYMLINK} for p in refused],
+    }
+
+
+OUTSIDE_BY_SYMLINK = "a symlink leading outside the allowed folders"
+
+
+def folder_roots(settings: Settings) -> list[Path] | None:
+    """The folders the API may read on the server, resolved; None means any readable folder.
+
+    Default when `folder_roots` is unset: any folder on a loopback bind (only this machine's
+    user can reach the API, who can read those files anyway, as with the CLI) and none on any
+    other bind (whoever holds a key must not read the server's disk unless a folder is listed)."""
+    if settings.folder_roots:
+        return [Path(root).expanduser().resolve() for root in settings.folder_roots]
+    return None if is_loopback(settings.host) else []
+
+
+def is_within(path: Path, roots: list[Path]) -> bool:
+    """Whether `path`, with `..` and every symlink resolved, is one of the roots or under one."""
+    resolved = path.expanduser().resolve()
+    return any(resolved == root or resolved.is_relative_to(root) for root in roots)
+
+
+def _outside_roots_message(path: str, roots: list[Path]) -> str:
+    if not roots:
+        return (
+            "server-side folders are off because the server is bound to a non-loopback address; list "
+            "the folders it may read in EMBEDHUB_FOLDER_ROOTS (separated by "
+            f"{os.pathsep!r}) and restart it"
+        )
+    listed = os.pathsep.join(str(root) for root in roots)
+    return (
+        f"{path} is outside the folders this server may read ({listed}); add its folder to "
+        "EMBEDHUB_FOLDER_ROOTS and restart the server"
+    )
+
+
+def _servable(settings: Settings, collection, path: Path) -> None:
+    """Files are served from the allowed roots or the collection's own uploads folder only."""
+    roots = folder_roots(settings)
+    if roots is None:
+        return
+    if not is_within(path, [*roots, (collection.folder / "uploads").resolve()]):
+        raise _forbidden(_outside_roots_message(path.name, roots))
+
+
+def _forbidden(message: str) -> ApiError:
+    return ApiError(403, message, "permission_error", "folder_not_allowed")
 
 
 @router.get("/collections/{name}/jobs")
@@ -296,7 +360,12 @@ async def get_job(job_id: str, jobs: JobsDep) -> dict:
 
 @router.post("/jobs/{job_id}/cancel")
 async def cancel_job(job_id: str, jobs: JobsDep) -> dict:
-    return jobs.cancel(job_id).to_dict()
+    """Cancel a queued or running job. A running one stops at its next batch and rolls back; the
+    answer comes once it has (or after 10 s, with `cancel_requested` true and the job still
+    active: it then ends as cancelled shortly)."""
+    job = jobs.cancel(job_id)
+    await asyncio.to_thread(jobs.wait_finished, [job.id], 10.0)
+    return job.to_dict()
 
 
 @router.post("/jobs/{job_id}/retry")
@@ -311,14 +380,18 @@ async def job_events(name: str, request: Request, jobs: JobsDep, kb: KnowledgeBa
 
     async def stream():
         sequence = 0
-        for _ in range(20 * 60 * 10):  # at most ten minutes per connection; EventSource reconnects
+        started = beat = time.monotonic()
+        # at most ten minutes per connection (EventSource reconnects); it ends at once when the
+        # server shuts down, so an open browser tab never holds up a graceful shutdown
+        while time.monotonic() - started < 600:
             for job in jobs.changes_since(sequence, name):
                 sequence = max(sequence, job.sequence)
                 yield f"event: job\nid: {job.sequence}\ndata: {json.dumps(job.to_dict())}\n\n"
-            if await request.is_disconnected():
+            if _server_stopping(request) or await request.is_disconnected():
                 return
             await asyncio.sleep(0.1)
-            if _ % 150 == 0:
+            if time.monotonic() - beat > 15:
+                beat = time.monotonic()
                 yield ": keep-alive\n\n"
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -330,6 +403,18 @@ def relative_path(collection, path: str) -> str:
         return Path(path).relative_to(collection.folder / "uploads").as_posix()
     except ValueError:
         return path
+
+
+def _server_stopping(request: Request) -> bool:
+    """Whether the server is shutting down. uvicorn waits for open responses to end before it runs
+    the application's shutdown, so a stream cannot wait for the lifespan to tell it; under
+    `embedhub serve` uvicorn's SIGTERM/SIGINT handler is its Server's bound `handle_exit`, whose
+    Server says `should_exit` as soon as a signal arrived. `app.state.stopping` covers the rest."""
+    stopping = getattr(request.app.state, "stopping", None)
+    if stopping is not None and stopping.is_set():
+        return True
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return bool(getattr(server, "should_exit", False))
 
 
 @router.get("/collections/{name}/documents")
@@ -398,18 +483,22 @@ async def delete_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
 
 
 @router.get("/collections/{name}/documents/{doc_id}/file")
-async def document_file(name: str, doc_id: str, kb: KnowledgeBaseDep) -> FileResponse:
-    _, record = _document(kb, name, doc_id)
+async def document_file(name: str, doc_id: str, kb: KnowledgeBaseDep, settings: SettingsDep) -> FileResponse:
+    collection, record = _document(kb, name, doc_id)
     path = Path(record.path)
+    _servable(settings, collection, path)
     if not path.is_file():
         raise ApiError(404, f"the file {path.name} is no longer on the server", "not_found_error")
     return FileResponse(path, filename=path.name)
 
 
 @router.get("/collections/{name}/documents/{doc_id}/pages/{page}.png")
-async def document_page(name: str, doc_id: str, page: int, kb: KnowledgeBaseDep) -> Response:
+async def document_page(
+    name: str, doc_id: str, page: int, kb: KnowledgeBaseDep, settings: SettingsDep
+) -> Response:
     """A PDF page rendered as PNG (physical page number, 1-based)."""
-    _, record = _document(kb, name, doc_id)
+    collection, record = _document(kb, name, doc_id)
+    _servable(settings, collection, Path(record.path))
     if record.file_type != "pdf":
         raise InvalidInputError("page images exist for PDF documents only")
     if not 1 <= page <= (record.pages or 0):
@@ -433,7 +522,8 @@ def _render_page(path: Path, page: int) -> bytes:
 @router.post("/collections/{name}/search")
 async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: ReadyHubDep) -> dict:
     collection = kb.get(name)
-    encoder = None if body.mode == "lexical" else hub.get(collection.config.model).encoder
+    # the query's forward pass goes through the model's queue and cache (429 when it is full)
+    encoder = None if body.mode == "lexical" else ScheduledEncoder(hub.get(collection.config.model))
     where = SearchFilter(body.path_glob, tuple(body.file_types), body.page_min, body.page_max)
     results = await asyncio.to_thread(
         Searcher(collection, encoder).search,
