@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,6 +11,9 @@ import httpx
 import numpy as np
 import openai
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from embedhub.errors import EmbedhubError
 from embedhub.server.app import create_app
@@ -453,3 +457,49 @@ def test_query_and_document_model_aliases(server, client, tiny_encoder):
         "document": "random-qwen3-tiny:document",
     }
     assert client.models.retrieve("tiny:query").id == "random-qwen3-tiny"
+
+
+# `input` values: each OpenAI form, with text that includes lone surrogates and ids far outside
+# any vocabulary, and any other JSON value.
+_SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=())
+# (st.text() never yields surrogates, so the characters are joined by hand)
+_ANY_TEXT = st.lists(st.characters(exclude_categories=()) | _SURROGATES, max_size=12).map("".join)
+_IDS = st.integers(min_value=-(10**40), max_value=10**40) | st.integers(min_value=0, max_value=1000)
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | _IDS | st.floats(allow_nan=False) | _ANY_TEXT,
+    lambda children: st.lists(children, max_size=4),
+    max_leaves=12,
+)
+_INPUTS = (
+    _ANY_TEXT
+    | st.lists(_ANY_TEXT, max_size=4)
+    | st.lists(_IDS, max_size=4)
+    | st.lists(st.lists(_IDS, max_size=4), max_size=3)
+    | _JSON_VALUES
+)
+
+
+def test_generated_inputs_never_give_a_server_error(server):
+    """Whatever `input`, `model` or `input_type` holds, the answer is 200 or a 4xx in OpenAI's format."""
+    with httpx.Client(base_url=server, timeout=60) as http:
+
+        @given(
+            value=_INPUTS,
+            model=st.sampled_from(["tiny", "tiny:query", "all-MiniLM-L6-v2:document", "TINY:Document"]),
+            route=st.sampled_from(["/v1/embeddings", "/tokenize"]),
+            input_type=st.sampled_from([None, None, None, "query", "document", "passage", "\udfff"]),
+        )
+        @hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(value, model, route, input_type):
+            body = {"model": model, "input": value}
+            if input_type is not None:
+                body["input_type"] = input_type
+            response = http.post(
+                route, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code < 500, (body, response.text[:300])
+            if response.status_code >= 400:
+                error = response.json()["error"]
+                assert error["message"] and error["type"] == "invalid_request_error"
+
+        check()
