@@ -88,9 +88,18 @@ def test_query_instruction_extensions(server, tiny_encoder):
 
 
 def test_token_id_inputs_with_accept_token_ids(settings, tiny_encoder):
-    app = create_app(settings.model_copy(update={"accept_token_ids": True}), encoders={"tiny": tiny_encoder})
+    accepting = settings.model_copy(update={"accept_token_ids": True, "max_input_tokens": 16})
+    app = create_app(accepting, encoders={"tiny": tiny_encoder})
     with live_server(app, "/ready") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        long_ids = list(range(1000, 1030))
+        cut = client.embeddings.create(model="tiny", input=[long_ids, [5, 6]])
+        assert cut.usage.truncated_inputs == 1 and cut.usage.prompt_tokens == 16 + 3
+        expected_cut = tiny_encoder.embed_framed([[*long_ids[:15], 151643]]).vectors[0]
+        np.testing.assert_allclose(cut.data[0].embedding, expected_cut, atol=1e-6)
+        strict_body = {"model": "tiny", "input": long_ids, "truncate": False}
+        strict = httpx.post(url + "/v1/embeddings", json=strict_body)
+        assert strict.status_code == 400 and "31 tokens" in strict.json()["error"]["message"]
         ids = tiny_encoder.content_ids(["hello world", "second"])
         single = client.embeddings.create(model="tiny", input=ids[0])
         double = client.embeddings.create(model="tiny", input=ids)
