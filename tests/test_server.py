@@ -512,3 +512,12 @@ def test_generated_inputs_never_give_a_server_error(server):
                 assert error["message"] and error["type"] == "invalid_request_error"
 
         check()
+
+
+def test_error_body_survives_text_that_is_not_unicode():
+    """An error message quoting client text with a lone surrogate must still serialise (a failing
+    error handler resets the connection)."""
+    from embedhub.server.errors import error_body
+
+    body = json.loads(error_body("model 'x\ud800' is not served", "invalid_request_error"))
+    assert body["error"]["message"] == "model 'x\\ud800' is not served"
