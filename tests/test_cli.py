@@ -101,6 +101,14 @@ def test_make_random_writes_loadable_model(runner, tmp_path, tiny_encoder):
     assert bad.exit_code == 2 and "tiny, 0.6B, 4B" in bad.stderr
 
 
+@pytest.fixture
+def no_server_start(monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the server must not start")
+
+    monkeypatch.setattr("uvicorn.Server.run", refuse)
+
+
 def test_model_dirs_accepts_a_plain_path_list(runner, tmp_path, tiny_model_dir):
     """EMBEDHUB_MODEL_DIRS=/some/dir, as people write it (it used to end in a 135-line traceback)."""
     first, second = tmp_path / "first", tmp_path / "second"
@@ -127,7 +135,7 @@ def test_model_dirs_accepts_a_plain_path_list(runner, tmp_path, tiny_model_dir):
         ("EMBEDHUB_TRUNCATE", "sometimes", ["serve"], "boolean"),
     ],
 )
-def test_bad_settings_are_one_line_exit_2(runner, variable, value, command, expected):
+def test_bad_settings_are_one_line_exit_2(runner, no_server_start, variable, value, command, expected):
     result = runner.invoke(app, command, env={variable: value})
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
@@ -136,18 +144,10 @@ def test_bad_settings_are_one_line_exit_2(runner, variable, value, command, expe
     assert "Traceback" not in result.output
 
 
-def test_bad_api_keys_setting_hides_the_value(runner):
+def test_bad_api_keys_setting_hides_the_value(runner, no_server_start):
     result = runner.invoke(app, ["serve"], env={"EMBEDHUB_API_KEYS": '["secret-key'})
     assert result.exit_code == 2
     assert "EMBEDHUB_API_KEYS=<hidden>" in result.stderr and "secret-key" not in result.stderr
-
-
-@pytest.fixture
-def no_server_start(monkeypatch):
-    def refuse(self, *args, **kwargs):
-        raise AssertionError("the server must not start")
-
-    monkeypatch.setattr("uvicorn.Server.run", refuse)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,6 +11,9 @@ import httpx
 import numpy as np
 import openai
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from embedhub.errors import EmbedhubError
 from embedhub.server.app import create_app
@@ -84,9 +88,18 @@ def test_query_instruction_extensions(server, tiny_encoder):
 
 
 def test_token_id_inputs_with_accept_token_ids(settings, tiny_encoder):
-    app = create_app(settings.model_copy(update={"accept_token_ids": True}), encoders={"tiny": tiny_encoder})
+    accepting = settings.model_copy(update={"accept_token_ids": True, "max_input_tokens": 16})
+    app = create_app(accepting, encoders={"tiny": tiny_encoder})
     with live_server(app, "/ready") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        long_ids = list(range(1000, 1030))
+        cut = client.embeddings.create(model="tiny", input=[long_ids, [5, 6]])
+        assert cut.usage.truncated_inputs == 1 and cut.usage.prompt_tokens == 16 + 3
+        expected_cut = tiny_encoder.embed_framed([[*long_ids[:15], 151643]]).vectors[0]
+        np.testing.assert_allclose(cut.data[0].embedding, expected_cut, atol=1e-6)
+        strict_body = {"model": "tiny", "input": long_ids, "truncate": False}
+        strict = httpx.post(url + "/v1/embeddings", json=strict_body)
+        assert strict.status_code == 400 and "31 tokens" in strict.json()["error"]["message"]
         ids = tiny_encoder.content_ids(["hello world", "second"])
         single = client.embeddings.create(model="tiny", input=ids[0])
         double = client.embeddings.create(model="tiny", input=ids)
@@ -453,3 +466,58 @@ def test_query_and_document_model_aliases(server, client, tiny_encoder):
         "document": "random-qwen3-tiny:document",
     }
     assert client.models.retrieve("tiny:query").id == "random-qwen3-tiny"
+
+
+# `input` values: each OpenAI form, with text that includes lone surrogates and ids far outside
+# any vocabulary, and any other JSON value.
+_SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=())
+# (st.text() never yields surrogates, so the characters are joined by hand)
+_ANY_TEXT = st.lists(st.characters(exclude_categories=()) | _SURROGATES, max_size=12).map("".join)
+_IDS = st.integers(min_value=-(10**40), max_value=10**40) | st.integers(min_value=0, max_value=1000)
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | _IDS | st.floats(allow_nan=False) | _ANY_TEXT,
+    lambda children: st.lists(children, max_size=4),
+    max_leaves=12,
+)
+_INPUTS = (
+    _ANY_TEXT
+    | st.lists(_ANY_TEXT, max_size=4)
+    | st.lists(_IDS, max_size=4)
+    | st.lists(st.lists(_IDS, max_size=4), max_size=3)
+    | _JSON_VALUES
+)
+
+
+def test_generated_inputs_never_give_a_server_error(server):
+    """Whatever `input`, `model` or `input_type` holds, the answer is 200 or a 4xx in OpenAI's format."""
+    with httpx.Client(base_url=server, timeout=60) as http:
+
+        @given(
+            value=_INPUTS,
+            model=st.sampled_from(["tiny", "tiny:query", "all-MiniLM-L6-v2:document", "TINY:Document"]),
+            route=st.sampled_from(["/v1/embeddings", "/tokenize"]),
+            input_type=st.sampled_from([None, None, None, "query", "document", "passage", "\udfff"]),
+        )
+        @hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(value, model, route, input_type):
+            body = {"model": model, "input": value}
+            if input_type is not None:
+                body["input_type"] = input_type
+            response = http.post(
+                route, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+            )
+            assert response.status_code < 500, (body, response.text[:300])
+            if response.status_code >= 400:
+                error = response.json()["error"]
+                assert error["message"] and error["type"] == "invalid_request_error"
+
+        check()
+
+
+def test_error_body_survives_text_that_is_not_unicode():
+    """An error message quoting client text with a lone surrogate must still serialise (a failing
+    error handler resets the connection)."""
+    from embedhub.server.errors import error_body
+
+    body = json.loads(error_body("model 'x\ud800' is not served", "invalid_request_error"))
+    assert body["error"]["message"] == "model 'x\\ud800' is not served"

@@ -163,7 +163,7 @@ def serve(
             "--truncate/--no-truncate",
             help=(
                 "Cut over-long inputs to the model's limit (default, counted in usage.truncated_inputs) "
-                'or answer 400; a request\'s own "truncate" field wins. [env: EMBEDHUB_TRUNCATE]'
+                'or answer 400; a request\'s own "truncate" field wins. Env: EMBEDHUB_TRUNCATE.'
             ),
             show_default=False,
         ),
@@ -175,7 +175,7 @@ def serve(
             help=(
                 "Accept token-id arrays as input. Only for clients that tokenise with the served "
                 "model's own tokenizer: ids from tiktoken (LangChain's default) give wrong vectors. "
-                "[env: EMBEDHUB_ACCEPT_TOKEN_IDS]"
+                "Env: EMBEDHUB_ACCEPT_TOKEN_IDS=1."
             ),
         ),
     ] = False,

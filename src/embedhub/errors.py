@@ -19,7 +19,7 @@ class InputTooLongError(InvalidInputError):
     a request field, a server option): each entry point re-raises with its own `with_hint`, so no
     message names an option that does not exist where the user is."""
 
-    DEFAULT_HINT = "shorten it or split it (library callers: truncate=True)"
+    DEFAULT_HINT = "shorten it or split it"
 
     def __init__(self, index: int, token_count: int, limit: int, hint: str | None = None) -> None:
         self.index = index

@@ -126,7 +126,12 @@ class EmbeddingService:
         return content + len(prefix) + len(suffix)
 
     async def _embed(
-        self, inputs: list[list[int]], size: int, normalize: bool, truncate: bool, cut: set[int]
+        self,
+        inputs: list[list[int]],
+        size: int,
+        normalize: bool,
+        truncate: bool,
+        cut: set[int] | frozenset[int] = frozenset(),
     ) -> ServedEmbeddings:
         limit = self.max_input_tokens
         if limit < self.encoder.max_tokens:
