@@ -167,8 +167,8 @@ def run_documented(commands: list[Command], place: dict) -> int:
     ran = 0
     for command in commands:
         words = localise(command.words, place)
-        if words[:2] == ["make", "run"]:
-            check_make_run(place)
+        if words[:2] == ["make", "run"] or subcommand(words) == ("serve",):
+            check_server(words, place)
             ran += 1
             continue
         check(command, words, place)
@@ -181,13 +181,19 @@ def run_documented(commands: list[Command], place: dict) -> int:
     return ran
 
 
-def check_make_run(place: dict) -> None:
-    """`make run` starts the real service: it answers /ready, embeds, serves the UI, stops on ^C."""
+def check_server(words: list[str], place: dict) -> None:
+    """`make run` / `embedhub serve ...` start the real service: it answers /ready, embeds, serves
+    the UI, and stops on Ctrl-C. A documented --port is replaced by a free one."""
     port = free_port()
+    words = list(words)
+    if "--port" in words:
+        words[words.index("--port") + 1] = str(port)
+    key = words[words.index("--api-key") + 1] if "--api-key" in words else None
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     environment = {**place["env"], "EMBEDHUB_PORT": str(port)}
     process = subprocess.Popen(
-        ["make", "run"], cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        words, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -199,24 +205,27 @@ def check_make_run(place: dict) -> None:
             except httpx.TransportError:
                 pass
             time.sleep(0.25)
-        assert process.poll() is None, f"make run exited early:\n{process.stdout.read()}"
-        models = httpx.get(url + "/v1/models", timeout=10).json()["data"]
-        assert models, "make run serves no model"
+        assert process.poll() is None, f"{shlex.join(words)} exited early:\n{process.stdout.read()}"
+        models = httpx.get(url + "/v1/models", headers=headers, timeout=10).json()["data"]
+        assert models, "the server serves no model"
         answer = httpx.post(
-            url + "/v1/embeddings", json={"model": models[0]["id"], "input": "hello"}, timeout=60
+            url + "/v1/embeddings",
+            headers=headers,
+            json={"model": models[0]["id"], "input": "hello"},
+            timeout=60,
         )
-        assert (
-            answer.status_code == 200
-            and len(answer.json()["data"][0]["embedding"]) == models[0]["dimensions"]
-        )
+        assert answer.status_code == 200
+        assert len(answer.json()["data"][0]["embedding"]) == models[0]["dimensions"]
         assert "<title>embedhub</title>" in httpx.get(url + "/", timeout=10).text
     finally:
         os.killpg(process.pid, signal.SIGINT)
+        interrupted = time.monotonic()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            raise AssertionError("make run did not stop within 30 s of Ctrl-C") from None
+            raise AssertionError(f"{shlex.join(words)} did not stop within 30 s of Ctrl-C") from None
+    assert time.monotonic() - interrupted < 10, "Ctrl-C took more than 10 s to stop the server"
 
 
 def test_readme_commands_run_as_written(workplace):

@@ -70,3 +70,10 @@ def test_recipe_parser_rejects_a_malformed_block(tmp_path):
     doc.write_text("<!-- open-webui-env: x -->\n```sh\nRAG_EMBEDDING_ENGINE openai\n```\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not KEY=VALUE"):
         recipe_environment(doc)
+
+
+def test_readme_shows_the_tested_recipe(recipe):
+    """The README's "Use with Open WebUI" block is the one the live test runs."""
+    from tests.conftest import ROOT
+
+    assert recipe_environment(ROOT / "README.md") == recipe
