@@ -218,3 +218,22 @@ def test_a_large_document_is_stored_in_bounded_batches(collection, tiny_encoder,
     assert report["added"] == 1 and report["chunks"] == sum(sizes)
     assert len(sizes) > 10 and max(sizes) <= ingest.BATCH_CHUNKS
     assert len({row.generation for row in collection.store.rows_of(ingest.document_id(path))}) == 1
+
+
+def test_progress_moves_inside_one_store_batch(collection, tiny_encoder, tmp_path, monkeypatch):
+    """A slow model embeds a 256-chunk batch for a minute: the bar moves per embedding call within
+    it, not once per stored batch (it sat still for the whole first batch before)."""
+    monkeypatch.setattr(ingest, "EMBED_CHUNKS", 8)
+    path = tmp_path / "long.txt"
+    path.write_text(big_text("wombat", 40))
+    seen: list[tuple[int, float]] = []
+
+    class Recorder(ingest.Progress):
+        def embedded(self, path, chunks, fraction):
+            seen.append((chunks, fraction))
+
+    report = ingest.Ingestor(collection, tiny_encoder, Recorder()).ingest([path])
+    stored = report.outcomes[-1].chunks
+    assert ingest.EMBED_CHUNKS < stored < ingest.BATCH_CHUNKS  # one stored batch
+    assert len(seen) >= stored // ingest.EMBED_CHUNKS
+    assert seen == sorted(seen) and seen[-1] == (stored, 1.0)

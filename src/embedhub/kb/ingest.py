@@ -36,6 +36,9 @@ GROUP_CHUNKS = 1024
 #: is how often a job's progress moves and a cancel is noticed; 256 chunks of <= 400 tokens are
 #: a handful of forward passes at the default 16k-token batch budget
 BATCH_CHUNKS = 256
+#: chunks per embedding call inside a batch: progress and cancellation are checked after each, so
+#: a slow model (e5 on two cores: ~6 chunks/s) still moves the bar every few seconds
+EMBED_CHUNKS = 32
 
 
 @dataclass
@@ -136,6 +139,7 @@ class _Document:
     title: str | None
     encoding: str | None
     status: str
+    total_chars: int = 1
     chunks: int = 0
     tokens: int = 0
     finished: bool = False
@@ -252,7 +256,7 @@ class Ingestor:
         status = "updated" if existing and existing.generation is not None else "added"
         document = _Document(doc_id, path, extracted.file_type, digest, size, extracted.pages,
                              extracted.title, encoding, status)  # fmt: skip
-        total_chars = extracted.spans[-1][1] if extracted.spans else 1
+        document.total_chars = max(1, extracted.spans[-1][1] if extracted.spans else 1)
         self._begin(document)
         self._notify("stage", path, "embedding")
         try:
@@ -262,14 +266,12 @@ class Ingestor:
                 document.tokens += chunk.tokens
                 if len(self._batch) >= BATCH_CHUNKS:
                     self._flush(report)
-                    self._notify("embedded", path, document.chunks, min(1.0, chunk.char_end / total_chars))
         except (LoaderError, ValueError) as error:
             # this document is broken; a cancel, a stopped queue or a model error stops the run
             self._drop_document(document)
             self._fail(report, doc_id, path, digest, _parse_error(path, error))
             return
         document.finished = True
-        self._notify("embedded", path, document.chunks, 1.0)
 
     def _begin(self, document: _Document) -> None:
         if self._generation is None:
@@ -283,8 +285,15 @@ class Ingestor:
             return
         self._check_stop()
         batch, self._batch = self._batch, []
-        vectors = self._embed([chunk for _, chunk in batch], report)
-        self._check_stop()  # a cancel during the forward pass: do not write what it produced
+        parts = []
+        for start in range(0, len(batch), EMBED_CHUNKS):
+            part = batch[start : start + EMBED_CHUNKS]
+            parts.append(self._embed([chunk for _, chunk in part], report))
+            self._check_stop()  # a cancel during the forward pass: do not write what it produced
+            document, chunk = part[-1]
+            fraction = min(1.0, chunk.char_end / document.total_chars)
+            self._notify("embedded", document.path, chunk.index + 1, fraction)
+        vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
         generation = self._generation
         rows = [
             ChunkRow(
