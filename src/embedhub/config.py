@@ -197,6 +197,18 @@ def _describe_settings_error(error: ValidationError | SettingsError, values: dic
     return "; ".join(parts)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is reachable from this machine only (policies differ for others)."""
+    import ipaddress
+
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def prefer_passive_openmp_waiting() -> None:
     """torch's OpenMP threads spin between operations by default; with as many threads as cores, a
     spinning thread holds the core its partner needs whenever anything else runs (the event loop,

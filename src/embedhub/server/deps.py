@@ -12,6 +12,8 @@ from fastapi import Depends, Header, Request
 
 from embedhub.config import Settings
 from embedhub.engine.hub import ModelHub
+from embedhub.kb.collection import KnowledgeBase
+from embedhub.kb.jobs import JobManager
 from embedhub.server.errors import ApiError
 from embedhub.server.metrics import Metrics
 from embedhub.server.security import check_api_key
@@ -46,8 +48,18 @@ async def require_api_key(request: Request, authorization: Annotated[str | None,
     check_api_key(request.app.state.settings, authorization)
 
 
+async def get_knowledge_base(request: Request) -> KnowledgeBase:
+    return request.app.state.knowledge_base
+
+
+async def get_jobs(request: Request) -> JobManager:
+    return request.app.state.jobs
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 HubDep = Annotated[ModelHub, Depends(get_hub)]
 ReadyHubDep = Annotated[ModelHub, Depends(get_ready_hub)]
 AUTH = [Depends(require_api_key)]
+KnowledgeBaseDep = Annotated[KnowledgeBase, Depends(get_knowledge_base)]
+JobsDep = Annotated[JobManager, Depends(get_jobs)]

@@ -19,8 +19,11 @@ from embedhub.errors import (
     UnknownModelError,
     UnsupportedDimensionsError,
 )
+from embedhub.kb.access import FolderNotAllowedError
 from embedhub.kb.collection import CollectionExistsError, CollectionNotFoundError, ModelMismatchError
 from embedhub.kb.jobs import JobError
+from embedhub.kb.loaders import ContentMismatchError, EmptyFileError, UnsupportedFileTypeError
+from embedhub.kb.uploads import UploadConflictError
 
 logger = logging.getLogger(__name__)
 ERRORS_DOC = {
@@ -70,11 +73,28 @@ _DOMAIN: list[tuple[type[Exception], int, str, str | None, str | None]] = [
     (CollectionExistsError, 409, "conflict_error", "collection_exists", None),
     (ModelMismatchError, 409, "conflict_error", "model_mismatch", None),
     (JobError, 409, "conflict_error", "job_state", None),
+    (UploadConflictError, 409, "conflict_error", "file_exists", None),
+    (FolderNotAllowedError, 403, "permission_error", "folder_not_allowed", None),
+    (UnsupportedFileTypeError, 415, "invalid_request_error", "unsupported_file_type", None),
+    (ContentMismatchError, 415, "invalid_request_error", "content_mismatch", None),
+    (EmptyFileError, 400, "invalid_request_error", "empty_file", None),
     (Overloaded, 429, "server_overloaded", "queue_full", None),
     (QueueStopped, 503, "service_unavailable", "shutting_down", None),
     (ModelLoadError, 503, "service_unavailable", "model_unavailable", None),
     (EmbedhubError, 400, "invalid_request_error", None, None),
 ]
+
+
+def _classify(error: EmbedhubError) -> tuple[int, str, str | None, str | None]:
+    for kind, status, type_, code, param in _DOMAIN:
+        if isinstance(error, kind):
+            return status, type_, code, param
+    raise error  # unreachable: EmbedhubError is the last entry
+
+
+def status_of(error: EmbedhubError) -> int:
+    """The HTTP status a domain error maps to (for per-item results such as rejected uploads)."""
+    return _classify(error)[0]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -87,11 +107,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(EmbedhubError)
     async def _domain_error(request: Request, error: EmbedhubError) -> Response:
-        for kind, status, type_, code, param in _DOMAIN:
-            if isinstance(error, kind):
-                headers = {"Retry-After": "1"} if status in (429, 503) else None
-                return error_response(status, str(error), type_, code, param, headers)
-        raise error  # unreachable: EmbedhubError is the last entry
+        status, type_, code, param = _classify(error)
+        headers = {"Retry-After": "1"} if status in (429, 503) else None
+        return error_response(status, str(error), type_, code, param, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _schema_error(request: Request, error: RequestValidationError) -> Response:

@@ -205,3 +205,31 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+# --- knowledge base ---------------------------------------------------------------------
+
+
+class CollectionCreate(BaseModel):
+    name: str = Field(description="1-64 letters, digits, '.', '_' or '-'.")
+    model: str | None = Field(default=None, description="A served model (default: the first one).")
+    dimensions: int | None = Field(default=None, description="MRL dimensions to store.")
+    instruction: str | None = Field(default=None, description="Query instruction (instruction-aware models).")
+    chunk_tokens: int = Field(default=400, ge=16, le=8192)
+    chunk_overlap: int = Field(default=48, ge=0, le=1024)
+
+
+class FolderRequest(BaseModel):
+    path: str = Field(description="A folder (or file) on the server's disk.")
+    glob: str | None = None
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(default=10, ge=1, le=200)
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    path_glob: str | None = None
+    file_types: list[str] = Field(default_factory=list)
+    page_min: int | None = Field(default=None, ge=1)
+    page_max: int | None = Field(default=None, ge=1)

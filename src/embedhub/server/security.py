@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from embedhub.config import Settings
+from embedhub.config import Settings, is_loopback
 from embedhub.errors import EmbedhubError
 from embedhub.server.errors import ApiError, error_body
 
@@ -28,15 +27,6 @@ def check_api_key(settings: Settings, authorization: str | None) -> None:
         )
     if not any(hmac.compare_digest(token.strip().encode(), key.encode()) for key in settings.api_keys):
         raise ApiError(401, "invalid API key", "invalid_request_error", "invalid_api_key")
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind_policy(settings: Settings) -> None:

@@ -17,7 +17,10 @@ LOADERS: dict[str, Loader] = {
 }
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
-__all__ = ["LOADERS", "Block", "ExtractedDocument", "Loader", "LoaderError", "load_file", "loader_for"]
+__all__ = [
+    "LOADERS", "Block", "ContentMismatchError", "EmptyFileError", "ExtractedDocument", "Loader",
+    "LoaderError", "UnsupportedFileTypeError", "check_content", "load_file", "loader_for",
+]  # fmt: skip
 
 
 def supported_extensions() -> list[str]:
@@ -45,6 +48,38 @@ def detect_by_content(data: bytes) -> Loader | None:
     return LOADERS["text"] if looks_like_text(data) else None
 
 
+class UnsupportedFileTypeError(LoaderError):
+    """No loader reads files of this extension."""
+
+
+class EmptyFileError(LoaderError):
+    """The file holds nothing but whitespace."""
+
+
+class ContentMismatchError(LoaderError):
+    """The content is not what the extension says (a PDF named .txt, binary data named .md)."""
+
+
+def check_content(path: Path, data: bytes) -> Loader:
+    """The loader for a file, after checking its content agrees with its name: the one check that
+    both ingestion and the upload route (which answers before storing anything) run."""
+    loader = loader_for(path)
+    if loader is None:
+        raise UnsupportedFileTypeError(
+            f"{path.name}: unsupported file type {path.suffix or '(no extension)'}; supported: "
+            + " ".join(supported_extensions())
+        )
+    if not data.strip():
+        raise EmptyFileError(f"{path.name}: the file is empty")
+    if not loader.sniff(data):
+        actual = detect_by_content(data)
+        what = f"looks like {actual.name}" if actual else "is binary data"
+        raise ContentMismatchError(
+            f"{path.name}: named as {loader.name} but the content {what}; rename or fix the file"
+        )
+    return loader
+
+
 def load_file(path: Path, data: bytes | None = None) -> ExtractedDocument:
     """Load one file with the loader its extension names, after checking its content agrees."""
     if data is None:
@@ -52,21 +87,7 @@ def load_file(path: Path, data: bytes | None = None) -> ExtractedDocument:
         if size > MAX_FILE_BYTES:
             raise LoaderError(f"{path.name}: {size} bytes, over the {MAX_FILE_BYTES}-byte limit per file")
         data = path.read_bytes()
-    if not data.strip():
-        raise LoaderError(f"{path.name}: the file is empty")
-    loader = loader_for(path)
-    if loader is None:
-        raise LoaderError(
-            f"{path.name}: unsupported file type {path.suffix or '(no extension)'}; supported: "
-            + " ".join(supported_extensions())
-        )
-    if not loader.sniff(data):
-        actual = detect_by_content(data)
-        what = f"looks like {actual.name}" if actual else "is binary data"
-        raise LoaderError(
-            f"{path.name}: named as {loader.name} but the content {what}; rename or fix the file"
-        )
-    document = loader.load(path, data)
+    document = check_content(path, data).load(path, data)
     if not document.blocks:
         raise LoaderError(f"{path.name}: no text found")
     return document

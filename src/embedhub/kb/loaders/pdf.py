@@ -9,6 +9,7 @@ numbers, rendering and citations are unchanged); only their words are not indexe
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
 from pathlib import Path
@@ -117,3 +118,17 @@ def without_navigation(text: str) -> str:
         kept.append(lines[index])
         index += 1
     return "\n".join(kept)
+
+
+def render_page(path: Path, page: int, scale: float = 1.5) -> bytes:
+    """One page (1-based, physical) as PNG bytes, for citations shown beside their text."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        image = pdf[page - 1].render(scale=scale).to_pil()
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    finally:
+        pdf.close()
