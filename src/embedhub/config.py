@@ -4,7 +4,6 @@ other module receives a `Settings` (CLI flags map onto its fields)."""
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -216,9 +215,3 @@ def prefer_passive_openmp_waiting() -> None:
     (docs/performance.md). Must run before torch loads; an explicit OMP_WAIT_POLICY wins. This is
     the one place besides Settings that touches the environment, and it only writes a default."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings read from the environment once."""
-    return Settings()

@@ -210,17 +210,6 @@ class Ingestor:
         report.seconds = time.perf_counter() - started
         return report
 
-    def ingest_bytes(self, path: Path, data: bytes) -> FileOutcome:
-        """One uploaded file whose bytes are already in memory."""
-        report = IngestReport()
-        try:
-            self._ingest_file(path, report, data)
-            self._commit(report)
-        except BaseException:
-            self._roll_back()
-            raise
-        return report.outcomes[-1]
-
     def _check_stop(self) -> None:
         if self.should_stop():
             raise IngestCancelled("the ingest was cancelled; nothing of the unfinished files was kept")

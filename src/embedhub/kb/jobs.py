@@ -187,11 +187,6 @@ class JobManager:
         return resumed
 
     # --- the API -----------------------------------------------------------------------------
-    @property
-    def version(self) -> int:
-        """Increases on every job change; observers wait for it to move."""
-        return max((job.sequence for job in self.jobs.values()), default=0)
-
     def submit(self, collection: str, path: Path, name: str | None = None) -> Job:
         if self._closing.is_set():
             raise QueueStopped("the server is shutting down; submit the file again after it restarts")
@@ -216,10 +211,6 @@ class JobManager:
 
     def changes_since(self, sequence: int, collection: str | None = None) -> list[Job]:
         return [job for job in self.list(collection) if job.sequence > sequence]
-
-    def wait_for_change(self, sequence: int, timeout: float) -> None:
-        with self._changed:
-            self._changed.wait_for(lambda: self.version > sequence, timeout=timeout)
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued job at once, or ask a running one to stop at its next batch."""
