@@ -138,7 +138,9 @@ def test_real_pdf_fixtures_pages_agree_with_an_independent_extractor():
 
 def test_real_docx_fixtures_keep_groundtruth_headings():
     folder = shared_data("pdf-docx-fixtures", "docx")
-    for path in sorted(folder.glob("*.docx")):
+    paths = sorted(folder.glob("*.docx"))
+    assert paths, f"{folder} holds no .docx fixture"
+    for path in paths:
         document = load_file(path)
         truth = Path(str(path).replace(".docx", ".groundtruth.md")).read_text()
         expected = [line.lstrip("#").strip() for line in truth.splitlines() if re.match(r"#{1,6} ", line)]
