@@ -27,7 +27,7 @@ from embedhub.eval.core import EvalContext
 from embedhub.eval.datasets import read_beir
 from embedhub.eval.kb_modes import KnowledgeBaseRun
 from embedhub.eval.metrics import ir_metrics
-from embedhub.eval.tasks.retrieval import RetrievalJob, RetrievalOptions
+from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.ingest import Ingestor
 from embedhub.models.loading import load_encoder

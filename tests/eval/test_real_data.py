@@ -12,8 +12,8 @@ import pytest
 from embedhub.eval import datasets as d
 from embedhub.eval.core import EvalContext
 from embedhub.eval.metrics import ir_metrics, ir_metrics_reference
+from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions
 from embedhub.eval.tasks import run_task
-from embedhub.eval.tasks.retrieval import RetrievalJob, RetrievalOptions
 from tests.conftest import shared_data
 
 pytestmark = pytest.mark.slow

@@ -14,10 +14,10 @@ import pytest
 from embedhub.errors import EmbedhubError
 from embedhub.eval.core import EvalContext
 from embedhub.eval.datasets import DataMissingError
+from embedhub.eval.retrieval_modes import MODES, register_mode
 from embedhub.eval.tasks import TASKS, get_task, make_options, run_task
 from embedhub.eval.tasks.fewshot import draw_shots, pair_features
 from embedhub.eval.tasks.mrl import mrl_dims
-from embedhub.eval.tasks.retrieval import MODES, register_mode
 from embedhub.eval.tasks.throughput import forward_batch, synthetic_inputs
 from embedhub.models.spec import Task
 

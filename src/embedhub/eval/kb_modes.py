@@ -16,10 +16,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
-from embedhub.eval.tasks.retrieval import Rankings, RetrievalJob, register_mode
+
+if TYPE_CHECKING:  # the registry imports this module to register these modes
+    from embedhub.eval.retrieval_modes import Rankings, RetrievalJob
 
 CHUNKS_PER_QUERY = 300
 
@@ -98,5 +101,4 @@ def _mode(name: str):
     return rank
 
 
-for _name in ("lexical", "dense", "hybrid"):
-    register_mode(f"kb-{_name}", _mode(_name))
+MODES = {f"kb-{name}": _mode(name) for name in ("lexical", "dense", "hybrid")}

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from embedhub.eval.core import Curve, EvalContext, Record, TaskResult, timed
 from embedhub.eval.datasets import DataMissingError, read_cosqa, read_cosqa_pairs
 from embedhub.eval.metrics import ir_metrics
+from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions, get_mode
 from embedhub.eval.tasks.pairs import pair_cosines, pair_metrics
-from embedhub.eval.tasks.retrieval import RetrievalJob, RetrievalOptions, evaluate_modes, get_mode
+from embedhub.eval.tasks.retrieval import evaluate_modes
 from embedhub.models.spec import Task
 
 CODE_METRICS = ("mrr@10", "ndcg@10", "recall@1", "recall@5", "recall@10", "recall@100")

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from embedhub.errors import EmbedhubError
 from embedhub.eval.core import Curve, EvalContext, Record, TaskResult, timed, truncate_normalise
 from embedhub.eval.metrics import ir_metrics, paired_cosine, spearman
+from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions
 from embedhub.eval.tasks.pairs import STS_REFS, load_pair_sets
-from embedhub.eval.tasks.retrieval import RetrievalJob, RetrievalOptions, load_retrieval_sets
+from embedhub.eval.tasks.retrieval import load_retrieval_sets
 from embedhub.models.spec import Task
 
 MIB = 1024 * 1024

@@ -1,149 +1,16 @@
-"""`retrieval`: BEIR-layout data, ranked by several modes, scored with trec_eval.
-
-Modes are functions `mode(job) -> {query id: [document ids, best first]}` kept in `MODES`:
-- `dense`: the raw encoder, exact cosine over the whole corpus. Queries are embedded as queries
-  (with the model's retrieval instruction, when it has one), documents as documents
-  (`title + " " + text`, truncated to the model's limit);
-- `lexical`: BM25 (see eval/lexical.py);
-- `hybrid`: reciprocal rank fusion (k=60) of the dense and lexical rankings.
-- `kb-lexical`, `kb-dense`, `kb-hybrid`: the same through the knowledge base (eval/kb_modes.py).
-Another mode is added with `register_mode(name, fn)`: `fn` receives the `RetrievalJob` (dataset,
-context, options) and returns rankings like the above.
-"""
+"""`retrieval`: BEIR-layout data, ranked by several modes (eval/retrieval_modes.py), scored with
+trec_eval."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
-import numpy as np
-
-from embedhub.errors import EmbedhubError
 from embedhub.eval.core import EvalContext, Record, TaskResult, timed
 from embedhub.eval.datasets import DataMissingError, DatasetRef, RetrievalSet, load_refs, read_beir
-from embedhub.eval.lexical import ANALYZERS, BM25Index
-from embedhub.eval.metrics import ir_metrics, reciprocal_rank_fusion, top_k_indices
-from embedhub.models.spec import Task
+from embedhub.eval.metrics import ir_metrics
+from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions, get_mode
 
-Rankings = dict[str, list[str]]
 RETRIEVAL_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map")
-
-
-@dataclass
-class RetrievalOptions:
-    """Options of the retrieval task."""
-
-    modes: tuple[str, ...] = ("dense", "lexical", "hybrid")
-    #: documents ranked per query (MAP is computed over this depth)
-    depth: int = 1000
-    k1: float = 0.9
-    b: float = 0.4
-    rrf_k: int = 60
-
-
-class RetrievalJob:
-    """One dataset being ranked by one model: computes and remembers each mode's rankings."""
-
-    def __init__(
-        self,
-        ctx: EvalContext,
-        dataset: RetrievalSet,
-        options: RetrievalOptions,
-        *,
-        task: Task = Task.RETRIEVAL,
-        analyzer: str = "text",
-    ) -> None:
-        self.ctx = ctx
-        self.dataset = dataset
-        self.options = options
-        self.task = task
-        self.analyzer = ANALYZERS[analyzer]
-        self._rankings: dict[str, Rankings] = {}
-        #: things a mode built for this job (e.g. a temporary collection), closed with the job
-        self.resources: dict[str, Any] = {}
-
-    def close(self) -> None:
-        for resource in self.resources.values():
-            resource.close()
-        self.resources.clear()
-
-    def rankings(self, mode: str) -> Rankings:
-        if mode not in self._rankings:
-            self._rankings[mode] = get_mode(mode)(self)
-        return self._rankings[mode]
-
-    @functools.cached_property
-    def query_vectors(self) -> np.ndarray:
-        return self.ctx.embed(
-            self.dataset.query_texts,
-            kind="query",
-            task=self.task,
-            description=f"{self.dataset.name} queries",
-        )
-
-    @functools.cached_property
-    def document_vectors(self) -> np.ndarray:
-        return self.ctx.embed(
-            self.dataset.corpus_texts,
-            kind="document",
-            truncate=True,
-            description=f"{self.dataset.name} corpus",
-        )
-
-    def dense_rankings(self, queries: np.ndarray, documents: np.ndarray) -> Rankings:
-        ids = self.dataset.corpus_ids
-        out: Rankings = {}
-        for start in range(0, len(queries), 256):
-            scores = queries[start : start + 256] @ documents.T
-            best = top_k_indices(scores, self.options.depth)
-            for row, qid in enumerate(self.dataset.query_ids[start : start + 256]):
-                out[qid] = [ids[i] for i in best[row]]
-        return out
-
-
-ModeFn = Callable[[RetrievalJob], Rankings]
-
-
-def _dense(job: RetrievalJob) -> Rankings:
-    return job.dense_rankings(job.query_vectors, job.document_vectors)
-
-
-def _lexical(job: RetrievalJob) -> Rankings:
-    dataset = job.dataset
-    index = BM25Index(dataset.corpus_texts, job.analyzer, k1=job.options.k1, b=job.options.b)
-    out: Rankings = {}
-    with job.ctx.progress.track(f"{dataset.name} BM25", len(dataset.query_ids)) as advance:
-        for qid, text in zip(dataset.query_ids, dataset.query_texts, strict=True):
-            out[qid] = [dataset.corpus_ids[i] for i, _ in index.search(text, job.options.depth)]
-            advance(1)
-    return out
-
-
-def _hybrid(job: RetrievalJob) -> Rankings:
-    dense, lexical = job.rankings("dense"), job.rankings("lexical")
-    return {
-        qid: reciprocal_rank_fusion(
-            [dense.get(qid, []), lexical.get(qid, [])], k=job.options.rrf_k, depth=job.options.depth
-        )
-        for qid in job.dataset.query_ids
-    }
-
-
-MODES: dict[str, ModeFn] = {"dense": _dense, "lexical": _lexical, "hybrid": _hybrid}
-
-
-def register_mode(name: str, fn: ModeFn) -> None:
-    """Add a retrieval mode (e.g. the knowledge base's search) usable as `--modes NAME`."""
-    MODES[name] = fn
-
-
-def get_mode(name: str) -> ModeFn:
-    try:
-        return MODES[name]
-    except KeyError:
-        raise EmbedhubError(f"unknown retrieval mode {name!r}; choose from: {', '.join(MODES)}") from None
 
 
 def evaluate_modes(
@@ -212,7 +79,3 @@ def run(ctx: EvalContext, options: RetrievalOptions) -> TaskResult:
     if ctx.blank_texts:
         result.notes.append(f"{ctx.blank_texts} blank texts got a zero vector")
     return result
-
-
-# The knowledge-base modes register themselves; imported last because they import this module.
-from embedhub.eval import kb_modes  # noqa: E402, F401
