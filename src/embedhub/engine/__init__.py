@@ -1,1 +1,1 @@
-"""Scheduling of encoder work: token-budget batching now, the request-merging queue later."""
+"""Scheduling of encoder work: the request-merging queue, the cache and the served models."""
