@@ -157,7 +157,7 @@ def compare(candidate: Encoder, reference: Encoder) -> QualityReport:
     return QualityReport(
         min_cosine=float(cosines.min()),
         mean_cosine=float(cosines.mean()),
-        worst_text=texts[worst],
+        worst_text=texts[worst][:80],
         neighbour_overlap=float(overlap),
     )
 
