@@ -10,6 +10,8 @@ tensor, so the batch shares one scale).
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import numpy as np
 import pytest
@@ -211,3 +213,25 @@ def test_model_card_and_metrics_name_the_backend(tiny_model_dir, settings):
         metrics = httpx.get(url + "/metrics").text
     assert card["backend"] == "torch-bf16"
     assert 'embedhub_model_backend{backend="torch-bf16",model="random-qwen3-tiny"} 1.0' in metrics
+
+
+def test_cli_backend_flag_reaches_the_encoder_and_rejects_unknown_names(tiny_model_dir, tiny_encoder):
+    from typer.testing import CliRunner
+
+    from embedhub.cli import app
+
+    runner = CliRunner()
+    wrong = runner.invoke(app, ["embed", "hello", "--model", str(tiny_model_dir), "--backend", "nope"])
+    assert wrong.exit_code == 2
+    assert "unknown backend 'nope'" in wrong.output and "torch-bf16" in wrong.output
+    bf16 = runner.invoke(
+        app, ["embed", "hello", "--model", str(tiny_model_dir), "--backend", "torch-bf16", "--json"]
+    )
+    assert bf16.exit_code == 0, bf16.output
+    vector = np.array(json.loads(bf16.stdout)["data"][0]["embedding"], dtype=np.float32)
+    assert float(vector @ tiny_encoder.encode(["hello"]).vectors[0]) >= PARITY["torch-bf16"]
+    listed = runner.invoke(app, ["models", "list", "--json"], env={"EMBEDHUB_BACKEND": "torch-int8"})
+    assert listed.exit_code == 0, listed.output
+    payload = json.loads(listed.stdout)
+    assert {row["backend"] for row in payload["models"]} == {"torch-int8"}
+    assert "torch" in payload["backends"]
