@@ -114,12 +114,12 @@ class LocalEncoder(Encoder):
         return out
 
 
-def load_transformers_model(folder: Path, dtype: torch.dtype = torch.float32):
-    """The Hugging Face model in a folder, in eval mode (sdpa attention)."""
+def load_transformers_model(folder: Path, dtype: torch.dtype = torch.float32, attention: str = "sdpa"):
+    """The Hugging Face model in a folder, in eval mode."""
     from transformers import AutoModel  # deferred: importing transformers costs seconds
 
     try:
-        model = AutoModel.from_pretrained(str(folder), dtype=dtype, attn_implementation="sdpa")
+        model = AutoModel.from_pretrained(str(folder), dtype=dtype, attn_implementation=attention)
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"cannot load model weights from {folder}: {error}") from error
     return model.eval()
