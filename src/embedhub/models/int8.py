@@ -10,7 +10,7 @@ gate (embedhub.models.quality). Per-token activation scales keep the cosine abov
 Speed, measured on the 2-core EPYC (AVX-512 VNNI / BF16), all-MiniLM-L6-v2, 32 x 256 tokens: the
 int8 matmul itself is ~3x faster than float32, but in eager torch the per-call quantise /
 dequantise passes over the activations cost about as much as it saves, so the whole forward runs
-at roughly float32 speed (0.6-1.2x, noisy), while torch-bf16 runs 2-4x faster. This backend
+at roughly float32 speed (0.6-1.7x over noisy runs), while torch-bf16 runs 2-3.6x faster. This backend
 is kept for memory (int8 weights) and as the accuracy-safe int8 path; prefer torch-bf16 for speed.
 """
 
