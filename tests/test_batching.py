@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from embedhub.engine.batching import plan_batches
+from embedhub.models.batching import plan_batches
 
 
 def test_every_index_once_and_budget_respected():

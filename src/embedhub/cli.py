@@ -37,11 +37,29 @@ ModelOption = Annotated[
     typer.Option("--model", "-m", help="Registry name, local folder or hub id (default: auto)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="torch | torch-bf16 | torch-int8 | onnx-int8 | auto (per-model default). "
+        "[env: EMBEDHUB_BACKEND]",
+        show_default=False,
+    ),
+]
 
 
-def _settings(model: str | None = None) -> Settings:
+def _settings(model: str | None = None, backend: str | None = None) -> Settings:
     settings = Settings()
-    return settings.model_copy(update={"model": model}) if model else settings
+    updates = {key: value for key, value in (("model", model), ("backend", backend)) if value}
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _check_backend(settings: Settings) -> None:
+    """An unknown or not-installed backend fails before any weights load."""
+    from embedhub.models.backends import AUTO, get_backend
+
+    if settings.backend.strip().lower() != AUTO:
+        get_backend(settings.backend)
 
 
 def _read_texts(texts: list[str] | None) -> list[str]:
@@ -65,6 +83,7 @@ def embed(
     truncate: Annotated[
         bool, typer.Option("--truncate", help="Cut over-long inputs instead of failing.")
     ] = False,
+    backend: BackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Embed texts and print the vectors."""
@@ -77,7 +96,8 @@ def embed(
     values = _read_texts(texts)
     if not values:
         raise EmbedhubError("no text given: pass TEXT arguments or lines on stdin")
-    settings = _settings(model)
+    settings = _settings(model, backend)
+    _check_backend(settings)
     encoder = load_encoder(settings.model, settings)
     try:
         result = encoder.encode(
@@ -179,6 +199,7 @@ def serve(
             ),
         ),
     ] = False,
+    backend: BackendOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Start the OpenAI-compatible embedding server."""
@@ -208,8 +229,11 @@ def serve(
         updates["truncate"] = truncate
     if accept_token_ids:
         updates["accept_token_ids"] = True
+    if backend:
+        updates["backend"] = backend
     settings = Settings().model_copy(update=updates)
     check_bind_policy(settings)
+    _check_backend(settings)
     # Every served model must be findable before the port opens: a missing one fails here with
     # its reason, instead of a server whose /ready answers 503 forever. (Finding is cheap; the
     # weights load in the background.)
@@ -249,11 +273,14 @@ def _stop_on_load_failure(hub, server, poll_seconds: float = 0.2) -> None:
 @models_app.command("list")
 @user_errors
 def models_list(as_json: JsonOption = False) -> None:
-    """Registered models and whether their weights are usable offline here."""
+    """Registered models, whether their weights are usable offline here, and the backend that
+    would run them (EMBEDHUB_BACKEND, or the per-model default under auto)."""
+    from embedhub.models.backends import AUTO, auto_backend, available_backends
     from embedhub.models.loading import locate
     from embedhub.models.registry import REGISTRY
 
     settings = Settings()
+    chosen = settings.backend.strip().lower()
     rows = []
     for spec in REGISTRY:
         found = locate(spec, settings)
@@ -267,22 +294,24 @@ def models_list(as_json: JsonOption = False) -> None:
                 "available": found is not None,
                 "source": found.source if found else "not on this machine",
                 "path": str(found.folder) if found else None,
+                "backend": auto_backend(spec) if chosen == AUTO else chosen,
             }
         )
     if as_json:
-        typer.echo(json.dumps({"models": rows}))
+        typer.echo(json.dumps({"models": rows, "backends": available_backends()}))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "dims", "max tokens", "MRL", "languages", "source")
+    table = Table("name", "dims", "max tokens", "MRL", "languages", "backend", "source")
     for row in rows:
         style = None if row["available"] else "dim"
         table.add_row(
             row["name"], str(row["dimensions"]), str(row["max_tokens"]), row["mrl"], row["languages"],
-            row["source"], style=style,
+            row["backend"], row["source"], style=style,
         )  # fmt: skip
     Console().print(table)
+    typer.echo(f"backends installed here: {', '.join(available_backends())}")
 
 
 @models_app.command("make-random")

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
             "contacts a network address unless asked to."
         ),
     )
+    backend: str = Field(
+        default="auto",
+        description=(
+            "How models run: torch (float32), torch-bf16, torch-int8, onnx-int8 (needs the onnx "
+            "extra), or auto (the per-model default in embedhub.models.backends.AUTO_BACKENDS)."
+        ),
+    )
     device: str = Field(default="cpu", description="torch device for local encoders.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         default="float32", description="Compute dtype for local encoders."

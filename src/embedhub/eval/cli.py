@@ -48,6 +48,23 @@ app = typer.Typer(
 )
 
 DEFAULT_DATA = Path("../shared/data")
+_chosen: dict[str, str | None] = {"backend": None}
+
+
+@app.callback()
+def _options(
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="How models run: torch | torch-bf16 | torch-int8 | onnx-int8 | auto "
+            "(before the task: embedhub eval --backend torch-bf16 sts). [env: EMBEDHUB_BACKEND]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    _chosen["backend"] = backend
+
 
 ModelOption = Annotated[
     list[str] | None,
@@ -139,6 +156,9 @@ def _execute(plan, quiet: bool, meta: dict[str, Any]) -> None:
     from embedhub.eval.suite import run_plan
 
     settings = Settings()
+    if _chosen["backend"]:
+        settings = settings.model_copy(update={"backend": _chosen["backend"]})
+    meta = {**meta, "backend": settings.backend}
     progress = None if quiet else RichProgress()
     with progress if progress else contextlib.nullcontext():
         results, _, files = run_plan(

@@ -15,6 +15,19 @@ from embedhub.kb.ingest import Progress
 
 app = typer.Typer(help="Knowledge bases: create, add files, search.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="torch | torch-bf16 | torch-int8 | onnx-int8 | auto. [env: EMBEDHUB_BACKEND]",
+        show_default=False,
+    ),
+]
+
+
+def _settings(backend: str | None = None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"backend": backend}) if backend else settings
 
 
 def _knowledge_base():
@@ -23,10 +36,10 @@ def _knowledge_base():
     return KnowledgeBase(Settings())
 
 
-def _encoder_for(collection):
+def _encoder_for(collection, backend: str | None = None):
     from embedhub.models.loading import load_encoder
 
-    settings = Settings()
+    settings = _settings(backend)
     encoder = load_encoder(collection.config.model_reference, settings)
     collection.check_encoder(encoder)
     return encoder
@@ -45,11 +58,12 @@ def create(
     ] = None,
     chunk_tokens: Annotated[int, typer.Option(help="Chunk size in model tokens.")] = 400,
     chunk_overlap: Annotated[int, typer.Option(help="Overlap between chunks of a section, tokens.")] = 48,
+    backend: BackendOption = None,
 ) -> None:
     """Create a collection bound to one model, its dimensions and its query instruction."""
     from embedhub.models.loading import load_encoder, resolve
 
-    settings = Settings()
+    settings = _settings(backend)
     reference = model or settings.model
     resolved = resolve(reference, settings)
     encoder = load_encoder(reference, settings)
@@ -114,13 +128,14 @@ def add(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
     sync: Annotated[bool, typer.Option("--sync", help="Remove documents whose files are gone.")] = False,
     glob: Annotated[str | None, typer.Option(help="Only files matching this glob (e.g. '*.md').")] = None,
+    backend: BackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest files: unchanged ones are skipped, changed ones replaced, broken ones reported."""
     from embedhub.kb.ingest import Ingestor
 
     collection = _knowledge_base().get(name)
-    encoder = _encoder_for(collection)
+    encoder = _encoder_for(collection, backend)
     progress = None if as_json else _RichProgress()
     try:
         report = Ingestor(collection, encoder, progress).ingest(paths, glob=glob, sync=sync)
@@ -160,19 +175,28 @@ def search(
     local: Annotated[
         bool, typer.Option("--local", help="Load the model here even when a server for this home runs.")
     ] = False,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="Load the model here with this backend (a running server keeps its own). "
+            "[env: EMBEDHUB_BACKEND]",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search a collection; results cite file, page and heading.
 
     When `embedhub serve` runs for the same EMBEDHUB_HOME, the search goes through it (the model
     is already loaded there: milliseconds instead of seconds); otherwise the model loads here."""
-    settings = Settings()
+    settings = _settings(backend)
     request = {
         "query": query, "k": k, "mode": mode, "fusion": fusion, "path_glob": path_glob,
         "file_types": list(file_type or ()), "page_min": page_min, "page_max": page_max,
     }  # fmt: skip
     results = None
-    if not local and rerank is None:
+    if not local and rerank is None and backend is None:
         results = _search_through_server(settings, name, request)
     if results is None:
         results = _search_here(settings, name, request, rerank, announce=not as_json)
@@ -219,7 +243,7 @@ def _search_here(settings: Settings, name: str, request: dict, rerank: str | Non
     encoder = None
     if request["mode"] != "lexical":
         started = time.perf_counter()
-        encoder = _encoder_for(collection)
+        encoder = _encoder_for(collection, settings.backend)
         if announce:
             print(
                 f"embedhub: loaded {collection.config.model} in {time.perf_counter() - started:.1f}s "

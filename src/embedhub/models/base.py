@@ -49,6 +49,8 @@ class Encoder(ABC):
     """A loaded embedding model. Subclasses provide the tokenizer framing and the forward pass."""
 
     spec: ModelSpec
+    #: the backend name that runs the model (models/backends.py), shown by /v1/models and /metrics
+    backend: str = "torch"
     #: ids placed before / after the content of every input (e.g. [CLS] / [SEP], or Qwen3's
     #: single trailing <|endoftext|>)
     prefix_ids: tuple[int, ...] = ()

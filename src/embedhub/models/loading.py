@@ -36,7 +36,7 @@ from embedhub.models.spec import (
     QWEN3_QUERY_TEMPLATE,
     ModelSpec,
 )
-from embedhub.models.transformer import TransformersEncoder, read_json
+from embedhub.models.transformer import read_json
 
 logger = logging.getLogger(__name__)
 MARKER_FILE = "embedhub.json"
@@ -239,27 +239,19 @@ def resolve(reference: str | None, settings: Settings, registry: ModelRegistry =
 
 
 def load_encoder(reference: str | None, settings: Settings, registry: ModelRegistry = REGISTRY) -> Encoder:
-    """Resolve and load a model with the torch backend."""
-    resolved = resolve(reference, settings, registry)
-    return load_resolved(resolved, settings)
+    """Resolve and load a model with the backend `settings.backend` names (see models/backends.py)."""
+    from embedhub.models.backends import load_encoder as load_with_backend
+
+    return load_with_backend(reference, settings, registry)
 
 
 def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
-    import torch
-    from transformers.utils import logging as transformers_logging
+    """Load resolved weights with the backend `settings.backend` names."""
+    from embedhub.models.backends import load_resolved as load_with_backend
 
-    transformers_logging.disable_progress_bar()
+    return load_with_backend(resolved, settings)
 
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    folder = model_folder(resolved, settings)
-    tokenizer = _load_tokenizer(folder, resolved.spec, settings)
-    return TransformersEncoder(
-        resolved.spec,
-        folder,
-        tokenizer,
-        device=settings.device,
-        dtype=settings.dtype,
-        max_batch_tokens=settings.max_batch_tokens,
-        max_batch_size=settings.max_batch_size,
-    )
+
+def load_tokenizer(folder: Path, spec: ModelSpec, settings: Settings) -> Tokenizer:
+    """A fresh tokenizer for the model folder (encoders change its padding settings)."""
+    return _load_tokenizer(folder, spec, settings)

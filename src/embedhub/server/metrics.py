@@ -51,6 +51,12 @@ class Metrics:
         self.cache_hits = Gauge("embedhub_cache_hits", "Embedding cache hits", ["model"], registry=r)
         self.cache_misses = Gauge("embedhub_cache_misses", "Embedding cache misses", ["model"], registry=r)
         self.cache_entries = Gauge("embedhub_cache_entries", "Embedding cache entries", ["model"], registry=r)
+        self.model_backend = Gauge(
+            "embedhub_model_backend",
+            "1 for the backend that runs each served model (torch, torch-bf16, torch-int8, onnx-int8)",
+            ["model", "backend"],
+            registry=r,
+        )
         self.ready = Gauge("embedhub_ready", "1 when every model is loaded and warm", registry=r)
 
     def observe_batch(self, items: int, padded_tokens: int, seconds: float) -> None:

@@ -164,6 +164,10 @@ class ModelCard(BaseModel):
         )
     )
     random_weights: bool
+    backend: str = Field(
+        default="torch",
+        description="How the model runs here: torch, torch-bf16, torch-int8 or onnx-int8 (EMBEDHUB_BACKEND).",
+    )
 
 
 class ModelList(BaseModel):

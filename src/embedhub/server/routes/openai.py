@@ -165,6 +165,7 @@ def model_card(hub: HubDep, name: str) -> ModelCard:
         aliases=hub.aliases_of(name),
         input_type_models={kind.value: f"{name}:{kind.value}" for kind in InputKind},
         random_weights=spec.random_weights,
+        backend=hub.services[name].encoder.backend,
     )
 
 

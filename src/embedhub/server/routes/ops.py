@@ -37,6 +37,7 @@ async def metrics(hub: HubDep, metrics: MetricsDep) -> Response:
     metrics.ready.set(1 if hub.ready else 0)
     for name, service in hub.services.items():
         metrics.queue_depth.labels(name).set(service.queue.depth)
+        metrics.model_backend.labels(name, service.encoder.backend).set(1)
         if service.cache is not None:
             metrics.cache_hits.labels(name).set(service.cache.hits)
             metrics.cache_misses.labels(name).set(service.cache.misses)

@@ -1,4 +1,4 @@
-"""Token-budget batches sorted by length.
+"""Token-budget batches sorted by length (the encoder layer cuts every forward pass this way).
 
 Padding makes a batch cost (items x longest item) tokens of compute and activation memory, so
 batches are cut by that padded size rather than by item count: one 32k-token input runs alone

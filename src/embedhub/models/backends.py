@@ -1,0 +1,201 @@
+"""Backends by name: how a model's weights are run on this machine.
+
+`Settings.backend` (EMBEDHUB_BACKEND, `--backend`) names one of `BACKENDS`; `auto` picks the
+per-model default from `AUTO_BACKENDS` (the ONE place to change once the speed benchmark,
+benchmarks/backends.py, has been run on the target machine). An unknown name, or a backend whose
+packages are missing, is an error that lists the choices and the extra to install.
+
+Quantised backends (int8) are accepted only after the accuracy gate (models/quality.py) has
+compared them with float32 on a fixed multilingual text set; the result is cached per weights.
+A variant that fails is refused: with an explicit `--backend` that is an error naming the
+figures (the user asked for that backend, so silently running another would hide it); with
+`auto` embedhub falls back to float32 torch and says so (auto promises a working default).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from tokenizers import Tokenizer
+
+from embedhub.config import Settings
+from embedhub.errors import ConfigurationError, ModelLoadError
+from embedhub.models.base import Encoder
+from embedhub.models.loading import (
+    ResolvedModel,
+    _notice,
+    load_tokenizer,
+    model_folder,
+    resolve,
+)
+from embedhub.models.registry import REGISTRY, ModelRegistry
+from embedhub.models.spec import ModelSpec
+
+AUTO = "auto"
+#: The backend `auto` uses for a model, by model name; models not listed use AUTO_DEFAULT.
+#: torch float32 until benchmarks/backends.py has been run alone on the serving machine.
+AUTO_BACKENDS: Mapping[str, str] = MappingProxyType({})
+AUTO_DEFAULT = "torch"
+
+BackendLoader = Callable[[ModelSpec, Path, Tokenizer, Settings], Encoder]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way to run weights. `requires` are the importable modules it needs, `extra` the pip
+    extra that installs them; `quantised` backends must pass the accuracy gate."""
+
+    name: str
+    description: str
+    load: BackendLoader
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    quantised: bool = False
+
+    @property
+    def installed(self) -> bool:
+        return all(importlib.util.find_spec(module) is not None for module in self.requires)
+
+
+def _torch_loader(dtype: str | None, int8: bool = False, name: str = "torch") -> BackendLoader:
+    def load(spec: ModelSpec, folder: Path, tokenizer: Tokenizer, settings: Settings) -> Encoder:
+        from embedhub.models.transformer import TransformersEncoder
+
+        chosen = dtype or settings.dtype
+        return TransformersEncoder(
+            spec,
+            folder,
+            tokenizer,
+            device=settings.device,
+            dtype=chosen,
+            int8=int8,
+            backend=name if dtype or chosen == "float32" else f"{name} ({chosen})",
+            max_batch_tokens=settings.max_batch_tokens,
+            max_batch_size=settings.max_batch_size,
+        )
+
+    return load
+
+
+def _onnx_loader(spec: ModelSpec, folder: Path, tokenizer: Tokenizer, settings: Settings) -> Encoder:
+    from embedhub.models.onnx_runtime import OnnxEncoder, ensure_onnx_int8
+
+    path = ensure_onnx_int8(spec, folder, settings)
+    return OnnxEncoder(spec, folder, tokenizer, path, settings)
+
+
+BACKENDS: Mapping[str, Backend] = MappingProxyType(
+    {
+        backend.name: backend
+        for backend in (
+            Backend(
+                "torch",
+                "torch, float32 weights (or Settings.dtype); the reference every other backend is "
+                "checked against",
+                _torch_loader(None),
+            ),
+            Backend(
+                "torch-bf16",
+                "torch, bfloat16 weights and matmuls (AVX-512 BF16), pooling in float32",
+                _torch_loader("bfloat16", name="torch-bf16"),
+            ),
+            Backend(
+                "torch-int8",
+                "torch, int8 Linear weights per channel, activations quantised per token at run time",
+                _torch_loader("float32", int8=True, name="torch-int8"),
+                quantised=True,
+            ),
+            Backend(
+                "onnx-int8",
+                "ONNX Runtime, graph exported from the local folder, weights quantised to int8 per "
+                "channel (cached on disk)",
+                _onnx_loader,
+                requires=("onnx", "onnxruntime", "onnxscript"),
+                extra="onnx",
+                quantised=True,
+            ),
+        )
+    }
+)
+
+
+def available_backends() -> list[str]:
+    """Names of the backends whose packages are installed here."""
+    return [name for name, backend in BACKENDS.items() if backend.installed]
+
+
+def _choices() -> str:
+    return ", ".join(
+        [AUTO]
+        + [
+            name if backend.installed else f"{name} (needs pip install 'embedhub[{backend.extra}]')"
+            for name, backend in BACKENDS.items()
+        ]
+    )
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called `name`, installed; otherwise an error listing the choices."""
+    backend = BACKENDS.get(name.strip().lower())
+    if backend is None:
+        raise ConfigurationError(f"unknown backend {name!r}; choose one of: {_choices()}")
+    if not backend.installed:
+        missing = [m for m in backend.requires if importlib.util.find_spec(m) is None]
+        raise ConfigurationError(
+            f"backend {backend.name!r} needs {', '.join(missing)}, which is not installed; "
+            f"pip install 'embedhub[{backend.extra}]', or choose one of: {_choices()}"
+        )
+    return backend
+
+
+def auto_backend(spec: ModelSpec) -> str:
+    """The backend `auto` means for this model."""
+    return AUTO_BACKENDS.get(spec.name, AUTO_DEFAULT)
+
+
+def load_encoder(reference: str | None, settings: Settings, registry: ModelRegistry = REGISTRY) -> Encoder:
+    """Resolve a model reference and load it with `settings.backend`."""
+    return load_resolved(resolve(reference, settings, registry), settings)
+
+
+def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
+    """Load resolved weights with `settings.backend`; quantised variants pass the gate first."""
+    import torch
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    requested = settings.backend.strip().lower()
+    automatic = requested == AUTO
+    backend = get_backend(auto_backend(resolved.spec) if automatic else requested)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    folder = model_folder(resolved, settings)
+    encoder = backend.load(resolved.spec, folder, load_tokenizer(folder, resolved.spec, settings), settings)
+    if not backend.quantised:
+        return encoder
+    from embedhub.models.quality import ensure_quality
+
+    reference = _torch_loader("float32")
+    report = ensure_quality(
+        encoder,
+        lambda: reference(resolved.spec, folder, load_tokenizer(folder, resolved.spec, settings), settings),
+        folder,
+        settings,
+    )
+    if report.passed:
+        return encoder
+    encoder.close()
+    if not automatic:
+        raise ModelLoadError(
+            f"backend {backend.name} is too inaccurate for {resolved.spec.name}: {report.describe()}; "
+            "use --backend torch or torch-bf16"
+        )
+    _notice(
+        f"backend {backend.name} failed the accuracy gate for {resolved.spec.name} "
+        f"({report.describe()}); running torch float32 instead"
+    )
+    return reference(resolved.spec, folder, load_tokenizer(folder, resolved.spec, settings), settings)
