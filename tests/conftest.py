@@ -30,7 +30,8 @@ def _offline_environment(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def settings(_offline_environment) -> Settings:
-    return Settings(threads=2)
+    # float32 torch: the reference that parity tests compare against (auto may pick bfloat16)
+    return Settings(threads=2, backend="torch")
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,20 @@ def test_missing_packages_name_the_extra(monkeypatch):
 def test_auto_uses_the_per_model_table(tiny_model_dir, settings, monkeypatch):
     assert load_encoder(str(tiny_model_dir), _with_backend(settings, "auto")).backend == "torch"
     monkeypatch.setattr(backends_module, "AUTO_BACKENDS", {"random-qwen3-tiny": "torch-bf16"})
+    monkeypatch.setattr(backends_module, "native_bfloat16", lambda: True)
     assert load_encoder(str(tiny_model_dir), _with_backend(settings, "auto")).backend == "torch-bf16"
+    # where bfloat16 would be emulated (slower than float32), auto keeps float32
+    monkeypatch.setattr(backends_module, "native_bfloat16", lambda: False)
+    assert load_encoder(str(tiny_model_dir), _with_backend(settings, "auto")).backend == "torch"
+
+
+def test_auto_runs_the_measured_models_in_bfloat16_where_the_cpu_has_it(monkeypatch):
+    from embedhub.models.registry import ALL_MINILM_L6_V2, MULTILINGUAL_E5_SMALL_Q4, QWEN3_EMBEDDING_0_6B
+
+    monkeypatch.setattr(backends_module, "native_bfloat16", lambda: True)
+    assert backends_module.auto_backend(MULTILINGUAL_E5_SMALL_Q4) == "torch-bf16"
+    assert backends_module.auto_backend(ALL_MINILM_L6_V2) == "torch-bf16"
+    assert backends_module.auto_backend(QWEN3_EMBEDDING_0_6B) == "torch"  # not measured with real weights
 
 
 def test_backend_parity_with_float32(tiny_backend, tiny_encoder):
