@@ -177,3 +177,14 @@ def test_model_card_scores_with_real_weights(settings):
     queries = encoder.encode(MODEL_CARD_QUERIES, kind="query").vectors
     documents = encoder.encode(MODEL_CARD_DOCUMENTS, kind="document").vectors
     np.testing.assert_allclose(queries @ documents.T, MODEL_CARD_SCORES, atol=1e-3)
+
+
+def test_matryoshka_sizes_come_from_the_spec():
+    """One list of offered MRL sizes (the model card and the MRL evaluation both use it)."""
+    from embedhub.eval.tasks.mrl import mrl_dims
+    from embedhub.models.registry import ALL_MINILM_L6_V2, QWEN3_EMBEDDING_0_6B, QWEN3_EMBEDDING_4B
+
+    assert QWEN3_EMBEDDING_0_6B.mrl_sizes == [32, 64, 128, 256, 512, 1024]
+    assert QWEN3_EMBEDDING_4B.mrl_sizes == [32, 64, 128, 256, 512, 1024, 2048, 2560]
+    assert ALL_MINILM_L6_V2.mrl_sizes == [384]
+    assert mrl_dims(1024, 32) == QWEN3_EMBEDDING_0_6B.mrl_sizes

@@ -95,6 +95,14 @@ class ModelSpec:
     def supports_mrl(self) -> bool:
         return self.mrl_min_dimensions is not None
 
+    @property
+    def mrl_sizes(self) -> list[int]:
+        """The sizes worth offering: the minimum doubled while below native, then native
+        (Qwen3-0.6B: 32, 64, ..., 512, 1024); just native for a model without MRL."""
+        if not self.supports_mrl:
+            return [self.dimensions]
+        return matryoshka_sizes(self.dimensions, self.mrl_min_dimensions)
+
     def default_instruction(self, task: Task | str = Task.RETRIEVAL) -> str | None:
         if not self.supports_instructions:
             return None
@@ -139,3 +147,12 @@ class ModelSpec:
             chosen = self.default_instruction() if instruction is None else instruction
             return self.query_template.format(instruction=chosen, text=text)
         return self.query_template.format(text=text)
+
+
+def matryoshka_sizes(native: int, minimum: int = 32) -> list[int]:
+    """`minimum`, doubled while below `native`, then `native` itself."""
+    sizes, size = [], max(1, minimum)
+    while size < native:
+        sizes.append(size)
+        size *= 2
+    return [*sizes, native]

@@ -21,7 +21,7 @@ from embedhub.eval.metrics import ir_metrics, paired_cosine, spearman
 from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions
 from embedhub.eval.tasks.pairs import STS_REFS, load_pair_sets
 from embedhub.eval.tasks.retrieval import load_retrieval_sets
-from embedhub.models.spec import Task
+from embedhub.models.spec import Task, matryoshka_sizes
 
 MIB = 1024 * 1024
 
@@ -38,11 +38,7 @@ def mrl_dims(native: int, minimum: int = 32, requested: tuple[int, ...] = ()) ->
     """32, 64, 128, ... below native, then native (or the requested sizes within range)."""
     if requested:
         return sorted({d for d in requested if minimum <= d <= native})
-    dims, size = [], minimum
-    while size < native:
-        dims.append(size)
-        size *= 2
-    return [*dims, native]
+    return matryoshka_sizes(native, minimum)
 
 
 def run(ctx: EvalContext, options: MrlOptions) -> TaskResult:

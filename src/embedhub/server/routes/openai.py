@@ -148,12 +148,7 @@ async def create_embeddings(
 
 def model_card(hub: HubDep, name: str) -> ModelCard:
     spec = hub.services[name].spec
-    mrl = None
-    if spec.supports_mrl:
-        sizes = [
-            d for d in (32, 64, 128, 256, 512, 768, 1024, 1536, 2048, 2560, 3072, 4096) if d < spec.dimensions
-        ]
-        mrl = [d for d in sizes if d >= spec.mrl_min_dimensions] + [spec.dimensions]
+    mrl = spec.mrl_sizes if spec.supports_mrl else None
     return ModelCard(
         id=name,
         created=STARTED,
