@@ -138,7 +138,7 @@ class EmbeddingService:
             cut = cut | {index for index, ids in enumerate(inputs) if len(ids) > limit}
             inputs = [self._limit(ids, index, limit, truncate) for index, ids in enumerate(inputs)]
         raw = await self._raw_vectors(inputs)
-        vectors = finish(raw, size if size != self.encoder.native_dims else None, normalize)
+        vectors = finish(raw, size, normalize)
         return ServedEmbeddings(vectors, tuple(len(ids) for ids in inputs), truncated_inputs=len(cut))
 
     def _limit(self, ids: list[int], index: int, limit: int, truncate: bool) -> list[int]:

@@ -8,7 +8,7 @@ into JSON, Markdown and PNG files.
 Vectors are computed once per distinct text at the model's native size and cached for the run, so
 tasks sharing a corpus (retrieval and MRL on SciFact) encode it once. A requested `dimensions=k`
 is applied afterwards as first-k-then-normalise, which is exactly what the encoder does for
-`dimensions=k` (Qwen3 rule 5; tests check the two agree).
+`dimensions=k` (first k components, then normalised; tests check the two agree).
 """
 
 from __future__ import annotations

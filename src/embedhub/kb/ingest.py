@@ -312,7 +312,7 @@ class Ingestor:
         report.embedded_chunks += computed
         report.cached_chunks += len(chunks) - computed
         size = self.collection.config.dimensions
-        return finish(raw, size if size != self.encoder.native_dims else None, True)
+        return finish(raw, size, True)
 
     def _commit(self, report: IngestReport) -> None:
         """Make every finished document of the open generation the committed version."""

@@ -75,7 +75,7 @@ def reembed(
                 inputs = encoder.tokenize(texts, kind="document", truncate=True)
                 raw, computed = embed_through_cache(encoder, inputs, collection.cache)
                 embedded += computed
-                vectors = finish(raw, size if size != encoder.native_dims else None, True)
+                vectors = finish(raw, size, True)
                 new_store.add(rows, vectors)
         if on_document is not None:
             on_document(position, len(records))

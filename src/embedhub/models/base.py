@@ -35,9 +35,10 @@ class Embeddings:
 
 
 def finish(vectors: np.ndarray, dimensions: int | None, normalize: bool) -> np.ndarray:
-    """MRL (rule 5): keep the first `dimensions` components, THEN L2-normalise."""
+    """Matryoshka: keep the first `dimensions` components, THEN L2-normalise (the order the models
+    were trained with; normalising first would leave the cut vector shorter than 1)."""
     out = np.asarray(vectors, dtype=np.float32)
-    if dimensions is not None:
+    if dimensions is not None and dimensions < out.shape[1]:  # native size (or None): nothing to cut
         out = out[:, :dimensions]
     if normalize:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -77,12 +78,13 @@ class Encoder(ABC):
         """The vocabulary entry of each id (for display)."""
 
     def frame(self, content: Sequence[int], index: int = 0, truncate: bool = False) -> list[int]:
-        """Wrap content ids in the special tokens, enforcing the length limit (rule 7)."""
+        """Wrap content ids in the special tokens, enforcing the length limit: over-long input is an
+        error unless truncation was asked for, and a cut keeps the closing special token."""
         content = list(content)
         if self.prefix_ids and content[: len(self.prefix_ids)] == list(self.prefix_ids):
             content = content[len(self.prefix_ids) :]
         if self.suffix_ids and content[-len(self.suffix_ids) :] == list(self.suffix_ids):
-            content = content[: -len(self.suffix_ids)]  # never twice (rule 2)
+            content = content[: -len(self.suffix_ids)]  # Qwen3's <|endoftext|> exactly once, never twice
         room = self.max_tokens - len(self.prefix_ids) - len(self.suffix_ids)
         if len(content) > room:
             if not truncate:
@@ -145,7 +147,7 @@ class Encoder(ABC):
         if not inputs:
             return Embeddings(np.zeros((0, size), dtype=np.float32), ())
         raw = self.embed_token_ids(inputs)
-        vectors = finish(raw, size if size != self.native_dims else None, normalize)
+        vectors = finish(raw, size, normalize)
         return Embeddings(vectors, tuple(len(ids) for ids in inputs))
 
     def encode(

