@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,20 +106,49 @@ class EmbeddingCache:
             self._database = None
 
 
+@dataclass
+class CachedBatch:
+    """One batch of model inputs split into rows found in a cache (already in `vectors`) and the
+    rows still to compute (`missing`). Every caller, sync or async, computes the missing rows its
+    own way (the encoder, the queue from a thread, the queue from the event loop) and hands them
+    to `complete`, so the cache logic lives here once."""
+
+    vectors: np.ndarray
+    missing: list[int]
+    keys: list[bytes]
+    cache: EmbeddingCache | None
+
+    def complete(self, computed: np.ndarray) -> np.ndarray:
+        if self.missing:
+            if self.cache is not None:
+                self.cache.put_many([self.keys[i] for i in self.missing], computed)
+            self.vectors[self.missing] = computed
+        return self.vectors
+
+
+def look_up(
+    cache: EmbeddingCache | None, model: str, native_dims: int, inputs: Sequence[Sequence[int]]
+) -> CachedBatch:
+    """Raw native vectors of the inputs the cache holds; with no cache, every row is missing."""
+    vectors = np.zeros((len(inputs), native_dims), dtype=np.float32)
+    if cache is None:
+        return CachedBatch(vectors, list(range(len(inputs))), [], None)
+    keys = [cache_key(model, ids) for ids in inputs]
+    missing = []
+    for index, vector in enumerate(cache.get_many(keys)):
+        if vector is None:
+            missing.append(index)
+        else:
+            vectors[index] = vector
+    return CachedBatch(vectors, missing, keys, cache)
+
+
 def embed_through_cache(
-    encoder, inputs: Sequence[Sequence[int]], cache: EmbeddingCache
+    encoder, inputs: Sequence[Sequence[int]], cache: EmbeddingCache | None
 ) -> tuple[np.ndarray, int]:
-    """Raw native vectors for framed inputs, computing only the cache misses; returns the
-    vectors and how many were computed. (The server's async path does the same around its queue.)"""
-    keys = [cache_key(encoder.spec.name, ids) for ids in inputs]
-    cached = cache.get_many(keys)
-    missing = [index for index, vector in enumerate(cached) if vector is None]
-    raw = np.zeros((len(inputs), encoder.native_dims), dtype=np.float32)
-    if missing:
-        computed = encoder.embed_token_ids([inputs[i] for i in missing])
-        cache.put_many([keys[i] for i in missing], computed)
-        raw[missing] = computed
-    for index, vector in enumerate(cached):
-        if vector is not None:
-            raw[index] = vector
-    return raw, len(missing)
+    """Raw native vectors for framed inputs, computing only the cache misses with the encoder;
+    returns the vectors and how many were computed."""
+    batch = look_up(cache, encoder.spec.name, encoder.native_dims, inputs)
+    if batch.missing:
+        batch.complete(encoder.embed_token_ids([inputs[i] for i in batch.missing]))
+    return batch.vectors, len(batch.missing)

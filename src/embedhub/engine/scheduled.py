@@ -3,9 +3,10 @@
 In a server process, knowledge-base ingestion, knowledge-base search and re-embedding are
 synchronous code running on worker threads; given the raw encoder they would run forward passes
 beside the request-merging queue (two passes at once on a CPU, no 429, no /metrics, no cache).
-This adapter keeps the encoder contract those modules expect, delegates tokenisation to the real
-encoder (exact same model inputs), and sends `embed_token_ids` through the service: the service's
-cache first, then a thread-safe blocking submit to its `BatchQueue`.
+This adapter keeps the encoder contract those modules expect, takes the real encoder's spec,
+framing ids and tokenizer (so the base class builds exactly the same model inputs), and sends
+`embed_token_ids` through the service: the service's cache first, then a thread-safe blocking
+submit to its `BatchQueue`.
 
 Interactive work (search) gets `Overloaded` (HTTP 429) when the queue is full, like any request;
 background work (`background=True`, ingestion) waits for room instead of failing. `should_stop`
@@ -19,10 +20,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from embedhub.engine.cache import cache_key
+from embedhub.engine.cache import look_up
 from embedhub.engine.service import EmbeddingService
 from embedhub.models.base import Encoder
-from embedhub.models.spec import InputKind
 
 
 class ScheduledEncoder(Encoder):
@@ -46,14 +46,6 @@ class ScheduledEncoder(Encoder):
         return ScheduledEncoder(self.service, background=True, should_stop=should_stop)
 
     @property
-    def max_tokens(self) -> int:
-        return self.inner.max_tokens
-
-    @property
-    def native_dims(self) -> int:
-        return self.inner.native_dims
-
-    @property
     def vocabulary_size(self) -> int:
         return self.inner.vocabulary_size
 
@@ -63,43 +55,16 @@ class ScheduledEncoder(Encoder):
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         return self.inner.token_strings(ids)
 
-    def frame(self, content: Sequence[int], index: int = 0, truncate: bool = False) -> list[int]:
-        return self.inner.frame(content, index, truncate)
-
-    def tokenize(
-        self,
-        texts: Sequence[str],
-        *,
-        kind: InputKind | str = InputKind.DOCUMENT,
-        instruction: str | None = None,
-        truncate: bool = False,
-    ) -> list[list[int]]:
-        return self.inner.tokenize(texts, kind=kind, instruction=instruction, truncate=truncate)
-
-    def count_tokens(self, texts, *, kind=InputKind.DOCUMENT, instruction=None) -> list[int]:
-        return self.inner.count_tokens(texts, kind=kind, instruction=instruction)
-
     def embed_token_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         """The service's cache, then the model's queue; never a forward pass on this thread."""
         inputs = [list(ids) for ids in batch]
-        cache = self.service.cache
-        out = np.empty((len(inputs), self.native_dims), dtype=np.float32)
-        if cache is None:
-            missing = list(range(len(inputs)))
-            cached: list[np.ndarray | None] = [None] * len(inputs)
-            keys: list[bytes] = []
-        else:
-            keys = [cache_key(self.spec.name, ids) for ids in inputs]
-            cached = cache.get_many(keys)
-            missing = [index for index, vector in enumerate(cached) if vector is None]
-        if missing:
-            computed = self.service.queue.submit_blocking(
-                [inputs[i] for i in missing], wait_when_full=self.background, should_stop=self.should_stop
+        cached = look_up(self.service.cache, self.spec.name, self.native_dims, inputs)
+        if cached.missing:
+            cached.complete(
+                self.service.queue.submit_blocking(
+                    [inputs[i] for i in cached.missing],
+                    wait_when_full=self.background,
+                    should_stop=self.should_stop,
+                )
             )
-            if cache is not None:
-                cache.put_many([keys[i] for i in missing], computed)
-            out[missing] = computed
-        for index, vector in enumerate(cached):
-            if vector is not None:
-                out[index] = vector
-        return out
+        return cached.vectors

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedhub.engine.cache import EmbeddingCache, cache_key
+from embedhub.engine.cache import EmbeddingCache, look_up
 from embedhub.engine.queue import BatchObserver, BatchQueue
 from embedhub.errors import InputTooLongError
 from embedhub.models.base import Embeddings, Encoder, finish
@@ -150,17 +150,7 @@ class EmbeddingService:
         return ids[: limit - len(suffix)] + suffix
 
     async def _raw_vectors(self, inputs: list[list[int]]) -> np.ndarray:
-        if self.cache is None:
-            return await self.queue.submit(inputs)
-        keys = [cache_key(self.spec.name, ids) for ids in inputs]
-        cached = self.cache.get_many(keys)
-        missing = [index for index, vector in enumerate(cached) if vector is None]
-        out = np.empty((len(inputs), self.encoder.native_dims), dtype=np.float32)
-        if missing:
-            computed = await self.queue.submit([inputs[i] for i in missing])
-            self.cache.put_many([keys[i] for i in missing], computed)
-            out[missing] = computed
-        for index, vector in enumerate(cached):
-            if vector is not None:
-                out[index] = vector
-        return out
+        batch = look_up(self.cache, self.spec.name, self.encoder.native_dims, inputs)
+        if batch.missing:
+            batch.complete(await self.queue.submit([inputs[i] for i in batch.missing]))
+        return batch.vectors
