@@ -180,18 +180,12 @@ class Ingestor:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.encoder.content_ids(list(texts))] if texts else []
 
-    def _notify(self, name: str, *arguments) -> None:
-        # progress displays implement only what they show (duck-typed ones included)
-        callback = getattr(self.progress, name, None)
-        if callback is not None:
-            callback(*arguments)
-
     def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         files, unsupported = gather_files(paths, glob)
         report.outcomes.extend(FileOutcome(str(p), "unsupported") for p in unsupported)
-        self._notify("start", len(files))
+        self.progress.start(len(files))
         try:
             for path in files:
                 self._check_stop()
@@ -226,9 +220,9 @@ class Ingestor:
         if existing and existing.file_hash == digest and existing.status == "done":
             outcome = FileOutcome(str(path), "skipped", existing.chunks, existing.tokens)
             report.outcomes.append(outcome)
-            self._notify("file_done", outcome)
+            self.progress.file_done(outcome)
             return
-        self._notify("stage", path, "parsing")
+        self.progress.stage(path, "parsing")
         try:
             extracted = load_file(path, data)
             encoding = extracted.encoding
@@ -247,7 +241,7 @@ class Ingestor:
                              extracted.title, encoding, status)  # fmt: skip
         document.total_chars = max(1, extracted.spans[-1][1] if extracted.spans else 1)
         self._begin(document)
-        self._notify("stage", path, "embedding")
+        self.progress.stage(path, "embedding")
         try:
             for chunk in iter_chunks(extracted, self.count_tokens, self.collection.config.chunking):
                 self._batch.append((document, chunk))
@@ -281,7 +275,7 @@ class Ingestor:
             self._check_stop()  # a cancel during the forward pass: do not write what it produced
             document, chunk = part[-1]
             fraction = min(1.0, chunk.char_end / document.total_chars)
-            self._notify("embedded", document.path, chunk.index + 1, fraction)
+            self.progress.embedded(document.path, chunk.index + 1, fraction)
         vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
         generation = self._generation
         rows = [
@@ -346,7 +340,7 @@ class Ingestor:
         for document in group:
             outcome = FileOutcome(str(document.path), document.status, document.chunks, document.tokens)
             report.outcomes.append(outcome)
-            self._notify("file_done", outcome)
+            self.progress.file_done(outcome)
 
     def _drop_document(self, document: _Document) -> None:
         """Delete one document's rows of the open generation (its previous version stays)."""
@@ -369,7 +363,7 @@ class Ingestor:
         self.collection.manifest.record_failure(doc_id, str(path), digest, error)
         outcome = FileOutcome(str(path), "failed", error=error)
         report.outcomes.append(outcome)
-        self._notify("file_done", outcome)
+        self.progress.file_done(outcome)
 
     def _sync(self, paths: Sequence[Path], present: set[str], report: IngestReport) -> None:
         roots = [str(p.expanduser().resolve()) for p in paths]
