@@ -115,15 +115,9 @@ class EmbeddingService:
         return await self._embed(framed, size, normalize, truncate, cut)
 
     def _framed_length(self, ids: Sequence[int]) -> int:
-        """The length `ids` would have once framed, before any cut (special tokens never twice)."""
-        prefix, suffix = list(self.encoder.prefix_ids), list(self.encoder.suffix_ids)
-        ids = list(ids)
-        content = len(ids)
-        if prefix and ids[: len(prefix)] == prefix:
-            content -= len(prefix)
-        if suffix and ids[-len(suffix) :] == suffix:
-            content -= len(suffix)
-        return content + len(prefix) + len(suffix)
+        """The length `ids` would have once framed, before any cut."""
+        encoder = self.encoder
+        return len(encoder.unframed(ids)) + len(encoder.prefix_ids) + len(encoder.suffix_ids)
 
     async def _embed(
         self,

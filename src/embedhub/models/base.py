@@ -77,14 +77,20 @@ class Encoder(ABC):
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         """The vocabulary entry of each id (for display)."""
 
-    def frame(self, content: Sequence[int], index: int = 0, truncate: bool = False) -> list[int]:
-        """Wrap content ids in the special tokens, enforcing the length limit: over-long input is an
-        error unless truncation was asked for, and a cut keeps the closing special token."""
-        content = list(content)
+    def unframed(self, ids: Sequence[int]) -> list[int]:
+        """Content ids without the special tokens a caller may already have put around them, so
+        framing never adds them twice (Qwen3's <|endoftext|> exactly once)."""
+        content = list(ids)
         if self.prefix_ids and content[: len(self.prefix_ids)] == list(self.prefix_ids):
             content = content[len(self.prefix_ids) :]
         if self.suffix_ids and content[-len(self.suffix_ids) :] == list(self.suffix_ids):
-            content = content[: -len(self.suffix_ids)]  # Qwen3's <|endoftext|> exactly once, never twice
+            content = content[: -len(self.suffix_ids)]
+        return content
+
+    def frame(self, content: Sequence[int], index: int = 0, truncate: bool = False) -> list[int]:
+        """Wrap content ids in the special tokens, enforcing the length limit: over-long input is an
+        error unless truncation was asked for, and a cut keeps the closing special token."""
+        content = self.unframed(content)
         room = self.max_tokens - len(self.prefix_ids) - len(self.suffix_ids)
         if len(content) > room:
             if not truncate:
