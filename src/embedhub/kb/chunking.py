@@ -56,10 +56,15 @@ class Chunk:
         return hashlib.sha256(self.text.encode()).hexdigest()[:32]
 
     def embedding_text(self) -> str:
-        """What is embedded: the heading path gives a chunk its context, the text its content."""
-        if self.heading_path and not self.text.startswith(self.heading_path[-1]):
-            return " > ".join(self.heading_path) + "\n" + self.text
-        return self.text
+        return embedding_text(self.text, self.heading_path)
+
+
+def embedding_text(text: str, heading_path: Sequence[str]) -> str:
+    """What is embedded and indexed for a chunk: the heading path gives it its context, the text
+    its content (a chunk that starts with its own heading does not repeat it)."""
+    if heading_path and not text.startswith(heading_path[-1]):
+        return " > ".join(heading_path) + "\n" + text
+    return text
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from embedhub.engine.cache import embed_through_cache
 from embedhub.errors import EmbedhubError
-from embedhub.kb.chunking import Chunk
+from embedhub.kb.chunking import embedding_text
 from embedhub.kb.collection import Collection, KnowledgeBase
 from embedhub.kb.store import open_store
 from embedhub.models.base import Encoder, finish
@@ -70,7 +70,7 @@ def reembed(
             rows = [r for r in collection.store.rows_of(record.doc_id) if r.generation == record.generation]
             if rows:
                 texts = [
-                    Chunk(0, r.text, 0, 0, None, None, r.heading_path, 0).embedding_text() for r in rows
+                    embedding_text(r.text, r.heading_path) for r in rows
                 ]  # the same text the original ingest embedded
                 inputs = encoder.tokenize(texts, kind="document", truncate=True)
                 raw, computed = embed_through_cache(encoder, inputs, collection.cache)
