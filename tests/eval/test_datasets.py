@@ -9,7 +9,7 @@ import pytest
 
 from embedhub.errors import EmbedhubError
 from embedhub.eval import datasets as d
-from embedhub.eval.lexical import BM25Index, analyze_code, analyze_text
+from embedhub.eval.lexical import BM25Index
 from tests.eval.conftest import build_beir
 
 
@@ -139,15 +139,6 @@ def test_load_refs_notes_optional_and_fails_when_nothing(tmp_path):
         d.load_refs("t", tmp_path, refs, selected=["nope"])
     with pytest.raises(d.DataMissingError, match=r"hidden\.txt"):
         d.load_refs("t", tmp_path, refs, selected=["hidden"])
-
-
-def test_text_and_code_analyzers():
-    assert analyze_text("Hello, World! It's 2024.") == ["hello", "world", "it", "s", "2024"]
-    chinese = analyze_text("我爱北京天安门")
-    assert "北京" in chinese and "天安门" in chinese
-    terms = analyze_code("def parse_url(rawURL): return readFile(x)")
-    for term in ("parse_url", "parse", "url", "readfile", "read", "file", "rawurl", "raw"):
-        assert term in terms, term
 
 
 def test_bm25_ranks_the_matching_document_first():

@@ -1,66 +1,22 @@
-"""BM25 for the lexical and hybrid retrieval baselines (bm25s, Lucene's BM25 variant).
+"""BM25 for the evaluation's lexical and hybrid baselines (bm25s), over the knowledge base's own
+analyzer (`embedhub.kb.lexical`), so the baseline counts the same terms the product indexes.
 
-Text is analysed with a lowercase word regex; runs of Chinese characters are segmented into words
-by jieba. Code is split into identifiers and their parts (`parse_url` -> parse_url, parse, url;
-`readFile` -> readfile, read, file). Parameters default to k1=0.9, b=0.4 (the Anserini / Pyserini
-defaults that BEIR-style BM25 baselines use).
+Parameters default to k1=1.2, b=0.75: the BM25 the knowledge base's full-text index computes
+(LanceDB's inverted index has these two constants built in), so `lexical` here and `kb-lexical`
+differ only by chunking, not by scoring.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from embedhub.eval.metrics import top_k_indices
+from embedhub.kb.lexical import DEFAULT_ANALYZER
 
-_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_WORD = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
-_CJK_RUN = re.compile(rf"^[{_CJK}]+$")
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-
-_jieba = None
-
-
-def _segment(run: str) -> list[str]:
-    global _jieba
-    if _jieba is None:
-        import jieba
-
-        jieba.setLogLevel(logging.WARNING)
-        _jieba = jieba
-    return [word for word in _jieba.lcut(run) if word.strip()]
-
-
-def analyze_text(text: str) -> list[str]:
-    """Lowercased words; Chinese runs segmented by jieba."""
-    terms: list[str] = []
-    for match in _WORD.finditer(unicodedata.normalize("NFKC", text).lower()):
-        token = match.group()
-        if _CJK_RUN.match(token):
-            terms.extend(_segment(token))
-        else:
-            terms.append(token)
-    return terms
-
-
-def analyze_code(text: str) -> list[str]:
-    """Identifiers, lowercased, plus their snake_case and camelCase parts."""
-    terms: list[str] = []
-    for match in _IDENTIFIER.finditer(text):
-        identifier = match.group()
-        terms.append(identifier.lower())
-        parts = [p for chunk in identifier.split("_") for p in _CAMEL.findall(chunk)]
-        if len(parts) > 1:
-            terms.extend(part.lower() for part in parts)
-    return terms
-
-
-ANALYZERS: dict[str, Callable[[str], list[str]]] = {"text": analyze_text, "code": analyze_code}
+BM25_K1 = 1.2
+BM25_B = 0.75
 
 
 class BM25Index:
@@ -69,9 +25,9 @@ class BM25Index:
     def __init__(
         self,
         documents: Sequence[str],
-        analyzer: Callable[[str], list[str]] = analyze_text,
-        k1: float = 0.9,
-        b: float = 0.4,
+        analyzer: Callable[[str], list[str]] = DEFAULT_ANALYZER.terms,
+        k1: float = BM25_K1,
+        b: float = BM25_B,
     ) -> None:
         import bm25s
 

@@ -24,7 +24,7 @@ from embedhub.errors import EmbedhubError
 from embedhub.eval import kb_modes
 from embedhub.eval.core import EvalContext
 from embedhub.eval.datasets import RetrievalSet
-from embedhub.eval.lexical import ANALYZERS, BM25Index
+from embedhub.eval.lexical import BM25_B, BM25_K1, BM25Index
 from embedhub.eval.metrics import reciprocal_rank_fusion, top_k_indices
 from embedhub.models.spec import Task
 
@@ -38,8 +38,8 @@ class RetrievalOptions:
     modes: tuple[str, ...] = ("dense", "lexical", "hybrid")
     #: documents ranked per query (MAP is computed over this depth)
     depth: int = 1000
-    k1: float = 0.9
-    b: float = 0.4
+    k1: float = BM25_K1
+    b: float = BM25_B
     rrf_k: int = 60
 
 
@@ -53,13 +53,11 @@ class RetrievalJob:
         options: RetrievalOptions,
         *,
         task: Task = Task.RETRIEVAL,
-        analyzer: str = "text",
     ) -> None:
         self.ctx = ctx
         self.dataset = dataset
         self.options = options
         self.task = task
-        self.analyzer = ANALYZERS[analyzer]
         self._rankings: dict[str, Rankings] = {}
         #: things a mode built for this job (e.g. a temporary collection), closed with the job
         self.resources: dict[str, Any] = {}
@@ -112,7 +110,7 @@ def _dense(job: RetrievalJob) -> Rankings:
 
 def _lexical(job: RetrievalJob) -> Rankings:
     dataset = job.dataset
-    index = BM25Index(dataset.corpus_texts, job.analyzer, k1=job.options.k1, b=job.options.b)
+    index = BM25Index(dataset.corpus_texts, k1=job.options.k1, b=job.options.b)
     out: Rankings = {}
     with job.ctx.progress.track(f"{dataset.name} BM25", len(dataset.query_ids)) as advance:
         for qid, text in zip(dataset.query_ids, dataset.query_texts, strict=True):

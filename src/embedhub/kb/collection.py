@@ -5,6 +5,7 @@ instruction. Every write and query checks the encoder against that binding."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import time
@@ -15,10 +16,12 @@ from embedhub.config import Settings
 from embedhub.engine.cache import EmbeddingCache
 from embedhub.errors import EmbedhubError, InvalidInputError
 from embedhub.kb.chunking import ChunkingOptions
+from embedhub.kb.lexical import ANALYZER_VERSION, Analyzer, chunk_terms
 from embedhub.kb.manifest import Manifest
 from embedhub.kb.store import Store, open_store
 from embedhub.models.base import Encoder
 
+logger = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CONFIG_FILE = "collection.json"
 
@@ -49,10 +52,33 @@ class CollectionConfig:
     chunk_overlap: int = 48
     created_at: float = field(default_factory=time.time)
     description: str = ""
+    #: the stemmer and stop words of the lexical index ("none": neither; Chinese is always jieba)
+    lexical_language: str = "english"
+    #: the analyzer version the stored terms were made with (a collection written before the
+    #: field existed reads as 1); another version is re-analysed when the collection is opened
+    lexical_version: int = ANALYZER_VERSION
 
     @property
     def chunking(self) -> ChunkingOptions:
         return ChunkingOptions(self.chunk_tokens, self.chunk_overlap)
+
+    @property
+    def analyzer(self) -> Analyzer:
+        return Analyzer(self.lexical_language)
+
+
+def query_instruction(encoder: Encoder, instruction: str | None) -> str | None:
+    """The instruction a collection's queries get: the model's retrieval default, one of its
+    published task instructions by task name (`code`, `sts`, ...), or free text."""
+    spec = encoder.spec
+    if instruction is None:
+        return spec.default_instruction()
+    if not spec.supports_instructions:
+        raise InvalidInputError(f"model {spec.name} is not instruction-aware; drop --instruction")
+    if not instruction.strip():
+        raise InvalidInputError("the instruction is empty; leave it out to use the model's default")
+    named = {str(task): text for task, text in spec.instructions.items()}
+    return named.get(instruction.strip().lower(), instruction)
 
 
 class Collection:
@@ -77,6 +103,17 @@ class Collection:
         for doc_id, keep in self.manifest.cleanups():
             self.store.delete_documents([doc_id], except_generation=keep)
             self.manifest.cleanup_done([doc_id])
+
+    def reanalyze(self, language: str | None = None) -> int:
+        """Recompute the lexical terms of every chunk from its stored text (with another language,
+        or after the analyzer changed), then rebuild the full-text index. Vectors are untouched."""
+        if language is not None:
+            Analyzer(language)  # validates the name before anything is rewritten
+            self.config.lexical_language = language
+        analyzer = self.config.analyzer
+        rewritten = self.store.rewrite_terms(lambda text, headings: chunk_terms(text, headings, analyzer))
+        self.config.lexical_version = ANALYZER_VERSION
+        return rewritten
 
     def check_encoder(self, encoder: Encoder) -> None:
         if encoder.spec.name != self.config.model or encoder.native_dims != self.config.native_dimensions:
@@ -134,6 +171,7 @@ class KnowledgeBase:
         chunk_tokens: int = 400,
         chunk_overlap: int = 48,
         description: str = "",
+        lexical_language: str = "english",
     ) -> Collection:
         folder = self._folder(name)
         if (folder / CONFIG_FILE).exists():
@@ -141,10 +179,8 @@ class KnowledgeBase:
                 f"collection {name!r} already exists; drop it first or pick another name"
             )
         size = encoder.spec.check_dimensions(dimensions)
-        if instruction is None:
-            instruction = encoder.spec.default_instruction()
-        elif not encoder.spec.supports_instructions:
-            raise InvalidInputError(f"model {encoder.spec.name} is not instruction-aware; drop --instruction")
+        instruction = query_instruction(encoder, instruction)
+        Analyzer(lexical_language)  # an unknown language fails before anything is created
         framing = len(encoder.prefix_ids) + len(encoder.suffix_ids)
         room = encoder.max_tokens - framing - 24  # 24 tokens for the heading path embedded with a chunk
         options = ChunkingOptions(min(chunk_tokens, room), min(chunk_overlap, min(chunk_tokens, room) // 4))
@@ -158,6 +194,7 @@ class KnowledgeBase:
             chunk_tokens=options.max_tokens,
             chunk_overlap=options.overlap_tokens,
             description=description,
+            lexical_language=lexical_language,
         )
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / (CONFIG_FILE + ".tmp")
@@ -173,8 +210,15 @@ class KnowledgeBase:
         if not path.exists():
             known = ", ".join(self.names()) or "none yet"
             raise CollectionNotFoundError(f"no collection named {name!r}; collections: {known}")
-        config = CollectionConfig(**json.loads(path.read_text()))
+        stored = json.loads(path.read_text())
+        stored.setdefault("lexical_version", 1)
+        config = CollectionConfig(**stored)
         collection = Collection(folder, config)
+        if config.lexical_version != ANALYZER_VERSION:
+            rows = collection.reanalyze()
+            self.save_config(collection)
+            logger.info("collection %s: lexical terms of %d chunks re-analysed (analyzer v%d)",
+                        name, rows, ANALYZER_VERSION)  # fmt: skip
         self._open[name] = collection
         return collection
 

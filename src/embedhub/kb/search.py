@@ -5,14 +5,13 @@ filters, an optional reranker, and results that carry their citations."""
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from embedhub.errors import InvalidInputError
 from embedhub.kb.collection import Collection
-from embedhub.kb.lexical import analyze
+from embedhub.kb.lexical import DEFAULT_ANALYZER, Analyzer
 from embedhub.kb.store import Hit, SearchFilter
 from embedhub.models.base import Encoder
 
@@ -92,50 +91,28 @@ def weighted_fusion(rankings: dict[str, list[Hit]], weights: dict[str, float]) -
     return sorted(fused.values(), key=lambda hit: hit.score, reverse=True)
 
 
-_HAN_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002a6df"
-_HAN = re.compile(f"[{_HAN_RANGES}]")
-_WORD_CHAR = f"[^\\W_{_HAN_RANGES}]"  # a letter or digit of a spaced script (Han is unspaced)
-
-
-def _term_pattern(query: str) -> re.Pattern[str] | None:
-    """Whole query terms only: Latin-script (and other spaced-script) terms at word boundaries,
-    Chinese as jieba words of two or more characters (a lone character matches inside every
-    other word), longest first so a compound wins over its parts."""
-    terms = {term for term in analyze(query) if len(term) > 1}
-    if not terms:
-        return None
-    alternatives = []
-    for term in sorted(terms, key=len, reverse=True):
-        if _HAN.search(term):
-            alternatives.append(re.escape(term))
-        else:  # a letter or digit of a spaced script on either side means we are inside a word
-            alternatives.append(f"(?<!{_WORD_CHAR}){re.escape(term)}(?!{_WORD_CHAR})")
-    return re.compile("|".join(alternatives), re.IGNORECASE)
-
-
-def highlight(text: str, query: str, width: int = 280) -> str:
+def highlight(text: str, query: str, width: int = 280, analyzer: Analyzer = DEFAULT_ANALYZER) -> str:
     """An HTML-safe snippet around the densest run of query terms, terms wrapped in <mark>."""
-    pattern = _term_pattern(query)
-    if pattern is None:
-        return html.escape(text[:width]) + ("…" if len(text) > width else "")
-    matches = list(pattern.finditer(text))
-    if not matches:
+    spans = analyzer.marks(text, query)
+    if not spans:
         return html.escape(text[:width]) + ("…" if len(text) > width else "")
     best_start, best_count = 0, -1
-    for match in matches:
-        start = max(0, match.start() - width // 4)
-        count = sum(1 for m in matches if start <= m.start() < start + width)
+    for start, _ in spans:
+        window_start = max(0, start - width // 4)
+        count = sum(1 for other, _ in spans if window_start <= other < window_start + width)
         if count > best_count:
-            best_start, best_count = start, count
-    window = text[best_start : best_start + width]
-    parts, cursor = [], 0
-    for match in pattern.finditer(window):
-        parts.append(html.escape(window[cursor : match.start()]))
-        parts.append("<mark>" + html.escape(match.group()) + "</mark>")
-        cursor = match.end()
-    parts.append(html.escape(window[cursor:]))
+            best_start, best_count = window_start, count
+    window_end = best_start + width
+    parts, cursor = [], best_start
+    for start, end in spans:
+        if start < cursor or end > window_end:
+            continue
+        parts.append(html.escape(text[cursor:start]))
+        parts.append("<mark>" + html.escape(text[start:end]) + "</mark>")
+        cursor = end
+    parts.append(html.escape(text[cursor:window_end]))
     prefix = "…" if best_start > 0 else ""
-    suffix = "…" if best_start + width < len(text) else ""
+    suffix = "…" if window_end < len(text) else ""
     return prefix + "".join(parts) + suffix
 
 
@@ -148,6 +125,7 @@ class Searcher:
         self.collection = collection
         self.encoder = encoder
         self.reranker = reranker
+        self.analyzer = collection.config.analyzer
 
     def search(
         self,
@@ -172,7 +150,7 @@ class Searcher:
         if mode in ("dense", "hybrid"):
             rankings["dense"] = self._visible(self._dense(query, fetch, where), where)
         if mode in ("lexical", "hybrid"):
-            terms = " ".join(analyze(query))
+            terms = " ".join(self.analyzer.terms(query))
             rankings["lexical"] = self._visible(
                 self.collection.store.lexical_search(terms, fetch, where), where
             )
@@ -222,7 +200,7 @@ class Searcher:
             heading_path=list(row.heading_path),
             char_start=row.char_start,
             char_end=row.char_end,
-            snippet=highlight(row.text, query),
+            snippet=highlight(row.text, query, analyzer=self.analyzer),
             doc_id=row.doc_id,
             chunk_id=row.id,
             rank=rank,

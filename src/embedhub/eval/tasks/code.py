@@ -1,7 +1,8 @@
 """`code`: CoSQA natural-language query -> Python function search.
 
 Each query has one relevant function in a 6,267-function code base. Modes as in `retrieval`
-(dense with the model's code-search instruction on queries, BM25 over identifiers, hybrid);
+(dense with the model's code-search instruction on queries, BM25 over the knowledge base's
+analyzer, which splits identifiers into their parts, hybrid);
 MRR@10, nDCG@10 and Recall@k. CoSQA's labelled query/code pairs (cosqa-dev.json), when present,
 are also scored as pair classification.
 """
@@ -44,7 +45,6 @@ def run(ctx: EvalContext, options: CodeOptions) -> TaskResult:
             dataset,
             RetrievalOptions(modes=options.modes, depth=options.depth),
             task=Task.CODE,
-            analyzer="code",
         )
         try:
             result.records.extend(evaluate_modes(job, options.modes, CODE_METRICS, "code"))

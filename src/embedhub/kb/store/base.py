@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,6 +85,11 @@ class Store(ABC):
     @abstractmethod
     def lexical_search(self, terms: str, k: int, where: SearchFilter) -> list[Hit]:
         """BM25 over the analysed terms (whitespace-separated)."""
+
+    @abstractmethod
+    def rewrite_terms(self, terms_of: Callable[[str, tuple[str, ...]], str]) -> int:
+        """Recompute every row's analysed terms from its text and heading path (when the analyzer
+        changes: no re-embedding) and rebuild the full-text index; returns the rows rewritten."""
 
     @abstractmethod
     def count(self) -> int:

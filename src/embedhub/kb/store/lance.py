@@ -18,6 +18,7 @@ from embedhub.kb.store.base import ChunkRow, Hit, SearchFilter, Store
 
 TABLE = "chunks"
 REINDEX_EVERY = 2000  # unindexed rows tolerated before the full-text index is rebuilt
+REWRITE_BATCH = 4096  # rows whose terms are recomputed per commit when the analyzer changes
 
 
 def _quote(value: str) -> str:
@@ -127,23 +128,43 @@ class LanceStore(Store):
         records = query.select([*self._columns, "_distance"]).to_list()
         return self._rows(records, "_distance", lambda distance: 1.0 - distance)
 
-    def ensure_text_index(self) -> None:
+    def ensure_text_index(self, force: bool = False) -> None:
         """Build the BM25 index, or rebuild it once many rows were added since the last build."""
+        from lancedb.index import FTS
+
         rows = self.count()
-        if rows == 0 or (self._has_index and rows - self._indexed_rows < REINDEX_EVERY):
+        if rows == 0 or (not force and self._has_index and rows - self._indexed_rows < REINDEX_EVERY):
             return
-        self.table.create_fts_index(
+        self.table.create_index(
             "terms",
             replace=True,
-            base_tokenizer="whitespace",
-            lower_case=False,
-            stem=False,
-            remove_stop_words=False,
-            ascii_folding=False,
-            with_position=False,
+            config=FTS(
+                base_tokenizer="whitespace",
+                lower_case=False,
+                stem=False,
+                remove_stop_words=False,
+                ascii_folding=False,
+                with_position=False,
+            ),
         )
         self._has_index = True
         self._indexed_rows = rows
+
+    def rewrite_terms(self, terms_of) -> int:
+        rewritten = 0
+        batches = (
+            self.table.search().select(["id", "text", "heading_path"]).limit(None).to_batches(REWRITE_BATCH)
+        )
+        for batch in batches:
+            records = batch.to_pylist()
+            if not records:
+                continue
+            terms = [terms_of(record["text"], tuple(record["heading_path"] or ())) for record in records]
+            update = pa.table({"id": [record["id"] for record in records], "terms": terms})
+            self.table.merge_insert("id").when_matched_update_all().execute(update)
+            rewritten += len(records)
+        self.ensure_text_index(force=True)
+        return rewritten
 
     def lexical_search(self, terms: str, k: int, where: SearchFilter) -> list[Hit]:
         if not terms.strip() or self.count() == 0:
