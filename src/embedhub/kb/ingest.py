@@ -23,7 +23,7 @@ from embedhub.engine.cache import embed_through_cache
 from embedhub.errors import EmbedhubError
 from embedhub.kb.chunking import Chunk, iter_chunks
 from embedhub.kb.collection import Collection
-from embedhub.kb.lexical import index_text
+from embedhub.kb.lexical import chunk_terms
 from embedhub.kb.loaders import LoaderError, load_file, loader_for
 from embedhub.kb.loaders.base import detect_encoding
 from embedhub.kb.store import ChunkRow
@@ -287,7 +287,7 @@ class Ingestor:
                 path=str(document.path),
                 file_type=document.file_type,
                 text=chunk.text,
-                terms=index_text(chunk.embedding_text()),
+                terms=chunk_terms(chunk.text, chunk.heading_path, self.collection.config.analyzer),
                 char_start=chunk.char_start,
                 char_end=chunk.char_end,
                 page_start=chunk.page_start,
