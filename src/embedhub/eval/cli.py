@@ -1,16 +1,23 @@
 """`embedhub eval TASK ...` and `embedhub eval suite CONFIG.yaml`.
 
-Every task command takes the shared options (`--model` (repeatable), `--dimensions`, `--data`,
-`--out`, `--datasets`, `--limit`, `--seed`) and its own. `--data` is the data root holding the
-shared dataset folders (default ../shared/data, relative to the current directory) or one
-dataset in the task's layout (a BEIR folder, a pair file, a Tatoeba folder, ...). Nothing is
-downloaded; a task without data says which paths it looked at and exits with code 2.
+The task commands are built from the task definitions (eval/tasks/__init__.py), so a new task
+needs no code here: each takes the shared options the task reads (`--model` (repeatable),
+`--dimensions`, `--data`, `--out`, `--datasets`, `--limit`, `--seed`, `--split`, ...) and one
+option per field of its options dataclass. `--data` is the data root holding the shared dataset
+folders (default ../shared/data, relative to the current directory) or one dataset in the task's
+layout (a BEIR folder, a pair file, a Tatoeba folder, ...). Nothing is downloaded; a task without
+data says which paths it looked at and exits with code 2.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
+import types
+import typing
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +26,8 @@ import typer
 from typer.core import TyperGroup
 
 from embedhub.cli_support import user_errors
+from embedhub.eval.core import DEFAULT_ENCODE_BATCH
+from embedhub.eval.tasks import TASKS, TaskDef
 
 # typer may vendor its own copy of click: catch the usage error class it actually raises
 _USAGE_ERRORS = tuple(
@@ -33,8 +42,6 @@ class _TaskGroup(TyperGroup):
         try:
             return super().resolve_command(ctx, args)
         except _USAGE_ERRORS as error:
-            from embedhub.eval.tasks import TASKS
-
             message = error.message if error.message.endswith((".", "?")) else error.message + "."
             error.message = f"{message} Tasks: {', '.join(TASKS)} (and: list, suite)"
             raise
@@ -66,35 +73,52 @@ def _options(
     _chosen["backend"] = backend
 
 
-ModelOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--model", "-m", help="Registry name, folder or hub id; repeat for several (default: auto)."
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """A flag every task command may take; a task offers the ones it reads (`TaskDef.reads`)."""
+
+    annotation: Any
+    default: Any
+    help: str
+    declarations: tuple[str, ...] = ()
+
+    def parameter(self, name: str, help: str | None = None) -> inspect.Parameter:
+        option = typer.Option(*self.declarations, help=help or self.help)
+        return inspect.Parameter(
+            name, KEYWORD, annotation=Annotated[self.annotation, option], default=self.default
+        )
+
+
+_SHARED = {
+    "model": _Shared(
+        list[str] | None,
+        None,
+        "Registry name, folder or hub id; repeat for several (default: auto).",
+        ("--model", "-m"),
     ),
-]
-DimensionsOption = Annotated[int | None, typer.Option(help="Matryoshka size (default native).")]
-DataOption = Annotated[
-    Path, typer.Option(help="Data root with the dataset folders, or one dataset in the task's layout.")
-]
-OutOption = Annotated[Path | None, typer.Option(help="Report folder (default: eval-results/TASK).")]
-DatasetsOption = Annotated[
-    str | None, typer.Option(help="Comma-separated dataset names (default: all found).")
-]
-LimitOption = Annotated[int | None, typer.Option(help="Cap on queries / pairs / test items per dataset.")]
-SeedOption = Annotated[int, typer.Option(help="Seed for samples and splits.")]
-SplitOption = Annotated[
-    str | None, typer.Option(help="Split (default: test when present, else the only one).")
-]
-EncodeBatchOption = Annotated[int, typer.Option("--encode-batch", help="Texts per encoder call.")]
-ModesOption = Annotated[
-    str,
-    typer.Option(
-        help="Comma-separated modes: dense, lexical, hybrid (the raw encoder), "
-        "kb-dense, kb-lexical, kb-hybrid (through the knowledge base)."
+    "dimensions": _Shared(int | None, None, "Matryoshka size (default native)."),
+    "data": _Shared(
+        Path, DEFAULT_DATA, "Data root with the dataset folders, or one dataset in the task's layout."
     ),
-]
-NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+    "out": _Shared(Path | None, None, "Report folder (default: eval-results/TASK)."),
+    "datasets": _Shared(str | None, None, "Comma-separated dataset names (default: all found)."),
+    "limit": _Shared(int | None, None, "Cap on queries / pairs / test items per dataset."),
+    "seed": _Shared(int, 0, "Seed for samples and splits."),
+    "split": _Shared(str | None, None, "Split (default: test when present, else the only one)."),
+    # after the task's own flags:
+    "encode_batch": _Shared(int, DEFAULT_ENCODE_BATCH, "Texts per encoder call.", ("--encode-batch",)),
+    "no_plots": _Shared(bool, False, "Skip the PNG plots.", ("--no-plots",)),
+    "quiet": _Shared(bool, False, "No progress bars.", ("--quiet", "-q")),
+}
+#: offered by every task command, whatever the task reads
+_ALWAYS = ("model", "out", "no_plots", "quiet")
+_AFTER_OWN = ("encode_batch", "no_plots", "quiet")
+
+LimitOption = Annotated[int | None, typer.Option(help=_SHARED["limit"].help)]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help=_SHARED["quiet"].help)]
 
 
 class RichProgress:
@@ -173,15 +197,15 @@ def _single(
     task: str,
     options: dict[str, Any],
     *,
-    model: list[str] | None,
-    dimensions: int | None,
-    data: Path,
-    out: Path | None,
-    datasets: str | None,
-    limit: int | None,
-    seed: int,
+    model: list[str] | None = None,
+    dimensions: int | None = None,
+    data: Path = DEFAULT_DATA,
+    out: Path | None = None,
+    datasets: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
     split: str | None = None,
-    encode_batch: int = 64,
+    encode_batch: int = DEFAULT_ENCODE_BATCH,
     no_plots: bool = False,
     quiet: bool = False,
 ) -> None:
@@ -200,203 +224,76 @@ def _single(
         encode_batch=encode_batch,
         plots=not no_plots,
     )
-    _execute(plan, quiet, {"task": task, "options": {k: v for k, v in options.items() if v is not None}})
+    _execute(plan, quiet, {"task": task, "options": options})
 
 
-@app.command()
-@user_errors
-def retrieval(
-    model: ModelOption = None,
-    dimensions: DimensionsOption = None,
-    data: DataOption = DEFAULT_DATA,
-    out: OutOption = None,
-    datasets: DatasetsOption = None,
-    limit: LimitOption = None,
-    seed: SeedOption = 0,
-    split: SplitOption = None,
-    modes: ModesOption = "dense,lexical,hybrid",
-    depth: Annotated[int, typer.Option(help="Documents ranked per query.")] = 1000,
-    k1: Annotated[float, typer.Option(help="BM25 k1.")] = 0.9,
-    b: Annotated[float, typer.Option(help="BM25 b.")] = 0.4,
-    encode_batch: EncodeBatchOption = 64,
-    no_plots: NoPlotsOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """BEIR retrieval (corpus.jsonl, queries.jsonl, qrels/*.tsv): nDCG@10, Recall@100, MRR@10, MAP."""
-    _single(
-        "retrieval",
-        {"modes": modes, "depth": depth, "k1": k1, "b": b},
-        **_common(locals()),
-        split=split,
+def _flag(task: str, field: dataclasses.Field, hint: Any) -> inspect.Parameter:
+    """One option field as a flag: `--field-name`, its type, default and `help` metadata; a bool
+    is `--x/--no-x`, a tuple a comma-separated list (split by `make_options`, as in a suite)."""
+    flag = "--" + field.name.replace("_", "-")
+    if field.default is not dataclasses.MISSING:
+        default = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        default = ...  # required
+    value_type, optional = hint, False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        optional = len(members) < len(typing.get_args(hint))
+        value_type = members[0] if len(members) == 1 else hint  # X | Y: refused below
+    metavar = None
+    if typing.get_origin(value_type) is tuple:
+        (item, *_) = typing.get_args(value_type) or (str,)
+        value_type, metavar = str, f"<{item.__name__},...>"
+        if isinstance(default, tuple):
+            default = ",".join(str(part) for part in default) or None  # () -> unset
+            optional = optional or default is None
+    if value_type not in (bool, int, float, str, Path):
+        raise TypeError(
+            f"option {field.name} of eval task {task}: {hint} has no command-line form; use bool, int, "
+            "float, str, Path, tuple[X, ...] or one of them | None"
+        )
+    declaration = f"{flag}/--no-{flag[2:]}" if value_type is bool else flag
+    option = typer.Option(declaration, help=field.metadata.get("help", ""), metavar=metavar)
+    annotation = Annotated[value_type | None if optional else value_type, option]
+    return inspect.Parameter(field.name, KEYWORD, annotation=annotation, default=default)
+
+
+def _task_command(task: TaskDef) -> Callable[..., None]:
+    """`embedhub eval TASK`: the shared flags the task reads, then one flag per options field."""
+    hints = typing.get_type_hints(task.options)
+    own = [_flag(task.name, field, hints[field.name]) for field in dataclasses.fields(task.options)]
+    clash = sorted({parameter.name for parameter in own} & set(_SHARED))
+    if clash:
+        raise TypeError(f"eval task {task.name}: option(s) {', '.join(clash)} clash with shared flags")
+    offered = [name for name in _SHARED if name in _ALWAYS or name in task.reads]
+    shared = {name: _SHARED[name].parameter(name, task.shared_help.get(name)) for name in offered}
+
+    def command(**values: Any) -> None:
+        given = {parameter.name: values.pop(parameter.name) for parameter in own}
+        # an unset optional flag (None) leaves the field at its default
+        options = {name: value for name, value in given.items() if value is not None}
+        _single(task.name, options, **values)
+
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            *(p for name, p in shared.items() if name not in _AFTER_OWN),
+            *own,
+            *(p for name, p in shared.items() if name in _AFTER_OWN),
+        ]
     )
+    command.__name__ = task.name.replace("-", "_")
+    command.__doc__ = task.help or task.summary
+    return user_errors(command)
 
 
-@app.command()
-@user_errors
-def sts(
-    model: ModelOption = None,
-    dimensions: DimensionsOption = None,
-    data: DataOption = DEFAULT_DATA,
-    out: OutOption = None,
-    datasets: DatasetsOption = None,
-    limit: LimitOption = None,
-    seed: SeedOption = 0,
-    encode_batch: EncodeBatchOption = 64,
-    no_plots: NoPlotsOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """STS: Spearman of cosine vs gold scores (STS-B en/zh, Chinese STS-B, SICK, STS16)."""
-    _single("sts", {}, **_common(locals()))
+def _add_task_commands() -> None:
+    for task in TASKS.values():
+        app.command(task.name)(_task_command(task))
 
 
-@app.command()
-@user_errors
-def pairs(
-    model: ModelOption = None,
-    dimensions: DimensionsOption = None,
-    data: DataOption = DEFAULT_DATA,
-    out: OutOption = None,
-    datasets: DatasetsOption = None,
-    limit: LimitOption = None,
-    seed: SeedOption = 0,
-    encode_batch: EncodeBatchOption = 64,
-    no_plots: NoPlotsOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Pair classification (LCQMC, AFQMC, BUSTM, PAWS-X, TrecQA): Spearman, AP, accuracy, F1."""
-    _single("pairs", {}, **_common(locals()))
-
-
-@app.command()
-@user_errors
-def fewshot(
-    model: ModelOption = None,
-    dimensions: DimensionsOption = None,
-    data: DataOption = DEFAULT_DATA,
-    out: OutOption = None,
-    datasets: DatasetsOption = None,
-    limit: LimitOption = None,
-    seed: SeedOption = 0,
-    k: Annotated[str, typer.Option(help="Comma-separated examples per class.")] = "5,10,20,50",
-    seeds: Annotated[int, typer.Option(help="Random draws per k.")] = 5,
-    test_size: Annotated[int, typer.Option(help="Held-out items where one file must be split.")] = 2000,
-    c: Annotated[float, typer.Option("--c", help="Logistic regression C.")] = 1.0,
-    encode_batch: EncodeBatchOption = 64,
-    no_plots: NoPlotsOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Few-shot logistic regression (LCQMC pairs, TNEWS, AG News, EPRSTMT, BUSTM, IFLYTEK, CSLDCP)."""
-    _single("fewshot", {"k": k, "seeds": seeds, "test_size": test_size, "c": c}, **_common(locals()))
-
-
-@app.command()
-@user_errors
-def bitext(
-    model: ModelOption = None,
-    dimensions: DimensionsOption = None,
-    data: DataOption = DEFAULT_DATA,
-    out: OutOption = None,
-    datasets: Annotated[str | None, typer.Option(help="Comma-separated languages (e.g. cmn,deu).")] = None,
-    limit: LimitOption = None,
-    seed: SeedOption = 0,
-    encode_batch: EncodeBatchOption = 64,
-    no_plots: NoPlotsOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Tatoeba bitext mining: nearest-neighbour accuracy in both directions, per language."""
-    _single("bitext", {}, **_common(locals()))
-
-
-@app.command()
-@user_errors
-def code(
-    model: ModelOption = None,
-    dimensions: DimensionsOption = None,
-    data: DataOption = DEFAULT_DATA,
-    out: OutOption = None,
-    limit: LimitOption = None,
-    seed: SeedOption = 0,
-    split: SplitOption = None,
-    modes: ModesOption = "dense,lexical,hybrid",
-    encode_batch: EncodeBatchOption = 64,
-    no_plots: NoPlotsOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """CoSQA code search (query -> Python function): MRR@10, nDCG@10, Recall@k."""
-    _single("code", {"modes": modes}, **_common(locals(), datasets=None), split=split)
-
-
-@app.command("long-context")
-@user_errors
-def long_context(
-    model: ModelOption = None,
-    dimensions: DimensionsOption = None,
-    data: DataOption = DEFAULT_DATA,
-    out: OutOption = None,
-    datasets: Annotated[
-        str | None, typer.Option(help="Comma-separated name parts to select documents (e.g. rfc3986,laws).")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(help="Documents at most.")] = None,
-    seed: SeedOption = 0,
-    segment_tokens: Annotated[int, typer.Option(help="Segment size (capped at the model's limit).")] = 4096,
-    whole_max_tokens: Annotated[
-        int | None, typer.Option(help="Cap on the whole-document input (default: the model's limit).")
-    ] = None,
-    encode_batch: EncodeBatchOption = 64,
-    no_plots: NoPlotsOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Long documents: whole-document vs each segment's vector, by position."""
-    options = {"segment_tokens": segment_tokens, "whole_max_tokens": whole_max_tokens}
-    _single("long-context", options, **_common(locals()))
-
-
-@app.command()
-@user_errors
-def mrl(
-    model: ModelOption = None,
-    data: DataOption = DEFAULT_DATA,
-    out: OutOption = None,
-    datasets: DatasetsOption = None,
-    limit: LimitOption = None,
-    seed: SeedOption = 0,
-    split: SplitOption = None,
-    metric: Annotated[
-        str, typer.Option(help="retrieval (nDCG@10, SciFact) or sts (Spearman, STS-B).")
-    ] = "retrieval",
-    dims: Annotated[
-        str | None, typer.Option(help="Comma-separated sizes (default: 32, 64, .., native).")
-    ] = None,
-    encode_batch: EncodeBatchOption = 64,
-    no_plots: NoPlotsOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Matryoshka sizes: a retrieval or STS metric and the index size per size."""
-    options: dict[str, Any] = {"metric": metric}
-    if dims:
-        options["dims"] = dims
-    _single("mrl", options, **_common(locals(), dimensions=None), split=split)
-
-
-@app.command()
-@user_errors
-def throughput(
-    model: ModelOption = None,
-    dimensions: DimensionsOption = None,
-    out: OutOption = None,
-    lengths: Annotated[str, typer.Option(help="Comma-separated input lengths in tokens.")] = "128,512,2048",
-    batch_size: Annotated[int, typer.Option(help="Inputs per batch.")] = 8,
-    batches: Annotated[int, typer.Option(help="Timed batches per length.")] = 2,
-    no_plots: NoPlotsOption = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Speed: docs/s and tokens/s at fixed input lengths for the backend and batch size, memory."""
-    options = {"lengths": lengths, "batch_size": batch_size, "batches": batches}
-    _single(
-        "throughput",
-        options,
-        **_common(locals(), data=DEFAULT_DATA, datasets=None, limit=None, seed=0, encode_batch=64),
-    )
+_add_task_commands()
 
 
 @app.command()
@@ -429,27 +326,5 @@ def suite(
 @app.command("list")
 def list_tasks() -> None:
     """The tasks and what each measures."""
-    from embedhub.eval.tasks import TASKS
-
     for task in TASKS.values():
         typer.echo(f"{task.name:<14} {task.summary}")
-
-
-_COMMON = (
-    "model",
-    "dimensions",
-    "data",
-    "out",
-    "datasets",
-    "limit",
-    "seed",
-    "encode_batch",
-    "no_plots",
-    "quiet",
-)
-
-
-def _common(values: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    picked = {key: values[key] for key in _COMMON if key in values}
-    picked.update(overrides)
-    return picked

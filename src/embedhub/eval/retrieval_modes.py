@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,18 +29,26 @@ from embedhub.eval.metrics import reciprocal_rank_fusion, top_k_indices
 from embedhub.models.spec import Task
 
 Rankings = dict[str, list[str]]
+MODES_HELP = (
+    "Comma-separated modes: dense, lexical, hybrid (the raw encoder), "
+    "kb-dense, kb-lexical, kb-hybrid (through the knowledge base)."
+)
 
 
 @dataclass
 class RetrievalOptions:
-    """Options of the retrieval task."""
+    """Options of the retrieval task (each field is a flag of `embedhub eval retrieval`)."""
 
-    modes: tuple[str, ...] = ("dense", "lexical", "hybrid")
-    #: documents ranked per query (MAP is computed over this depth)
-    depth: int = 1000
-    k1: float = BM25_K1
-    b: float = BM25_B
-    rrf_k: int = 60
+    modes: tuple[str, ...] = field(
+        default=("dense", "lexical", "hybrid"),
+        metadata={"help": MODES_HELP},
+    )
+    depth: int = field(
+        default=1000, metadata={"help": "Documents ranked per query (MAP is computed over them)."}
+    )
+    k1: float = field(default=BM25_K1, metadata={"help": "BM25 k1 (the knowledge base's index: 1.2)."})
+    b: float = field(default=BM25_B, metadata={"help": "BM25 b (the knowledge base's index: 0.75)."})
+    rrf_k: int = field(default=60, metadata={"help": "k of reciprocal rank fusion (hybrid modes)."})
 
 
 class RetrievalJob:

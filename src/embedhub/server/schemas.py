@@ -1,8 +1,10 @@
-"""Request and response shapes of the OpenAI embeddings API, plus embedhub's optional extensions.
+"""Request and response shapes of the OpenAI embeddings API (with embedhub's optional extensions)
+and of the knowledge-base API.
 
 Only the request is a pydantic model (validation, OpenAPI); responses are documented models but
 serialised directly with orjson, since building thousands of float objects through pydantic
-dominates the cost of a small-model request.
+dominates the cost of a small-model request. The knowledge-base responses (at the end) are the
+routes' `response_model`s: small objects, serialised through them.
 """
 
 from __future__ import annotations
@@ -237,3 +239,175 @@ class SearchRequest(BaseModel):
     file_types: list[str] = Field(default_factory=list)
     page_min: int | None = Field(default=None, ge=1)
     page_max: int | None = Field(default=None, ge=1)
+
+
+# Responses of the knowledge-base routes. Each mirrors what the route returns (a collection's
+# config and totals, a job, a manifest record, a search result, plus the fields the route adds), so
+# the OpenAPI document describes the API; tests/test_openapi.py checks they keep every field of
+# the kb dataclasses they mirror.
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    model: str = Field(description="The served model name the collection embeds with.")
+    model_reference: str = Field(description="How the model was referenced when the collection was made.")
+    dimensions: int = Field(description="Stored vector size (MRL: at most native_dimensions).")
+    native_dimensions: int
+    instruction: str | None = Field(description="Query instruction (instruction-aware models).")
+    store: str = Field(description="Vector store backend.")
+    store_folder: str
+    chunk_tokens: int
+    chunk_overlap: int
+    created_at: float = Field(description="Unix time.")
+    description: str
+    documents: int = Field(description="Documents in the manifest (any status).")
+    done: int = Field(description="Documents ingested.")
+    failed: int = Field(description="Documents whose ingestion failed.")
+    chunks: int
+    tokens: int
+    stored_chunks: int = Field(description="Chunks in the vector store.")
+    folder: str = Field(description="The collection's folder on the server.")
+
+
+class CollectionList(BaseModel):
+    data: list[CollectionInfo]
+
+
+class CollectionDropped(BaseModel):
+    dropped: str = Field(description="The dropped collection's name.")
+
+
+class JobInfo(BaseModel):
+    id: str
+    collection: str
+    path: str = Field(description="The file on the server.")
+    name: str
+    status: str = Field(
+        description="queued, parsing, embedding (active); done, failed, cancelled (finished)."
+    )
+    error: str | None
+    chunks: int
+    tokens: int
+    progress: float = Field(description="Share of the document embedded (0..1); 1 when done.")
+    outcome: str | None = Field(
+        description="What ingestion did with the file once finished: added, updated, skipped (unchanged), "
+        "failed, ..."
+    )
+    created_at: float = Field(description="Unix time.")
+    updated_at: float = Field(description="Unix time.")
+    sequence: int = Field(description="Increases with every change of any job (the event stream's id).")
+    attempts: int
+    cancel_requested: bool = Field(description="A cancel was asked for and the job is rolling back.")
+    resumed: int = Field(description="Times the job was re-queued after a server restart.")
+
+
+class JobList(BaseModel):
+    data: list[JobInfo]
+
+
+class UploadedJob(JobInfo):
+    """The job of one uploaded file, and where the file went."""
+
+    filename: str = Field(description="The filename as uploaded.")
+    stored_as: str = Field(description="Path under the collection's uploads/ folder.")
+    renamed_from: str | None = Field(description="Set when a different document already had that path.")
+    replaced: bool
+    identical: bool = Field(description="Same content as the document already there: no duplicate.")
+
+
+class RejectedUpload(BaseModel):
+    filename: str
+    error: str
+    status: int = Field(description="The HTTP status this file alone would have got.")
+
+
+class UploadResult(BaseModel):
+    jobs: list[UploadedJob]
+    rejected: list[RejectedUpload]
+
+
+class RefusedPath(BaseModel):
+    path: str
+    error: str
+
+
+class FolderResult(BaseModel):
+    jobs: list[JobInfo]
+    unsupported: list[str] = Field(description="Files skipped: no loader for their type.")
+    refused: list[RefusedPath] = Field(description="Files reached through a symlink leading outside.")
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    path: str
+    file_type: str | None
+    file_hash: str | None
+    size: int | None
+    generation: int | None
+    chunks: int
+    tokens: int
+    pages: int | None
+    title: str | None
+    status: str
+    error: str | None
+    updated_at: float | None
+    encoding: str | None = Field(
+        description="Text encoding the file was read with (null: binary format or not recorded)."
+    )
+    name: str = Field(description="The file name.")
+    relative_path: str = Field(description="Path under uploads/ for an uploaded file, else the full path.")
+
+
+class DocumentList(BaseModel):
+    data: list[DocumentInfo]
+
+
+class ChunkInfo(BaseModel):
+    id: str
+    index: int
+    text: str
+    page_start: int | None
+    page_end: int | None
+    heading_path: list[str]
+    char_start: int
+    char_end: int
+
+
+class DocumentDetail(DocumentInfo):
+    chunks: list[ChunkInfo] = Field(description="The document's chunks, in order.")  # type: ignore[assignment]
+
+
+class DocumentDeleted(BaseModel):
+    deleted: str = Field(description="The deleted document's id.")
+
+
+class SearchHit(BaseModel):
+    text: str
+    score: float = Field(description="The fused (or reranked) score; compare ranks, not scores.")
+    retrievers: list[str] = Field(description="Which retrievers found the chunk (dense, lexical).")
+    path: str
+    file_type: str
+    page_start: int | None
+    page_end: int | None
+    heading_path: list[str]
+    char_start: int
+    char_end: int
+    snippet: str = Field(description="HTML-escaped excerpt with <mark> around matched terms.")
+    doc_id: str
+    chunk_id: str
+    rank: int = Field(description="1 for the best result.")
+    name: str
+    relative_path: str
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchHit]
+
+
+class LoaderInfo(BaseModel):
+    name: str
+    extensions: list[str]
+
+
+class LoaderList(BaseModel):
+    data: list[LoaderInfo]

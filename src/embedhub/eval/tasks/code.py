@@ -9,12 +9,12 @@ are also scored as pair classification.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from embedhub.eval.core import Curve, EvalContext, Record, TaskResult, timed
 from embedhub.eval.datasets import DataMissingError, read_cosqa, read_cosqa_pairs
 from embedhub.eval.metrics import ir_metrics
-from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions, get_mode
+from embedhub.eval.retrieval_modes import MODES_HELP, RetrievalJob, RetrievalOptions, get_mode
 from embedhub.eval.tasks.pairs import pair_cosines, pair_metrics
 from embedhub.eval.tasks.retrieval import evaluate_modes
 from embedhub.models.spec import Task
@@ -25,10 +25,13 @@ CURVE_KS = (1, 2, 5, 10, 20, 50, 100)
 
 @dataclass
 class CodeOptions:
-    """Options of the code task."""
+    """Options of the code task (each field is a flag of `embedhub eval code`)."""
 
-    modes: tuple[str, ...] = ("dense", "lexical", "hybrid")
-    depth: int = 1000
+    modes: tuple[str, ...] = field(
+        default=("dense", "lexical", "hybrid"),
+        metadata={"help": MODES_HELP},
+    )
+    depth: int = field(default=1000, metadata={"help": "Functions ranked per query."})
 
 
 def run(ctx: EvalContext, options: CodeOptions) -> TaskResult:

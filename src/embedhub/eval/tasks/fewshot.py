@@ -15,7 +15,7 @@ as the test set and draws shots from the rest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -38,14 +38,19 @@ from embedhub.models.spec import Task
 
 @dataclass
 class FewshotOptions:
-    """Options of the few-shot task."""
+    """Options of the few-shot task (each field is a flag of `embedhub eval fewshot`)."""
 
-    k: tuple[int, ...] = (5, 10, 20, 50)
-    seeds: int = 5
-    #: held-out test items for datasets with a single labelled file (LCQMC, AG News)
-    test_size: int = 2000
-    #: inverse regularisation strength of the logistic regression
-    c: float = 1.0
+    k: tuple[int, ...] = field(
+        default=(5, 10, 20, 50), metadata={"help": "Comma-separated examples per class."}
+    )
+    seeds: int = field(default=5, metadata={"help": "Random draws per k."})
+    test_size: int = field(
+        default=2000,
+        metadata={"help": "Held-out items where one file must be split (LCQMC, AG News)."},
+    )
+    c: float = field(
+        default=1.0, metadata={"help": "Logistic regression C (inverse regularisation strength)."}
+    )
 
 
 def _read_lcqmc(path: Path, test_size: int, seed: int) -> ClassificationSet:

@@ -16,7 +16,7 @@ says so. For a model with a 256-token limit that vector is essentially the first
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +31,15 @@ COLLECTIONS = ("long-docs-en", "long-docs-zh")
 
 @dataclass
 class LongContextOptions:
-    """Options of the long-context task."""
+    """Options of the long-context task (each field is a flag of `embedhub eval long-context`)."""
 
-    segment_tokens: int = 4096
-    #: cap on the whole-document input (default: the model's own limit)
-    whole_max_tokens: int | None = None
+    segment_tokens: int = field(
+        default=4096, metadata={"help": "Segment size (capped at the model's limit)."}
+    )
+    whole_max_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Cap on the whole-document input (default: the model's limit)."},
+    )
 
 
 def load_documents(ctx: EvalContext) -> tuple[list[LongDocument], list[str]]:

@@ -13,7 +13,7 @@ is corpus documents (retrieval) or distinct sentences (sts) x k x 4 bytes (float
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from embedhub.errors import EmbedhubError
 from embedhub.eval.core import Curve, EvalContext, Record, TaskResult, timed, truncate_normalise
@@ -28,10 +28,14 @@ MIB = 1024 * 1024
 
 @dataclass
 class MrlOptions:
-    """Options of the MRL task."""
+    """Options of the MRL task (each field is a flag of `embedhub eval mrl`)."""
 
-    metric: str = "retrieval"
-    dims: tuple[int, ...] = ()
+    metric: str = field(
+        default="retrieval", metadata={"help": "retrieval (nDCG@10, SciFact) or sts (Spearman, STS-B)."}
+    )
+    dims: tuple[int, ...] = field(
+        default=(), metadata={"help": "Comma-separated sizes (default: 32, 64, .., native)."}
+    )
 
 
 def mrl_dims(native: int, minimum: int = 32, requested: tuple[int, ...] = ()) -> list[int]:

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from embedhub.eval.core import Curve, EvalContext, Record, TaskResult, timed
 
@@ -31,11 +31,13 @@ FILLER = (
 
 @dataclass
 class ThroughputOptions:
-    """Options of the throughput task."""
+    """Options of the throughput task (each field is a flag of `embedhub eval throughput`)."""
 
-    lengths: tuple[int, ...] = (128, 512, 2048)
-    batch_size: int = 8
-    batches: int = 2
+    lengths: tuple[int, ...] = field(
+        default=(128, 512, 2048), metadata={"help": "Comma-separated input lengths in tokens."}
+    )
+    batch_size: int = field(default=8, metadata={"help": "Inputs per batch."})
+    batches: int = field(default=2, metadata={"help": "Timed batches per length."})
 
 
 def _rss() -> int:

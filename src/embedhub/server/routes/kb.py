@@ -31,17 +31,33 @@ from embedhub.kb.uploads import (
 )
 from embedhub.server.deps import AUTH, JobsDep, KnowledgeBaseDep, ReadyHubDep, SettingsDep
 from embedhub.server.errors import ERRORS_DOC, ApiError, status_of
-from embedhub.server.schemas import CollectionCreate, FolderRequest, SearchRequest
+from embedhub.server.schemas import (
+    CollectionCreate,
+    CollectionDropped,
+    CollectionInfo,
+    CollectionList,
+    DocumentDeleted,
+    DocumentDetail,
+    DocumentList,
+    FolderRequest,
+    FolderResult,
+    JobInfo,
+    JobList,
+    LoaderList,
+    SearchRequest,
+    SearchResponse,
+    UploadResult,
+)
 
 router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["knowledge base"], responses=ERRORS_DOC)
 
 
-@router.get("/collections")
+@router.get("/collections", response_model=CollectionList)
 async def list_collections(kb: KnowledgeBaseDep) -> dict:
     return {"data": [kb.get(name).info() for name in kb.names()]}
 
 
-@router.post("/collections", status_code=201)
+@router.post("/collections", status_code=201, response_model=CollectionInfo)
 async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: ReadyHubDep) -> dict:
     service = hub.get(body.model) if body.model else hub.services[hub.names()[0]]
     collection = await asyncio.to_thread(
@@ -57,12 +73,12 @@ async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: R
     return collection.info()
 
 
-@router.get("/collections/{name}")
+@router.get("/collections/{name}", response_model=CollectionInfo)
 async def get_collection(name: str, kb: KnowledgeBaseDep) -> dict:
     return kb.get(name).info()
 
 
-@router.delete("/collections/{name}")
+@router.delete("/collections/{name}", response_model=CollectionDropped)
 async def drop_collection(name: str, kb: KnowledgeBaseDep, jobs: JobsDep) -> dict:
     """Cancel the collection's jobs (waiting for running ones to roll back), then drop it."""
     kb.get(name)
@@ -72,7 +88,7 @@ async def drop_collection(name: str, kb: KnowledgeBaseDep, jobs: JobsDep) -> dic
     return {"dropped": name}
 
 
-@router.post("/collections/{name}/files", status_code=202)
+@router.post("/collections/{name}/files", status_code=202, response_model=UploadResult)
 async def upload_files(
     name: str,
     kb: KnowledgeBaseDep,
@@ -115,7 +131,7 @@ async def upload_files(
     return {"jobs": accepted, "rejected": rejected}
 
 
-@router.post("/collections/{name}/folders", status_code=202)
+@router.post("/collections/{name}/folders", status_code=202, response_model=FolderResult)
 async def register_folder(name: str, body: FolderRequest, kb: KnowledgeBaseDep, jobs: JobsDep,
                           settings: SettingsDep, hub: ReadyHubDep) -> dict:  # fmt: skip
     """Queue a job for every supported file under a folder on the server (within the allowed
@@ -141,17 +157,17 @@ async def register_folder(name: str, body: FolderRequest, kb: KnowledgeBaseDep, 
     }
 
 
-@router.get("/collections/{name}/jobs")
+@router.get("/collections/{name}/jobs", response_model=JobList)
 async def list_jobs(name: str, jobs: JobsDep) -> dict:
     return {"data": [job.to_dict() for job in jobs.list(name)]}
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=JobInfo)
 async def get_job(job_id: str, jobs: JobsDep) -> dict:
     return jobs.get(job_id).to_dict()
 
 
-@router.post("/jobs/{job_id}/cancel")
+@router.post("/jobs/{job_id}/cancel", response_model=JobInfo)
 async def cancel_job(job_id: str, jobs: JobsDep) -> dict:
     """Cancel a queued or running job. A running one stops at its next batch and rolls back; the
     answer comes once it has (or after 10 s, with `cancel_requested` true and the job still
@@ -161,12 +177,22 @@ async def cancel_job(job_id: str, jobs: JobsDep) -> dict:
     return job.to_dict()
 
 
-@router.post("/jobs/{job_id}/retry")
+@router.post("/jobs/{job_id}/retry", response_model=JobInfo)
 async def retry_job(job_id: str, jobs: JobsDep) -> dict:
     return jobs.retry(job_id).to_dict()
 
 
-@router.get("/collections/{name}/events")
+@router.get(
+    "/collections/{name}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "`event: job` messages whose `data` is a job (JobInfo) as JSON; "
+            "`: keep-alive` comments every 15 s.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def job_events(name: str, request: Request, jobs: JobsDep, kb: KnowledgeBaseDep) -> StreamingResponse:
     """Server-Sent Events: one `job` event per change of a job of this collection."""
     kb.get(name)
@@ -202,7 +228,7 @@ def _server_stopping(request: Request) -> bool:
     return bool(getattr(server, "should_exit", False))
 
 
-@router.get("/collections/{name}/documents")
+@router.get("/collections/{name}/documents", response_model=DocumentList)
 async def list_documents(name: str, kb: KnowledgeBaseDep) -> dict:
     collection = kb.get(name)
     records = collection.manifest.documents()
@@ -226,7 +252,7 @@ def _document(kb: KnowledgeBase, name: str, doc_id: str):
     return collection, record
 
 
-@router.get("/collections/{name}/documents/{doc_id}")
+@router.get("/collections/{name}/documents/{doc_id}", response_model=DocumentDetail)
 async def get_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
     collection, record = _document(kb, name, doc_id)
     rows = await asyncio.to_thread(collection.store.rows_of, doc_id)
@@ -252,7 +278,7 @@ async def get_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
     }
 
 
-@router.delete("/collections/{name}/documents/{doc_id}")
+@router.delete("/collections/{name}/documents/{doc_id}", response_model=DocumentDeleted)
 async def delete_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
     collection, record = _document(kb, name, doc_id)
     await asyncio.to_thread(remove_documents, collection, [doc_id])
@@ -260,7 +286,16 @@ async def delete_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
     return {"deleted": doc_id}
 
 
-@router.get("/collections/{name}/documents/{doc_id}/file")
+@router.get(
+    "/collections/{name}/documents/{doc_id}/file",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The original file, as an attachment (its media type guessed from the name).",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def document_file(name: str, doc_id: str, kb: KnowledgeBaseDep, settings: SettingsDep) -> FileResponse:
     collection, record = _document(kb, name, doc_id)
     path = Path(record.path)
@@ -270,7 +305,16 @@ async def document_file(name: str, doc_id: str, kb: KnowledgeBaseDep, settings: 
     return FileResponse(path, filename=path.name)
 
 
-@router.get("/collections/{name}/documents/{doc_id}/pages/{page}.png")
+@router.get(
+    "/collections/{name}/documents/{doc_id}/pages/{page}.png",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The page as a PNG image.",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def document_page(
     name: str, doc_id: str, page: int, kb: KnowledgeBaseDep, settings: SettingsDep
 ) -> Response:
@@ -284,7 +328,7 @@ async def document_page(
     return Response(await asyncio.to_thread(render_page, Path(record.path), page), media_type="image/png")
 
 
-@router.post("/collections/{name}/search")
+@router.post("/collections/{name}/search", response_model=SearchResponse)
 async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: ReadyHubDep) -> dict:
     collection = kb.get(name)
     # the query's forward pass goes through the model's queue and cache (429 when it is full)
@@ -306,6 +350,6 @@ async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: Read
     }
 
 
-@router.get("/loaders")
+@router.get("/loaders", response_model=LoaderList)
 async def loaders() -> dict:
     return {"data": [{"name": l.name, "extensions": list(l.extensions)} for l in LOADERS.values()]}  # noqa: E741
