@@ -67,6 +67,15 @@ def test_collection_upload_search_documents(api, tmp_path):
     hybrid = api.post("/v1/collections/papers/search", json={"query": "markdown", "file_types": ["markdown"]})
     assert hybrid.status_code == 200 and all(r["file_type"] == "markdown" for r in hybrid.json()["results"])
     assert api.post("/v1/collections/papers/search", json={"query": ""}).status_code == 422
+    dense = {"query": "quantum", "mode": "dense", "k": 20}
+    every = api.post("/v1/collections/papers/search", json=dense)
+    distinct = api.post("/v1/collections/papers/search", json={**dense, "per_document": 1}).json()["results"]
+    assert len(every.json()["results"]) > len(distinct) == 3  # three documents, the pdf has two pages
+    assert len({r["doc_id"] for r in distinct}) == 3
+    rrf = api.post("/v1/collections/papers/search", json={"query": "quantum", "fusion": "rrf"})
+    assert rrf.status_code == 200 and rrf.json()["results"]
+    too_heavy = api.post("/v1/collections/papers/search", json={"query": "q", "dense_weight": 2})
+    assert too_heavy.status_code == 422
 
     documents = api.get("/v1/collections/papers/documents").json()["data"]
     assert {d["name"] for d in documents} == {"paper.pdf", "notes.docx", "readme.md"}

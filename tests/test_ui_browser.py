@@ -83,6 +83,16 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         assert "found by" in where and "keyword" in where and "score" not in where
         assert "score" in first.locator(".found-by").get_attribute("title")
         assert "q=" in page.url and "mode=hybrid" in page.url  # the search is in the URL
+        chunks_before = page.locator(".result").count()
+        page.check("input[name=per_document]")
+        page.click("button:has-text('Search')")
+        page.wait_for_function("location.hash.includes('per_document=1')")
+        page.wait_for_function(f"document.querySelectorAll('.result').length < {chunks_before}")
+        names = [link.get_attribute("title") for link in page.locator(".result a.open").all()]
+        assert len(names) == len(set(names)) == 2, names  # each of the two documents once
+        page.uncheck("input[name=per_document]")
+        page.click("button:has-text('Search')")
+        page.wait_for_function(f"document.querySelectorAll('.result').length === {chunks_before}")
 
         first.locator("a.open").click()
         page.wait_for_selector("#document-text mark.cited")

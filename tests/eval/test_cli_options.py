@@ -57,9 +57,9 @@ def test_flags_reach_the_options_object(captured):
     _, _, options = captured("code", "--depth", "50", "--modes", "dense,lexical")
     assert options.depth == 50 and options.modes == ("dense", "lexical")
     plan, task, options = captured(
-        "retrieval", "--rrf-k", "30", "--k1", "1.2", "--split", "train", "--limit", "7", "-m", "a", "-m", "b"
+        "retrieval", "--rrf-k", "30", "--k1", "1.5", "--split", "train", "--limit", "7", "-m", "a", "-m", "b"
     )
-    assert (options.rrf_k, options.k1, options.b, options.depth) == (30, 1.2, 0.4, 1000)
+    assert (options.rrf_k, options.k1, options.b, options.depth) == (30, 1.5, 0.75, 1000)
     assert (task.split, plan.limit, plan.models) == ("train", 7, ["a", "b"])
     _, task, options = captured("fewshot", "--k", "5,10", "--c", "0.5", "--datasets", "tnews,agnews")
     assert options.k == (5, 10) and options.c == 0.5 and options.seeds == 5

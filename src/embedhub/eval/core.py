@@ -22,10 +22,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from embedhub.engine.cache import EmbeddingCache, look_up
 from embedhub.models.base import Encoder, finish
 from embedhub.models.spec import InputKind, Task
 
 DEFAULT_ENCODE_BATCH = 64
+EVAL_CACHE_BYTES = 4 << 30  # in memory: a corpus of 100k documents at 4096 dims is 1.6 GiB
 
 
 class ProgressSink(Protocol):
@@ -172,22 +174,6 @@ class ModelInfo:
         return dict(self.__dict__)
 
 
-class EmbeddingCache:
-    """Native-size, normalised vectors by (kind, instruction, truncate, text) for one encoder."""
-
-    def __init__(self) -> None:
-        self._vectors: dict[tuple[str, str | None, bool, str], np.ndarray] = {}
-
-    def get(self, key: tuple[str, str | None, bool, str]) -> np.ndarray | None:
-        return self._vectors.get(key)
-
-    def put(self, key: tuple[str, str | None, bool, str], vector: np.ndarray) -> None:
-        self._vectors[key] = vector
-
-    def __len__(self) -> int:
-        return len(self._vectors)
-
-
 @dataclass
 class EvalContext:
     """One model and the options every task shares."""
@@ -201,13 +187,21 @@ class EvalContext:
     datasets: tuple[str, ...] = ()
     split: str | None = None
     progress: ProgressSink = field(default_factory=NullProgress)
-    cache: EmbeddingCache = field(default_factory=EmbeddingCache)
+    #: the engine's cache (raw vectors by model and exact input ids): each text is encoded once per
+    #: run across tasks, and with a file (`use_cache_file`) across runs and the
+    #: knowledge-base modes' throw-away collections too
+    cache: EmbeddingCache = field(default_factory=lambda: EmbeddingCache(EVAL_CACHE_BYTES))
     #: texts that were blank and got a zero vector (they can never be retrieved)
     blank_texts: int = 0
 
     def __post_init__(self) -> None:
         # Validate once, up front: a wrong size is an error before any work is done.
         self.encoder.spec.check_dimensions(self.dimensions)
+
+    def use_cache_file(self, path: Path) -> None:
+        """Keep vectors in a SQLite file: a second run (or another script) on the same model and
+        texts encodes nothing again."""
+        self.cache = EmbeddingCache(EVAL_CACHE_BYTES, path)
 
     @property
     def model(self) -> str:
@@ -254,32 +248,31 @@ class EvalContext:
         truncate: bool,
         description: str,
     ) -> np.ndarray:
-        dims = self.encoder.native_dims
-        out = np.zeros((len(texts), dims), dtype=np.float32)
+        out = np.zeros((len(texts), self.encoder.native_dims), dtype=np.float32)
         todo: dict[str, list[int]] = {}
         for index, text in enumerate(texts):
             if not text or not text.strip():
                 self.blank_texts += 1
                 continue
-            cached = self.cache.get((kind.value, instruction, truncate, text))
-            if cached is not None:
-                out[index] = cached
-            else:
-                todo.setdefault(text, []).append(index)
+            todo.setdefault(text, []).append(index)
         if not todo:
             return out
+        unique = list(todo)
+        inputs = self.encoder.tokenize(unique, kind=kind, instruction=instruction, truncate=truncate)
+        batch = look_up(self.cache, self.model, self.encoder.native_dims, inputs)
         # Longest first and in similar-length chunks, so each encoder call pads little.
-        unique = sorted(todo, key=len, reverse=True)
-        with self.progress.track(f"{description} ({self.model})", len(unique)) as advance:
-            for start in range(0, len(unique), self.encode_batch):
-                chunk = unique[start : start + self.encode_batch]
-                vectors = self.encoder.encode(
-                    chunk, kind=kind, instruction=instruction, truncate=truncate
-                ).vectors
-                for text, vector in zip(chunk, vectors, strict=True):
-                    self.cache.put((kind.value, instruction, truncate, text), vector)
-                    out[todo[text]] = vector
-                advance(len(chunk))
+        missing = sorted(batch.missing, key=lambda index: len(inputs[index]), reverse=True)
+        computed = np.zeros((len(missing), self.encoder.native_dims), dtype=np.float32)
+        with self.progress.track(f"{description} ({self.model})", len(missing)) as advance:
+            for start in range(0, len(missing), self.encode_batch):
+                part = missing[start : start + self.encode_batch]
+                computed[start : start + len(part)] = self.encoder.embed_token_ids([inputs[i] for i in part])
+                advance(len(part))
+        order = np.argsort(missing) if missing else np.zeros(0, dtype=int)
+        batch.missing = sorted(missing)
+        vectors = finish(batch.complete(computed[order]), None, normalize=True)
+        for text, vector in zip(unique, vectors, strict=True):
+            out[todo[text]] = vector
         return out
 
 

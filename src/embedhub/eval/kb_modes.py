@@ -4,7 +4,8 @@ Why: the raw-encoder modes measure the model; these measure what a user of `embe
 with chunking, the heading path embedded with each chunk, LanceDB, the lexical analyzer and the
 fusion. Each corpus document becomes one Markdown file (`# title` when the corpus has titles,
 then the text) ingested like any user folder into a throw-away collection; chunk hits are
-collapsed to their documents (first occurrence) before scoring. The collection is built once per
+collapsed to their documents by the search itself (`per_document=1`: a document ranks by its best
+chunk, as a user sees it with that option). The collection is built once per
 dataset and model and shared by the three modes.
 
 A search ranks at most `CHUNKS_PER_QUERY` chunks, so Recall@100 and MAP see only the documents
@@ -48,7 +49,7 @@ class KnowledgeBaseRun:
             path = files / f"{index:07d}.md"
             path.write_text((f"# {title}\n\n" if title else "") + body + "\n", encoding="utf-8")
             self.document_of_path[str(path.resolve())] = doc_id
-        knowledge_base = KnowledgeBase(Settings(home=self.work / "home"))
+        knowledge_base = KnowledgeBase(Settings(home=self.work / "home"), cache=job.ctx.cache)
         collection = knowledge_base.create(
             "eval", encoder, model_reference=encoder.spec.name, dimensions=job.ctx.dimensions
         )
@@ -72,12 +73,9 @@ class KnowledgeBaseRun:
                 ranked: list[str] = []
                 if text.strip():
                     hits = self.searcher.search(
-                        text, k=CHUNKS_PER_QUERY, mode=mode, candidates=CHUNKS_PER_QUERY
+                        text, k=CHUNKS_PER_QUERY, mode=mode, candidates=CHUNKS_PER_QUERY, per_document=1
                     )
-                    for hit in hits:
-                        document = self.document_of_path[hit.path]
-                        if document not in ranked:
-                            ranked.append(document)
+                    ranked = [self.document_of_path[hit.path] for hit in hits]
                 out[query_id] = ranked
                 advance(1)
         return out

@@ -54,10 +54,21 @@ def create(
     ] = None,
     dimensions: Annotated[int | None, typer.Option(help="MRL dimensions stored (Qwen3: 32..native).")] = None,
     instruction: Annotated[
-        str | None, typer.Option(help="Query instruction (instruction-aware models).")
+        str | None,
+        typer.Option(
+            help="Query instruction (instruction-aware models): free text, or a task name "
+            "(retrieval, code, sts, ...) for the model's published instruction."
+        ),
     ] = None,
     chunk_tokens: Annotated[int, typer.Option(help="Chunk size in model tokens.")] = 400,
     chunk_overlap: Annotated[int, typer.Option(help="Overlap between chunks of a section, tokens.")] = 48,
+    lexical_language: Annotated[
+        str,
+        typer.Option(
+            help="Stemmer and stop words of the lexical index: english, french, german, ... or none "
+            "(Chinese is always segmented into words)."
+        ),
+    ] = "english",
     backend: BackendOption = None,
 ) -> None:
     """Create a collection bound to one model, its dimensions and its query instruction."""
@@ -70,7 +81,7 @@ def create(
     stable_reference = reference if reference != "auto" else resolved.spec.name
     collection = _knowledge_base().create(
         name, encoder, model_reference=stable_reference, dimensions=dimensions, instruction=instruction,
-        chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+        chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, lexical_language=lexical_language,
     )  # fmt: skip
     config = collection.config
     typer.echo(
@@ -164,7 +175,12 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", help="Number of results.")] = 10,
     mode: Annotated[str, typer.Option(help="hybrid | dense | lexical")] = "hybrid",
-    fusion: Annotated[str, typer.Option(help="rrf (k=60) | weighted")] = "rrf",
+    fusion: Annotated[
+        str, typer.Option(help="Hybrid: weighted (normalised scores, the default) | rrf (k=60).")
+    ] = "weighted",
+    per_document: Annotated[
+        int | None, typer.Option(help="At most this many chunks of one document (default: any).")
+    ] = None,
     path_glob: Annotated[str | None, typer.Option("--path", help="Only paths matching this glob.")] = None,
     file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types.")] = None,
     page_min: Annotated[int | None, typer.Option(help="Chunks on or after this page.")] = None,
@@ -192,7 +208,8 @@ def search(
     is already loaded there: milliseconds instead of seconds); otherwise the model loads here."""
     settings = _settings(backend)
     request = {
-        "query": query, "k": k, "mode": mode, "fusion": fusion, "path_glob": path_glob,
+        "query": query, "k": k, "mode": mode, "fusion": fusion, "per_document": per_document,
+        "path_glob": path_glob,
         "file_types": list(file_type or ()), "page_min": page_min, "page_max": page_max,
     }  # fmt: skip
     results = None
@@ -258,8 +275,9 @@ def _search_here(settings: Settings, name: str, request: dict, rerank: str | Non
 
         reranker = load_reranker(rerank)
     found = Searcher(collection, encoder, reranker).search(
-        request["query"], k=request["k"], mode=request["mode"], where=where, fusion=request["fusion"]
-    )
+        request["query"], k=request["k"], mode=request["mode"], where=where, fusion=request["fusion"],
+        per_document=request["per_document"],
+    )  # fmt: skip
     return [result.to_dict() for result in found]
 
 

@@ -82,12 +82,13 @@ def query_instruction(encoder: Encoder, instruction: str | None) -> str | None:
 
 
 class Collection:
-    def __init__(self, folder: Path, config: CollectionConfig) -> None:
+    def __init__(self, folder: Path, config: CollectionConfig, cache: EmbeddingCache | None = None) -> None:
         self.folder = folder
         self.config = config
         self.manifest = Manifest(folder / "manifest.sqlite")
         self.store: Store = open_store(config.store, folder / config.store_folder, config.dimensions)
-        self.cache = EmbeddingCache(64 * 1024 * 1024, folder / "embedding-cache.sqlite")
+        self._own_cache = cache is None
+        self.cache = cache or EmbeddingCache(64 * 1024 * 1024, folder / "embedding-cache.sqlite")
         self.recover()
 
     @property
@@ -136,14 +137,19 @@ class Collection:
     def close(self) -> None:
         self.store.close()
         self.manifest.close()
-        self.cache.close()
+        if self._own_cache:
+            self.cache.close()
 
 
 class KnowledgeBase:
-    """All collections under `Settings.home / "collections"`."""
+    """All collections under `Settings.home / "collections"`.
 
-    def __init__(self, settings: Settings) -> None:
+    Each collection keeps its own embedding cache file, unless `cache` is given: then every
+    collection opened here shares it (the evaluation's throw-away collections share the run's)."""
+
+    def __init__(self, settings: Settings, cache: EmbeddingCache | None = None) -> None:
         self.settings = settings
+        self.cache = cache
         self.root = settings.home / "collections"
         self._open: dict[str, Collection] = {}
 
@@ -213,7 +219,7 @@ class KnowledgeBase:
         stored = json.loads(path.read_text())
         stored.setdefault("lexical_version", 1)
         config = CollectionConfig(**stored)
-        collection = Collection(folder, config)
+        collection = Collection(folder, config, self.cache)
         if config.lexical_version != ANALYZER_VERSION:
             rows = collection.reanalyze()
             self.save_config(collection)

@@ -1,6 +1,7 @@
-"""Search over a collection: dense (the model's query instruction), lexical (BM25 over jieba /
-word terms) and hybrid by reciprocal rank fusion (k=60) or weighted score fusion, with metadata
-filters, an optional reranker, and results that carry their citations."""
+"""Search over a collection: dense (the model's query form and instruction), lexical (BM25 over the
+collection's analyzer terms) and hybrid by weighted fusion of normalised scores (the default) or
+reciprocal rank fusion (k=60), with metadata filters, an optional reranker, an optional limit of
+chunks per document, and results that carry their citations."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import numpy as np
 
 from embedhub.errors import InvalidInputError
 from embedhub.kb.collection import Collection
@@ -18,6 +21,9 @@ from embedhub.models.base import Encoder
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES = ("hybrid", "dense", "lexical")
 RRF_K = 60
+FUSIONS = ("weighted", "rrf")
+#: the dense side's weight in the default (weighted) fusion, chosen on the training splits
+DENSE_WEIGHT = 0.5
 
 
 class Reranker(Protocol):
@@ -76,19 +82,48 @@ def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], k: int = RRF_K) -> li
 
 
 def weighted_fusion(rankings: dict[str, list[Hit]], weights: dict[str, float]) -> list[Hit]:
-    """Min-max normalised scores, weighted and summed."""
-    fused: dict[str, Hit] = {}
+    """A convex combination of each retriever's z-normalised scores (the default hybrid).
+
+    Why not rank fusion: RRF throws the scores away, so a chunk that one retriever finds far ahead
+    of everything else counts no more than a close call. Normalising each candidate list to zero
+    mean and unit spread and adding the two with weights keeps that margin; a chunk missing from
+    one list gets that list's lowest value. Measured through the knowledge base on the training
+    splits (docs/retrieval.md), with equal weights, it beats RRF (k=60) by 0.024 nDCG@10 on
+    SciFact and 0.008 on CMRC2018, and unlike RRF it beats the better of its two parts on both."""
+    normalised: dict[str, dict[str, float]] = {}
+    floors: dict[str, float] = {}
+    rows: dict[str, Hit] = {}
     for retriever, hits in rankings.items():
         if not hits:
             continue
-        scores = [hit.score for hit in hits]
-        low, high = min(scores), max(scores)
+        scores = np.asarray([hit.score for hit in hits], dtype=np.float64)
+        spread = float(scores.std())
+        z = (scores - scores.mean()) / spread if spread > 0 else np.zeros_like(scores)
+        normalised[retriever] = {hit.row.id: float(value) for hit, value in zip(hits, z, strict=True)}
+        floors[retriever] = float(z.min())
         for hit in hits:
-            normalised = (hit.score - low) / (high - low) if high > low else 1.0
-            entry = fused.setdefault(hit.row.id, Hit(hit.row, 0.0, []))
-            entry.score += weights.get(retriever, 1.0) * normalised
-            entry.retrievers.append(retriever)
-    return sorted(fused.values(), key=lambda hit: hit.score, reverse=True)
+            rows.setdefault(hit.row.id, hit)
+    fused = []
+    for identifier, hit in rows.items():
+        score, found_by = 0.0, []
+        for retriever, values in normalised.items():
+            value = values.get(identifier)
+            if value is not None:
+                found_by.append(retriever)
+            score += weights.get(retriever, 1.0) * (floors[retriever] if value is None else value)
+        fused.append(Hit(hit.row, score, found_by))
+    return sorted(fused, key=lambda hit: hit.score, reverse=True)
+
+
+def one_per_document(hits: list[Hit], limit: int) -> list[Hit]:
+    """At most `limit` chunks of each document, best first (a document ranks by its best chunk)."""
+    kept, seen = [], {}
+    for hit in hits:
+        count = seen.get(hit.row.doc_id, 0)
+        if count < limit:
+            kept.append(hit)
+            seen[hit.row.doc_id] = count + 1
+    return kept
 
 
 def highlight(text: str, query: str, width: int = 280, analyzer: Analyzer = DEFAULT_ANALYZER) -> str:
@@ -134,9 +169,10 @@ class Searcher:
         k: int = 10,
         mode: Mode = "hybrid",
         where: SearchFilter | None = None,
-        fusion: Literal["rrf", "weighted"] = "rrf",
-        dense_weight: float = 0.5,
+        fusion: Literal["weighted", "rrf"] = "weighted",
+        dense_weight: float = DENSE_WEIGHT,
         candidates: int | None = None,
+        per_document: int | None = None,
     ) -> list[SearchResult]:
         if mode not in MODES:
             raise InvalidInputError(f"unknown search mode {mode!r}; choose one of: {', '.join(MODES)}")
@@ -144,6 +180,12 @@ class Searcher:
             raise InvalidInputError("the query is empty")
         if not 1 <= k <= 1000:
             raise InvalidInputError(f"k={k} is outside 1..1000")
+        if fusion not in FUSIONS:
+            raise InvalidInputError(f"unknown fusion {fusion!r}; choose one of: {', '.join(FUSIONS)}")
+        if not 0.0 <= dense_weight <= 1.0:
+            raise InvalidInputError(f"dense_weight={dense_weight} is outside 0..1")
+        if per_document is not None and per_document < 1:
+            raise InvalidInputError(f"per_document={per_document} must be at least 1")
         where = where or SearchFilter()
         fetch = candidates or max(k * 4, 50)
         rankings: dict[str, list[Hit]] = {}
@@ -170,6 +212,8 @@ class Searcher:
                 hit.score = float(score)
                 hit.retrievers = [*hit.retrievers, f"rerank:{self.reranker.name}"]
             hits = sorted(pool, key=lambda hit: hit.score, reverse=True)
+        if per_document is not None:
+            hits = one_per_document(hits, per_document)
         return [self._result(hit, query, rank) for rank, hit in enumerate(hits[:k], start=1)]
 
     def _dense(self, query: str, fetch: int, where: SearchFilter) -> list[Hit]:

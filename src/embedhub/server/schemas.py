@@ -220,9 +220,18 @@ class CollectionCreate(BaseModel):
     name: str = Field(description="1-64 letters, digits, '.', '_' or '-'.")
     model: str | None = Field(default=None, description="A served model (default: the first one).")
     dimensions: int | None = Field(default=None, description="MRL dimensions to store.")
-    instruction: str | None = Field(default=None, description="Query instruction (instruction-aware models).")
+    instruction: str | None = Field(
+        default=None,
+        description="Query instruction (instruction-aware models): free text, or a task name "
+        "(retrieval, code, sts, classification, clustering, bitext) for the model's published one.",
+    )
     chunk_tokens: int = Field(default=400, ge=16, le=8192)
     chunk_overlap: int = Field(default=48, ge=0, le=1024)
+    lexical_language: str = Field(
+        default="english",
+        description="Snowball stemmer and stop words of the lexical index (english, french, german, "
+        "... or none); Chinese is always segmented into words.",
+    )
 
 
 class FolderRequest(BaseModel):
@@ -234,7 +243,14 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=10, ge=1, le=200)
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    fusion: Literal["weighted", "rrf"] = Field(
+        default="weighted",
+        description="hybrid: weighted sum of normalised scores (default) or reciprocal rank fusion (k=60).",
+    )
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="Weighted fusion: the dense share.")
+    per_document: int | None = Field(
+        default=None, ge=1, le=1000, description="At most this many chunks of one document (default: any)."
+    )
     path_glob: str | None = None
     file_types: list[str] = Field(default_factory=list)
     page_min: int | None = Field(default=None, ge=1)
@@ -260,6 +276,8 @@ class CollectionInfo(BaseModel):
     chunk_overlap: int
     created_at: float = Field(description="Unix time.")
     description: str
+    lexical_language: str = Field(description="Stemmer and stop words of the lexical index.")
+    lexical_version: int = Field(description="Version of the analyzer the lexical terms were made with.")
     documents: int = Field(description="Documents in the manifest (any status).")
     done: int = Field(description="Documents ingested.")
     failed: int = Field(description="Documents whose ingestion failed.")

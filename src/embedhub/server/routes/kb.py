@@ -67,6 +67,7 @@ async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: R
         model_reference=service.spec.name,
         dimensions=body.dimensions,
         instruction=body.instruction,
+        lexical_language=body.lexical_language,
         chunk_tokens=body.chunk_tokens,
         chunk_overlap=body.chunk_overlap,
     )
@@ -341,6 +342,8 @@ async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: Read
         mode=body.mode,
         where=where,
         fusion=body.fusion,
+        dense_weight=body.dense_weight,
+        per_document=body.per_document,
     )
     return {
         "results": [

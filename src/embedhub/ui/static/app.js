@@ -452,6 +452,7 @@ async function renderSearch(_, params) {
       <label>Results <input name="k" type="number" min="1" max="200" value="${escapeHtml(params.get("k") || "10")}" style="width:5rem"></label>
       <label>File type <select name="type">${option("", type, "any")}${["pdf", "docx", "markdown", "html", "text", "code"].map((t) => option(t, type)).join("")}</select></label>
       <label>Path glob <input name="path" placeholder="*.pdf" style="width:8rem" value="${escapeHtml(params.get("path") || "")}"></label>
+      <label title="Show each document once, at its best chunk"><input name="per_document" type="checkbox" ${params.get("per_document") ? "checked" : ""}> One per document</label>
       <button type="submit">Search</button>
     </form>
     <div id="results"></div>`;
@@ -461,6 +462,7 @@ async function renderSearch(_, params) {
     const body = { query: data.get("query"), mode: data.get("mode"), k: Number(data.get("k") || 10) };
     if (data.get("type")) body.file_types = [data.get("type")];
     if (data.get("path")) body.path_glob = data.get("path");
+    if (data.get("per_document")) body.per_document = 1;
     const collection = data.get("collection");
     const results = document.getElementById("results");
     results.innerHTML = '<p class="muted">Searching…</p>';
@@ -470,7 +472,7 @@ async function renderSearch(_, params) {
         <article class="result">
           <div class="where"><strong><span class="rank">${r.rank || i + 1}.</span> <a class="open" title="${escapeHtml(r.relative_path || r.name)}" href="#/doc/${encodeURIComponent(collection)}/${r.doc_id}?chunk=${encodeURIComponent(r.chunk_id)}${r.page_start ? "&page=" + r.page_start : ""}">${escapeHtml(r.relative_path || r.name)}</a></strong>
             ${pages(r)} ${r.heading_path.length ? "· " + escapeHtml(r.heading_path.join(" › ")) : ""}
-            · <span class="found-by" title="score ${r.score.toFixed(4)} (${body.mode === "hybrid" ? "reciprocal rank fusion" : body.mode}); higher ranks first">found by ${escapeHtml(foundBy(r.retrievers))}</span></div>
+            · <span class="found-by" title="score ${r.score.toFixed(4)} (${body.mode === "hybrid" ? "weighted fusion of normalised dense and lexical scores" : body.mode}); higher ranks first">found by ${escapeHtml(foundBy(r.retrievers))}</span></div>
           <div class="snippet">${r.snippet}</div>
         </article>`).join("") || '<p class="muted">No results.</p>';
     } catch (error) { results.innerHTML = `<p class="error">${escapeHtml(error.message)}</p>`; }
@@ -481,6 +483,7 @@ async function renderSearch(_, params) {
     const state = new URLSearchParams({ collection: data.get("collection"), q: data.get("query"), mode: data.get("mode"), k: data.get("k") || "10" });
     if (data.get("type")) state.set("type", data.get("type"));
     if (data.get("path")) state.set("path", data.get("path"));
+    if (data.get("per_document")) state.set("per_document", "1");
     const hash = "#/search?" + state.toString();
     if (location.hash === hash) run(); else location.hash = hash;  // the hashchange re-renders and runs it
   });
