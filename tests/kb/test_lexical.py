@@ -111,3 +111,47 @@ def test_collection_language_is_validated_and_used(settings, tiny_encoder):
     assert "x" not in knowledge_base.names()
     collection = knowledge_base.create("fr", tiny_encoder, model_reference="tiny", lexical_language="french")
     assert collection.config.analyzer == Analyzer("french")
+
+
+def test_query_instruction_by_task_name_or_text(settings, tiny_encoder, minilm_encoder):
+    from embedhub.models.spec import QWEN3_INSTRUCTIONS, Task
+
+    knowledge_base = KnowledgeBase(settings)
+    named = knowledge_base.create("code", tiny_encoder, model_reference="tiny", instruction="Code")
+    assert named.config.instruction == QWEN3_INSTRUCTIONS[Task.CODE]
+    own = knowledge_base.create("own", tiny_encoder, model_reference="tiny", instruction="Find statutes")
+    assert own.config.instruction == "Find statutes"
+    default = knowledge_base.create("default", tiny_encoder, model_reference="tiny")
+    assert default.config.instruction == QWEN3_INSTRUCTIONS[Task.RETRIEVAL]
+    with pytest.raises(InvalidInputError, match="instruction is empty"):
+        knowledge_base.create("blank", tiny_encoder, model_reference="tiny", instruction="  ")
+    with pytest.raises(InvalidInputError, match="not instruction-aware"):
+        knowledge_base.create("mini", minilm_encoder, model_reference="minilm", instruction="code")
+
+
+def test_text_index_is_rebuilt_once_unindexed_rows_are_a_share_of_it(tmp_path, monkeypatch):
+    import numpy as np
+
+    from embedhub.kb.store import ChunkRow, SearchFilter, lance
+
+    monkeypatch.setattr(lance, "REINDEX_MIN_ROWS", 2)
+    store = lance.LanceStore(tmp_path / "store", 4)
+
+    def add(start: int, count: int) -> None:
+        rows = [
+            ChunkRow(
+                f"c{i}", f"d{i}", 1, 0, "p", "text", f"t{i}", f"word{i % 3} common", 0, 1, None, None, (), "h"
+            )
+            for i in range(start, start + count)
+        ]
+        store.add(rows, np.ones((count, 4), dtype=np.float32))
+
+    add(0, 40)
+    assert len(store.lexical_search("word1", 100, SearchFilter())) == 13  # builds the index
+    add(40, 2)  # within the tolerated share: searched by scanning, not re-indexed
+    assert len(store.lexical_search("word1", 100, SearchFilter())) == 14
+    assert store.table.index_stats(lance.TEXT_INDEX).num_unindexed_rows == 2
+    add(42, 10)
+    store.lexical_search("word1", 100, SearchFilter())
+    stats = store.table.index_stats(lance.TEXT_INDEX)
+    assert (stats.num_indexed_rows, stats.num_unindexed_rows) == (52, 0)

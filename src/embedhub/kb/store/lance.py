@@ -3,7 +3,7 @@
 Lexical search uses LanceDB's BM25 full-text index over the pre-analysed `terms` column with a
 whitespace tokenizer, so the segmentation (jieba for Chinese) is embedhub's. Rows added after the
 index was built are still searched (LanceDB scans unindexed fragments); the index is rebuilt
-when enough new rows have accumulated.
+when they are more than a small share of it (see `ensure_text_index`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import pyarrow as pa
 from embedhub.kb.store.base import ChunkRow, Hit, SearchFilter, Store
 
 TABLE = "chunks"
-REINDEX_EVERY = 2000  # unindexed rows tolerated before the full-text index is rebuilt
+TEXT_INDEX = "terms_idx"
+REINDEX_MIN_ROWS = 256  # unindexed rows always tolerated before the full-text index is rebuilt
+REINDEX_SHARE = 0.05  # ... and beyond that, this share of the indexed rows
 REWRITE_BATCH = 4096  # rows whose terms are recomputed per commit when the analyzer changes
 
 
@@ -78,8 +80,7 @@ class LanceStore(Store):
         else:
             self.table = self.db.create_table(TABLE, schema=self.schema)
         self._columns = [name for name in self.schema.names if name != "vector"]
-        self._has_index = any(index.index_type == "FTS" for index in self.table.list_indices())
-        self._indexed_rows = self.count() if self._has_index else 0
+        self._has_index = any(index.name == TEXT_INDEX for index in self.table.list_indices())
 
     def add(self, rows: Sequence[ChunkRow], vectors: np.ndarray) -> None:
         if not rows:
@@ -129,15 +130,27 @@ class LanceStore(Store):
         return self._rows(records, "_distance", lambda distance: 1.0 - distance)
 
     def ensure_text_index(self, force: bool = False) -> None:
-        """Build the BM25 index, or rebuild it once many rows were added since the last build."""
+        """Build the BM25 index, or rebuild it once the rows added since the last build are more
+        than a small share of it.
+
+        Why a share: LanceDB scores rows added after the build by scanning them, with statistics
+        (document count, term frequencies) that do not match the index's. Measured: 1,000 rows
+        added to an index of 2,000 move BM25 scores by 0.5-3% and change one of the top 10."""
         from lancedb.index import FTS
 
         rows = self.count()
-        if rows == 0 or (not force and self._has_index and rows - self._indexed_rows < REINDEX_EVERY):
+        if rows == 0:
             return
+        if not force and self._has_index:
+            stats = self.table.index_stats(TEXT_INDEX)
+            if stats is not None and stats.num_unindexed_rows <= max(
+                REINDEX_MIN_ROWS, REINDEX_SHARE * stats.num_indexed_rows
+            ):
+                return
         self.table.create_index(
             "terms",
             replace=True,
+            name=TEXT_INDEX,
             config=FTS(
                 base_tokenizer="whitespace",
                 lower_case=False,
@@ -148,7 +161,6 @@ class LanceStore(Store):
             ),
         )
         self._has_index = True
-        self._indexed_rows = rows
 
     def rewrite_terms(self, terms_of) -> int:
         rewritten = 0
