@@ -163,6 +163,17 @@ def test_f32_matches_torch(gguf_encoders, tiny_encoder):
     assert _cosines(mine, tiny_encoder.encode(TEXTS, dimensions=32).vectors).min() >= 0.999
 
 
+def test_inputs_longer_than_one_graph_run_pool_their_last_token(gguf_encoders, tiny_encoder):
+    from embedhub.models.gguf_file import DECODER_UBATCH
+
+    encoder = gguf_encoders["f32"]
+    texts = ["short", "words about retrieval and vectors " * 200, "北京是中国的首都。" * 150]
+    lengths = [len(ids) for ids in encoder.tokenize(texts)]
+    assert max(lengths) > 2 * DECODER_UBATCH  # spans three runs of llama.cpp's graph
+    assert encoder._llama_cpp.llama_n_ubatch(encoder.llama.ctx) == DECODER_UBATCH < encoder.max_tokens
+    assert _cosines(encoder.encode(texts).vectors, tiny_encoder.encode(texts).vectors).min() >= 0.999
+
+
 @pytest.mark.parametrize("outtype", sorted(GATE_BARS))
 def test_quantised_files_pass_the_accuracy_gate(gguf_encoders, tiny_encoder, outtype):
     report = quality.compare(gguf_encoders[outtype], tiny_encoder)

@@ -11,8 +11,8 @@ says so once when a file would not have added it.
 
 llama.cpp's own tokenizer (the file's vocabulary) turns text into ids; llama.cpp pools inside its
 graph (LAST / MEAN / CLS as the spec says) and embedhub applies MRL and normalisation (base.finish).
-The context holds one forward pass: `Settings.max_batch_tokens` tokens (capped at the model's
-context length), which is also the longest input this backend accepts.
+The context holds one batch: `Settings.max_batch_tokens` tokens (capped at the model's context
+length), which is also the longest input this backend accepts.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ GGUF_POOLING: Mapping[int, Pooling] = MappingProxyType({1: "mean", 2: "cls", 3: 
 _LLAMA_POOLING = MappingProxyType({"mean": 1, "cls": 2, "last_token": 3})
 _LLAMA_CAUSAL, _LLAMA_NON_CAUSAL = 0, 1
 MAX_CONTEXT = 32768
+#: physical batch (tokens per graph run) for causal models. llama.cpp's qwen3 graph ends in the
+#: LM head even for embeddings, so each run holds logits over the whole vocabulary for every token
+#: (512 x 151,669 floats = 310 MB; the full 16,384-token context would need 10 GB). A long input
+#: spans several runs; the pooled last token comes from the run that holds it. Bidirectional
+#: (encoder) models need every sequence in one run: their physical batch is the whole context.
+DECODER_UBATCH = 512
 GGML_LOG_ERROR = 4  # enum ggml_log_level: NONE, DEBUG, INFO, WARN, ERROR, CONT
 
 
@@ -273,7 +279,7 @@ class GgufEncoder(Encoder):
             embedding=True,
             n_ctx=context,
             n_batch=context,
-            n_ubatch=context,  # one physical batch: every sequence is pooled whole
+            n_ubatch=context if spec.architecture == "encoder" else min(context, DECODER_UBATCH),
             pooling_type=_LLAMA_POOLING[spec.pooling],
             attention_type=_LLAMA_CAUSAL if spec.architecture == "decoder" else _LLAMA_NON_CAUSAL,
             flash_attn=True,  # attention without the context x context score matrix
