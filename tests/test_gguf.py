@@ -167,7 +167,7 @@ def test_inputs_longer_than_one_graph_run_pool_their_last_token(gguf_encoders, t
     from embedhub.models.gguf_file import DECODER_UBATCH
 
     encoder = gguf_encoders["f32"]
-    texts = ["short", "words about retrieval and vectors " * 200, "北京是中国的首都。" * 150]
+    texts = ["short", "words about retrieval and vectors " * 300, "北京是中国的首都。" * 150]
     lengths = [len(ids) for ids in encoder.tokenize(texts)]
     assert max(lengths) > 2 * DECODER_UBATCH  # spans three runs of llama.cpp's graph
     assert encoder._llama_cpp.llama_n_ubatch(encoder.llama.ctx) == DECODER_UBATCH < encoder.max_tokens
