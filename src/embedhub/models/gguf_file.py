@@ -322,7 +322,7 @@ class GgufEncoder(Encoder):
 
                 _notice(
                     f"{path.name} does not add {ENDOFTEXT} to its inputs (tokenizer.ggml.add_eos_token "
-                    "is off: an older conversion); embedhub appends it itself, exactly once"
+                    "is off or missing: an older conversion); embedhub appends it itself, exactly once"
                 )
         else:
             self.prefix_ids, self.suffix_ids = _split_framing(bare, with_file_specials)
