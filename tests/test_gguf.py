@@ -331,3 +331,46 @@ def test_without_llama_cpp_a_gguf_file_names_the_extra(tmp_path, settings, monke
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp now raises ImportError
     with pytest.raises(ConfigurationError, match=r"pip install 'embedhub\[gguf\]'"):
         load_encoder(str(path), settings)
+
+
+def _facts(architecture: str, **numbers: int):
+    from embedhub.models.gguf_file import GgufFacts
+
+    metadata = {
+        "general.architecture": architecture,
+        **{f"{architecture}.{k}": str(v) for k, v in numbers.items()},
+    }
+    return GgufFacts(metadata, 30522, {"<|endoftext|>": ENDOFTEXT_ID} if architecture == "qwen3" else {})
+
+
+def test_metadata_decides_bert_pooling_and_qwen3_keeps_its_rules():
+    from embedhub.models.gguf_file import spec_from_facts
+
+    path = Path("model.gguf")
+    cls = spec_from_facts(path, _facts("bert", embedding_length=768, context_length=512, pooling_type=2))
+    assert (cls.architecture, cls.pooling, cls.dimensions, cls.max_tokens) == ("encoder", "cls", 768, 512)
+    assert not cls.supports_instructions and not cls.supports_mrl and cls.suffix_token_ids == ()
+    assert spec_from_facts(path, _facts("nomic-bert", embedding_length=768)).pooling == "mean"
+    # a Qwen3 file that says mean pooling (or nothing) still pools the last token
+    qwen3 = spec_from_facts(
+        path, _facts("qwen3", embedding_length=1024, context_length=40960, pooling_type=1)
+    )
+    assert (qwen3.pooling, qwen3.max_tokens, qwen3.suffix_token_ids) == ("last_token", 32768, (ENDOFTEXT_ID,))
+
+
+def test_unsupported_gguf_files_are_refused_with_the_reason():
+    from embedhub.errors import ModelLoadError
+    from embedhub.models.gguf_file import spec_from_facts
+
+    path = Path("model.gguf")
+    with pytest.raises(ModelLoadError, match=r"reranker"):
+        spec_from_facts(path, _facts("qwen3", embedding_length=1024, pooling_type=4))
+    with pytest.raises(
+        ModelLoadError,
+        match=r"'llama' GGUF model; embedhub runs these GGUF architectures as embedders: qwen3",
+    ):
+        spec_from_facts(path, _facts("llama", embedding_length=4096))
+    no_endoftext = _facts("qwen3", embedding_length=64)
+    no_endoftext = type(no_endoftext)(no_endoftext.metadata, 100, {})
+    with pytest.raises(ModelLoadError, match=r"no single <\|endoftext\|> token"):
+        spec_from_facts(path, no_endoftext)

@@ -43,6 +43,7 @@ MAGIC = b"GGUF"
 ENDOFTEXT = "<|endoftext|>"
 #: llama.cpp's enum llama_pooling_type, from the file's `{arch}.pooling_type`
 GGUF_POOLING: Mapping[int, Pooling] = MappingProxyType({1: "mean", 2: "cls", 3: "last_token"})
+GGUF_RANK_POOLING = 4  # a reranker's score head (Qwen3-Reranker conversions), not an embedder
 _LLAMA_POOLING = MappingProxyType({"mean": 1, "cls": 2, "last_token": 3})
 _LLAMA_CAUSAL, _LLAMA_NON_CAUSAL = 0, 1
 MAX_CONTEXT = 32768
@@ -225,6 +226,11 @@ def spec_from_facts(path: Path, facts: GgufFacts) -> ModelSpec:
         raise ModelLoadError(
             f"{path.name} is a {facts.architecture or 'unknown'!r} GGUF model; embedhub runs these "
             f"GGUF architectures as embedders: {', '.join(FAMILIES)}"
+        )
+    if facts.number("pooling_type") == GGUF_RANK_POOLING:
+        raise ModelLoadError(
+            f"{path.name} is a reranker (its {facts.architecture}.pooling_type is 'rank'), not an "
+            "embedding model; pass an embedding model's GGUF file"
         )
     dimensions = facts.number("embedding_length")
     if not dimensions:
