@@ -7,7 +7,7 @@ SYSTEM_PYTHON ?= python3
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: install browser run test test-slow test-clients install-clients lint format clean
+.PHONY: install install-gguf browser run test test-slow test-clients install-clients lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -37,6 +37,43 @@ test: install browser lint
 
 test-slow: install
 	$(VENV)/bin/pytest -q -m slow
+
+# The gguf backend (llama.cpp through llama-cpp-python). PyPI carries its source only, so pip
+# compiles llama.cpp here. It is NOT part of `make test`: one build of 0.3.36 with the flags below
+# took 23 minutes (1,371 s wall) on this 2-core machine while other work shared it, over the
+# ~10 minutes a CI run may spend on it. `make install-gguf` installs it once into the venv; after
+# that `make test` runs tests/test_gguf.py too (they skip, naming this target, without it).
+# Flags: a portable build (GGML_NATIVE=OFF) with the x86-64 features named explicitly, so the
+# same flags give the same library on any builder (-march=native would follow whichever CPU
+# compiled it); AVX-512 with VNNI and BF16 because the CPU embedhub is measured on has them and
+# ggml has kernels for them (int8 and bfloat16 dot products). The library then stops with
+# "illegal instruction" on a CPU without AVX-512: build there with
+# `make install-gguf GGUF_CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF"`. LLAVA_BUILD=OFF skips
+# the multimodal library, which embeddings do not use. The sdist is kept: llama.cpp's
+# convert_hf_to_gguf.py (used by tests/test_gguf.py and docs/backends.md) ships inside it.
+LLAMA_CPP_VERSION ?= 0.3.36
+GGUF_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
+	-DLLAVA_BUILD=OFF
+LLAMA_CPP_SRC := $(VENV)/share/llama-cpp-python
+GGUF_STAMP := $(VENV)/.installed-gguf-$(LLAMA_CPP_VERSION)
+
+$(GGUF_STAMP): | $(STAMP)
+	mkdir -p $(LLAMA_CPP_SRC)
+	$(PYTHON) -m pip download -q --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_VERSION) -d $(LLAMA_CPP_SRC)
+	@echo "compiling llama.cpp (about 20 minutes on 2 busy cores); log: $(LLAMA_CPP_SRC)/build.log"
+	CMAKE_ARGS="$(GGUF_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PYTHON) -m pip install -v \
+		$(LLAMA_CPP_SRC)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz > $(LLAMA_CPP_SRC)/build.log 2>&1 \
+		|| { tail -40 $(LLAMA_CPP_SRC)/build.log; exit 1; }
+	$(PYTHON) -m pip install -q -e '.[dev,gguf]'
+	rm -rf $(VENV)/share/llama.cpp && mkdir -p $(VENV)/share/llama.cpp
+	tar -xzf $(LLAMA_CPP_SRC)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz -C $(VENV)/share/llama.cpp \
+		--strip-components=3 llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_hf_to_gguf.py \
+		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/conversion \
+		llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/gguf-py
+	touch $(GGUF_STAMP)
+
+install-gguf: $(GGUF_STAMP)
 
 # Real client programs against a live `embedhub serve` (slow; not part of `make test`); -s prints
 # the request counts the Open WebUI test measures.

