@@ -243,8 +243,7 @@ def run_child(
             for line in process.stdout:
                 log.write(line)
                 if line.startswith(b"  length"):
-                    sys.stderr.buffer.write(line)
-                    sys.stderr.flush()
+                    print(line.decode(errors="replace"), end="", file=sys.stderr, flush=True)
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
@@ -545,6 +544,7 @@ def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "load_seconds",
         "wall_seconds",
         "peak_rss_mb",
+        "texts_with_other_token_counts",
     )
     summary = {key: run[key] for key in keys if key in run}
     if "skipped" in run:

@@ -51,11 +51,14 @@ def sentence_transformers(job: dict[str, Any]) -> dict[str, Any]:
     model = SentenceTransformer(job["model"]["peer_folder"], device="cpu")
     model.max_seq_length = max(text_set["length"] for text_set in job["text_sets"])
     load_seconds = time.perf_counter() - started
-    tokens_of = {
-        text: tokens
-        for text_set in job["text_sets"]
-        for text, tokens in zip(text_set["texts"], text_set["tokens"], strict=True)
-    }
+    # What sentence-transformers itself feeds the model, so its tokens/s is its own; texts where
+    # it differs from embedhub's count are reported (they should not exist).
+    tokenize = getattr(model, "preprocess", None) or model.tokenize
+    tokens_of, differing = {}, 0
+    for text_set in job["text_sets"]:
+        for text, expected in zip(text_set["texts"], text_set["tokens"], strict=True):
+            tokens_of[text] = int(tokenize([text])["attention_mask"].sum())
+            differing += tokens_of[text] != expected
 
     def encode(batch: list[str]) -> int:
         model.encode(batch, batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True)
@@ -66,6 +69,7 @@ def sentence_transformers(job: dict[str, Any]) -> dict[str, Any]:
         "label": "sentence-transformers fp32",
         "version": package.__version__,
         "load_seconds": round(load_seconds, 2),
+        "texts_with_other_token_counts": differing,
         "cells": cells,
     }
 
