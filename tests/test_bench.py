@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from embedhub.bench.flops import ForwardCost, forward_cost
 from embedhub.bench.runner import probe_infinity, run_child
 from embedhub.bench.texts import build_text_sets, read_corpus, synthetic_documents
 from embedhub.cli import app
-from embedhub.models.loading import load_tokenizer, model_folder, resolve
+from embedhub.models.loading import load_tokenizer, resolve
 from tests.conftest import shared_data
 
 
@@ -163,14 +164,16 @@ def test_texts_have_exactly_the_asked_tokens_and_stop_at_the_model_maximum(setti
 
 
 def test_texts_from_scifact_with_a_document_template(settings):
+    """e5-style 'passage: ' is part of what the model sees, so it counts toward the length."""
     corpus = shared_data("beir-scifact", "corpus.jsonl")
-    resolved = resolve("multilingual-e5-small-q4", settings)
-    folder = model_folder(resolved, settings)
-    tokenizer = load_tokenizer(folder, resolved.spec, settings)
-    sets = build_text_sets(read_corpus(corpus)[:40], tokenizer, resolved.spec, [128, 2048], 2)
-    assert [text_set.length for text_set in sets] == [128, 512]
+    resolved = resolve("all-MiniLM-L6-v2", settings)
+    spec = dataclasses.replace(resolved.spec, document_template="passage: {text}")
+    tokenizer = load_tokenizer(resolved.folder, spec, settings)
+    sets = build_text_sets(read_corpus(corpus)[:40], tokenizer, spec, [100, 2048], 2)
+    assert [text_set.length for text_set in sets] == [100, 256]
     for text_set in sets:
         assert all(text.startswith("passage: ") for text in text_set.formatted)
+        assert not any(text.startswith("passage: ") for text in text_set.texts)
         assert [len(tokenizer.encode(text).ids) for text in text_set.formatted] == [text_set.length] * 2
 
 
@@ -181,3 +184,64 @@ def test_forward_cost_counts_linear_weights_and_attention(tiny_model_dir):
         linear_parameters=2 * (4096 + 2048 + 2048 + 4096 + 3 * 8192), layers=2, attention_width=64
     )
     assert cost.flops(10) == 2 * 73728 * 10 + 4 * 2 * 10**2 * 64
+
+
+FAKE_INFINITY = """
+__version__ = "0.0.0-fake"
+
+
+class EngineArgs:
+    def __init__(self, **options):
+        self.options = options
+
+
+class AsyncEmbeddingEngine:
+    calls = []
+
+    @classmethod
+    def from_args(cls, args):
+        engine = cls()
+        engine.args = args.options
+        return engine
+
+    async def astart(self):
+        self.started = True
+
+    async def astop(self):
+        self.started = False
+
+    async def embed(self, sentences):
+        if not self.started:
+            raise RuntimeError("embed before astart")
+        return [[1.0, 0.0] for _ in sentences], sum(len(text.split()) for text in sentences)
+"""
+
+
+def test_infinity_child_times_the_engine_it_is_given(tmp_path):
+    """The Infinity child, run against a stand-in `infinity_emb` (the real one lives in its own
+    venv): the job/result protocol, the engine arguments, and Infinity's own token counts."""
+    from embedhub.bench.runner import INFINITY_WORKER, child_environment
+
+    (tmp_path / "fake" / "infinity_emb").mkdir(parents=True)
+    (tmp_path / "fake" / "infinity_emb" / "__init__.py").write_text(FAKE_INFINITY)
+    view = tmp_path / "view"
+    view.mkdir()
+    job = {
+        "kind": "infinity",
+        "engine": "torch",
+        "threads": None,
+        "batch_sizes": [1, 2],
+        "docs": 2,
+        "seconds": 0.01,
+        "model": {"name": "m", "view": str(view)},
+        "text_sets": [{"length": 4, "texts": ["one two three", "four five six"], "tokens": [4, 4]}],
+    }
+    environment = child_environment({"PYTHONPATH": str(tmp_path / "fake")})
+    result = run_child([sys.executable, str(INFINITY_WORKER)], job, tmp_path, "infinity", 60, environment)
+    assert "error" not in result, result
+    assert result["label"] == "Infinity (torch)" and result["version"].startswith("infinity-emb 0.0.0-fake")
+    assert [(cell["batch_size"], cell["docs"], cell["tokens"]) for cell in result["cells"]] == [
+        (1, 2, 6),
+        (2, 2, 6),
+    ]
+    assert result["onnx"] is None and result["peak_rss_mb"] > 0

@@ -37,6 +37,8 @@ DEFAULT_LENGTHS = (128, 512, 2048)
 DEFAULT_BATCH_SIZES = (1, 32)
 DEFAULT_INFINITY_ENGINES = ("torch", "optimum")
 DEFAULT_CORPUS = Path("../shared/data/beir-scifact/corpus.jsonl")
+#: Files above this size (weights) are linked into a model view, smaller ones copied.
+LINK_ABOVE_BYTES = 32 * 1024 * 1024
 INFINITY_WORKER = Path(__file__).resolve().with_name("infinity_worker.py")
 #: Special tokens a tokenizer.json-only folder is searched for, to write the tokenizer_config.json
 #: sentence-transformers and Infinity need (AutoTokenizer cannot guess them).
@@ -77,7 +79,7 @@ class BenchModel:
     reference: str
     folder: Path
     spec: ModelSpec
-    peer_folder: Path | None = None
+    view: Path | None = None  # a temporary copy for the peers (see model_view)
     text_sets: list[TextSet] = field(default_factory=list)
     requested: dict[int, list[int]] = field(default_factory=dict)  # length run -> lengths asked
 
@@ -164,18 +166,24 @@ def prepare_texts(model: BenchModel, documents: list[str], options: BenchOptions
     model.text_sets = build_text_sets(documents, tokenizer, model.spec, asked, count)
 
 
-def peer_folder(model: BenchModel, workdir: Path) -> Path:
-    """The folder sentence-transformers and Infinity load: the model's own folder when it is a
-    sentence-transformers folder, otherwise a view of it (its files linked, not copied) with the
-    module files that give them the pooling, normalisation and tokenizer embedhub uses."""
+def model_view(model: BenchModel, workdir: Path) -> Path:
+    """A temporary copy of the model folder for the peers: weights linked, small files copied
+    (Infinity writes files beside the model, which must never reach the real folder), plus, when
+    the folder is not a sentence-transformers folder, the module files that give
+    sentence-transformers and Infinity the pooling, normalisation and tokenizer embedhub uses."""
     from tokenizers import Tokenizer
 
-    if (model.folder / "modules.json").exists():
-        return model.folder
     view = workdir / "peer-folders" / model.name
-    view.mkdir(parents=True, exist_ok=True)
+    view.mkdir(parents=True)
     for entry in model.folder.iterdir():
-        (view / entry.name).symlink_to(entry)
+        if entry.is_file() and entry.stat().st_size < LINK_ABOVE_BYTES:
+            shutil.copy2(entry, view / entry.name)
+        elif entry.is_dir():
+            shutil.copytree(entry, view / entry.name, symlinks=True)
+        else:
+            (view / entry.name).symlink_to(entry.resolve())
+    if (model.folder / "modules.json").exists():
+        return view
     spec = model.spec
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
     modules.append(
@@ -317,7 +325,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         for model in models:
             prepare_texts(model, documents, options, settings)
             if BASELINE in backends or INFINITY in backends:
-                model.peer_folder = peer_folder(model, workdir)
+                model.view = model_view(model, workdir)
         base_job = {
             "threads": settings.threads,
             "batch_sizes": options.batch_sizes,
@@ -375,7 +383,7 @@ def _run_peer(
             "name": model.name,
             "reference": model.reference,
             "folder": str(model.folder),
-            "peer_folder": str(model.peer_folder),
+            "view": str(model.view),
         },
         "text_sets": text_sets,
     }

@@ -27,15 +27,15 @@ def peak_rss_mb() -> float:
 def time_cells(encode: EncodeCall, job: dict[str, Any]) -> list[dict[str, Any]]:
     """Every (length, batch size) cell of the job, shortest and smallest first.
 
-    Each cell runs one untimed warm-up call of up to 2 texts at its length, then whole batches
-    (cycling through the texts) until `docs` inputs are done or `seconds` have passed, at least
-    one batch. `peak_rss_mb` after a cell is the process's peak up to then: with cells in
+    Each length starts with one untimed warm-up call of one text; each cell then runs whole
+    batches (cycling through the texts) until `docs` inputs are done or `seconds` have passed,
+    at least one batch. `peak_rss_mb` after a cell is the process's peak up to then: with cells in
     increasing cost order it is, in practice, the peak of the most expensive cell so far."""
     cells = []
     for text_set in sorted(job["text_sets"], key=lambda item: item["length"]):
         texts = list(text_set["texts"])
+        encode(texts[:1])
         for batch_size in sorted(job["batch_sizes"]):
-            encode(texts[: min(batch_size, 2)])
             done = tokens = position = 0
             started = time.perf_counter()
             while True:

@@ -48,7 +48,12 @@ def sentence_transformers(job: dict[str, Any]) -> dict[str, Any]:
 
     _set_threads(job.get("threads"))
     started = time.perf_counter()
-    model = SentenceTransformer(job["model"]["peer_folder"], device="cpu")
+    # The folder embedhub resolves when it is a sentence-transformers folder; otherwise the view
+    # with the module files it lacks (runner.model_view).
+    folder = Path(job["model"]["folder"])
+    model = SentenceTransformer(
+        str(folder if (folder / "modules.json").exists() else job["model"]["view"]), device="cpu"
+    )
     model.max_seq_length = max(text_set["length"] for text_set in job["text_sets"])
     load_seconds = time.perf_counter() - started
     # What sentence-transformers itself feeds the model, so its tokens/s is its own; texts where
