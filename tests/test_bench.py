@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from embedhub.bench.flops import ForwardCost, forward_cost
-from embedhub.bench.runner import probe_infinity, run_child
+from embedhub.bench.report import plot
+from embedhub.bench.runner import INFINITY_WORKER, child_environment, probe_infinity, run_child
 from embedhub.bench.texts import build_text_sets, read_corpus, synthetic_documents
 from embedhub.cli import app
 from embedhub.models.loading import load_tokenizer, resolve
@@ -65,6 +66,8 @@ def test_bench_reports_every_cell_with_positive_numbers(bench_report):
         ):
             assert row[key] > 0, (key, row)
         assert row["precision"] == "fp32" and not row["capped_at_model_max"]
+        assert row["ratio_to_fastest_infinity"] is None  # Infinity did not run
+        assert row["default_backend"] == (row["label"] == "embedhub torch")
         if row["peer"] == "sentence-transformers":
             assert row["ratio_to_sentence_transformers"] == 1.0
         else:
@@ -96,8 +99,17 @@ def test_bench_reports_infinity_skipped_with_reason(bench_report):
 def test_bench_prints_table_and_writes_plot(bench_report):
     _, stdout, folder = bench_report
     assert "| model | tokens | batch | peer | vs sentence-transformers fp32 |" in stdout
-    assert "| random-qwen3-tiny | 24 | 2 | embedhub torch |" in stdout
+    # torch is what `auto` runs for this model: the default backend's row is marked
+    assert "| random-qwen3-tiny | 24 | 2 | **embedhub torch** (default) | " in stdout
     assert (folder / "bench.png").stat().st_size > 1000
+
+
+def test_plot_without_matplotlib_says_so(bench_report, monkeypatch, tmp_path):
+    report, _, _ = bench_report
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    message = plot(report, tmp_path / "bench.png")
+    assert message.startswith("no plot: matplotlib is not installed")
+    assert not (tmp_path / "bench.png").exists()
 
 
 def test_unknown_backend_lists_the_choices(runner):
@@ -220,7 +232,6 @@ class AsyncEmbeddingEngine:
 def test_infinity_child_times_the_engine_it_is_given(tmp_path):
     """The Infinity child, run against a stand-in `infinity_emb` (the real one lives in its own
     venv): the job/result protocol, the engine arguments, and Infinity's own token counts."""
-    from embedhub.bench.runner import INFINITY_WORKER, child_environment
 
     (tmp_path / "fake" / "infinity_emb").mkdir(parents=True)
     (tmp_path / "fake" / "infinity_emb" / "__init__.py").write_text(FAKE_INFINITY)

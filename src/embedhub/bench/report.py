@@ -17,6 +17,10 @@ def _number(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def markdown(report: dict[str, Any]) -> str:
     """Peaks, then one table of every measured cell, then the peers that did not run."""
     peaks = report["peaks"]["gflops"]
@@ -25,18 +29,19 @@ def markdown(report: dict[str, Any]) -> str:
         + (", ".join(f"{name} {value:,.0f}" for name, value in peaks.items()) or "not measured")
         + f"; threads {report['machine']['threads']}; texts: {report['texts']}",
         "",
-        "| model | tokens | batch | peer | vs sentence-transformers fp32 | docs/s | tokens/s "
-        "| peak RSS (MB) | share of peak |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+        "| model | tokens | batch | peer | vs sentence-transformers fp32 | vs fastest Infinity | docs/s "
+        "| tokens/s | peak RSS (MB) | share of peak |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     order = {name: index for index, name in enumerate(report["models"])}
     rows = sorted(report["rows"], key=lambda row: (order[row["model"]], row["length"], row["batch_size"]))
     for row in rows:
-        ratio = row["ratio_to_sentence_transformers"]
+        ratio, versus_infinity = row["ratio_to_sentence_transformers"], row["ratio_to_fastest_infinity"]
+        label = f"**{row['label']}** (default)" if row["default_backend"] else row["label"]
         share = "-" if row["share_of_peak"] is None else f"{row['share_of_peak']:.1%} of {row['precision']}"
         lines.append(
-            f"| {row['model']} | {_length_cell(row)} | {row['batch_size']} | {row['label']} "
-            f"| {'-' if ratio is None else f'{ratio:.2f}x'} | {_number(row['docs_per_second'], 2)} "
+            f"| {row['model']} | {_length_cell(row)} | {row['batch_size']} | {label} "
+            f"| {_times(ratio)} | {_times(versus_infinity)} | {_number(row['docs_per_second'], 2)} "
             f"| {_number(row['tokens_per_second'], 0)} | {_number(row['peak_rss_mb'], 0)} "
             f"| {share} |"
         )

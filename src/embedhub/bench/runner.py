@@ -309,7 +309,11 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     backends = choose_backends(options.backends)
     if options.docs < 1 or options.seconds <= 0:
         raise ConfigurationError("--docs must be at least 1 and --seconds above 0")
-    models = [resolve_model(reference, settings) for reference in options.models]
+    models: list[BenchModel] = []
+    for reference in options.models:
+        model = resolve_model(reference, settings)
+        if all(model.name != other.name for other in models):  # the same model named twice
+            models.append(model)
     started = dt.datetime.now().astimezone()
     load_before = os.getloadavg()
     documents = read_corpus(options.corpus)
@@ -451,13 +455,20 @@ def assemble(
         if run["peer"] == BASELINE
         for cell in run.get("cells", [])
     }
+    infinity: dict[tuple[str, int, int], float] = {}
+    for run in runs:
+        for cell in run.get("cells", []) if run["peer"] == INFINITY else []:
+            key = (run["model"], cell["length"], cell["batch_size"])
+            infinity[key] = max(infinity.get(key, 0.0), cell["docs_per_second"])
     by_name = {model.name: model for model in models}
+    defaults = {model.name: default_backend(model.spec) for model in models}
     rows = []
     for run in runs:
         for cell in run.get("cells", []):
             model = by_name[run["model"]]
             tokens_per_doc = cell["tokens"] / cell["docs"]
-            reference = baseline.get((run["model"], cell["length"], cell["batch_size"]))
+            key = (run["model"], cell["length"], cell["batch_size"])
+            reference, fastest_infinity = baseline.get(key), infinity.get(key)
             precision = precision_of(run)
             cost = costs.get(run["model"])
             achieved = cost.flops(tokens_per_doc) * cell["docs_per_second"] if cost else None
@@ -475,9 +486,9 @@ def assemble(
                     "docs_per_second": round(cell["docs_per_second"], 3),
                     "tokens_per_second": round(cell["tokens_per_second"], 1),
                     "tokens_per_doc": round(tokens_per_doc, 1),
-                    "ratio_to_sentence_transformers": round(cell["docs_per_second"] / reference, 3)
-                    if reference
-                    else None,
+                    "ratio_to_sentence_transformers": _ratio(cell["docs_per_second"], reference),
+                    "ratio_to_fastest_infinity": _ratio(cell["docs_per_second"], fastest_infinity),
+                    "default_backend": run["peer"] == "embedhub" and run["backend"] == defaults[run["model"]],
                     "peak_rss_mb": cell["peak_rss_mb"],
                     "precision": precision,
                     "achieved_gflops": round(achieved / 1e9, 2) if achieved else None,
@@ -533,12 +544,24 @@ def assemble(
                     for text_set in model.text_sets
                 ],
                 "forward_cost": costs[model.name].as_dict() if model.name in costs else None,
+                "default_backend": defaults[model.name],
             }
             for model in models
         },
         "runs": [_run_summary(run) for run in runs],
         "rows": rows,
     }
+
+
+def _ratio(value: float, reference: float | None) -> float | None:
+    return round(value / reference, 3) if reference else None
+
+
+def default_backend(spec: ModelSpec) -> str:
+    """The backend `auto` (the default of serve, ingestion and eval) picks for this model here."""
+    from embedhub.models.backends import auto_backend
+
+    return auto_backend(spec)
 
 
 def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
