@@ -199,6 +199,9 @@ def test_forward_cost_counts_linear_weights_and_attention(tiny_model_dir):
 
 
 FAKE_INFINITY = """
+import asyncio
+import logging
+
 __version__ = "0.0.0-fake"
 
 
@@ -208,8 +211,6 @@ class EngineArgs:
 
 
 class AsyncEmbeddingEngine:
-    calls = []
-
     @classmethod
     def from_args(cls, args):
         engine = cls()
@@ -225,14 +226,17 @@ class AsyncEmbeddingEngine:
     async def embed(self, sentences):
         if not self.started:
             raise RuntimeError("embed before astart")
-        return [[1.0, 0.0] for _ in sentences], sum(len(text.split()) for text in sentences)
+        if "fail" in sentences:  # as Infinity does: its batch thread logs, the request never ends
+            logging.getLogger("infinity_emb").error("batch failed")
+            await asyncio.Future()
+        return [[1.0, 0.0] for _ in sentences], sum(len(text) for text in sentences)  # characters
 """
 
 
 def test_infinity_child_times_the_engine_it_is_given(tmp_path):
     """The Infinity child, run against a stand-in `infinity_emb` (the real one lives in its own
-    venv): the job/result protocol, the engine arguments, and Infinity's own token counts."""
-
+    venv): the job/result protocol, token counts from the job (Infinity's `usage` counts
+    characters), and a batch that fails inside Infinity ends the child instead of hanging it."""
     (tmp_path / "fake" / "infinity_emb").mkdir(parents=True)
     (tmp_path / "fake" / "infinity_emb" / "__init__.py").write_text(FAKE_INFINITY)
     view = tmp_path / "view"
@@ -248,11 +252,13 @@ def test_infinity_child_times_the_engine_it_is_given(tmp_path):
         "text_sets": [{"length": 4, "texts": ["one two three", "four five six"], "tokens": [4, 4]}],
     }
     environment = child_environment({"PYTHONPATH": str(tmp_path / "fake")})
-    result = run_child([sys.executable, str(INFINITY_WORKER)], job, tmp_path, "infinity", 60, environment)
+    worker = [sys.executable, str(INFINITY_WORKER)]
+    result = run_child(worker, job, tmp_path, "infinity", 60, environment)
     assert "error" not in result, result
     assert result["label"] == "Infinity (torch)" and result["version"].startswith("infinity-emb 0.0.0-fake")
-    assert [(cell["batch_size"], cell["docs"], cell["tokens"]) for cell in result["cells"]] == [
-        (1, 2, 6),
-        (2, 2, 6),
-    ]
-    assert result["onnx"] is None and result["peak_rss_mb"] > 0
+    cells = [(cell["batch_size"], cell["docs"], cell["tokens"]) for cell in result["cells"]]
+    assert cells == [(1, 2, 8), (2, 2, 8)]
+    assert result["peak_rss_mb"] > 0
+    job["text_sets"] = [{"length": 1, "texts": ["fail"], "tokens": [1]}]
+    failed = run_child(worker, job, tmp_path, "infinity-fails", 60, environment)
+    assert failed["error"] == "RuntimeError: Infinity failed on a batch: batch failed"

@@ -6,17 +6,26 @@ Infinity (`infinity-emb`) pins versions embedhub cannot share, so this file impo
 standard library, its sibling `timing.py` and Infinity itself. It measures Infinity's Python
 engine in-process (AsyncEmbeddingEngine, the same engine its server runs, without HTTP), with
 the engine the job names, its batch size set to the largest batch measured, no warm-up of its
-own and no disk cache. `embed()` returns Infinity's own token count, which is reported.
+own and no disk cache.
 
 The `optimum` engine (ONNX Runtime) needs an .onnx file beside the model; when the folder has
-none, it is exported first with optimum from the same local folder (export time is reported as
-load time, not measured). The folder is a temporary copy (runner.model_view): Infinity writes
-its optimised graph beside the model.
+none, it is exported first with optimum from the same local folder, in a child of its own
+(`prepare`, not measured). Infinity 0.0.78 then optimises the graph itself (ONNX Runtime level 99
+with the transformer fusions) with an argument optimum 2 no longer takes, logs a warning and runs
+the unoptimised graph; so the same optimisation is done here first, where Infinity looks for an
+optimised graph, and Infinity loads that one, as it means to. The outcome is in `onnx`.
+
+Infinity is started inside the model folder (a temporary copy, runner.model_view) with the path
+".": it passes the ONNX file it finds as a path relative to the folder it was given, which
+optimum 2 accepts only in that form. Its cache folder (HF_HUB_CACHE) is the child's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +34,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timing import run_child, time_cells
+
+
+class _ErrorLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _version(package: str) -> str:
@@ -54,6 +72,28 @@ def ensure_onnx(folder: Path) -> str:
     return "exported with optimum"
 
 
+def optimise_for_infinity(folder: Path) -> str:
+    """The graph optimisation Infinity attempts, written where it looks for the result."""
+    from huggingface_hub.constants import HUGGINGFACE_HUB_CACHE
+    from optimum.onnxruntime import ORTModelForFeatureExtraction, ORTOptimizer
+    from optimum.onnxruntime.configuration import OptimizationConfig
+
+    provider = "CPUExecutionProvider"
+    target = Path(HUGGINGFACE_HUB_CACHE) / "infinity_onnx" / provider / "."
+    try:
+        model = ORTModelForFeatureExtraction.from_pretrained(
+            str(folder), file_name="model.onnx", provider=provider
+        )
+        ORTOptimizer.from_pretrained(model).optimize(
+            optimization_config=OptimizationConfig(optimization_level=99, optimize_for_gpu=False),
+            save_dir=str(target),
+            one_external_file=True,
+        )
+    except Exception as error:  # Infinity then runs the exported graph, as it would itself
+        return f"graph not optimised ({type(error).__name__}: {error}); Infinity runs the exported graph"
+    return "graph optimised (ONNX Runtime level 99)"
+
+
 def infinity(job: dict[str, Any]) -> dict[str, Any]:
     import infinity_emb
     from infinity_emb import AsyncEmbeddingEngine, EngineArgs
@@ -62,13 +102,17 @@ def infinity(job: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(job["threads"])
+    # A batch that fails inside Infinity's batching thread is logged there and its request is
+    # never answered: watch the log, so the child fails at once instead of waiting forever.
+    errors = _ErrorLog()
+    logging.getLogger("infinity_emb").addHandler(errors)
     folder = Path(job["model"]["view"])
     loop = asyncio.new_event_loop()
     started = time.perf_counter()
-    onnx = ensure_onnx(folder) if job["engine"] == "optimum" else None
+    os.chdir(folder)
     engine = AsyncEmbeddingEngine.from_args(
         EngineArgs(
-            model_name_or_path=str(folder),
+            model_name_or_path=".",
             served_model_name=job["model"]["name"],
             engine=job["engine"],
             device="cpu",
@@ -81,9 +125,23 @@ def infinity(job: dict[str, Any]) -> dict[str, Any]:
     loop.run_until_complete(engine.astart())
     load_seconds = time.perf_counter() - started
 
+    # Infinity's `usage` counts characters unless it tokenises for scheduling, so tokens are the
+    # model tokenizer's counts (the same tokenizer file Infinity loads).
+    tokens_of = {
+        text: tokens
+        for text_set in job["text_sets"]
+        for text, tokens in zip(text_set["texts"], text_set["tokens"], strict=True)
+    }
+
     def encode(batch: list[str]) -> int:
-        _, usage = loop.run_until_complete(engine.embed(sentences=batch))
-        return int(usage)
+        task = loop.create_task(engine.embed(sentences=batch))
+        while not task.done():
+            loop.run_until_complete(asyncio.wait({task}, timeout=1.0))
+            if errors.messages and not task.done():
+                task.cancel()
+                raise RuntimeError(f"Infinity failed on a batch: {errors.messages[0]}")
+        task.result()
+        return sum(tokens_of[text] for text in batch)
 
     try:
         cells = time_cells(encode, job)
@@ -94,10 +152,17 @@ def infinity(job: dict[str, Any]) -> dict[str, Any]:
         "label": f"Infinity ({job['engine']})",
         "version": f"infinity-emb {infinity_emb.__version__}, torch {_version('torch')}",
         "load_seconds": round(load_seconds, 2),
-        "onnx": onnx,
         "cells": cells,
     }
 
 
+def prepare(job: dict[str, Any]) -> dict[str, Any]:
+    """The optimum engine's ONNX graph, made in a child of its own so the export's memory does
+    not count in Infinity's peak RSS."""
+    folder = Path(job["model"]["view"])
+    return {"onnx": f"{ensure_onnx(folder)}; {optimise_for_infinity(folder)}"}
+
+
 if __name__ == "__main__":
-    sys.exit(run_child(infinity))
+    kind = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))["kind"]
+    sys.exit(run_child(prepare if kind == "infinity-prepare" else infinity))

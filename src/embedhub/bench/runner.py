@@ -182,6 +182,14 @@ def model_view(model: BenchModel, workdir: Path) -> Path:
             shutil.copytree(entry, view / entry.name, symlinks=True)
         else:
             (view / entry.name).symlink_to(entry.resolve())
+    tokenizer_config = view / "tokenizer_config.json"
+    if tokenizer_config.exists():
+        # transformers 5 writes "extra_special_tokens": [], which the transformers Infinity pins
+        # (4.x) cannot read (it expects a mapping); an empty one means nothing either way.
+        settings = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+        if settings.get("extra_special_tokens") == []:
+            del settings["extra_special_tokens"]
+            tokenizer_config.write_text(json.dumps(settings, indent=2), encoding="utf-8")
     if (model.folder / "modules.json").exists():
         return view
     spec = model.spec
@@ -397,16 +405,49 @@ def _run_peer(
         runs = []
         for engine in options.infinity_engines:
             print(f"{model.name}: Infinity ({engine}) ...", file=sys.stderr, flush=True)
-            environment = child_environment({"INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"})
+            cache = str(workdir / f"hf-cache-{model.name}-{engine}")  # Infinity writes its graphs here
+            environment = child_environment(
+                {
+                    "INFINITY_ANONYMOUS_USAGE_STATS": "0",
+                    "DO_NOT_TRACK": "1",
+                    "HF_HUB_CACHE": cache,
+                    "HUGGINGFACE_HUB_CACHE": cache,
+                }
+            )
+            command = [str(options.infinity_python), str(INFINITY_WORKER)]
+            name = f"{model.name}-infinity-{engine}"
+            prepared: dict[str, Any] = {}
+            if engine == "optimum":
+                prepared = run_child(
+                    command,
+                    {**job, "kind": "infinity-prepare"},
+                    workdir,
+                    f"{name}-prepare",
+                    options.timeout,
+                    environment,
+                )
+                if "error" in prepared:
+                    runs.append({"model": model.name, "peer": INFINITY, "backend": engine, **prepared})
+                    continue
             result = run_child(
-                [str(options.infinity_python), str(INFINITY_WORKER)],
+                command,
                 {**job, "kind": INFINITY, "engine": engine},
                 workdir,
-                f"{model.name}-infinity-{engine}",
+                name,
                 options.timeout,
                 environment,
             )
-            runs.append({"model": model.name, "peer": INFINITY, "backend": engine, **result})
+            if "error" in result:
+                print(f"  FAILED: {result['error']}", file=sys.stderr, flush=True)
+            runs.append(
+                {
+                    "model": model.name,
+                    "peer": INFINITY,
+                    "backend": engine,
+                    "onnx": prepared.get("onnx"),
+                    **result,
+                }
+            )
         return runs
     kind = BASELINE if backend == BASELINE else "embedhub"
     print(f"{model.name}: {backend} ...", file=sys.stderr, flush=True)
@@ -576,6 +617,7 @@ def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "wall_seconds",
         "peak_rss_mb",
         "texts_with_other_token_counts",
+        "onnx",
     )
     summary = {key: run[key] for key in keys if key in run}
     if "skipped" in run:
@@ -583,6 +625,7 @@ def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
     elif "error" in run:
         summary["status"], summary["reason"] = "failed", run["error"]
         summary["log_tail"] = run.get("log_tail", "")
+        summary["traceback"] = run.get("traceback", "")
     else:
         summary["status"] = "ok"
     return summary

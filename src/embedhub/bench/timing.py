@@ -78,6 +78,7 @@ def run_child(body: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
         status = 0
     except BaseException as error:  # the parent reports any failure of the child, then goes on
         result = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()[-4000:]}
+        print(result["traceback"], file=sys.stderr, flush=True)  # into the child's log as well
         status = 1
     result["wall_seconds"] = round(time.perf_counter() - started, 2)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
