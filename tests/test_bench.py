@@ -88,12 +88,13 @@ def test_bench_reports_infinity_skipped_with_reason(bench_report):
             "model": "random-qwen3-tiny",
             "peer": "infinity",
             "backend": "infinity",
+            "label": "Infinity",
             "status": "skipped",
             "reason": infinity[0]["reason"],
         }
     ]
     assert "no --infinity-python given" in infinity[0]["reason"]
-    assert "infinity: skipped (no --infinity-python given" in stdout
+    assert "- random-qwen3-tiny / Infinity: skipped (no --infinity-python given" in stdout
 
 
 def test_bench_prints_table_and_writes_plot(bench_report):
@@ -262,3 +263,17 @@ def test_infinity_child_times_the_engine_it_is_given(tmp_path):
     job["text_sets"] = [{"length": 1, "texts": ["fail"], "tokens": [1]}]
     failed = run_child(worker, job, tmp_path, "infinity-fails", 60, environment)
     assert failed["error"] == "RuntimeError: Infinity failed on a batch: batch failed"
+
+
+def test_infinity_optimum_is_skipped_on_qwen3_with_the_reason(tiny_model_dir, settings, tmp_path):
+    from embedhub.bench.runner import OPTIMUM_DECODER, BenchOptions, _run_infinity, resolve_model
+
+    model = resolve_model(str(tiny_model_dir), settings)
+    run = _run_infinity(model, "optimum", {}, tmp_path, BenchOptions(infinity_python=Path("/no/python")))
+    assert run == {
+        "model": "random-qwen3-tiny",
+        "peer": "infinity",
+        "backend": "optimum",
+        "label": "Infinity (optimum)",
+        "skipped": OPTIMUM_DECODER,
+    }

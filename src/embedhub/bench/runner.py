@@ -37,6 +37,12 @@ DEFAULT_LENGTHS = (128, 512, 2048)
 DEFAULT_BATCH_SIZES = (1, 32)
 DEFAULT_INFINITY_ENGINES = ("torch", "optimum")
 DEFAULT_CORPUS = Path("../shared/data/beir-scifact/corpus.jsonl")
+#: Why Infinity's optimum engine is not run on Qwen3 (checked in infinity_emb's optimum embedder).
+OPTIMUM_DECODER = (
+    "Infinity's optimum engine feeds the ONNX graph only the tokenizer's outputs, and a Qwen3 "
+    "(decoder) export also needs position_ids (infinity-emb 0.0.78 on the tiny Qwen3: 'Input "
+    "position_ids is required by model but not provided')"
+)
 #: Files above this size (weights) are linked into a model view, smaller ones copied.
 LINK_ABOVE_BYTES = 32 * 1024 * 1024
 INFINITY_WORKER = Path(__file__).resolve().with_name("infinity_worker.py")
@@ -401,54 +407,16 @@ def _run_peer(
     }
     if backend == INFINITY:
         if not infinity_ready:
-            return [{"model": model.name, "peer": INFINITY, "backend": INFINITY, "skipped": infinity_note}]
-        runs = []
-        for engine in options.infinity_engines:
-            print(f"{model.name}: Infinity ({engine}) ...", file=sys.stderr, flush=True)
-            cache = str(workdir / f"hf-cache-{model.name}-{engine}")  # Infinity writes its graphs here
-            environment = child_environment(
-                {
-                    "INFINITY_ANONYMOUS_USAGE_STATS": "0",
-                    "DO_NOT_TRACK": "1",
-                    "HF_HUB_CACHE": cache,
-                    "HUGGINGFACE_HUB_CACHE": cache,
-                }
-            )
-            command = [str(options.infinity_python), str(INFINITY_WORKER)]
-            name = f"{model.name}-infinity-{engine}"
-            prepared: dict[str, Any] = {}
-            if engine == "optimum":
-                prepared = run_child(
-                    command,
-                    {**job, "kind": "infinity-prepare"},
-                    workdir,
-                    f"{name}-prepare",
-                    options.timeout,
-                    environment,
-                )
-                if "error" in prepared:
-                    runs.append({"model": model.name, "peer": INFINITY, "backend": engine, **prepared})
-                    continue
-            result = run_child(
-                command,
-                {**job, "kind": INFINITY, "engine": engine},
-                workdir,
-                name,
-                options.timeout,
-                environment,
-            )
-            if "error" in result:
-                print(f"  FAILED: {result['error']}", file=sys.stderr, flush=True)
-            runs.append(
+            return [
                 {
                     "model": model.name,
                     "peer": INFINITY,
-                    "backend": engine,
-                    "onnx": prepared.get("onnx"),
-                    **result,
+                    "backend": INFINITY,
+                    "label": "Infinity",
+                    "skipped": infinity_note,
                 }
-            )
-        return runs
+            ]
+        return [_run_infinity(model, engine, job, workdir, options) for engine in options.infinity_engines]
     kind = BASELINE if backend == BASELINE else "embedhub"
     print(f"{model.name}: {backend} ...", file=sys.stderr, flush=True)
     result = run_child(
@@ -461,14 +429,55 @@ def _run_peer(
     )
     if "error" in result:
         print(f"  FAILED: {result['error']}", file=sys.stderr, flush=True)
-    return [
+    peer = "embedhub" if kind == "embedhub" else BASELINE
+    label = f"embedhub {backend}" if kind == "embedhub" else "sentence-transformers fp32"
+    return [{"model": model.name, "peer": peer, "backend": backend, "label": label, **result}]
+
+
+def _run_infinity(
+    model: BenchModel, engine: str, job: dict[str, Any], workdir: Path, options: BenchOptions
+) -> dict[str, Any]:
+    """One Infinity engine on one model; the optimum engine's ONNX graph is prepared first, in
+    a child of its own."""
+    run: dict[str, Any] = {
+        "model": model.name,
+        "peer": INFINITY,
+        "backend": engine,
+        "label": f"Infinity ({engine})",
+    }
+    if engine == "optimum" and model.spec.architecture == "decoder":
+        return {**run, "skipped": OPTIMUM_DECODER}
+    print(f"{model.name}: Infinity ({engine}) ...", file=sys.stderr, flush=True)
+    cache = str(workdir / f"hf-cache-{model.name}-{engine}")  # Infinity writes its graphs here
+    environment = child_environment(
         {
-            "model": model.name,
-            "peer": "embedhub" if kind == "embedhub" else BASELINE,
-            "backend": backend,
-            **result,
+            "INFINITY_ANONYMOUS_USAGE_STATS": "0",
+            "DO_NOT_TRACK": "1",
+            "HF_HUB_CACHE": cache,
+            "HUGGINGFACE_HUB_CACHE": cache,
         }
-    ]
+    )
+    command = [str(options.infinity_python), str(INFINITY_WORKER)]
+    name = f"{model.name}-infinity-{engine}"
+    if engine == "optimum":
+        prepared = run_child(
+            command,
+            {**job, "kind": "infinity-prepare"},
+            workdir,
+            f"{name}-prepare",
+            options.timeout,
+            environment,
+        )
+        if "error" in prepared:
+            print(f"  FAILED: {prepared['error']}", file=sys.stderr, flush=True)
+            return {**run, **prepared}
+        run["onnx"] = prepared["onnx"]
+    result = run_child(
+        command, {**job, "kind": INFINITY, "engine": engine}, workdir, name, options.timeout, environment
+    )
+    if "error" in result:
+        print(f"  FAILED: {result['error']}", file=sys.stderr, flush=True)
+    return {**run, **result}
 
 
 def precision_of(run: dict[str, Any]) -> str:
