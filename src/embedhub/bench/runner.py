@@ -276,6 +276,10 @@ def run_child(
             process.wait()
             reader.join(5)
             return {"error": f"timed out after {timeout:.0f} s (--timeout)", "log_tail": _tail(log_path)}
+        except BaseException:  # Ctrl-C: the child runs in its own session, so stop it too
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
         reader.join(5)
     if not result_path.exists():
         return {
