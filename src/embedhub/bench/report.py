@@ -67,9 +67,15 @@ def plot(report: dict[str, Any], path: Path) -> str:
         return f"no plot: matplotlib is not installed (pip install matplotlib), {path} not written"
     models = list(report["models"])
     batch_sizes = report["options"]["batch_sizes"]
+    # one colour per peer across every panel, and one legend for the figure
+    colours = {
+        label: f"C{index % 10}"
+        for index, label in enumerate(dict.fromkeys(r["label"] for r in report["rows"]))
+    }
     figure, axes = pyplot.subplots(
         len(models), len(batch_sizes), figsize=(5.5 * len(batch_sizes), 3.6 * len(models)), squeeze=False
     )
+    width = 0.8 / max(1, len(colours))
     for row_index, model in enumerate(models):
         for column, batch_size in enumerate(batch_sizes):
             axis = axes[row_index][column]
@@ -77,24 +83,24 @@ def plot(report: dict[str, Any], path: Path) -> str:
                 row for row in report["rows"] if row["model"] == model and row["batch_size"] == batch_size
             ]
             lengths = sorted({row["length"] for row in cells})
-            labels = list(dict.fromkeys(row["label"] for row in cells))
-            width = 0.8 / max(1, len(labels))
-            for index, label in enumerate(labels):
-                ratios = {
-                    row["length"]: row["ratio_to_sentence_transformers"]
-                    for row in cells
-                    if row["label"] == label
-                }
-                positions = [lengths.index(length) + index * width for length in ratios]
-                axis.bar(positions, [ratio or 0 for ratio in ratios.values()], width, label=label)
+            for index, label in enumerate(colours):
+                mine = [row for row in cells if row["label"] == label]
+                positions = [lengths.index(row["length"]) + index * width for row in mine]
+                ratios = [row["ratio_to_sentence_transformers"] or 0 for row in mine]
+                axis.bar(positions, ratios, width, color=colours[label])
             axis.axhline(1.0, color="black", linewidth=0.8)
             axis.set_xticks([position + 0.4 - width / 2 for position in range(len(lengths))])
-            axis.set_xticklabels([f"{length} tokens" for length in lengths])
+            capped = {row["length"] for row in cells if row["capped_at_model_max"]}
+            axis.set_xticklabels(
+                [f"{length} tokens{' (max)' if length in capped else ''}" for length in lengths]
+            )
             axis.set_title(f"{model}, batch {batch_size}", fontsize=9)
             axis.set_ylabel("x sentence-transformers fp32")
-            if row_index == 0 and column == 0:
-                axis.legend(fontsize=7)
-    figure.tight_layout()
+    handles = [pyplot.Rectangle((0, 0), 1, 1, color=colour) for colour in colours.values()]
+    columns = max(1, min(len(colours), 2 * len(batch_sizes)))
+    figure.legend(handles, list(colours), loc="lower center", ncol=columns, fontsize=7)
+    legend_rows = -(-len(colours) // columns)
+    figure.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / (3.6 * len(models)), 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     pyplot.close(figure)
