@@ -83,8 +83,12 @@ def _click_command(words: list[str]):
 
 
 def supports_json(words: list[str]) -> bool:
+    """Whether the command has a `--json` switch (`bench --json FILE` takes a value instead)."""
     command = _click_command(words)
-    return any("--json" in parameter.opts for parameter in getattr(command, "params", []))
+    return any(
+        "--json" in parameter.opts and getattr(parameter, "is_flag", False)
+        for parameter in getattr(command, "params", [])
+    )
 
 
 def subcommand(words: list[str]) -> tuple[str, ...]:
@@ -159,7 +163,7 @@ def check(command: Command, words: list[str], place: dict) -> None:
     assert result.returncode == 0, f"{where} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
     assert result.stdout.strip(), f"{where} printed nothing"
     assert "Traceback" not in result.stderr, f"{where} printed a traceback:\n{result.stderr}"
-    if "--json" in words:
+    if "--json" in words and supports_json(words):
         json.loads(result.stdout)
 
 

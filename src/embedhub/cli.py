@@ -270,6 +270,78 @@ def _stop_on_load_failure(hub, server, poll_seconds: float = 0.2) -> None:
         time.sleep(poll_seconds)
 
 
+@app.command()
+@user_errors
+def bench(
+    models: Annotated[
+        str,
+        typer.Option(help="Comma list: registry names, local folders, random-qwen3-SHAPE (built offline)."),
+    ] = "all-MiniLM-L6-v2,multilingual-e5-small-q4,random-qwen3-0.6B",
+    backends: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of sentence-transformers, infinity and embedhub backends "
+            "(default: those two and every embedhub backend installed here).",
+            show_default=False,
+        ),
+    ] = None,
+    lengths: Annotated[str, typer.Option(help="Tokens per text, comma list.")] = "128,512,2048",
+    batch_sizes: Annotated[str, typer.Option(help="Texts per encode call, comma list.")] = "1,32",
+    docs: Annotated[int, typer.Option(help="Per cell: stop after this many texts ...")] = 64,
+    seconds: Annotated[
+        float, typer.Option(help="... or after this many seconds (at least one batch).")
+    ] = 30.0,
+    infinity_python: Annotated[
+        Path | None, typer.Option(help="Python of a venv with infinity-emb[server,torch] (else skipped).")
+    ] = None,
+    infinity_engines: Annotated[
+        str, typer.Option(help="Infinity engines to measure, comma list.")
+    ] = "torch,optimum",
+    threads: Annotated[
+        int | None, typer.Option(help="torch threads in every child (default: all cores).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds one child may run before it is stopped.")] = 3600.0,
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl the texts are cut from.")] = Path(
+        "../shared/data/beir-scifact/corpus.jsonl"
+    ),
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report here as JSON.")
+    ] = None,
+    plot_path: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG plot here (needs matplotlib).")
+    ] = None,
+) -> None:
+    """Encoding speed of every embedhub backend next to sentence-transformers and Infinity:
+    the same texts at exact token lengths, each peer in its own process (docs/performance.md)."""
+    from embedhub.bench.report import markdown, plot
+    from embedhub.bench.runner import BenchOptions, parse_positive_ints, run_bench, split_names
+
+    options = BenchOptions(
+        models=split_names(models),
+        backends=split_names(backends) if backends is not None else None,
+        lengths=parse_positive_ints(lengths, "--lengths"),
+        batch_sizes=parse_positive_ints(batch_sizes, "--batch-sizes"),
+        docs=docs,
+        seconds=seconds,
+        infinity_python=infinity_python,
+        infinity_engines=split_names(infinity_engines),
+        threads=threads,
+        timeout=timeout,
+        corpus=corpus,
+        json_path=json_path,
+        plot_path=plot_path,
+        command=" ".join(["embedhub", *sys.argv[1:]]),
+    )
+    report = run_bench(options)
+    typer.echo(markdown(report))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"JSON written to {json_path}")
+    if plot_path:
+        typer.echo(plot(report, plot_path))
+
+
 @models_app.command("list")
 @user_errors
 def models_list(as_json: JsonOption = False) -> None:
