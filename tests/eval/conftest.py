@@ -50,7 +50,7 @@ WORDS = [
 
 
 def sentence(i: int, n: int = 5) -> str:
-    return " ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(n)) + f" number {i}"
+    return " ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(n)) + f" number {100 + i}"
 
 
 def _jsonl(path: Path, rows) -> None:
@@ -61,8 +61,9 @@ def _jsonl(path: Path, rows) -> None:
 def build_beir(folder: Path, splits=("test",)) -> None:
     docs = [{"_id": f"d{i}", "title": f"Title {WORDS[i]}", "text": sentence(i, 8)} for i in range(12)]
     _jsonl(folder / "corpus.jsonl", docs)
-    # query i repeats document i's rare title word and its number: BM25 ranks document i first
-    queries = [{"_id": f"q{i}", "text": f"{WORDS[i]} number {i}"} for i in range(6)]
+    # query i repeats document i's rare title word and its number (3 digits: the analyzer drops single
+    # characters): BM25 ranks document i first
+    queries = [{"_id": f"q{i}", "text": f"{WORDS[i]} number {100 + i}"} for i in range(6)]
     _jsonl(folder / "queries.jsonl", queries)
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
     for split in splits:
