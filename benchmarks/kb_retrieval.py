@@ -8,6 +8,8 @@
 - Citations: for every PDF fixture chunk, whether its leading words are on the page it cites by
   an independent extractor (pypdf), and how much of the docling ground truth the chunks cover.
 
+The knowledge base against the naive bm25s + dense + RRF script is benchmarks/naive_baseline.py.
+
 Usage: python benchmarks/kb_retrieval.py [--data ../shared/data] [--model auto] [--out docs/retrieval.json]
 """
 
@@ -183,7 +185,12 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--model", default="auto")
     parser.add_argument("--out", type=Path, default=Path("docs/retrieval.json"))
-    parser.add_argument("--markdown", type=Path, default=Path("docs/retrieval.md"))
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        help="also write the tables here (docs/retrieval.md is edited by hand)",
+    )
     parser.add_argument(
         "--skip", nargs="*", default=[], help="parts to skip: scifact cmrc2018 throughput citations"
     )
@@ -213,7 +220,8 @@ def main() -> int:
     if "citations" not in args.skip:
         results["citations"] = citations(args.data / "pdf-docx-fixtures" / "pdf", encoder, kb, reference)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    args.markdown.write_text(markdown(results))
+    if args.markdown is not None:
+        args.markdown.write_text(markdown(results))
     print(markdown(results))
     return 0
 
