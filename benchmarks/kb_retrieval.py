@@ -189,7 +189,7 @@ def main() -> int:
         "--markdown",
         type=Path,
         default=None,
-        help="also write the tables here (docs/retrieval.md is edited by hand)",
+        help="also write the tables to this file",
     )
     parser.add_argument(
         "--skip", nargs="*", default=[], help="parts to skip: scifact cmrc2018 throughput citations"
