@@ -42,6 +42,13 @@ def test_kb_commands(tmp_path, tiny_model_dir, monkeypatch):
     )
     assert lexical["results"][0]["path"].endswith("a.md")
     assert lexical["results"][0]["heading_path"] == ["Alpha"]
+    one_each = runner.invoke(
+        app, ["kb", "search", "physics", "particle decay", "--per-document", "1", "--json"]
+    )
+    paths = [r["path"] for r in json.loads(one_each.stdout)["results"]]
+    assert len(paths) == len(set(paths)) == 2
+    wrong = runner.invoke(app, ["kb", "create", "other", "--lexical-language", "elvish"])
+    assert wrong.exit_code == 2 and "unknown lexical language 'elvish'" in wrong.output
 
     listed = json.loads(runner.invoke(app, ["kb", "list", "--json"]).stdout)["collections"]
     assert listed[0]["name"] == "physics" and listed[0]["dimensions"] == 32

@@ -72,8 +72,10 @@ def create(
     backend: BackendOption = None,
 ) -> None:
     """Create a collection bound to one model, its dimensions and its query instruction."""
+    from embedhub.kb.lexical import Analyzer
     from embedhub.models.loading import load_encoder, resolve
 
+    Analyzer(lexical_language)  # a wrong language fails before the model loads
     settings = _settings(backend)
     reference = model or settings.model
     resolved = resolve(reference, settings)
