@@ -277,3 +277,24 @@ def test_infinity_optimum_is_skipped_on_qwen3_with_the_reason(tiny_model_dir, se
         "label": "Infinity (optimum)",
         "skipped": OPTIMUM_DECODER,
     }
+
+
+def test_json_report_names_no_machine_paths(tmp_path, monkeypatch):
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from embedhub.bench.report import portable
+
+    monkeypatch.chdir(tmp_path)
+    venv, home = Path(sys.prefix).resolve(), Path.home().resolve()
+    scratch = Path(tempfile.gettempdir()).resolve()
+    report = {
+        "models": {"m": {"folder": f"{venv}/lib/site-packages/x/model", "cache": f"{home}/.cache/m"}},
+        "command": f"embedhub bench --infinity-python {scratch}/inf/bin/python --json {tmp_path}/r.json",
+        "runs": [{"path": f"{tmp_path}/a", "other": f"{scratch}-like/not-a-child", "n": 3}],
+    }
+    cleaned = portable(report)
+    assert cleaned["models"]["m"] == {"folder": "$VENV/lib/site-packages/x/model", "cache": "~/.cache/m"}
+    assert cleaned["command"] == "embedhub bench --infinity-python $TMPDIR/inf/bin/python --json ./r.json"
+    assert cleaned["runs"] == [{"path": "./a", "other": f"{scratch}-like/not-a-child", "n": 3}]

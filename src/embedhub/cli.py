@@ -313,7 +313,7 @@ def bench(
 ) -> None:
     """Encoding speed of every embedhub backend next to sentence-transformers and Infinity:
     the same texts at exact token lengths, each peer in its own process (docs/performance.md)."""
-    from embedhub.bench.report import markdown, plot
+    from embedhub.bench.report import markdown, plot, portable
     from embedhub.bench.runner import BenchOptions, parse_positive_ints, run_bench, split_names
 
     options = BenchOptions(
@@ -328,15 +328,13 @@ def bench(
         threads=threads,
         timeout=timeout,
         corpus=corpus,
-        json_path=json_path,
-        plot_path=plot_path,
         command=" ".join(["embedhub", *sys.argv[1:]]),
     )
     report = run_bench(options)
     typer.echo(markdown(report))
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        json_path.write_text(json.dumps(portable(report), indent=2) + "\n", encoding="utf-8")
         typer.echo(f"JSON written to {json_path}")
     if plot_path:
         typer.echo(plot(report, plot_path))

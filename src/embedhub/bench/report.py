@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +56,34 @@ def markdown(report: dict[str, Any]) -> str:
     if report["peaks"].get("error"):
         lines.append(f"- matmul peaks: failed ({report['peaks']['error']})")
     return "\n".join(lines)
+
+
+def portable(value: Any) -> Any:
+    """The report with this machine's own folders written as placeholders (`$VENV` for the Python
+    environment, `.` for the working folder, `~` for the home folder, `$TMPDIR`), so a report kept
+    in the repository names the setup, not one machine's paths."""
+    prefixes = sorted(
+        {
+            str(Path(sys.prefix).resolve()): "$VENV",
+            str(Path.cwd().resolve()): ".",
+            str(Path.home().resolve()): "~",
+            str(Path(tempfile.gettempdir()).resolve()): "$TMPDIR",
+        }.items(),
+        key=lambda item: len(item[0]),
+        reverse=True,
+    )
+
+    def clean(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {key: clean(entry) for key, entry in item.items()}
+        if isinstance(item, list):
+            return [clean(entry) for entry in item]
+        if isinstance(item, str):
+            for prefix, placeholder in prefixes:
+                item = re.sub(re.escape(prefix) + r"(?![\w.-])", placeholder, item)
+        return item
+
+    return clean(value)
 
 
 def plot(report: dict[str, Any], path: Path) -> str:

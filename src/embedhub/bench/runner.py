@@ -72,8 +72,6 @@ class BenchOptions:
     threads: int | None = None
     timeout: float = 3600.0
     corpus: Path = DEFAULT_CORPUS
-    json_path: Path | None = None
-    plot_path: Path | None = None
     command: str = ""
 
 
