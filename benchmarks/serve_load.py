@@ -52,6 +52,8 @@ from typing import Any
 import httpx
 import orjson
 
+from embedhub.bench.runner import probe_infinity
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "beir-scifact" / "corpus.jsonl"
 NAIVE_SERVER = Path(__file__).resolve().parent / "peers" / "naive_st_server.py"
@@ -208,28 +210,14 @@ def make_peer(name: str, args: argparse.Namespace, home: Path, served_name: str)
         command += ["--name", served_name, "--port", str(port)]
         return Peer(name, command, env, port, "/ready", "/v1/embeddings", served_name), ""
     if name == "infinity":
-        if not args.infinity_python:
-            return None, "no --infinity-python given"
-        python = Path(args.infinity_python)
-        if not python.exists():
-            return None, f"--infinity-python {python} does not exist"
-        probe = subprocess.run(
-            [
-                str(python),
-                "-c",
-                "import infinity_emb, torch; print(infinity_emb.__version__, torch.__version__)",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-        )
-        if probe.returncode != 0:
-            return None, f"infinity_emb does not import with {python}: {probe.stderr.strip()[-300:]}"
+        python = Path(args.infinity_python) if args.infinity_python else None
+        usable, detail = probe_infinity(python)
+        if not usable:
+            return None, detail
         command = [str(python), "-m", "infinity_emb.cli", "v2", "--model-id", str(folder)]
         command += ["--served-model-name", served_name, "--engine", "torch", "--device", "cpu"]
         command += ["--no-vector-disk-cache", "--host", HOST, "--port", str(port)]
-        return Peer(name, command, env, port, "/health", "/embeddings", served_name), probe.stdout.strip()
+        return Peer(name, command, env, port, "/health", "/embeddings", served_name), detail
     raise ValueError(name)
 
 
