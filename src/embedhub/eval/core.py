@@ -260,17 +260,17 @@ class EvalContext:
         unique = list(todo)
         inputs = self.encoder.tokenize(unique, kind=kind, instruction=instruction, truncate=truncate)
         batch = look_up(self.cache, self.model, self.encoder.native_dims, inputs)
-        # Longest first and in similar-length chunks, so each encoder call pads little.
-        missing = sorted(batch.missing, key=lambda index: len(inputs[index]), reverse=True)
+        # Positions in `batch.missing`, longest input first, encoded in similar-length chunks so
+        # each encoder call pads little; `computed` keeps the cache batch's own row order.
+        missing = batch.missing
+        order = sorted(range(len(missing)), key=lambda row: len(inputs[missing[row]]), reverse=True)
         computed = np.zeros((len(missing), self.encoder.native_dims), dtype=np.float32)
-        with self.progress.track(f"{description} ({self.model})", len(missing)) as advance:
-            for start in range(0, len(missing), self.encode_batch):
-                part = missing[start : start + self.encode_batch]
-                computed[start : start + len(part)] = self.encoder.embed_token_ids([inputs[i] for i in part])
+        with self.progress.track(f"{description} ({self.model})", len(order)) as advance:
+            for start in range(0, len(order), self.encode_batch):
+                part = order[start : start + self.encode_batch]
+                computed[part] = self.encoder.embed_token_ids([inputs[missing[row]] for row in part])
                 advance(len(part))
-        order = np.argsort(missing) if missing else np.zeros(0, dtype=int)
-        batch.missing = sorted(missing)
-        vectors = finish(batch.complete(computed[order]), None, normalize=True)
+        vectors = finish(batch.complete(computed), None, normalize=True)
         for text, vector in zip(unique, vectors, strict=True):
             out[todo[text]] = vector
         return out

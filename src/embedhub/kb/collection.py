@@ -105,12 +105,9 @@ class Collection:
             self.store.delete_documents([doc_id], except_generation=keep)
             self.manifest.cleanup_done([doc_id])
 
-    def reanalyze(self, language: str | None = None) -> int:
-        """Recompute the lexical terms of every chunk from its stored text (with another language,
-        or after the analyzer changed), then rebuild the full-text index. Vectors are untouched."""
-        if language is not None:
-            Analyzer(language)  # validates the name before anything is rewritten
-            self.config.lexical_language = language
+    def reanalyze(self) -> int:
+        """Recompute the lexical terms of every chunk from its stored text (after the analyzer
+        changed), then rebuild the full-text index. Vectors are untouched."""
         analyzer = self.config.analyzer
         rewritten = self.store.rewrite_terms(lambda text, headings: chunk_terms(text, headings, analyzer))
         self.config.lexical_version = ANALYZER_VERSION
