@@ -277,7 +277,7 @@ class Ingestor:
             fraction = min(1.0, chunk.char_end / document.total_chars)
             self.progress.embedded(document.path, chunk.index + 1, fraction)
         vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        generation = self._generation
+        generation, analyzer = self._generation, self.collection.config.analyzer
         rows = [
             ChunkRow(
                 id=f"{document.doc_id}:{generation}:{chunk.index}",
@@ -287,7 +287,7 @@ class Ingestor:
                 path=str(document.path),
                 file_type=document.file_type,
                 text=chunk.text,
-                terms=chunk_terms(chunk.text, chunk.heading_path, self.collection.config.analyzer),
+                terms=chunk_terms(chunk.text, chunk.heading_path, analyzer),
                 char_start=chunk.char_start,
                 char_end=chunk.char_end,
                 page_start=chunk.page_start,

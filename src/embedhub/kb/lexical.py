@@ -170,11 +170,6 @@ def analyze(text: str, analyzer: Analyzer = DEFAULT_ANALYZER) -> list[str]:
     return analyzer.terms(text)
 
 
-def index_text(text: str, analyzer: Analyzer = DEFAULT_ANALYZER) -> str:
-    """The whitespace-joined form the full-text index stores."""
-    return " ".join(analyzer.terms(text))
-
-
 def chunk_terms(text: str, heading_path: Sequence[str], analyzer: Analyzer = DEFAULT_ANALYZER) -> str:
     """The terms stored for one chunk: its heading path counted `HEADING_REPEAT` times, then its
     text. A title says what the whole section is about, so its words weigh more than one mention
