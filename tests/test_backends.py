@@ -10,6 +10,7 @@ tensor, so the batch shares one scale).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import httpx
@@ -74,9 +75,22 @@ def test_missing_packages_name_the_extra(monkeypatch):
         get_backend("fancy")
 
 
-def test_auto_uses_the_per_model_table(tiny_model_dir, settings, monkeypatch):
+def _default_backend(monkeypatch, name: str) -> None:
+    """Make every spec derived from a folder name `name` as its measured default."""
+    from embedhub.models import loading
+
+    real = loading.spec_from_folder
+    monkeypatch.setattr(
+        loading,
+        "spec_from_folder",
+        lambda *args, **kw: dataclasses.replace(real(*args, **kw), default_backend=name),
+    )
+
+
+def test_auto_uses_the_models_default_backend(tiny_model_dir, settings, monkeypatch):
+    _default_backend(monkeypatch, "torch")
     assert load_encoder(str(tiny_model_dir), _with_backend(settings, "auto")).backend == "torch"
-    monkeypatch.setattr(backends_module, "AUTO_BACKENDS", {"random-qwen3-tiny": "torch-bf16"})
+    _default_backend(monkeypatch, "torch-bf16")
     monkeypatch.setattr(backends_module, "native_bfloat16", lambda: True)
     assert load_encoder(str(tiny_model_dir), _with_backend(settings, "auto")).backend == "torch-bf16"
     # where bfloat16 would be emulated (slower than float32), auto keeps float32
@@ -90,7 +104,7 @@ def test_auto_runs_the_measured_models_in_bfloat16_where_the_cpu_has_it(monkeypa
     monkeypatch.setattr(backends_module, "native_bfloat16", lambda: True)
     assert backends_module.auto_backend(MULTILINGUAL_E5_SMALL_Q4) == "torch-bf16"
     assert backends_module.auto_backend(ALL_MINILM_L6_V2) == "torch-bf16"
-    assert backends_module.auto_backend(QWEN3_EMBEDDING_0_6B) == "torch"  # not measured with real weights
+    assert backends_module.auto_backend(QWEN3_EMBEDDING_0_6B) == "torch-bf16"  # published in bfloat16
 
 
 def test_backend_parity_with_float32(tiny_backend, tiny_encoder):
@@ -163,7 +177,7 @@ def test_a_failing_variant_is_refused_with_its_figures(tiny_model_dir, settings,
 
 def test_auto_falls_back_to_float32_when_its_variant_fails(tiny_model_dir, settings, monkeypatch, capsys):
     monkeypatch.setattr(quality.QualityReport, "passed", property(lambda self: False))
-    monkeypatch.setattr(backends_module, "AUTO_BACKENDS", {"random-qwen3-tiny": "torch-int8"})
+    _default_backend(monkeypatch, "torch-int8")
     encoder = load_encoder(str(tiny_model_dir), _with_backend(settings, "auto"))
     assert encoder.backend == "torch"
     assert "failed the accuracy gate" in capsys.readouterr().err

@@ -15,7 +15,8 @@ from embedhub.bench.report import plot
 from embedhub.bench.runner import INFINITY_WORKER, child_environment, probe_infinity, run_child
 from embedhub.bench.texts import build_text_sets, read_corpus, synthetic_documents
 from embedhub.cli import app
-from embedhub.models.loading import load_tokenizer, resolve
+from embedhub.models.backends import auto_backend
+from embedhub.models.loading import load_tokenizer, resolve, spec_from_folder
 from tests.conftest import shared_data
 
 
@@ -33,7 +34,7 @@ def bench_report(runner, tiny_model_dir, tmp_path_factory):
         "--models",
         str(tiny_model_dir),
         "--backends",
-        "sentence-transformers,torch,infinity",
+        "sentence-transformers,torch,torch-bf16,infinity",
     ]
     arguments += ["--lengths", "24", "--batch-sizes", "1,2", "--docs", "2", "--seconds", "0.05"]
     arguments += ["--corpus", str(folder / "absent.jsonl"), "--json", str(folder / "bench.json")]
@@ -43,7 +44,7 @@ def bench_report(runner, tiny_model_dir, tmp_path_factory):
     return json.loads((folder / "bench.json").read_text()), result.stdout, folder
 
 
-def test_bench_reports_every_cell_with_positive_numbers(bench_report):
+def test_bench_reports_every_cell_with_positive_numbers(bench_report, tiny_model_dir):
     report, _, _ = bench_report
     assert report["texts"].startswith("synthetic English")  # the corpus path given is absent
     assert set(report["peaks"]["gflops"]) == {"fp32", "bf16", "int8"}
@@ -51,9 +52,12 @@ def test_bench_reports_every_cell_with_positive_numbers(bench_report):
     model = report["models"]["random-qwen3-tiny"]
     assert model["forward_cost"] == {"linear_parameters": 73728, "layers": 2, "attention_width": 64}
     assert model["lengths"] == [{"length": 24, "requested": [24], "tokens_per_text": 24.0, "texts": 2}]
+    default = auto_backend(spec_from_folder(tiny_model_dir))
     cells = {(row["label"], row["batch_size"]) for row in report["rows"]}
     assert cells == {
-        (label, size) for label in ("sentence-transformers fp32", "embedhub torch") for size in (1, 2)
+        (label, size)
+        for label in ("sentence-transformers fp32", "embedhub torch", "embedhub torch-bf16")
+        for size in (1, 2)
     }
     for row in report["rows"]:
         assert row["tokens_per_doc"] == 24.0, row  # every peer ran exactly the asked length
@@ -65,9 +69,11 @@ def test_bench_reports_every_cell_with_positive_numbers(bench_report):
             "share_of_peak",
         ):
             assert row[key] > 0, (key, row)
-        assert row["precision"] == "fp32" and not row["capped_at_model_max"]
+        assert row["precision"] == ("bf16" if row["label"].endswith("bf16") else "fp32")
+        assert not row["capped_at_model_max"]
         assert row["ratio_to_fastest_infinity"] is None  # Infinity did not run
-        assert row["default_backend"] == (row["label"] == "embedhub torch")
+        # a Qwen3 folder runs torch-bf16 by default where the CPU has it, torch elsewhere
+        assert row["default_backend"] == (row["label"] == f"embedhub {default}")
         if row["peer"] == "sentence-transformers":
             assert row["ratio_to_sentence_transformers"] == 1.0
         else:
@@ -76,7 +82,7 @@ def test_bench_reports_every_cell_with_positive_numbers(bench_report):
     assert runs["sentence-transformers"]["texts_with_other_token_counts"] == 0
     assert all(
         runs[name]["status"] == "ok" and runs[name]["peak_rss_mb"] > 0
-        for name in ("sentence-transformers", "torch")
+        for name in ("sentence-transformers", "torch", "torch-bf16")
     )
 
 
@@ -97,11 +103,13 @@ def test_bench_reports_infinity_skipped_with_reason(bench_report):
     assert "- random-qwen3-tiny / Infinity: skipped (no --infinity-python given" in stdout
 
 
-def test_bench_prints_table_and_writes_plot(bench_report):
+def test_bench_prints_table_and_writes_plot(bench_report, tiny_model_dir):
     _, stdout, folder = bench_report
     assert "| model | tokens | batch | peer | vs sentence-transformers fp32 |" in stdout
-    # torch is what `auto` runs for this model: the default backend's row is marked
-    assert "| random-qwen3-tiny | 24 | 2 | **embedhub torch** (default) | " in stdout
+    # the backend `auto` runs for this model here is marked, and only that one
+    default = auto_backend(spec_from_folder(tiny_model_dir))
+    assert f"| random-qwen3-tiny | 24 | 2 | **embedhub {default}** (default) | " in stdout
+    assert stdout.count("(default)") == 2  # batch sizes 1 and 2
     assert (folder / "bench.png").stat().st_size > 1000
 
 

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
         description=(
             "How models run: torch (float32), torch-bf16, torch-int8, onnx-int8 (needs the onnx "
             "extra), gguf (.gguf files through llama.cpp; needs the gguf extra), or auto (the "
-            "per-model default in embedhub.models.backends.AUTO_BACKENDS; gguf for a .gguf file)."
+            "model's measured default, ModelSpec.default_backend; gguf for a .gguf file)."
         ),
     )
     device: str = Field(default="cpu", description="torch device for local encoders.")
@@ -89,6 +89,14 @@ class Settings(BaseSettings):
         ),
     )
     max_batch_size: int = Field(default=64, ge=1, description="Inputs per forward pass at most.")
+    heap_activations: bool = Field(
+        default=True,
+        description=(
+            "Tune glibc malloc when a model loads so large activations stay on the heap instead of "
+            "being mmapped and unmapped every layer (about 2x on Qwen3 batches; "
+            "embedhub.models.allocator). The cost: freed memory up to 1 GiB stays with the process."
+        ),
+    )
 
     # --- the server -------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address to bind; loopback by default.")

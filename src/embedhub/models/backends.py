@@ -25,6 +25,7 @@ from tokenizers import Tokenizer
 
 from embedhub.config import Settings
 from embedhub.errors import ConfigurationError, ModelLoadError
+from embedhub.models.allocator import keep_activations_on_heap
 from embedhub.models.base import Encoder
 from embedhub.models.loading import (
     ResolvedModel,
@@ -37,15 +38,7 @@ from embedhub.models.registry import REGISTRY, ModelRegistry
 from embedhub.models.spec import ModelSpec
 
 AUTO = "auto"
-#: The backend `auto` uses for a model, by model name; models not listed use AUTO_DEFAULT.
-#: Chosen by benchmarks/backends.py run alone on a 2-core AVX-512 BF16 CPU (docs/backends.md):
-#: torch-bf16 ran 2.65x (all-MiniLM-L6-v2) and 2.77x (multilingual-e5-small-q4) float32 with every
-#: vector at cosine >= 0.9999 and SciFact nDCG@10 unchanged. Qwen3 stays float32 until its real
-#: weights have been measured. bfloat16 is only chosen where the CPU runs it natively.
-AUTO_BACKENDS: Mapping[str, str] = MappingProxyType(
-    {"all-MiniLM-L6-v2": "torch-bf16", "multilingual-e5-small-q4": "torch-bf16"}
-)
-AUTO_DEFAULT = "torch"
+FLOAT32 = "torch"
 
 #: (spec, weights folder or file, tokenizer or None for backends whose file carries its own, settings)
 BackendLoader = Callable[[ModelSpec, Path, Tokenizer | None, Settings], Encoder]
@@ -190,9 +183,9 @@ def native_bfloat16() -> bool:
 
 def auto_backend(spec: ModelSpec) -> str:
     """The backend `auto` means for this model on this machine."""
-    choice = AUTO_BACKENDS.get(spec.name, AUTO_DEFAULT)
+    choice = spec.default_backend
     if choice == "torch-bf16" and not native_bfloat16():
-        return AUTO_DEFAULT
+        return FLOAT32
     return choice
 
 
@@ -241,6 +234,8 @@ def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
     _check_weights_fit(backend, resolved)
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    if settings.heap_activations:
+        keep_activations_on_heap()
     if backend.file_suffix:
         return backend.load(resolved.spec, resolved.folder, None, settings)
     folder = model_folder(resolved, settings)

@@ -26,14 +26,12 @@ from embedhub.models.qwen_tokenizer import load_qwen_tokenizer
 from embedhub.models.registry import (
     OFFLINE_FALLBACKS,
     PREFERRED_DEFAULT,
-    QWEN3_MRL_MIN,
+    QWEN3_MAX_TOKENS,
     REGISTRY,
     ModelRegistry,
+    qwen3_spec,
 )
 from embedhub.models.spec import (
-    ENDOFTEXT_ID,
-    QWEN3_INSTRUCTIONS,
-    QWEN3_QUERY_TEMPLATE,
     ModelSpec,
 )
 from embedhub.models.transformer import read_json
@@ -125,17 +123,10 @@ def spec_from_folder(folder: Path, registry: ModelRegistry = REGISTRY) -> ModelS
         return dataclasses.replace(known, random_weights=bool(marker.get("random_weights", False)))
     name = marker.get("name") or folder.name
     if config.get("model_type") == "qwen3":
-        # A Qwen3 decoder used as an embedder follows the Qwen3-Embedding conventions.
-        return ModelSpec(
-            name=name,
-            architecture="decoder",
-            pooling="last_token",
-            dimensions=hidden,
-            max_tokens=int(min(config.get("max_position_embeddings", 32768), 32768)),
-            mrl_min_dimensions=min(QWEN3_MRL_MIN, hidden),
-            query_template=QWEN3_QUERY_TEMPLATE,
-            instructions=QWEN3_INSTRUCTIONS,
-            suffix_token_ids=(ENDOFTEXT_ID,),
+        return qwen3_spec(
+            name,
+            hidden,
+            max_tokens=int(min(config.get("max_position_embeddings", QWEN3_MAX_TOKENS), QWEN3_MAX_TOKENS)),
             languages=marker.get("languages", "multilingual"),
             random_weights=bool(marker.get("random_weights", False)),
             description=marker.get("description", "Qwen3 decoder embedding model (local folder)"),

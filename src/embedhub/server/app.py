@@ -30,7 +30,13 @@ UI_FOLDER = Path(__file__).resolve().parents[1] / "ui" / "static"
 
 def default_factory(settings: Settings) -> EncoderFactory:
     prefer_passive_openmp_waiting()
+    from embedhub.models.allocator import keep_activations_on_heap
     from embedhub.models.loading import load_encoder
+
+    if settings.heap_activations:
+        # process-wide, and before the loading and queue threads start: a thread that allocated
+        # before keeps its own arena, whose 64 MiB heaps send large blocks back to mmap
+        keep_activations_on_heap()
 
     return lambda reference: load_encoder(reference, settings)
 
