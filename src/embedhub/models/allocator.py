@@ -5,7 +5,7 @@ Why: glibc serves every allocation above its mmap threshold (128 KiB, raised dyn
 system after frees. A forward pass allocates and frees activations of tens to hundreds of MB per
 layer (a 32 x 512 batch through Qwen3-0.6B: 50 MB per MLP projection), so every layer paid page
 faults for memory it had just given back. On this project's 2-core machine that was about a third
-of the wall time of a Qwen3-0.6B bfloat16 batch (system time 47 s of 84 s), and the share grows
+of the time of a Qwen3-0.6B bfloat16 benchmark (47 s in the kernel in an 84 s run), and the share grows
 with batch size; raising both thresholds to 1 GiB and keeping one arena made the same batch run
 at about twice the tokens/s (docs/performance.md, "Allocator"). PyTorch's CPU tuning guide
 reaches the same end by preloading jemalloc or tcmalloc; `mallopt` gets it in-process, with
