@@ -251,6 +251,8 @@ def test_tokenize_route(server):
 
 
 def test_metrics_count_requests_batches_and_cache(server):
+    bad = httpx.post(server + "/v1/embeddings", json={"model": "tiny", "input": ""})
+    assert bad.status_code == 400  # counted as an error by type
     httpx.post(server + "/v1/embeddings", json={"model": "tiny", "input": "cache me"})
     httpx.post(server + "/v1/embeddings", json={"model": "tiny", "input": "cache me"})
     text = httpx.get(server + "/metrics").text

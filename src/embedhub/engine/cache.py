@@ -1,4 +1,4 @@
-"""Embedding cache: raw pooled vectors keyed by (model, exact model input ids).
+"""Embedding cache: raw pooled vectors keyed by (model, backend, exact model input ids).
 
 The key is the framed token ids, which already hold the instruction and the text, so a query and
 a document with the same text never collide. Vectors are stored at native size before MRL and
@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+
+def vector_source(encoder) -> str:
+    """What produced a vector besides its input: the model and the backend that ran it. float32
+    and bfloat16 (or int8) vectors of one model differ slightly, so a disk cache shared by runs
+    with different backends must not hand one's vectors to the other."""
+    return f"{encoder.spec.name}\0{getattr(encoder, 'backend', 'torch')}"
 
 
 def cache_key(model: str, ids: Sequence[int]) -> bytes:
@@ -126,14 +133,13 @@ class CachedBatch:
         return self.vectors
 
 
-def look_up(
-    cache: EmbeddingCache | None, model: str, native_dims: int, inputs: Sequence[Sequence[int]]
-) -> CachedBatch:
+def look_up(cache: EmbeddingCache | None, encoder, inputs: Sequence[Sequence[int]]) -> CachedBatch:
     """Raw native vectors of the inputs the cache holds; with no cache, every row is missing."""
-    vectors = np.zeros((len(inputs), native_dims), dtype=np.float32)
+    vectors = np.zeros((len(inputs), encoder.native_dims), dtype=np.float32)
     if cache is None:
         return CachedBatch(vectors, list(range(len(inputs))), [], None)
-    keys = [cache_key(model, ids) for ids in inputs]
+    source = vector_source(encoder)
+    keys = [cache_key(source, ids) for ids in inputs]
     missing = []
     for index, vector in enumerate(cache.get_many(keys)):
         if vector is None:
@@ -148,7 +154,7 @@ def embed_through_cache(
 ) -> tuple[np.ndarray, int]:
     """Raw native vectors for framed inputs, computing only the cache misses with the encoder;
     returns the vectors and how many were computed."""
-    batch = look_up(cache, encoder.spec.name, encoder.native_dims, inputs)
+    batch = look_up(cache, encoder, inputs)
     if batch.missing:
         batch.complete(encoder.embed_token_ids([inputs[i] for i in batch.missing]))
     return batch.vectors, len(batch.missing)

@@ -58,7 +58,7 @@ class ScheduledEncoder(Encoder):
     def embed_token_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         """The service's cache, then the model's queue; never a forward pass on this thread."""
         inputs = [list(ids) for ids in batch]
-        cached = look_up(self.service.cache, self.spec.name, self.native_dims, inputs)
+        cached = look_up(self.service.cache, self.service.encoder, inputs)
         if cached.missing:
             cached.complete(
                 self.service.queue.submit_blocking(

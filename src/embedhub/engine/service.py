@@ -144,7 +144,7 @@ class EmbeddingService:
         return ids[: limit - len(suffix)] + suffix
 
     async def _raw_vectors(self, inputs: list[list[int]]) -> np.ndarray:
-        batch = look_up(self.cache, self.spec.name, self.encoder.native_dims, inputs)
+        batch = look_up(self.cache, self.encoder, inputs)
         if batch.missing:
             batch.complete(await self.queue.submit([inputs[i] for i in batch.missing]))
         return batch.vectors

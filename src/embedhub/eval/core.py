@@ -259,7 +259,7 @@ class EvalContext:
             return out
         unique = list(todo)
         inputs = self.encoder.tokenize(unique, kind=kind, instruction=instruction, truncate=truncate)
-        batch = look_up(self.cache, self.model, self.encoder.native_dims, inputs)
+        batch = look_up(self.cache, self.encoder, inputs)
         # Positions in `batch.missing`, longest input first, encoded in similar-length chunks so
         # each encoder call pads little; `computed` keeps the cache batch's own row order.
         missing = batch.missing
