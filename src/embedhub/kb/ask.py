@@ -318,8 +318,7 @@ def gather_evidence(
     """The retrieval step alone (the HTTP API runs it before it starts streaming, so a bad request
     or a full model queue is an HTTP status, not an event)."""
     question = check_question(question)
-    if not 1 <= k <= MAX_K:
-        raise InvalidInputError(f"k={k} is outside 1..{MAX_K}; each passage goes into the prompt")
+    check_k(k)
     query = retrieval_query(question, normalise_history(history))
     results = searcher.search(query, k=k, mode=mode, where=where, per_document=per_document)
     return Retrieval(query, number_evidence(results, query, searcher.analyzer))
@@ -385,6 +384,12 @@ def check_question(question: str) -> str:
             f"the question has {len(question)} characters, more than {MAX_QUESTION_CHARS}; shorten it"
         )
     return question.strip()
+
+
+def check_k(k: int) -> int:
+    if not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"k={k} is outside 1..{MAX_K}; each passage goes into the prompt")
+    return k
 
 
 def normalise_history(history: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
