@@ -380,7 +380,7 @@ def test_ask_page_streams_the_answer_and_links_citations_to_the_evidence(
             page.wait_for_selector(".turn .answer a.cite")
             page.wait_for_function("!document.getElementById('ask-button').disabled")
             assert page.locator(".turn .answer").inner_text() == standin.answer
-            assert page.evaluate("window.answerUpdates") >= 10  # drawn piece by piece
+            assert page.evaluate("window.answerUpdates") >= 5  # drawn piece by piece
             assert page.locator("#evidence li").count() == 2
             sent_second = standin.last_prompt.split("[2] ", 1)[1].split(",", 1)[0].split("\n", 1)[0]
             page.click(".turn .answer a.cite[data-n='2']")

@@ -23,6 +23,7 @@ from embedhub.kb.ask import (
     best_sentences,
     cited_numbers,
     retrieval_query,
+    without_thinking,
 )
 from embedhub.kb.ingest import Ingestor
 from tests.chat_standin import ERROR_MESSAGE, MODEL, chat_standin, refused_url
@@ -189,3 +190,11 @@ def test_chat_settings_come_from_the_environment(monkeypatch):
         Settings()
     monkeypatch.setenv("EMBEDHUB_CHAT_URL", "")
     assert Settings().chat_url is None
+
+
+def test_a_leading_think_block_is_not_part_of_the_answer():
+    pieces = ["<thi", "nk>The user asks [3]", " and I", " draft.</thi", "nk>\n\nIt is [1]", "."]
+    assert "".join(without_thinking(pieces)) == "It is [1]."
+    assert "".join(without_thinking(["Plain", " [1]"])) == "Plain [1]"
+    assert "".join(without_thinking(["<", "b>bold</b>"])) == "<b>bold</b>"
+    assert "".join(without_thinking(["<th"])) == "<th"

@@ -351,7 +351,7 @@ def answer_events(
     try:
         model = resolve_model(chat)
         with closing(stream_chat(chat, model, build_messages(question, evidence, turns))) as deltas:
-            for delta in deltas:
+            for delta in without_thinking(deltas):
                 pieces.append(delta)
                 yield TokenEvent(delta)
     except ChatEndpointError as error:
@@ -464,6 +464,36 @@ def build_messages(
     passages = "\n\n".join(f"[{item.number}] {item.where()}\n{item.result.text.strip()}" for item in evidence)
     messages.append({"role": "user", "content": f"Evidence:\n\n{passages}\n\nQuestion: {question}"})
     return messages
+
+
+def without_thinking(deltas: Iterable[str]) -> Iterator[str]:
+    """The deltas without a leading <think>...</think> block: reasoning models (Qwen3, DeepSeek-R1)
+    write one when the server does not split it off into its own field, and its [n] markers or
+    drafts are not the answer."""
+    opening, closing_tag = "<think>", "</think>"
+    buffer, state = "", "start"
+    for delta in deltas:
+        if state == "answer":
+            yield delta
+            continue
+        buffer += delta
+        if state == "start":
+            head = buffer.lstrip()
+            if len(head) < len(opening) and opening.startswith(head):
+                continue  # may still become <think>
+            if not head.startswith(opening):
+                state = "answer"
+                yield buffer
+                continue
+            state = "thinking"
+        end = buffer.find(closing_tag)
+        if end >= 0:
+            state = "answer"
+            rest = buffer[end + len(closing_tag) :].lstrip()
+            if rest:
+                yield rest
+    if state == "start" and buffer.strip():
+        yield buffer
 
 
 def cited_numbers(text: str, count: int) -> list[int]:
