@@ -14,7 +14,7 @@ from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 from embedhub.kb.ingest import Progress
 
-app = typer.Typer(help="Knowledge bases: create, add files, search.", no_args_is_help=True)
+app = typer.Typer(help="Knowledge bases: create, add files, search, ask.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 BackendOption = Annotated[
     str | None,
