@@ -381,7 +381,8 @@ def test_ask_page_streams_the_answer_and_links_citations_to_the_evidence(
             page.wait_for_function("!document.getElementById('ask-button').disabled")
             assert page.locator(".turn .answer").inner_text() == standin.answer
             assert page.evaluate("window.answerUpdates") >= 5  # drawn piece by piece
-            assert page.locator("#evidence li").count() == 2
+            passages = page.locator("#evidence li").count()
+            assert passages == standin.last_prompt.count("\n\n[") >= 2  # every passage sent
             sent_second = standin.last_prompt.split("[2] ", 1)[1].split(",", 1)[0].split("\n", 1)[0]
             page.click(".turn .answer a.cite[data-n='2']")
             page.wait_for_selector("#evidence-2.focus")
@@ -413,7 +414,7 @@ def test_ask_page_streams_the_answer_and_links_citations_to_the_evidence(
             page.click("#ask-button")
             page.wait_for_selector(".turn .error")
             assert ERROR_MESSAGE in page.locator(".turn .error").inner_text()
-            assert page.locator("#evidence li").count() == 2  # the evidence stays readable
+            assert page.locator("#evidence li").count() == passages  # the evidence stays readable
             page.screenshot(path=str(ARTIFACTS / "12-ask-chat-error.png"), full_page=True)
 
             app.state.settings = configured.model_copy(update={"chat_url": None})
@@ -423,7 +424,10 @@ def test_ask_page_streams_the_answer_and_links_citations_to_the_evidence(
             assert "EMBEDHUB_CHAT_URL" in page.locator(".turn .notice").inner_text()
             assert page.locator("#evidence li mark").count() > 0  # best sentences highlighted
             page.set_viewport_size({"width": 375, "height": 800})
-            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
             page.screenshot(path=str(ARTIFACTS / "13-ask-no-chat-phone.png"), full_page=True)
+            wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+                .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+                .map((e) => `${e.tagName}.${e.className}#${e.id}`)""")  # what overflows, if anything
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), wide
             assert errors == []
             client.close()
