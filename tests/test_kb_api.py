@@ -271,7 +271,7 @@ def test_routes_require_the_key_when_configured(settings, tiny_encoder, tmp_path
     with live_server(app, "/health") as url:
         for method, path in [("GET", "/v1/collections"), ("POST", "/v1/collections"), ("GET", "/v1/info"),
                              ("POST", "/v1/collections/x/search"), ("GET", "/v1/collections/x/events"),
-                             ("POST", "/v1/jobs/x/retry")]:  # fmt: skip
+                             ("POST", "/v1/jobs/x/retry"), ("POST", "/v1/collections/x/ask")]:  # fmt: skip
             assert httpx.request(method, url + path).status_code == 401, path
         headers = {"Authorization": "Bearer k1"}
         assert httpx.get(url + "/v1/collections", headers=headers).status_code == 200

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from embedhub.config import Settings
+from embedhub.kb.ask import Answer, Citation, Evidence
 from embedhub.kb.collection import CollectionConfig
 from embedhub.kb.jobs import Job
 from embedhub.kb.manifest import DocumentRecord, Manifest
@@ -96,6 +97,11 @@ def test_kb_response_models_keep_every_field(tmp_path):
     assert _fields(schemas.DocumentDetail) == _fields(schemas.DocumentInfo)
     result = SearchResult(**dict.fromkeys(_dataclass_fields(SearchResult)))
     assert _fields(schemas.SearchHit) == [*result.to_dict(), "name", "relative_path"]
+    evidence = Evidence(1, result, []).to_dict()
+    assert sorted(_fields(schemas.EvidenceItem)) == sorted([*evidence, "name", "relative_path"])
+    assert _fields(schemas.CitationInfo) == [*_dataclass_fields(Citation), "name", "relative_path"]
+    answer = Answer("q", "a", [], [], "no_chat").to_dict()
+    assert _fields(schemas.AskResponse) == list(answer)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 from embedhub.server.app import create_app
 from tests.conftest import ROOT, SHARED_DATA
 from tests.kb.conftest import make_docx, make_pdf
 from tests.live_server import live_server
+from tests.test_kb_api import wait_for_jobs
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts" / "ui"
@@ -328,3 +330,104 @@ def test_job_rows_use_progress_and_offer_cancel_while_running(browser, settings,
         assert received["events"] == [["job", 1], ["job", 2]]
         assert [call["auth"] for call in received["calls"]] == ["Bearer k", "Bearer k"]
         assert received["calls"][1]["last"] == "7" and "api_key" not in received["calls"][0]["path"]
+
+
+def test_ask_page_streams_the_answer_and_links_citations_to_the_evidence(
+    browser, settings, tiny_encoder, tmp_path
+):
+    """The Ask page with the stand-in chat endpoint: the answer arrives in pieces, [2] jumps to the
+    second passage sent, a follow-up carries the conversation, a new conversation starts empty, and
+    a missing or failing chat endpoint is said plainly."""
+    from tests.chat_standin import ERROR_MESSAGE, chat_standin
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with chat_standin("The alpha particle is a helium nucleus [2], unlike beta decay [1].") as standin:
+        standin.chunk_delay = 0.05
+        configured = settings.model_copy(
+            update={"home": tmp_path / "home", "chat_url": standin.url, "chat_model": "qwen3:4b"}
+        )
+        app = create_app(configured, encoders={"tiny": tiny_encoder})
+        with live_server(app, "/ready") as url:
+            client = httpx.Client(base_url=url, timeout=60)
+            assert (
+                client.post("/v1/collections", json={"name": "physics", "model": "tiny"}).status_code == 201
+            )
+            files = [
+                (
+                    "files",
+                    ("alpha.md", b"# Alpha\n\nThe alpha particle is a helium nucleus.", "text/markdown"),
+                ),
+                (
+                    "files",
+                    ("beta.md", b"# Beta\n\n## Decay\n\nBeta decay emits an electron.", "text/markdown"),
+                ),
+            ]
+            assert client.post("/v1/collections/physics/files", files=files).status_code == 202
+            wait_for_jobs(client, "physics", 2)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url + "/#/collection/physics")
+            page.click("text=ask this collection")
+            page.wait_for_selector("#ask-form")
+            page.evaluate("""() => {
+                window.answerUpdates = 0;
+                new MutationObserver(() => window.answerUpdates++)
+                    .observe(document.getElementById('conversation'), { childList: true, subtree: true });
+            }""")
+            page.fill("input[name=question]", "What is an alpha particle?")
+            page.click("#ask-button")
+            page.wait_for_selector(".turn .answer a.cite")
+            page.wait_for_function("!document.getElementById('ask-button').disabled")
+            assert page.locator(".turn .answer").inner_text() == standin.answer
+            assert page.evaluate("window.answerUpdates") >= 5  # drawn piece by piece
+            passages = page.locator("#evidence li").count()
+            assert passages == standin.last_prompt.count("\n\n[") >= 2  # every passage sent
+            sent_second = standin.last_prompt.split("[2] ", 1)[1].split(",", 1)[0].split("\n", 1)[0]
+            page.click(".turn .answer a.cite[data-n='2']")
+            page.wait_for_selector("#evidence-2.focus")
+            assert sent_second in page.locator("#evidence-2 .where").inner_text()
+            assert page.locator("#evidence li.cited").count() == 2
+            page.screenshot(path=str(ARTIFACTS / "11-ask.png"), full_page=True)
+
+            page.fill("input[name=question]", "And beta decay?")
+            page.click("#ask-button")
+            page.wait_for_function("document.querySelectorAll('.turn .answer a.cite').length === 4")
+            history = [m["content"] for m in standin.requests[-1]["messages"][1:3]]
+            assert history == [
+                "What is an alpha particle?",
+                standin.answer.replace(" [2]", "").replace(" [1]", ""),
+            ]
+            page.locator(".turn").first.locator("a.cite[data-n='1']").click()  # the first turn's evidence
+            page.wait_for_selector("#evidence-1.focus")
+            assert "question 1" in page.locator("#evidence-for").inner_text()
+
+            page.click("a.open >> nth=0")  # the cited passage, then Back: the conversation is kept
+            page.wait_for_selector("#document-text mark.cited")
+            page.go_back()
+            page.wait_for_selector(".turn >> nth=1")
+            page.click("#new-conversation")
+            assert page.locator(".turn").count() == 0
+
+            standin.mode = "error"
+            page.fill("input[name=question]", "What is an alpha particle?")
+            page.click("#ask-button")
+            page.wait_for_selector(".turn .error")
+            assert ERROR_MESSAGE in page.locator(".turn .error").inner_text()
+            assert page.locator("#evidence li").count() == passages  # the evidence stays readable
+            page.screenshot(path=str(ARTIFACTS / "12-ask-chat-error.png"), full_page=True)
+
+            app.state.settings = configured.model_copy(update={"chat_url": None})
+            page.fill("input[name=question]", "What is an alpha particle?")
+            page.click("#ask-button")
+            page.wait_for_selector(".turn .notice")
+            assert "EMBEDHUB_CHAT_URL" in page.locator(".turn .notice").inner_text()
+            assert page.locator("#evidence li mark").count() > 0  # best sentences highlighted
+            page.set_viewport_size({"width": 375, "height": 800})
+            page.screenshot(path=str(ARTIFACTS / "13-ask-no-chat-phone.png"), full_page=True)
+            wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+                .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+                .map((e) => `${e.tagName}.${e.className}#${e.id}`)""")  # what overflows, if anything
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), wide
+            assert errors == []
+            client.close()

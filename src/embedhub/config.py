@@ -22,8 +22,9 @@ _EXPECTED = {
     "serve_models": 'model names separated by commas, or a JSON list such as ["a", "b"]',
     "api_keys": "keys separated by commas, or a JSON list",
     "aliases": 'a JSON object mapping alias to model, such as {"small": "all-MiniLM-L6-v2"}',
+    "chat_url": "the chat API's base URL, such as http://127.0.0.1:11434/v1",
 }
-_SECRET_SETTINGS = {"api_keys"}
+_SECRET_SETTINGS = {"api_keys", "chat_api_key"}
 
 
 def _default_home() -> Path:
@@ -157,6 +158,50 @@ class Settings(BaseSettings):
             "sends by default) would give wrong vectors without any error."
         ),
     )
+
+    # --- answers (`kb ask`): any OpenAI-compatible chat endpoint -----------------------------
+    chat_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of an OpenAI-compatible chat API that writes answers from the evidence, e.g. "
+            "http://127.0.0.1:11434/v1 (Ollama), http://127.0.0.1:8080/v1 (llama.cpp's server), a vLLM "
+            "or SGLang server or a hosted API. Unset: `ask` returns the evidence without an answer."
+        ),
+    )
+    chat_model: str | None = Field(
+        default=None,
+        description="The chat model to ask (unset: the first model the endpoint lists at /models).",
+    )
+    chat_api_key: str | None = Field(
+        default=None, description="Bearer key for the chat endpoint, if it needs one."
+    )
+    chat_connect_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for the chat endpoint to accept a connection."
+    )
+    chat_read_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Seconds the chat endpoint may stay silent: before its first token (a CPU server reads the "
+            "evidence first) and between two pieces of the answer."
+        ),
+    )
+    chat_timeout: float = Field(
+        default=600.0, gt=0, description="Seconds one answer may take in all, however it trickles in."
+    )
+
+    @field_validator("chat_url", mode="before")
+    @classmethod
+    def _chat_base_url(cls, value: Any) -> Any:
+        """The base URL, without a trailing slash or a pasted `/chat/completions`; empty is unset."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip().rstrip("/").removesuffix("/chat/completions")
+        if not text:
+            return None
+        if not text.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return text
 
     @field_validator("model_dirs", "folder_roots", mode="before")
     @classmethod

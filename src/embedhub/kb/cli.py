@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,7 @@ from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 from embedhub.kb.ingest import Progress
 
-app = typer.Typer(help="Knowledge bases: create, add files, search.", no_args_is_help=True)
+app = typer.Typer(help="Knowledge bases: create, add files, search, ask.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 BackendOption = Annotated[
     str | None,
@@ -304,6 +305,218 @@ def _print_results(results: list[dict]) -> None:
         )
         snippet = result["snippet"].replace("<mark>", "[bold yellow]").replace("</mark>", "[/bold yellow]")
         console.print("   " + snippet.replace("\n", " "), highlight=False)
+
+
+@app.command("ask")
+@user_errors
+def ask(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    question: Annotated[str, typer.Argument(help="The question.")],
+    k: Annotated[int, typer.Option("-k", help="Passages retrieved and sent as evidence.")] = 6,
+    mode: Annotated[str, typer.Option(help="hybrid | dense | lexical")] = "hybrid",
+    per_document: Annotated[
+        int | None, typer.Option(help="At most this many passages of one document (default: any).")
+    ] = None,
+    rerank: Annotated[
+        str | None, typer.Option(help="Reranker folder: a cross-encoder or Qwen3-Reranker.")
+    ] = None,
+    conversation: Annotated[
+        Path | None,
+        typer.Option(
+            help="A JSON file holding the conversation: earlier turns are read from it (follow-up "
+            "questions) and this question and its answer are appended to it."
+        ),
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Load the model here even when a server for this home runs.")
+    ] = False,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="Load the model here with this backend (a running server keeps its own). "
+            "[env: EMBEDHUB_BACKEND]",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question from a collection, citing its passages as [n] (file, page, heading).
+
+    The answer is written by the OpenAI-compatible chat endpoint in EMBEDHUB_CHAT_URL (with
+    EMBEDHUB_CHAT_MODEL and, if needed, EMBEDHUB_CHAT_API_KEY): Ollama, llama.cpp's server, vLLM,
+    SGLang or a hosted API. Without one, the ranked passages are shown with their best sentences
+    highlighted. Retrieval goes through a running `embedhub serve` for this home when there is one;
+    the chat endpoint is always the one configured here."""
+    from embedhub.kb.ask import (
+        ChatSettings,
+        answer_events,
+        check_k,
+        check_question,
+        collect,
+        normalise_history,
+    )
+
+    settings = _settings(backend)
+    question = check_question(question)
+    check_k(k)
+    history = normalise_history(_read_conversation(conversation)) if conversation else []
+    request = {"k": k, "mode": mode, "per_document": per_document}
+    retrieval = None
+    if not local and rerank is None and backend is None:
+        retrieval = _evidence_through_server(settings, name, question, history, request)
+    if retrieval is None:
+        retrieval = _evidence_here(settings, name, question, history, request, rerank, announce=not as_json)
+    events = answer_events(question, retrieval, history=history, chat=ChatSettings.from_settings(settings))
+    if as_json:
+        answer = collect(events)
+        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        answer = _stream_answer(events)
+    if conversation and answer.status == "answered":
+        turns = [
+            *history,
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer.answer},
+        ]
+        conversation.write_text(json.dumps(turns, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _read_conversation(path: Path) -> list:
+    if not path.exists():
+        return []
+    try:
+        turns = json.loads(path.read_text(encoding="utf-8") or "[]")
+    except (OSError, ValueError) as error:
+        raise EmbedhubError(f"cannot read the conversation {path}: {error}") from None
+    if not isinstance(turns, list):
+        raise EmbedhubError(f"{path} is not a conversation: expected a JSON list of {{role, content}}")
+    return turns
+
+
+def _evidence_through_server(settings: Settings, name: str, question: str, history: list, request: dict):
+    """The numbered evidence, searched by a running server for this home; None without one."""
+    from dataclasses import fields
+
+    from embedhub.kb.ask import Retrieval, number_evidence, retrieval_query
+    from embedhub.kb.lexical import Analyzer
+    from embedhub.kb.search import SearchResult
+
+    query = retrieval_query(question, history)
+    results = _search_through_server(settings, name, {**request, "query": query})
+    if results is None:
+        return None
+    import httpx
+
+    from embedhub.server.discovery import auth_headers, find_server
+
+    analyzer = Analyzer()
+    url = find_server(settings)
+    if url is not None:
+        info = httpx.get(f"{url}/v1/collections/{name}", headers=auth_headers(settings), timeout=30)
+        if info.status_code == 200:
+            analyzer = Analyzer(info.json().get("lexical_language", "english"))
+    names = [field.name for field in fields(SearchResult)]
+    found = [SearchResult(**{key: result.get(key) for key in names}) for result in results]
+    return Retrieval(query, number_evidence(found, query, analyzer))
+
+
+def _evidence_here(settings, name, question, history, request, rerank, announce: bool):
+    import sys
+    import time
+
+    from embedhub.kb.ask import gather_evidence
+    from embedhub.kb.search import Searcher
+
+    collection = _knowledge_base().get(name)
+    encoder = None
+    if request["mode"] != "lexical":
+        started = time.perf_counter()
+        encoder = _encoder_for(collection, settings.backend)
+        if announce:
+            print(
+                f"embedhub: loaded {collection.config.model} in {time.perf_counter() - started:.1f}s "
+                "for this question; with `embedhub serve` running for this home, questions skip that",
+                file=sys.stderr,
+            )
+    reranker = None
+    if rerank:
+        from embedhub.kb.rerank import load_reranker
+
+        reranker = load_reranker(rerank)
+    return gather_evidence(
+        Searcher(collection, encoder, reranker), question, history=history, k=request["k"],
+        mode=request["mode"], per_document=request["per_document"],
+    )  # fmt: skip
+
+
+def _stream_answer(events):
+    """Print the answer as it arrives, then its sources; the evidence alone when there is no
+    answer. A chat failure prints the evidence, then raises (one line, exit code 2)."""
+    import sys
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from embedhub.kb.ask import DoneEvent, ErrorEvent, EvidenceEvent, TokenEvent
+
+    console = Console(highlight=False)
+    evidence, wrote = [], False
+    for event in events:
+        if isinstance(event, EvidenceEvent):
+            evidence = event.evidence
+        elif isinstance(event, TokenEvent):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+            wrote = True
+        elif isinstance(event, ErrorEvent):
+            if wrote:
+                sys.stdout.write("\n\n")
+            _print_evidence(console, "Evidence (no answer):", evidence, with_text=True)
+            raise event.error
+        elif isinstance(event, DoneEvent):
+            answer = event.answer
+            if answer.status != "answered":
+                console.print(f"[yellow]{escape(answer.message or '')}[/yellow]\n")
+                _print_evidence(console, "Evidence:", evidence, with_text=True)
+                return answer
+            sys.stdout.write("\n\n")
+            if answer.message:
+                console.print(f"[yellow]{escape(answer.message)}[/yellow]")
+            cited = {citation.number for citation in answer.citations}
+            if cited:
+                _print_evidence(console, "Sources:", [item for item in evidence if item.number in cited])
+            else:
+                _print_evidence(console, "The answer cites no passage; evidence sent:", evidence)
+            return answer
+    raise EmbedhubError("the answer ended early; ask again")
+
+
+def _print_evidence(console, title: str, evidence, with_text: bool = False) -> None:
+    from rich.markup import escape
+
+    console.print(f"[bold]{title}[/bold]")
+    for item in evidence:
+        result = item.result
+        pages = ""
+        if result.page_start is not None:
+            same = result.page_start == result.page_end
+            pages = f" p.{result.page_start}" if same else f" pp.{result.page_start}-{result.page_end}"
+        heading = escape(" > ".join(result.heading_path))
+        console.print(f"[bold]\\[{item.number}][/bold] {escape(result.path)}{pages}  [dim]{heading}[/dim]")
+        if with_text:
+            console.print("    " + _rich_marks(" … ".join(item.highlights) or result.snippet))
+
+
+def _rich_marks(snippet: str) -> str:
+    """An HTML snippet with <mark>ed terms as rich markup (the rest escaped: text may hold [tags])."""
+    import re
+
+    from rich.markup import escape
+
+    styles = {"<mark>": "[bold yellow]", "</mark>": "[/bold yellow]"}
+    pieces = re.split(r"(</?mark>)", snippet.replace("\n", " "))
+    return "".join(styles.get(piece) or escape(html.unescape(piece)) for piece in pieces)
 
 
 @app.command("list")

@@ -20,6 +20,7 @@ from embedhub.errors import (
     UnsupportedDimensionsError,
 )
 from embedhub.kb.access import FolderNotAllowedError
+from embedhub.kb.ask import ChatEndpointError, ChatTimeoutError, ChatUnreachableError
 from embedhub.kb.collection import CollectionExistsError, CollectionNotFoundError, ModelMismatchError
 from embedhub.kb.jobs import JobError
 from embedhub.kb.loaders import ContentMismatchError, EmptyFileError, UnsupportedFileTypeError
@@ -81,6 +82,10 @@ _DOMAIN: list[tuple[type[Exception], int, str, str | None, str | None]] = [
     (Overloaded, 429, "server_overloaded", "queue_full", None),
     (QueueStopped, 503, "service_unavailable", "shutting_down", None),
     (ModelLoadError, 503, "service_unavailable", "model_unavailable", None),
+    # the chat endpoint answers are written by: a gateway's statuses, never a 500 of ours
+    (ChatTimeoutError, 504, "upstream_error", ChatTimeoutError.code, None),
+    (ChatUnreachableError, 502, "upstream_error", ChatUnreachableError.code, None),
+    (ChatEndpointError, 502, "upstream_error", ChatEndpointError.code, None),
     (EmbedhubError, 400, "invalid_request_error", None, None),
 ]
 

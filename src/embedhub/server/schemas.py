@@ -429,3 +429,56 @@ class LoaderInfo(BaseModel):
 
 class LoaderList(BaseModel):
     data: list[LoaderInfo]
+
+
+class ChatMessage(BaseModel):
+    role: Literal["user", "assistant"]
+    content: Text = Field(max_length=20000)
+
+
+class AskRequest(BaseModel):
+    question: Text = Field(min_length=1, max_length=4000)
+    history: list[ChatMessage] = Field(
+        default_factory=list,
+        max_length=50,
+        description="The conversation so far, oldest first, without this question (follow-ups).",
+    )
+    k: int = Field(default=6, ge=1, le=100, description="Passages retrieved and sent as evidence.")
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    per_document: int | None = Field(
+        default=None, ge=1, le=1000, description="At most this many passages of one document."
+    )
+    stream: StrictBool = Field(
+        default=True, description="Server-Sent Events (evidence, token, done, error); false: one JSON."
+    )
+
+
+class EvidenceItem(SearchHit):
+    number: int = Field(description="The passage's number in the prompt: the answer cites it as [number].")
+    highlights: list[str] = Field(
+        description="The passage's sentences sharing most query terms (HTML-escaped, terms in <mark>)."
+    )
+
+
+class CitationInfo(BaseModel):
+    number: int = Field(description="The [number] marker the answer used.")
+    path: str
+    page_start: int | None
+    page_end: int | None
+    heading_path: list[str]
+    chunk_id: str
+    doc_id: str
+    snippet: str
+    name: str
+    relative_path: str
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str = Field(description="The answer with [n] markers; empty without a chat endpoint.")
+    citations: list[CitationInfo] = Field(description="The markers the answer used, in order of use.")
+    evidence: list[EvidenceItem] = Field(description="Every passage sent, numbered, best first.")
+    status: Literal["answered", "no_chat", "no_evidence"]
+    message: str | None = Field(description="How to configure a chat endpoint, or why there is no answer.")
+    model: str | None = Field(description="The chat model that wrote the answer.")
+    retrieval_query: str = Field(description="What was searched: the question, after earlier ones.")

@@ -1,22 +1,37 @@
 """Knowledge-base REST API: collections, uploads and folders as background jobs (with
-Server-Sent Events), documents (file, page images, chunks) and search with citations."""
+Server-Sent Events), documents (file, page images, chunks), search with citations, and answers
+written by a chat endpoint from the collection's passages (streamed as Server-Sent Events)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
+import threading
 import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing, suppress
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from embedhub.engine.queue import QueueStopped
 from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.errors import EmbedhubError, InvalidInputError
 from embedhub.kb.access import OUTSIDE_BY_SYMLINK, check_folder, check_servable, is_within
-from embedhub.kb.collection import KnowledgeBase
+from embedhub.kb.ask import (
+    AskEvent,
+    ChatSettings,
+    DoneEvent,
+    ErrorEvent,
+    EvidenceEvent,
+    answer_events,
+    gather_evidence,
+)
+from embedhub.kb.collection import Collection, KnowledgeBase
 from embedhub.kb.ingest import gather_files, remove_documents
 from embedhub.kb.loaders import LOADERS, check_content
 from embedhub.kb.loaders.pdf import render_page
@@ -32,6 +47,8 @@ from embedhub.kb.uploads import (
 from embedhub.server.deps import AUTH, JobsDep, KnowledgeBaseDep, ReadyHubDep, SettingsDep
 from embedhub.server.errors import ERRORS_DOC, ApiError, status_of
 from embedhub.server.schemas import (
+    AskRequest,
+    AskResponse,
     CollectionCreate,
     CollectionDropped,
     CollectionInfo,
@@ -49,6 +66,7 @@ from embedhub.server.schemas import (
     UploadResult,
 )
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["knowledge base"], responses=ERRORS_DOC)
 
 
@@ -351,6 +369,147 @@ async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: Read
             for r in results
         ]
     }
+
+
+def _located(collection: Collection, item: dict) -> dict:
+    """A passage or citation with the file name and the path inside the collection the UI shows."""
+    return {**item, "name": Path(item["path"]).name, "relative_path": relative_path(collection, item["path"])}
+
+
+def _event_data(event: AskEvent, collection: Collection) -> dict:
+    data = event.data()
+    if isinstance(event, EvidenceEvent):
+        data["evidence"] = [_located(collection, item) for item in data["evidence"]]
+    elif isinstance(event, DoneEvent):
+        data["citations"] = [_located(collection, item) for item in data["citations"]]
+    return data
+
+
+async def _pumped(events: Iterator[AskEvent], request: Request) -> AsyncIterator[AskEvent]:
+    """The answer's events, produced on a thread of their own: the chat endpoint may keep a stream
+    waiting for minutes, which must hold neither the event loop nor the shared thread pool. Stops
+    (closing the chat stream) when the client goes or the server shuts down."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+    finished = object()
+
+    def put(item) -> None:
+        with suppress(RuntimeError):  # the loop has closed: nobody is listening any more
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def pump() -> None:
+        try:
+            for event in events:
+                put(event)
+                if stop.is_set():
+                    break
+        except Exception as error:  # reaches the client as an error event, never a dropped stream
+            put(error)
+        finally:
+            with suppress(Exception):
+                events.close()  # type: ignore[attr-defined]
+            put(finished)
+
+    threading.Thread(target=pump, name="ask", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=1.0)
+            except TimeoutError:
+                if _server_stopping(request):
+                    raise QueueStopped("the server is shutting down; ask again once it is back") from None
+                continue
+            if item is finished:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def _sse(name: str, data: dict) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@router.post(
+    "/collections/{name}/ask",
+    response_model=AskResponse,
+    responses={
+        200: {
+            "description": "With `stream` true (the default), Server-Sent Events: `evidence` "
+            "({retrieval_query, evidence: [EvidenceItem]}), then `token` ({text}) for each piece of "
+            "the answer, then `done` (AskResponse without `evidence`) or `error` ({message, code}). "
+            "With `stream` false, one AskResponse.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        502: {
+            "description": "OpenAI-format error: the chat endpoint is unreachable or failed (stream false)"
+        },
+        504: {"description": "OpenAI-format error: the chat endpoint timed out (stream false)"},
+    },
+)
+async def ask(name: str, body: AskRequest, request: Request, kb: KnowledgeBaseDep, hub: ReadyHubDep,
+              settings: SettingsDep):  # fmt: skip
+    """Answer a question from the collection's passages, citing them as [n].
+
+    The passages are retrieved first (hybrid search by default; for a follow-up, with the earlier
+    questions of `history`), numbered [1]..[k] and sent with the question and `history` to the chat
+    endpoint the server is configured with (EMBEDHUB_CHAT_URL, EMBEDHUB_CHAT_MODEL,
+    EMBEDHUB_CHAT_API_KEY). Without one, the answer is empty, `status` is `no_chat`, `message` says
+    how to configure one, and the evidence carries its best sentences highlighted.
+
+    Streamed (`stream` true, the default) as Server-Sent Events, in this order:
+    - `evidence`: `{"retrieval_query", "evidence": [...]}`, every passage sent, numbered;
+    - `token`: `{"text"}`, a piece of the answer as the chat endpoint writes it (zero or more);
+    - `done`: `{"question", "answer", "citations", "status", "message", "model", "retrieval_query"}`
+      (citations: the [n] the answer used, each with the passage's file, pages, heading and chunk);
+    - `error`: `{"message", "code"}` instead of `done` when the chat endpoint is unreachable
+      (`chat_unreachable`), too slow (`chat_timeout`) or answers an error or a malformed stream
+      (`chat_error`). The HTTP status is 200 once the stream started.
+
+    With `stream` false: one JSON AskResponse, or the chat endpoint's failure as 502 (504 for a
+    timeout). An unknown collection, an invalid request or a busy model fail before either, with
+    their usual statuses."""
+    collection = kb.get(name)
+    encoder = None if body.mode == "lexical" else ScheduledEncoder(hub.get(collection.config.model))
+    history = [message.model_dump() for message in body.history]
+    retrieval = await asyncio.to_thread(
+        gather_evidence, Searcher(collection, encoder), body.question, history=history, k=body.k,
+        mode=body.mode, per_document=body.per_document,
+    )  # fmt: skip
+    events = answer_events(
+        body.question, retrieval, history=history, chat=ChatSettings.from_settings(settings)
+    )
+    if not body.stream:
+        answer = None
+        async with aclosing(_pumped(events, request)) as stream:
+            async for event in stream:
+                if isinstance(event, ErrorEvent):
+                    raise event.error
+                if isinstance(event, DoneEvent):
+                    answer = event.answer
+        if answer is None:
+            raise EmbedhubError("the answer ended early; ask again")
+        result = answer.to_dict()
+        result["evidence"] = [_located(collection, item) for item in result["evidence"]]
+        result["citations"] = [_located(collection, item) for item in result["citations"]]
+        return result
+
+    async def stream():
+        try:
+            async with aclosing(_pumped(events, request)) as pumped:
+                async for event in pumped:
+                    yield _sse(event.name, _event_data(event, collection))
+        except EmbedhubError as error:
+            yield _sse("error", {"message": str(error), "code": getattr(error, "code", "error")})
+        except Exception:
+            logger.exception("answer stream of collection %s failed", name)
+            yield _sse("error", {"message": "internal error; see the server log", "code": "internal"})
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
 @router.get("/loaders", response_model=LoaderList)

@@ -75,32 +75,10 @@ function subscribe(path, onEvent) {
         if (response.status === 401) { await askForKey(); continue; }
         if (!response.ok || !response.body) throw new Error(response.statusText);
         delay = 1000;
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "", type = "", data = [];
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value;
-          const lines = buffer.split("\n");
-          buffer = lines.pop();
-          for (const raw of lines) {
-            const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-            if (line === "") {
-              if (data.length) onEvent(type || "message", data.join("\n"));
-              type = ""; data = [];
-              continue;
-            }
-            if (line.startsWith(":")) continue;  // comment (keep-alive)
-            const colon = line.indexOf(":");
-            const field = colon < 0 ? line : line.slice(0, colon);
-            let content = colon < 0 ? "" : line.slice(colon + 1);
-            if (content.startsWith(" ")) content = content.slice(1);
-            if (field === "event") type = content;
-            else if (field === "data") data.push(content);
-            else if (field === "id") lastId = content;
-            else if (field === "retry" && /^\d+$/.test(content)) delay = Number(content);
-          }
-        }
+        await readEvents(response, onEvent, (field, content) => {
+          if (field === "id") lastId = content;
+          else if (field === "retry" && /^\d+$/.test(content)) delay = Number(content);
+        });
       } catch (error) {
         if (controller.signal.aborted) return;
       }
@@ -109,6 +87,36 @@ function subscribe(path, onEvent) {
     }
   })();
   return controller;
+}
+
+// Reads one Server-Sent Events response to its end: `event:`/`data:` lines make an event, a blank
+// line dispatches it, comments are skipped; `id:` and `retry:` go to onField.
+async function readEvents(response, onEvent, onField = () => {}) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "", type = "", data = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    const lines = buffer.split("\n");
+    buffer = lines.pop();
+    for (const raw of lines) {
+      const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+      if (line === "") {
+        if (data.length) onEvent(type || "message", data.join("\n"));
+        type = ""; data = [];
+        continue;
+      }
+      if (line.startsWith(":")) continue;  // comment (keep-alive)
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let content = colon < 0 ? "" : line.slice(colon + 1);
+      if (content.startsWith(" ")) content = content.slice(1);
+      if (field === "event") type = content;
+      else if (field === "data") data.push(content);
+      else onField(field, content);
+    }
+  }
 }
 
 function escapeHtml(value) {
@@ -138,6 +146,7 @@ const routes = {
   collections: renderCollections,
   collection: renderCollection,
   search: renderSearch,
+  ask: renderAsk,
   doc: renderDocument,
   playground: renderPlayground,
   settings: renderSettings,
@@ -244,7 +253,8 @@ async function renderCollection([name]) {
     <h1>${escapeHtml(name)}</h1>
     <p class="muted">${escapeHtml(info.model)} · ${info.dimensions} dims · chunks of ${info.chunk_tokens} tokens ·
       <span id="summary-counts">${info.done} documents · ${info.stored_chunks} chunks</span> ·
-      <a href="#/search?collection=${encodeURIComponent(name)}">search this collection</a></p>
+      <a href="#/search?collection=${encodeURIComponent(name)}">search this collection</a> ·
+      <a href="#/ask/${encodeURIComponent(name)}">ask this collection</a></p>
     <div class="dropzone" id="dropzone">
       <p><strong>Drop files or folders here</strong></p>
       <p class="muted">PDF, DOCX, Markdown, HTML, text and source code</p>
@@ -488,6 +498,142 @@ async function renderSearch(_, params) {
     if (location.hash === hash) run(); else location.hash = hash;  // the hashchange re-renders and runs it
   });
   if (params.get("q")) run();
+}
+
+// ---------- ask: answers with [n] citations, streamed by the server's chat endpoint ----------
+// The conversation lives in sessionStorage per collection, so it survives opening a cited page and
+// coming Back; "New conversation" clears it. Each turn keeps its own numbered evidence.
+function conversation(name) {
+  try { return JSON.parse(sessionStorage.getItem(`embedhub-ask-${name}`) || "[]"); } catch { return []; }
+}
+function keepConversation(name, turns) { sessionStorage.setItem(`embedhub-ask-${name}`, JSON.stringify(turns)); }
+
+// [1], [1, 2], [1-3], 【1】: each number that names a passage of the turn becomes a link to it
+const CITATION = /[\[【［]\s*(\d{1,4}(?:\s*[,;，、\-–]\s*\d{1,4})*)\s*[\]】］]/g;
+function answerHtml(turn, index) {
+  const count = (turn.evidence || []).length;
+  return escapeHtml(turn.answer).replace(CITATION, (whole, inner) => {
+    const numbers = [];
+    for (const part of inner.split(/\s*[,;，、]\s*/)) {
+      const bounds = part.split(/\s*[-–]\s*/).map(Number);
+      if (bounds.length === 2 && bounds[1] >= bounds[0] && bounds[1] - bounds[0] < 50) {
+        for (let n = bounds[0]; n <= bounds[1]; n += 1) numbers.push(n);
+      } else numbers.push(...bounds);
+    }
+    if (!numbers.length || numbers.some((n) => n < 1 || n > count)) return whole;
+    return numbers.map((n) => `<a href="#" class="cite" data-turn="${index}" data-n="${n}" title="passage ${n}">[${n}]</a>`).join("");
+  });
+}
+
+async function renderAsk([name]) {
+  const collections = await api("/v1/collections");
+  const chosen = name || (collections.data[0] && collections.data[0].name) || "";
+  if (!chosen) {
+    view.innerHTML = '<h1>Ask</h1><p class="muted">No collections yet: create one and add documents first.</p>';
+    return;
+  }
+  const turns = conversation(chosen);
+  let shown = turns.length - 1;  // the turn whose evidence the side panel lists
+  const option = (value, current) => `<option ${value === current ? "selected" : ""}>${escapeHtml(value)}</option>`;
+  view.innerHTML = `
+    <h1>Ask</h1>
+    <form class="card inline" id="ask-form">
+      <label>Collection <select name="collection">${collections.data.map((c) => option(c.name, chosen)).join("")}</select></label>
+      <label class="grow">Question <input name="question" required autocomplete="off" placeholder="Ask about these documents"></label>
+      <label>Passages <input name="k" type="number" min="1" max="50" value="6" style="width:4.5rem"></label>
+      <label>Mode <select name="mode">${["hybrid", "dense", "lexical"].map((m) => option(m, "hybrid")).join("")}</select></label>
+      <button type="submit" id="ask-button">Ask</button>
+      <button type="button" class="secondary" id="new-conversation">New conversation</button>
+    </form>
+    <div class="ask">
+      <section id="conversation" aria-live="polite"></section>
+      <aside class="evidence-panel"><h2>Evidence <span class="muted" id="evidence-for"></span></h2><ol id="evidence" class="evidence"></ol></aside>
+    </div>`;
+  const form = document.getElementById("ask-form");
+  const turnHtml = (turn, index) => `
+    <article class="turn" data-turn="${index}">
+      <div class="question">${escapeHtml(turn.question)}</div>
+      <div class="answer">${turn.answer ? answerHtml(turn, index) : (turn.pending ? '<span class="muted">Working…</span>' : "")}</div>
+      ${turn.message ? `<p class="notice">${escapeHtml(turn.message)}</p>` : ""}
+      ${turn.error ? `<p class="error" role="alert">${escapeHtml(turn.error)}</p>` : ""}
+      ${turn.model ? `<div class="muted">answered by ${escapeHtml(turn.model)}</div>` : ""}
+    </article>`;
+  const drawEvidence = () => {
+    const turn = turns[shown];
+    const cited = new Set(((turn && turn.citations) || []).map((c) => c.number));
+    document.getElementById("evidence-for").textContent = turn && turns.length > 1 ? `for question ${shown + 1}` : "";
+    document.getElementById("evidence").innerHTML = ((turn && turn.evidence) || []).map((e) => `
+      <li id="evidence-${e.number}" class="${cited.has(e.number) ? "cited" : ""}" data-n="${e.number}">
+        <div class="where"><strong>[${e.number}]</strong> <a class="open" title="${escapeHtml(e.relative_path || e.name)}"
+          href="#/doc/${encodeURIComponent(chosen)}/${e.doc_id}?chunk=${encodeURIComponent(e.chunk_id)}${e.page_start ? "&page=" + e.page_start : ""}">${escapeHtml(e.relative_path || e.name)}</a>
+          ${pages(e)} ${e.heading_path.length ? "· " + escapeHtml(e.heading_path.join(" › ")) : ""}</div>
+        <div class="snippet">${(e.highlights && e.highlights.length) ? e.highlights.join(" … ") : e.snippet}</div>
+      </li>`).join("") || (turn && turn.pending ? '<li class="muted">Searching…</li>' : '<li class="muted">Ask a question: the passages it is answered from appear here.</li>');
+  };
+  const draw = () => {
+    document.getElementById("conversation").innerHTML = turns.map(turnHtml).join("");
+    drawEvidence();
+  };
+  const drawTurn = (index) => {
+    const node = document.querySelector(`#conversation [data-turn="${index}"]`);
+    if (node) node.outerHTML = turnHtml(turns[index], index);
+  };
+  draw();
+  document.getElementById("conversation").addEventListener("click", (event) => {
+    const link = event.target.closest("a.cite");
+    if (!link) return;
+    event.preventDefault();
+    shown = Number(link.dataset.turn);
+    drawEvidence();
+    const item = document.getElementById(`evidence-${link.dataset.n}`);
+    if (!item) return;
+    item.classList.add("focus");
+    item.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  });
+  form.collection.addEventListener("change", () => { location.hash = "#/ask/" + encodeURIComponent(form.collection.value); });
+  document.getElementById("new-conversation").addEventListener("click", () => {
+    turns.length = 0;
+    shown = -1;
+    keepConversation(chosen, turns);
+    draw();
+    form.question.focus();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const question = form.question.value.trim();
+    if (!question) return;
+    // the conversation the chat sees: the answered turns (a turn without an answer is left out)
+    const history = turns.filter((t) => t.status === "answered")
+      .flatMap((t) => [{ role: "user", content: t.question }, { role: "assistant", content: t.answer }]);
+    const turn = { question, answer: "", evidence: [], citations: [], pending: true };
+    const index = turns.push(turn) - 1;
+    shown = index;
+    form.question.value = "";
+    const button = document.getElementById("ask-button");
+    button.disabled = true;
+    draw();
+    const body = { question, history, k: Number(form.k.value || 6), mode: form.mode.value, stream: true };
+    try {
+      const response = await request(`/v1/collections/${encodeURIComponent(chosen)}/ask`,
+        { method: "POST", json: body, headers: { Accept: "text/event-stream" } });
+      if (!response.ok || !response.body) throw new Error(await errorOf(response));
+      await readEvents(response, (type, data) => {
+        const payload = JSON.parse(data);
+        if (type === "evidence") { turn.evidence = payload.evidence; if (shown === index) drawEvidence(); }
+        else if (type === "token") { turn.answer += payload.text; drawTurn(index); }
+        else if (type === "done") {
+          Object.assign(turn, { answer: payload.answer, citations: payload.citations, status: payload.status,
+                                message: payload.message, model: payload.model });
+        } else if (type === "error") turn.error = payload.message;
+      });
+      if (!turn.status && !turn.error) turn.error = "The answer stopped before it was complete; ask again.";
+    } catch (error) { turn.error = error.message; }
+    turn.pending = false;
+    keepConversation(chosen, turns);
+    button.disabled = false;
+    draw();
+  });
+  form.question.focus();
 }
 
 // ---------- document viewer ----------
