@@ -361,3 +361,41 @@ def test_tools_go_through_a_running_server(running_server, tmp_path, settings):
 
     anyio.run(scenario)
     assert server.access.local._encoders == {}  # no model was loaded here
+
+
+def test_search_reranks_with_the_configured_reranker(
+    tmp_path, tiny_encoder, tiny_model_dir, settings, monkeypatch
+):
+    """`embedhub mcp --reranker FOLDER`: rerank=true puts the reranker's order first and says so;
+    rerank=false leaves the fused order."""
+    from mcp import Client
+
+    from embedhub.kb import rerank
+    from embedhub.mcp.server import build_server
+
+    class PreferUpgrades:
+        name = "prefer-upgrades"
+
+        def score(self, query, passages):
+            return [float("binary" in passage) for passage in passages]
+
+    loaded = []
+    monkeypatch.setattr(rerank, "load_reranker", lambda folder: loaded.append(folder) or PreferUpgrades())
+    home = make_home(tmp_path, tiny_encoder, tiny_model_dir, settings)
+    server = build_server(settings.model_copy(update={"home": home}), reranker="/models/a-reranker")
+    query = {"collection": "physics", "query": "ferret option service", "mode": "lexical", "k": 2}
+
+    async def scenario():
+        async with Client(server) as client:
+            data(await client.call_tool("add", {"collection": "physics", "path": str(tmp_path / "notes")}))
+            plain = data(await client.call_tool("search", query))
+            reranked = data(await client.call_tool("search", {**query, "rerank": True}))
+        return plain, reranked
+
+    plain, reranked = anyio.run(scenario)
+    assert plain["reranked"] is False and "note" not in plain
+    assert plain["results"][0]["citation"]["heading_path"] == ["Guide", "Configure"]
+    assert reranked["reranked"] is True and "note" not in reranked
+    assert reranked["results"][0]["citation"]["heading_path"] == ["Guide", "Upgrade"]
+    assert "rerank:prefer-upgrades" in reranked["results"][0]["retrievers"]
+    assert loaded == ["/models/a-reranker"]
