@@ -270,6 +270,58 @@ def _stop_on_load_failure(hub, server, poll_seconds: float = 0.2) -> None:
         time.sleep(poll_seconds)
 
 
+MCP_PORT = 8001  # beside the embedding server's 8000
+
+
+@app.command()
+@user_errors
+def mcp(
+    transport: Annotated[
+        str, typer.Option(help="stdio (what desktop clients launch) | http (streamable HTTP at /mcp).")
+    ] = "stdio",
+    host: Annotated[str, typer.Option(help="http: bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="http: port.")] = MCP_PORT,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option("--api-key", help="http: accepted bearer key; repeat. [env: EMBEDHUB_API_KEYS]"),
+    ] = None,
+    allow_public: Annotated[
+        bool, typer.Option("--allow-public", help="http: allow a non-loopback bind without an API key.")
+    ] = False,
+    reranker: Annotated[
+        str | None,
+        typer.Option(
+            help="Reranker folder (a cross-encoder or Qwen3-Reranker) for searches with rerank, when "
+            "the tools work in-process."
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="http: uvicorn log level.")] = "warning",
+) -> None:
+    """The knowledge base as MCP tools for agents (list_collections, search, fetch_chunk, add,
+    delete_document, ask). With `embedhub serve` running for the same EMBEDHUB_HOME the tools go
+    through it; otherwise they work in this process."""
+    from embedhub.server.security import check_bind_policy
+
+    if transport not in ("stdio", "http"):
+        raise EmbedhubError(f"unknown transport {transport!r}; choose stdio or http")
+    updates: dict = {"host": host if transport == "http" else "127.0.0.1", "port": port}
+    if api_key:
+        updates["api_keys"] = api_key
+    if allow_public:
+        updates["allow_public"] = True
+    settings = Settings().model_copy(update=updates)
+    check_bind_policy(settings)
+    try:
+        from embedhub.mcp.server import run
+    except ModuleNotFoundError as error:
+        if error.name != "mcp" and not (error.name or "").startswith("mcp."):
+            raise
+        raise EmbedhubError("the MCP SDK is not installed: pip install 'mcp>=2.3,<3'") from None
+    if transport == "http":
+        typer.echo(f"embedhub: MCP over streamable HTTP at http://{host}:{port}/mcp", err=True)
+    run(settings, transport, reranker=reranker, log_level=log_level)
+
+
 @app.command()
 @user_errors
 def bench(

@@ -231,25 +231,15 @@ def search(
 
 def _search_through_server(settings: Settings, name: str, request: dict) -> list[dict] | None:
     """Results from a running server for this home; None when there is none or it is not ready."""
-    import httpx
+    from embedhub.server.client import ServerClient, ServerUnavailableError
 
-    from embedhub.server.discovery import auth_headers, find_server
-
-    url = find_server(settings)
-    if url is None:
+    client = ServerClient.for_home(settings)
+    if client is None:
         return None
     try:
-        answer = httpx.post(
-            f"{url}/v1/collections/{name}/search", json=request, headers=auth_headers(settings), timeout=120
-        )
-    except httpx.HTTPError:
-        return None
-    if answer.status_code == 503:
-        return None  # still loading: search here instead
-    body = answer.json()
-    if answer.status_code != 200:
-        raise EmbedhubError(body.get("error", {}).get("message") or f"server answered {answer.status_code}")
-    return body["results"]
+        return client.call("POST", f"/v1/collections/{name}/search", json=request)["results"]
+    except ServerUnavailableError:
+        return None  # unreachable or still loading: search here instead
 
 
 def _search_here(settings: Settings, name: str, request: dict, rerank: str | None, announce: bool):

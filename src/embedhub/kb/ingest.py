@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -39,6 +40,7 @@ BATCH_CHUNKS = 256
 #: chunks per embedding call inside a batch: progress and cancellation are checked after each, so
 #: a slow model (e5 on two cores: ~6 chunks/s) still moves the bar every few seconds
 EMBED_CHUNKS = 32
+T = TypeVar("T")
 
 
 @dataclass
@@ -394,13 +396,19 @@ def remove_documents(collection: Collection, doc_ids: Sequence[str]) -> None:
     collection.manifest.cleanup_done(list(doc_ids))
 
 
+def under_paths(records: Iterable[T], paths: Sequence[Path], path_of: Callable[[T], str]) -> list[T]:
+    """The documents (manifest records, or their JSON form) that are one of these files or lie
+    under one of these folders."""
+    targets = [str(p.expanduser().resolve()) for p in paths]
+    return [
+        record
+        for record in records
+        if any(path_of(record) == t or path_of(record).startswith(t.rstrip("/") + "/") for t in targets)
+    ]
+
+
 def remove_paths(collection: Collection, paths: Sequence[Path]) -> list[str]:
     """Remove the documents at these paths (files, or everything under a folder)."""
-    targets = [str(p.expanduser().resolve()) for p in paths]
-    chosen = [
-        record
-        for record in collection.manifest.documents()
-        if any(record.path == t or record.path.startswith(t.rstrip("/") + "/") for t in targets)
-    ]
+    chosen = under_paths(collection.manifest.documents(), paths, lambda record: record.path)
     remove_documents(collection, [record.doc_id for record in chosen])
     return [record.path for record in chosen]

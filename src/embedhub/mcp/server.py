@@ -1,0 +1,134 @@
+"""`embedhub mcp`: the knowledge-base tools on the official MCP SDK, over stdio (what desktop
+clients launch) or streamable HTTP at http://HOST:PORT/mcp.
+
+Over HTTP the rule of `embedhub serve` applies: bound to loopback by default, a non-loopback bind
+refused without an API key (unless allowed explicitly), and with keys configured every request
+must carry `Authorization: Bearer KEY`."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import ToolAnnotations
+
+from embedhub.config import Settings
+from embedhub.errors import EmbedhubError
+from embedhub.mcp.backends import Access
+from embedhub.mcp.tools import COLLECTION_TOOLS, KnowledgeBaseTools
+
+HTTP_PATH = "/mcp"
+INSTRUCTIONS = (
+    "embedhub's knowledge base: collections of documents (PDF, DOCX, Markdown, HTML, text, code) "
+    "chunked and indexed for hybrid search. Call list_collections, then search (or ask) a collection; "
+    "use fetch_chunk to read around a result, and cite results by their citation label (file, "
+    "page, heading)."
+)
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+TOOL_ANNOTATIONS = {
+    "list_collections": READ_ONLY,
+    "search": READ_ONLY,
+    "fetch_chunk": READ_ONLY,
+    "ask": ToolAnnotations(read_only_hint=True, destructive_hint=False),
+    "add": ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    ),
+    "delete_document": ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
+    ),
+}
+
+
+class KnowledgeBaseServer(MCPServer):
+    """An MCPServer whose tool descriptions name the collections that exist when the tools are
+    listed, and whose tools report embedhub's own errors (what was wrong, what to do) to the agent
+    as tool errors."""
+
+    def __init__(self, access: Access) -> None:
+        from embedhub import __version__
+
+        super().__init__(name="embedhub", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
+        self.access = access
+
+    def collections_line(self) -> str:
+        try:
+            names = self.access.current().collection_names()
+        except EmbedhubError as error:
+            return f"(The collections could not be listed: {error})"
+        if not names:
+            return "No collection exists yet: create one with `embedhub kb create NAME`, then use add."
+        return "Collections: " + ", ".join(names) + "."
+
+    async def list_tools(self) -> list[Any]:
+        tools = await super().list_tools()
+        line = await anyio.to_thread.run_sync(self.collections_line)
+        return [
+            tool.model_copy(update={"description": f"{tool.description}\n\n{line}"})
+            if tool.name in COLLECTION_TOOLS
+            else tool
+            for tool in tools
+        ]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as error:
+            if isinstance(error.__cause__, EmbedhubError):
+                raise ToolError(str(error.__cause__)) from error.__cause__
+            raise
+
+
+def build_server(settings: Settings, reranker: str | None = None) -> KnowledgeBaseServer:
+    access = Access(settings, reranker)
+    server = KnowledgeBaseServer(access)
+    tools = KnowledgeBaseTools(access)
+    for name, hints in TOOL_ANNOTATIONS.items():
+        function = getattr(tools, name)
+        description = " ".join(inspect.cleandoc(function.__doc__).split())
+        server.add_tool(function, name=name, description=description, annotations=hints)
+    return server
+
+
+class RequireApiKey:
+    """ASGI middleware: every HTTP request carries one of the configured keys (as the server's)."""
+
+    def __init__(self, app, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            from starlette.responses import Response
+
+            from embedhub.server.errors import ApiError, error_body
+            from embedhub.server.security import check_api_key
+
+            headers = dict(scope.get("headers") or ())
+            try:
+                check_api_key(self.settings, headers.get(b"authorization", b"").decode("latin-1"))
+            except ApiError as error:
+                body = error_body(str(error), error.type, error.code)
+                await Response(body, status_code=error.status, media_type="application/json")(
+                    scope, receive, send
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def http_app(server: KnowledgeBaseServer, settings: Settings):
+    """The streamable HTTP app at HTTP_PATH (behind the API-key check when keys are configured)."""
+    app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=settings.host)
+    return RequireApiKey(app, settings) if settings.api_keys else app
+
+
+def run(settings: Settings, transport: str, reranker: str | None = None, log_level: str = "warning") -> None:
+    server = build_server(settings, reranker)
+    if transport == "stdio":
+        server.run("stdio")
+        return
+    import uvicorn
+
+    uvicorn.run(http_app(server, settings), host=settings.host, port=settings.port, log_level=log_level)

@@ -1,0 +1,64 @@
+"""A client of the running `embedhub serve` for this EMBEDHUB_HOME, for the tools that work beside it
+(`embedhub kb search`, `embedhub mcp`): found through discovery.py, authenticated with the first
+configured key, errors turned into domain errors carrying the server's own message. Like
+discovery.py it is httpx only: nothing here imports the web framework."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from embedhub.config import Settings
+from embedhub.errors import EmbedhubError
+
+
+class ServerUnavailableError(EmbedhubError):
+    """The server did not answer, or answered 503 (its model is still loading)."""
+
+
+class ServerRequestError(EmbedhubError):
+    """The server answered with an error status; the message is the server's."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ServerClient:
+    def __init__(self, url: str, settings: Settings, timeout: float = 120.0) -> None:
+        self.url = url
+        self.settings = settings
+        self.timeout = timeout
+
+    @classmethod
+    def for_home(cls, settings: Settings) -> ServerClient | None:
+        """The client of the live server for `settings.home`, or None when none runs."""
+        from embedhub.server.discovery import find_server
+
+        url = find_server(settings)
+        return None if url is None else cls(url, settings)
+
+    def call(self, method: str, path: str, *, json: Any = None, timeout: float | None = None) -> Any:
+        """The decoded JSON answer of one request (None for an empty body)."""
+        import httpx
+
+        from embedhub.server.discovery import auth_headers
+
+        try:
+            answer = httpx.request(
+                method, self.url + path, json=json, headers=auth_headers(self.settings),
+                timeout=timeout or self.timeout,
+            )  # fmt: skip
+        except httpx.HTTPError as error:
+            raise ServerUnavailableError(f"embedhub serve at {self.url} did not answer ({error})") from None
+        if answer.status_code == 503:
+            raise ServerUnavailableError(
+                f"embedhub serve at {self.url} is still loading its model; try again in a few seconds"
+            )
+        try:
+            body = answer.json() if answer.content else None
+        except ValueError:
+            body = None
+        if answer.status_code >= 400:
+            message = body.get("error", {}).get("message") if isinstance(body, dict) else None
+            raise ServerRequestError(message or f"server answered {answer.status_code}", answer.status_code)
+        return body
