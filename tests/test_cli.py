@@ -33,6 +33,8 @@ def test_embed_json_contract(runner, tiny_model_dir, tiny_encoder):
             "--dimensions",
             "32",
             "--json",
+            "--backend",
+            "torch",  # the float32 reference below; auto would run a Qwen3 folder in bfloat16
         ],
     )
     assert result.exit_code == 0, result.output
@@ -94,7 +96,7 @@ def test_make_random_writes_loadable_model(runner, tmp_path, tiny_encoder):
     assert "meaningless" in result.stdout
     marker = json.loads((out / "embedhub.json").read_text())
     assert marker["random_weights"] is True
-    again = runner.invoke(app, ["embed", "same seed", "--model", str(out), "--json"])
+    again = runner.invoke(app, ["embed", "same seed", "--model", str(out), "--json", "--backend", "torch"])
     vector = np.array(json.loads(again.stdout)["data"][0]["embedding"])
     np.testing.assert_allclose(vector, tiny_encoder.encode(["same seed"]).vectors[0], atol=1e-6)
     bad = runner.invoke(app, ["models", "make-random", "--shape", "huge", "--out", str(tmp_path / "x")])
