@@ -23,7 +23,7 @@ _EXPECTED = {
     "api_keys": "keys separated by commas, or a JSON list",
     "aliases": 'a JSON object mapping alias to model, such as {"small": "all-MiniLM-L6-v2"}',
 }
-_SECRET_SETTINGS = {"api_keys"}
+_SECRET_SETTINGS = {"api_keys", "milvus_token"}
 
 
 def _default_home() -> Path:
@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Bearer keys; empty means no auth. Comma-separated or JSON."
+    )
+    milvus_token: str | None = Field(
+        default=None,
+        description="Token of the Milvus server or cluster that `milvus` collections with a URI use "
+        "('user:password', or an API key); never written to collection.json.",
     )
     allow_public: bool = Field(
         default=False, description="Allow binding a non-loopback address without any API key."
