@@ -181,3 +181,50 @@ def test_store_choice_is_checked(knowledge_base, tiny_encoder):
     with pytest.raises(Exception, match="takes no URI"):
         knowledge_base.create("x", tiny_encoder, model_reference="tiny", store_uri="http://localhost:19530")
     assert knowledge_base.names() == [], "a refused store creates nothing"
+
+
+def test_kb_create_with_the_milvus_store_from_the_cli(tmp_path, tiny_model_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from embedhub.cli import app
+
+    monkeypatch.setenv("EMBEDHUB_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\n")
+    created = runner.invoke(
+        app, ["kb", "create", "physics", "--model", str(tiny_model_dir), "--store", "milvus"]
+    )
+    assert created.exit_code == 0 and "store milvus" in created.output, created.output
+    assert runner.invoke(app, ["kb", "add", "physics", str(corpus)]).exit_code == 0
+    found = runner.invoke(app, ["kb", "search", "physics", "helium", "--mode", "lexical", "--json"])
+    assert json.loads(found.stdout)["results"][0]["path"].endswith("a.md")
+    listed = runner.invoke(app, ["kb", "list"])
+    assert "1 chunks, 0 failed, store milvus" in listed.stdout
+    wrong = runner.invoke(app, ["kb", "create", "other", "--store", "qdrant"])
+    assert wrong.exit_code == 2 and "choose one of: lancedb, milvus" in wrong.output
+    assert runner.invoke(app, ["kb", "drop", "physics", "--yes"]).exit_code == 0
+
+
+def test_http_create_collection_chooses_the_store(settings, tiny_encoder, tmp_path):
+    import httpx
+
+    from embedhub.server.app import create_app
+    from tests.live_server import live_server
+    from tests.test_kb_api import wait_for_jobs
+
+    app = create_app(settings.model_copy(update={"home": tmp_path / "home"}), encoders={"tiny": tiny_encoder})
+    with live_server(app, "/ready") as url, httpx.Client(base_url=url, timeout=60) as api:
+        refused = api.post("/v1/collections", json={"name": "x", "store": "milvus", "store_uri": "/tmp/x.db"})
+        assert refused.status_code == 400 and "server address" in refused.text
+        assert api.post("/v1/collections", json={"name": "x", "store": "qdrant"}).status_code == 400
+        created = api.post("/v1/collections", json={"name": "notes", "store": "milvus"})
+        assert created.status_code == 201, created.text
+        assert (created.json()["store"], created.json()["store_uri"]) == ("milvus", None)
+        files = [("files", ("readme.md", b"# Readme\n\nHello markdown world.", "text/markdown"))]
+        assert api.post("/v1/collections/notes/files", files=files).status_code == 202
+        assert {job["status"] for job in wait_for_jobs(api, "notes", 1)} == {"done"}
+        found = api.post("/v1/collections/notes/search", json={"query": "markdown", "mode": "lexical"})
+        assert found.json()["results"][0]["path"].endswith("readme.md")
+        assert api.delete("/v1/collections/notes").status_code == 200

@@ -57,7 +57,11 @@ def reembed(
         previous = json.loads(marker_path.read_text())
         if previous != target:
             stale = collection.folder / previous["store_folder"]
-            shutil.rmtree(stale, ignore_errors=True)  # a different target was abandoned
+            if stale.exists():  # a different target was abandoned (a server store keeps it too)
+                abandoned = collection.open_store(previous["store_folder"], previous["dimensions"])
+                abandoned.destroy()
+                abandoned.close()
+            shutil.rmtree(stale, ignore_errors=True)
     marker_path.write_text(json.dumps(target))
     new_store = collection.open_store(folder_name, size)
     records = [r for r in collection.manifest.documents() if r.generation is not None]

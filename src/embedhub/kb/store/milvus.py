@@ -109,7 +109,14 @@ class MilvusStore(Store):
         try:
             self.client = MilvusClient(uri=self.uri, token=token or "")
         except Exception as error:  # pymilvus raises several types for a bad or unreachable URI
-            raise MilvusStoreError(f"cannot connect to Milvus at {self.uri}: {error}") from error
+            hint = ""
+            if "://" not in self.uri:
+                hint = (
+                    "; Milvus Lite opens a database file from one process at a time: if another "
+                    "embedhub process (a running `embedhub serve`) has it, go through that one's HTTP "
+                    "API, or keep the collection in a Milvus server (--uri http://HOST:19530)"
+                )
+            raise MilvusStoreError(f"cannot open Milvus at {self.uri}: {error}{hint}") from error
         owner_path = folder / OWNER_FILE
         owner = {"uri": self.uri, "collection": self.name}
         exists = self.client.has_collection(self.name)
