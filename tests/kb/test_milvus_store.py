@@ -228,3 +228,29 @@ def test_http_create_collection_chooses_the_store(settings, tiny_encoder, tmp_pa
         found = api.post("/v1/collections/notes/search", json={"query": "markdown", "mode": "lexical"})
         assert found.json()["results"][0]["path"].endswith("readme.md")
         assert api.delete("/v1/collections/notes").status_code == 200
+
+
+def test_reembed_moves_a_milvus_collection_and_drops_the_old_one(
+    knowledge_base, tiny_encoder, minilm_encoder, tmp_path
+):
+    from pymilvus import MilvusClient
+
+    from embedhub.kb.reembed import reembed
+
+    uri = str(tmp_path / "server.db")
+    collection = knowledge_base.create("docs", tiny_encoder, model_reference="tiny", store="milvus",
+                                       store_uri=uri, chunk_tokens=64, chunk_overlap=8)  # fmt: skip
+    Ingestor(collection, tiny_encoder).ingest([write_corpus(tmp_path / "corpus")])
+    chunks, old_name = collection.store.count(), collection.store.name
+    report = reembed(knowledge_base, "docs", minilm_encoder, model_reference="all-MiniLM-L6-v2")
+    reopened = knowledge_base.get("docs")
+    assert reopened.store.count() == chunks and reopened.store.name != old_name
+    assert report.store_folder.replace("-", "_") in reopened.store.name
+    dense = Searcher(reopened, minilm_encoder).search("mitochondria powerhouse", k=1, mode="dense")
+    assert dense[0].path.endswith("biology.txt")
+    knowledge_base.close()
+    client = MilvusClient(uri)
+    try:
+        assert client.list_collections() == [reopened.store.name], "the old Milvus collection is dropped"
+    finally:
+        client.close()

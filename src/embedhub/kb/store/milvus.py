@@ -162,9 +162,10 @@ class MilvusStore(Store):
         index = self.client.prepare_index_params()
         index.add_index(field_name="vector", index_type="FLAT", metric_type="COSINE")
         index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        self.client.create_collection(
-            self.name, schema=schema, index_params=index, consistency_level=CONSISTENCY
-        )
+        self.client.create_collection(self.name, schema=schema, consistency_level=CONSISTENCY)
+        # Waiting for the (empty) indexes asks the server for a timestamp, which Milvus Lite does
+        # not implement (it logs an error per index); a server is waited for.
+        self.client.create_index(self.name, index, sync="://" in self.uri)
 
     # --- writing ------------------------------------------------------------------------
 
