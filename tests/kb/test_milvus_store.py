@@ -36,7 +36,7 @@ def store(tmp_path):
     opened.close()
 
 
-def test_store_contract(store):
+def test_store_contract(store, monkeypatch):
     rows = [
         row(0, "a", path="/corpus/my_notes.md", file_type="md", terms="公民 权利 common"),
         row(1, "a", path="/corpus/my_notes.md", file_type="md", page_start=2, page_end=3),
@@ -83,8 +83,13 @@ def test_store_contract(store):
     store.delete_documents(["b"])
     assert store.count() == 1 and not store.rows_of("b")
 
-    assert store.rewrite_terms(lambda text, headings: f"{text} {headings[0]}".lower()) == 1
+    store.add([row(index, "c") for index in range(4)], np.ones((4, 4), np.float32))
+    monkeypatch.setattr(milvus, "WRITE_BATCH", 2)  # several batches, written while reading
+    assert store.rewrite_terms(lambda text, headings: f"{text} {headings[0]}".lower()) == 5
+    assert store.count() == 5
     assert store.rows_of("a")[0].terms == "text 0 title"
+    assert [r.terms for r in store.rows_of("c")] == [f"text {index} title" for index in range(4)]
+    store.delete_documents(["c"])
     assert [h.row.id for h in store.lexical_search("title", 5, SearchFilter())] == ["a:2:0"]
     assert not store.lexical_search("fresh", 5, SearchFilter())
     assert not store.lexical_search("   ", 5, SearchFilter())

@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -200,24 +201,27 @@ class MilvusStore(Store):
             self.client.delete(self.name, filter=expression)
 
     def rewrite_terms(self, terms_of) -> int:
-        """Upserts whole rows with new terms; Milvus recomputes their BM25 vectors on write."""
+        """Upserts whole rows with new terms, batch by batch as they are read; Milvus recomputes
+        their BM25 vectors on write. The iterator pages in primary-key order, so a row upserted
+        behind its cursor is not read again."""
         rewritten = 0
         iterator = self.client.query_iterator(
             self.name, batch_size=WRITE_BATCH, output_fields=[*OUTPUT_FIELDS, "vector"],
             consistency_level=CONSISTENCY,
         )  # fmt: skip
-        updates = []
-        while batch := iterator.next():
-            for record in batch:
-                row = self._row(record)
-                terms = terms_of(row.text, row.heading_path)
-                vector = np.asarray(record["vector"], dtype=np.float32)
-                updates.append(self._record(_with_terms(row, terms), vector))
-        iterator.close()
-        # written after reading: upserting while iterating could hand the iterator rows twice
-        for start in range(0, len(updates), WRITE_BATCH):
-            self.client.upsert(self.name, updates[start : start + WRITE_BATCH])
-            rewritten += len(updates[start : start + WRITE_BATCH])
+        try:
+            while batch := iterator.next():
+                updates = []
+                for record in batch:
+                    row = self._row(record)
+                    vector = np.asarray(record["vector"], dtype=np.float32)
+                    updates.append(
+                        self._record(replace(row, terms=terms_of(row.text, row.heading_path)), vector)
+                    )
+                self.client.upsert(self.name, updates)
+                rewritten += len(updates)
+        finally:
+            iterator.close()
         return rewritten
 
     # --- reading ------------------------------------------------------------------------
@@ -298,9 +302,3 @@ class MilvusStore(Store):
 
     def close(self) -> None:
         self.client.close()
-
-
-def _with_terms(row: ChunkRow, terms: str) -> ChunkRow:
-    from dataclasses import replace
-
-    return replace(row, terms=terms)
