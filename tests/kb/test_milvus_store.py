@@ -259,3 +259,15 @@ def test_reembed_moves_a_milvus_collection_and_drops_the_old_one(
         assert client.list_collections() == [reopened.store.name], "the old Milvus collection is dropped"
     finally:
         client.close()
+
+
+def test_quotes_backslashes_and_chinese_in_ids_and_paths(store):
+    odd = row(0, 'say "hi"', path='/corpus/say "hi" \\ 文件.md', file_type="md")
+    store.add([odd, row(0, "plain")], np.ones((2, 4), np.float32))
+    for glob in ('*"hi"*', "*\\ 文件.md", "*文件*"):
+        where = SearchFilter(path_glob=glob)
+        assert [h.row.id for h in store.lexical_search("common", 5, where)] == [odd.id], glob
+        assert [h.row.id for h in store.dense_search(np.ones(4, np.float32), 5, where)] == [odd.id], glob
+    assert store.rows_of('say "hi"') == [odd]
+    store.delete_documents(['say "hi"'])
+    assert store.count() == 1
