@@ -154,16 +154,23 @@ def test_milvus_collection_ingests_searches_and_replaces_documents(knowledge_bas
     assert not searcher.search("公民", k=5, mode="lexical")
 
 
-def test_collection_at_a_uri_owns_its_milvus_collection(knowledge_base, tiny_encoder, tmp_path):
+def test_collection_at_a_uri_owns_its_milvus_collection(settings, tiny_encoder, tmp_path):
     from pymilvus import MilvusClient
 
+    from embedhub.kb.collection import KnowledgeBase
+
     uri = str(tmp_path / "server.db")  # stands for http://host:19530: the same client API
+    knowledge_base = KnowledgeBase(
+        settings.model_copy(update={"home": tmp_path / "home", "milvus_token": "root:Milvus"})
+    )
     collection = knowledge_base.create("shared.a", tiny_encoder, model_reference="tiny", store="milvus",
                                        store_uri=uri)  # fmt: skip
     name = collection.store.name
     assert name.startswith("embedhub_shared_a__store_")
+    assert collection.store_token == "root:Milvus", "the settings' token reaches the store"
     config = json.loads((collection.folder / "collection.json").read_text())
     assert (config["store"], config["store_uri"]) == ("milvus", uri)
+    assert "root:Milvus" not in json.dumps(config), "the token is never written to collection.json"
     knowledge_base.close()
 
     # a second embedhub home pointing at the same URI cannot take the collection over
