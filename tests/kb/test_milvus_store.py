@@ -187,11 +187,14 @@ def test_collection_at_a_uri_owns_its_milvus_collection(settings, tiny_encoder, 
         client.close()
 
 
-def test_store_choice_is_checked(knowledge_base, tiny_encoder):
+def test_store_choice_is_checked(knowledge_base, tiny_encoder, tmp_path):
     with pytest.raises(Exception, match="unknown store 'qdrant'; choose one of: lancedb, milvus"):
         knowledge_base.create("x", tiny_encoder, model_reference="tiny", store="qdrant")
     with pytest.raises(Exception, match="takes no URI"):
         knowledge_base.create("x", tiny_encoder, model_reference="tiny", store_uri="http://localhost:19530")
+    with pytest.raises(milvus.MilvusStoreError, match="cannot open Milvus at"):
+        knowledge_base.create("x", tiny_encoder, model_reference="tiny", store="milvus",
+                              store_uri=str(tmp_path / "no-such-folder" / "x.db"))  # fmt: skip
     assert knowledge_base.names() == [], "a refused store creates nothing"
 
 

@@ -223,7 +223,11 @@ class KnowledgeBase:
         temporary = folder / (CONFIG_FILE + ".tmp")
         temporary.write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False))
         temporary.replace(folder / CONFIG_FILE)
-        return self.get(name)
+        try:
+            return self.get(name)
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)  # a store that cannot open leaves no collection
+            raise
 
     def get(self, name: str) -> Collection:
         if name in self._open:
