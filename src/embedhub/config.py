@@ -24,7 +24,7 @@ _EXPECTED = {
     "aliases": 'a JSON object mapping alias to model, such as {"small": "all-MiniLM-L6-v2"}',
     "chat_url": "the chat API's base URL, such as http://127.0.0.1:11434/v1",
 }
-_SECRET_SETTINGS = {"api_keys", "chat_api_key"}
+_SECRET_SETTINGS = {"api_keys", "chat_api_key", "milvus_token"}
 
 
 def _default_home() -> Path:
@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Bearer keys; empty means no auth. Comma-separated or JSON."
+    )
+    milvus_token: str | None = Field(
+        default=None,
+        description="Token of the Milvus server or cluster that `milvus` collections with a URI use "
+        "('user:password', or an API key); never written to collection.json.",
     )
     allow_public: bool = Field(
         default=False, description="Allow binding a non-loopback address without any API key."

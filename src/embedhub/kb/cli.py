@@ -70,13 +70,25 @@ def create(
             "(Chinese is always segmented into words)."
         ),
     ] = "english",
+    store: Annotated[
+        str, typer.Option(help="Vector store: lancedb (embedded, in the collection folder) or milvus.")
+    ] = "lancedb",
+    uri: Annotated[
+        str | None,
+        typer.Option(
+            help="milvus: the server or cluster, e.g. http://host:19530 (token: EMBEDHUB_MILVUS_TOKEN); "
+            "default: a Milvus Lite file in the collection folder."
+        ),
+    ] = None,
     backend: BackendOption = None,
 ) -> None:
     """Create a collection bound to one model, its dimensions and its query instruction."""
     from embedhub.kb.lexical import Analyzer
+    from embedhub.kb.store import check_store
     from embedhub.models.loading import load_encoder, resolve
 
     Analyzer(lexical_language)  # a wrong language fails before the model loads
+    check_store(store, uri)
     settings = _settings(backend)
     reference = model or settings.model
     resolved = resolve(reference, settings)
@@ -85,12 +97,17 @@ def create(
     collection = _knowledge_base().create(
         name, encoder, model_reference=stable_reference, dimensions=dimensions, instruction=instruction,
         chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, lexical_language=lexical_language,
+        store=store, store_uri=uri,
     )  # fmt: skip
     config = collection.config
     typer.echo(
         f"created {name}: model {config.model}, {config.dimensions} dims, "
-        f"chunks of {config.chunk_tokens} tokens"
+        f"chunks of {config.chunk_tokens} tokens, store {_store_label(config)}"
     )
+
+
+def _store_label(config) -> str:
+    return config.store + (f" at {config.store_uri}" if config.store_uri else "")
 
 
 class _RichProgress(Progress):
@@ -523,7 +540,8 @@ def list_collections(as_json: JsonOption = False) -> None:
     for row in rows:
         typer.echo(
             f"{row['name']}: {row['model']} ({row['dimensions']} dims), {row['done']} documents, "
-            f"{row['stored_chunks']} chunks, {row['failed']} failed"
+            f"{row['stored_chunks']} chunks, {row['failed']} failed, store {row['store']}"
+            + (f" at {row['store_uri']}" if row["store_uri"] else "")
         )
 
 

@@ -18,7 +18,7 @@ from embedhub.errors import EmbedhubError, InvalidInputError
 from embedhub.kb.chunking import ChunkingOptions
 from embedhub.kb.lexical import ANALYZER_VERSION, Analyzer, chunk_terms
 from embedhub.kb.manifest import Manifest
-from embedhub.kb.store import Store, open_store
+from embedhub.kb.store import Store, check_store, open_store
 from embedhub.models.base import Encoder
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,11 @@ class CollectionConfig:
     dimensions: int
     native_dimensions: int
     instruction: str | None
+    #: the store engine (`embedhub.kb.store.STORES`); older collections read as lancedb
     store: str = "lancedb"
     store_folder: str = "store"
+    #: where a server store lives (milvus: a server or cluster URI); None: in the store folder
+    store_uri: str | None = None
     chunk_tokens: int = 400
     chunk_overlap: int = 48
     created_at: float = field(default_factory=time.time)
@@ -82,14 +85,26 @@ def query_instruction(encoder: Encoder, instruction: str | None) -> str | None:
 
 
 class Collection:
-    def __init__(self, folder: Path, config: CollectionConfig, cache: EmbeddingCache | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        config: CollectionConfig,
+        cache: EmbeddingCache | None = None,
+        store_token: str | None = None,
+    ) -> None:
         self.folder = folder
         self.config = config
+        self.store_token = store_token
         self.manifest = Manifest(folder / "manifest.sqlite")
-        self.store: Store = open_store(config.store, folder / config.store_folder, config.dimensions)
+        self.store: Store = self.open_store(config.store_folder, config.dimensions)
         self._own_cache = cache is None
         self.cache = cache or EmbeddingCache(64 * 1024 * 1024, folder / "embedding-cache.sqlite")
         self.recover()
+
+    def open_store(self, store_folder: str, dimensions: int) -> Store:
+        """The collection's store engine over one store folder (re-embedding opens a second)."""
+        return open_store(self.config.store, self.folder / store_folder, dimensions,
+                          uri=self.config.store_uri, token=self.store_token)  # fmt: skip
 
     @property
     def name(self) -> str:
@@ -175,6 +190,8 @@ class KnowledgeBase:
         chunk_overlap: int = 48,
         description: str = "",
         lexical_language: str = "english",
+        store: str = "lancedb",
+        store_uri: str | None = None,
     ) -> Collection:
         folder = self._folder(name)
         if (folder / CONFIG_FILE).exists():
@@ -184,6 +201,7 @@ class KnowledgeBase:
         size = encoder.spec.check_dimensions(dimensions)
         instruction = query_instruction(encoder, instruction)
         Analyzer(lexical_language)  # an unknown language fails before anything is created
+        check_store(store, store_uri)
         framing = len(encoder.prefix_ids) + len(encoder.suffix_ids)
         room = encoder.max_tokens - framing - 24  # 24 tokens for the heading path embedded with a chunk
         options = ChunkingOptions(min(chunk_tokens, room), min(chunk_overlap, min(chunk_tokens, room) // 4))
@@ -198,12 +216,18 @@ class KnowledgeBase:
             chunk_overlap=options.overlap_tokens,
             description=description,
             lexical_language=lexical_language,
+            store=store,
+            store_uri=store_uri,
         )
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / (CONFIG_FILE + ".tmp")
         temporary.write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False))
         temporary.replace(folder / CONFIG_FILE)
-        return self.get(name)
+        try:
+            return self.get(name)
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)  # a store that cannot open leaves no collection
+            raise
 
     def get(self, name: str) -> Collection:
         if name in self._open:
@@ -216,7 +240,7 @@ class KnowledgeBase:
         stored = json.loads(path.read_text())
         stored.setdefault("lexical_version", 1)
         config = CollectionConfig(**stored)
-        collection = Collection(folder, config, self.cache)
+        collection = Collection(folder, config, self.cache, store_token=self.settings.milvus_token)
         if config.lexical_version != ANALYZER_VERSION:
             rows = collection.reanalyze()
             self.save_config(collection)
@@ -233,6 +257,7 @@ class KnowledgeBase:
 
     def drop(self, name: str) -> None:
         collection = self.get(name)
+        collection.store.destroy()
         collection.close()
         self._open.pop(name, None)
         shutil.rmtree(collection.folder)

@@ -19,7 +19,6 @@ from embedhub.engine.cache import embed_through_cache
 from embedhub.errors import EmbedhubError
 from embedhub.kb.chunking import embedding_text
 from embedhub.kb.collection import Collection, KnowledgeBase
-from embedhub.kb.store import open_store
 from embedhub.models.base import Encoder, finish
 
 MARKER = "reembed.json"
@@ -58,9 +57,13 @@ def reembed(
         previous = json.loads(marker_path.read_text())
         if previous != target:
             stale = collection.folder / previous["store_folder"]
-            shutil.rmtree(stale, ignore_errors=True)  # a different target was abandoned
+            if stale.exists():  # a different target was abandoned (a server store keeps it too)
+                abandoned = collection.open_store(previous["store_folder"], previous["dimensions"])
+                abandoned.destroy()
+                abandoned.close()
+            shutil.rmtree(stale, ignore_errors=True)
     marker_path.write_text(json.dumps(target))
-    new_store = open_store(collection.config.store, collection.folder / folder_name, size)
+    new_store = collection.open_store(folder_name, size)
     records = [r for r in collection.manifest.documents() if r.generation is not None]
     reused = embedded = 0
     for position, record in enumerate(records, start=1):
@@ -94,6 +97,7 @@ def reembed(
         config.instruction = None
     config.store_folder = folder_name
     knowledge_base.save_config(collection)
+    collection.store.destroy()
     collection.store.close()
     collection.store = new_store
     shutil.rmtree(old_folder, ignore_errors=True)

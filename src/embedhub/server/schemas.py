@@ -232,6 +232,15 @@ class CollectionCreate(BaseModel):
         description="Snowball stemmer and stop words of the lexical index (english, french, german, "
         "... or none); Chinese is always segmented into words.",
     )
+    store: str = Field(
+        default="lancedb",
+        description="Vector store: lancedb (embedded, in the collection folder) or milvus.",
+    )
+    store_uri: str | None = Field(
+        default=None,
+        description="milvus: the server or cluster (http://host:19530; the server's "
+        "EMBEDHUB_MILVUS_TOKEN authenticates); default: a Milvus Lite file in the collection folder.",
+    )
 
 
 class FolderRequest(BaseModel):
@@ -272,6 +281,7 @@ class CollectionInfo(BaseModel):
     instruction: str | None = Field(description="Query instruction (instruction-aware models).")
     store: str = Field(description="Vector store backend.")
     store_folder: str
+    store_uri: str | None = Field(description="Where a server store lives (None: in the store folder).")
     chunk_tokens: int
     chunk_overlap: int
     created_at: float = Field(description="Unix time.")

@@ -103,5 +103,9 @@ class Store(ABC):
     def vectors_of(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors by chunk id."""
 
+    def destroy(self) -> None:  # noqa: B027 - optional hook
+        """Delete what the store keeps outside its folder (a server's collection); the caller
+        deletes the folder."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

@@ -67,6 +67,7 @@ from embedhub.server.schemas import (
 )
 
 logger = logging.getLogger(__name__)
+NETWORK_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
 router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["knowledge base"], responses=ERRORS_DOC)
 
 
@@ -77,6 +78,12 @@ async def list_collections(kb: KnowledgeBaseDep) -> dict:
 
 @router.post("/collections", status_code=201, response_model=CollectionInfo)
 async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: ReadyHubDep) -> dict:
+    if body.store_uri is not None and not body.store_uri.startswith(NETWORK_SCHEMES):
+        # a file URI would let a client write a Milvus Lite database anywhere on the server's disk
+        raise InvalidInputError(
+            f"store_uri must be a server address ({', '.join(NETWORK_SCHEMES)}); leave it out for a "
+            "Milvus Lite file in the collection folder"
+        )
     service = hub.get(body.model) if body.model else hub.services[hub.names()[0]]
     collection = await asyncio.to_thread(
         kb.create,
@@ -86,6 +93,8 @@ async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: R
         dimensions=body.dimensions,
         instruction=body.instruction,
         lexical_language=body.lexical_language,
+        store=body.store,
+        store_uri=body.store_uri,
         chunk_tokens=body.chunk_tokens,
         chunk_overlap=body.chunk_overlap,
     )
