@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import uvicorn
 
 from embedhub.kb.collection import KnowledgeBase
+from tests.chat_standin import chat_standin
 from tests.conftest import ROOT
 from tests.live_server import free_port
 
@@ -186,9 +186,10 @@ def test_stdio_transport(tmp_path, tiny_encoder, tiny_model_dir, settings):
             asked = data(
                 await client.call_tool("ask", {"collection": "physics", "question": "ferret option?"})
             )
-            assert asked["answer"] is None and "not installed" in asked["note"]
-            assert asked["evidence"] and asked["evidence"][0]["n"] == 1
-            assert {"file", "page_start", "heading_path", "label"} <= set(asked["evidence"][0]["citation"])
+            # no chat endpoint configured: the ranked evidence, and how to configure one
+            assert asked["status"] == "no_chat" and "EMBEDHUB_CHAT_URL" in asked["message"]
+            assert asked["evidence"] and asked["evidence"][0]["number"] == 1
+            assert asked["evidence"][0]["path"].endswith(".md") and asked["evidence"][0]["highlights"]
 
     anyio.run(scenario)
 
@@ -286,37 +287,38 @@ def test_public_bind_needs_a_key(tmp_path):
     assert result.exit_code == 2 and "without an API key" in result.stderr
 
 
-def test_ask_uses_the_answerer_when_installed(tmp_path, tiny_encoder, tiny_model_dir, settings, monkeypatch):
-    """The only coupling to the answerer is `import embedhub.kb.ask`: its `ask` gets the arguments
-    it names (here question, searcher, k) and its answer and citations come back."""
+def test_ask_answers_with_citations_from_the_chat_endpoint(tmp_path, tiny_encoder, tiny_model_dir, settings):
+    """In-process, `ask` is embedhub's answerer with the chat endpoint of the MCP server's settings:
+    the answer's [1] maps to the chunk sent as [1], with its file and heading."""
     from mcp import Client
 
     from embedhub.mcp.server import build_server
 
     home = make_home(tmp_path, tiny_encoder, tiny_model_dir, settings)
-    seen = {}
+    with chat_standin("Set it to seven [1].") as standin:
+        configured = settings.model_copy(update={"home": home, "chat_url": standin.url})
+        server = build_server(configured)
 
-    def ask(question, searcher, k):
-        found = searcher.search(question, k=k, mode="lexical")
-        seen.update(question=question, k=k)
-        citation = types.SimpleNamespace(n=1, path=found[0].path, heading_path=found[0].heading_path)
-        return types.SimpleNamespace(answer="Set it to seven [1].", citations=[citation])
+        async def scenario():
+            async with Client(server) as client:
+                data(
+                    await client.call_tool("add", {"collection": "physics", "path": str(tmp_path / "notes")})
+                )
+                return data(
+                    await client.call_tool(
+                        "ask", {"collection": "physics", "question": "ferret option", "k": 2}
+                    )
+                )
 
-    monkeypatch.setitem(sys.modules, "embedhub.kb.ask", types.SimpleNamespace(ask=ask))
-    server = build_server(settings.model_copy(update={"home": home}))
-
-    async def scenario():
-        async with Client(server) as client:
-            data(await client.call_tool("add", {"collection": "physics", "path": str(tmp_path / "notes")}))
-            answered = data(
-                await client.call_tool("ask", {"collection": "physics", "question": "ferret", "k": 2})
-            )
-        assert answered["answer"] == "Set it to seven [1]."
-        assert answered["citations"][0]["path"].endswith("guide.md")
-        assert answered["citations"][0]["heading_path"] == ["Guide", "Configure"]
-        assert seen == {"question": "ferret", "k": 2}
-
-    anyio.run(scenario)
+        answered = anyio.run(scenario)
+        prompt = standin.last_prompt
+    assert answered["status"] == "answered" and answered["answer"] == "Set it to seven [1]."
+    assert answered["via"] == "in-process" and len(answered["evidence"]) == 2
+    (cited,) = answered["citations"]
+    first = answered["evidence"][0]
+    assert cited["number"] == 1 and cited["chunk_id"] == first["chunk_id"]
+    assert cited["path"].endswith(".md") and cited["heading_path"] == first["heading_path"]
+    assert "ferret option" in prompt and first["text"][:40] in prompt
 
 
 @pytest.fixture
@@ -358,6 +360,9 @@ def test_tools_go_through_a_running_server(running_server, tmp_path, settings):
             listed = data(await client.call_tool("list_collections", {}))
             assert listed["via"] == "embedhub serve"
             await exercise(client, tmp_path / "notes")
+            asked = data(await client.call_tool("ask", {"collection": "physics", "question": "ferret"}))
+            # the server's ask route answered: no chat endpoint is configured there
+            assert asked["via"] == "embedhub serve" and asked["status"] == "no_chat"
 
     anyio.run(scenario)
     assert server.access.local._encoders == {}  # no model was loaded here

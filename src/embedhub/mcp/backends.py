@@ -63,6 +63,7 @@ class KnowledgeBaseAccess(Protocol):
     def document(self, name: str, doc_id: str) -> dict: ...
     def add(self, name: str, path: Path, glob: str | None) -> dict: ...
     def delete(self, name: str, doc_ids: list[str]) -> None: ...
+    def ask(self, name: str, question: str, *, k: int, rerank: bool) -> dict: ...
 
 
 def chunk_view(row) -> dict:
@@ -134,6 +135,17 @@ class LocalKnowledgeBase:
             encoder = self._encoder(collection) if needs_model else None
             reranker = self._loaded_reranker() if rerank else None
             yield SearchContext(Searcher(collection, encoder, reranker), collection, encoder)
+
+    def ask(self, name: str, question: str, *, k: int, rerank: bool) -> dict:
+        """embedhub.kb.ask in this process, with the chat endpoint of this process's settings."""
+        from embedhub.kb.ask import ChatSettings, ask
+
+        with self.searcher(name, rerank=rerank) as context:
+            answer = ask(
+                context.collection, context.encoder, question, k=k,
+                reranker=context.searcher.reranker, chat=ChatSettings.from_settings(self.settings),
+            )  # fmt: skip
+        return answer.to_dict()
 
     def documents(self, name: str) -> list[dict]:
         with self._opened() as knowledge_base:
@@ -272,6 +284,11 @@ class ServedKnowledgeBase:
     def delete(self, name: str, doc_ids: list[str]) -> None:
         for doc_id in doc_ids:
             self.client.call("DELETE", f"{self._collection_path(name)}/documents/{quote(doc_id, safe='')}")
+
+    def ask(self, name: str, question: str, *, k: int, rerank: bool) -> dict:
+        """The server's ask route (its chat endpoint, its reranker), answered as one JSON."""
+        request = {"question": question, "k": k, "stream": False, "rerank": rerank}
+        return self.client.call("POST", f"{self._collection_path(name)}/ask", json=request)
 
 
 class Access:

@@ -11,7 +11,6 @@ from pydantic import Field
 
 from embedhub.errors import InvalidInputError
 from embedhub.kb.store import SearchFilter
-from embedhub.mcp import answers
 from embedhub.mcp.backends import Access
 
 #: the tools that take a collection name: their descriptions list the collections
@@ -228,33 +227,13 @@ class KnowledgeBaseTools:
         self,
         collection: CollectionName,
         question: Annotated[str, Field(min_length=1, max_length=4000, description="The question.")],
-        k: Annotated[int, Field(ge=1, le=MAX_K, description="Chunks of evidence to use.")] = 5,
+        k: Annotated[int, Field(ge=1, le=MAX_K, description="Chunks of evidence to use.")] = 6,
         rerank: Rerank = False,
     ) -> dict[str, Any]:
-        """Answer a question from a collection's documents, with numbered citations (file, page,
-        heading). When no answerer is configured here, returns the best evidence with citations
-        instead, and says so."""
+        """Answer a question from a collection's documents: the answer cites numbered evidence
+        [n], and `citations` maps each [n] it used to its file, page and heading. With no chat
+        endpoint configured (EMBEDHUB_CHAT_URL), `status` is "no_chat" and the answer is the ranked
+        evidence with its best sentences highlighted."""
         knowledge_base = self.access.current()
-        with knowledge_base.searcher(collection, rerank=rerank, needs_model=True) as context:
-
-            def evidence() -> dict:
-                found = context.searcher.search(question, k=k)
-                return {
-                    "answer": None,
-                    "evidence": [
-                        {
-                            "n": number, "chunk_id": result.chunk_id, "text": result.text,
-                            "citation": citation(result.path, result.page_start, result.page_end,
-                                                 result.heading_path),
-                        }
-                        for number, result in enumerate(found, start=1)
-                    ],
-                }  # fmt: skip
-
-            offered = {
-                "searcher": context.searcher, "k": k, "where": SearchFilter(),
-                "settings": self.access.settings, "collection": context.collection,
-                "encoder": context.encoder,
-            }  # fmt: skip
-            answer = answers.ask(question, offered, evidence)
+        answer = knowledge_base.ask(collection, question, k=k, rerank=rerank)
         return {**answer, "via": knowledge_base.via}
