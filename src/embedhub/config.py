@@ -22,8 +22,9 @@ _EXPECTED = {
     "serve_models": 'model names separated by commas, or a JSON list such as ["a", "b"]',
     "api_keys": "keys separated by commas, or a JSON list",
     "aliases": 'a JSON object mapping alias to model, such as {"small": "all-MiniLM-L6-v2"}',
+    "remote_endpoints": 'a JSON object mapping model to URLs, such as {"m": ["http://h:8000/v1"]}',
 }
-_SECRET_SETTINGS = {"api_keys"}
+_SECRET_SETTINGS = {"api_keys", "remote_api_key"}
 
 
 def _default_home() -> Path:
@@ -96,6 +97,25 @@ class Settings(BaseSettings):
             "being mmapped and unmapped every layer (about 2x on Qwen3 batches; "
             "embedhub.models.allocator). The cost: freed memory up to 1 GiB stays with the process."
         ),
+    )
+
+    # --- remote encoders (models/remote.py) -------------------------------------------------
+    remote_endpoints: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Endpoints of remote models, so `--model remote:NAME` needs no URL: a JSON object "
+            'such as {"Qwen3-Embedding-4B": ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]}.'
+        ),
+    )
+    remote_api_key: str | None = Field(default=None, description="Bearer key sent to remote endpoints.")
+    remote_timeout: float = Field(default=60.0, gt=0, description="Seconds one remote request may take.")
+    remote_max_batch: int = Field(default=32, ge=1, description="Inputs per request to a remote endpoint.")
+    remote_max_batch_tokens: int = Field(
+        default=16384, ge=1, description="Padded tokens per request to a remote endpoint."
+    )
+    remote_concurrency: int = Field(default=2, ge=1, description="Requests in flight per remote endpoint.")
+    remote_retries: int = Field(
+        default=5, ge=1, description="Tries of one remote request (over all endpoints) before it fails."
     )
 
     # --- the server -------------------------------------------------------------------------
