@@ -203,7 +203,9 @@ class StandIn:
     """A tiny OpenAI-style embeddings server: answers POSTs with the statuses in `script` (then
     200), optionally after `delay` seconds. Vectors are [len(text), 1, 2, 3]."""
 
-    def __init__(self, script=(), *, delay: float = 0.0, retry_after: str | None = None) -> None:
+    def __init__(self, script=(), *, delay: float = 0.0, retry_after: str | None = None, card=None) -> None:
+        self.card = card or {"id": "stand-in", "object": "model", "dimensions": 4, "max_tokens": 512,
+                             "instruction_aware": True}  # fmt: skip
         self.script = list(script)
         self.delay = delay
         self.retry_after = retry_after
@@ -225,9 +227,7 @@ class StandIn:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                card = {"id": "stand-in", "object": "model", "dimensions": 4, "max_tokens": 512,
-                        "instruction_aware": True}  # fmt: skip
-                self._json(200, {"object": "list", "data": [card]})
+                self._json(200, {"object": "list", "data": [stand_in.card]})
 
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -332,6 +332,16 @@ def test_remote_models_run_only_with_the_remote_backend(settings, endpoints, tin
     with pytest.raises(ConfigurationError, match="local weights"):
         load_encoder(str(tiny_model_dir), settings.model_copy(update={"backend": "remote"}))
     assert resolve(remote_reference(endpoints[0], name=""), settings).spec.name == MODEL  # its only model
+
+
+def test_a_registry_name_gives_its_rules_within_the_endpoints_limit(settings):
+    """A vLLM-like card says only max_model_len: the registry spec gives the Qwen3 rules and MRL,
+    and inputs are cut to what the endpoint takes."""
+    card = {"id": "Qwen3-Embedding-0.6B", "object": "model", "max_model_len": 512}
+    with StandIn(card=card) as stand_in:
+        spec = resolve(f"remote:{stand_in.url}#Qwen3-Embedding-0.6B", settings).spec
+    assert spec.name == "Qwen3-Embedding-0.6B" and spec.dimensions == 1024
+    assert spec.supports_instructions and spec.supports_mrl and spec.max_tokens == 512
 
 
 def test_knowledge_base_over_remote_endpoints(endpoints, tmp_path, monkeypatch):

@@ -70,8 +70,10 @@ class Settings(BaseSettings):
         default="auto",
         description=(
             "How models run: torch (float32), torch-bf16, torch-int8, onnx-int8 (needs the onnx "
-            "extra), gguf (.gguf files through llama.cpp; needs the gguf extra), or auto (the "
-            "model's measured default, ModelSpec.default_backend; gguf for a .gguf file)."
+            "extra), gguf (.gguf files through llama.cpp; needs the gguf extra), remote "
+            "(remote:URL#MODEL references: OpenAI-compatible endpoints elsewhere), or auto (the "
+            "model's measured default, ModelSpec.default_backend; gguf for a .gguf file, remote "
+            "for a remote: reference)."
         ),
     )
     device: str = Field(default="cpu", description="torch device for local encoders.")

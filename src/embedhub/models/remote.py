@@ -52,6 +52,7 @@ the input) is not retried: it raises `RemoteRefusedError` with the endpoint's me
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -241,6 +242,9 @@ def describe_remote(reference: str, settings: Settings, registry: ModelRegistry 
             raise ModelLoadError(f"no endpoint of {reference!r} answered GET /v1/models: {'; '.join(errors)}")
         name = cards[0].model
         spec = _spec(name, cards[0], client, registry)
+    limits = [card.max_tokens for card in cards if card.max_tokens]
+    if limits and min(limits) < spec.max_tokens:  # inputs are cut here to what every endpoint takes
+        spec = dataclasses.replace(spec, max_tokens=min(limits))
     if spec.document_template != "{text}" and any(card.is_embedhub for card in cards):
         raise ModelLoadError(
             f"{name} has a document template ({spec.document_template!r}) that the embedhub endpoint "
