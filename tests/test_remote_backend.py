@@ -384,3 +384,20 @@ def test_a_server_in_front_of_servers(settings, endpoints, tiny_encoder):
     local = tiny_encoder.encode([QUERY], kind="query", dimensions=64)
     np.testing.assert_allclose(np.array([answer["data"][0]["embedding"]]), local.vectors, atol=TOLERANCE)
     assert answer["usage"]["prompt_tokens"] == local.prompt_tokens
+
+
+def test_eval_embeds_through_the_remote_backend(settings, endpoints, tiny_encoder, tmp_path):
+    """Eval's own path (tokenise, its cache, embed_token_ids, MRL after the cache) over the endpoints."""
+    from embedhub.eval.core import EvalContext
+    from embedhub.models.spec import Task
+
+    encoder = load_encoder(remote_reference(*endpoints), remote_settings(settings))
+    try:
+        remote, local = EvalContext(encoder, tmp_path), EvalContext(tiny_encoder, tmp_path)
+        for options in ({"kind": "query", "task": Task.STS}, {"kind": "document", "dimensions": 32}):
+            np.testing.assert_allclose(
+                remote.embed(DOCUMENTS, **options), local.embed(DOCUMENTS, **options), atol=TOLERANCE
+            )
+        assert encoder.stats.requests >= 2  # both calls reached the endpoints
+    finally:
+        encoder.close()
