@@ -85,6 +85,16 @@ def test_references_name_endpoints_and_model(settings):
         parse_reference("remote:unknown", settings)
     with pytest.raises(ModelLoadError, match="not an http"):
         base_url("ftp://host")
+    assert base_url("http://127.0.0.1:7997/embed/") == "http://127.0.0.1:7997/embed"  # a path: as given
+
+
+def test_an_endpoint_without_a_models_route_is_described_by_a_probe(settings):
+    """TEI-like: no GET /v1/models; the dimensions come from one embedding, the rules from the name."""
+    with StandIn(card={}) as stand_in:
+        stand_in.card = None  # the GET answers 404
+        spec = resolve(f"remote:{stand_in.url}#some-model", settings).spec
+    assert spec.dimensions == 4 and spec.name == "some-model" and stand_in.posts == 1
+    assert not spec.supports_instructions and not spec.supports_mrl
 
 
 def test_remote_vectors_equal_local_ones(settings, endpoints, tiny_encoder):
@@ -227,6 +237,9 @@ class StandIn:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
+                if stand_in.card is None:
+                    self._json(404, {"detail": "Not Found"})
+                    return
                 self._json(200, {"object": "list", "data": [stand_in.card]})
 
             def do_POST(self) -> None:

@@ -3,7 +3,8 @@
 
 References: `remote:URL[,URL...]#NAME` (NAME is the model name the endpoints serve; without it
 the single model an endpoint lists is used), or `remote:NAME` with the endpoints taken from
-`Settings.remote_endpoints[NAME]`. A URL may end in `/v1` or not.
+`Settings.remote_endpoints[NAME]`. A bare `http://host:port` means `http://host:port/v1`; a URL
+with a path is used as given.
 
 How it fits the encoder contract (the route chosen). The server's queue, the knowledge base and
 eval all work on token ids: `tokenize` -> cache keyed by ids -> `embed_token_ids` -> `finish`. A
@@ -94,11 +95,13 @@ def is_remote_reference(reference: str | None) -> bool:
 
 
 def base_url(url: str) -> str:
-    """`http://h:8000`, `http://h:8000/` and `http://h:8000/v1` all mean `http://h:8000/v1`."""
+    """A bare `http://h:8000` (or `http://h:8000/`) means `http://h:8000/v1`; a URL with a path
+    is used as given (Infinity serves `/embeddings` at its root unless given a prefix)."""
     url = url.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
+    parsed = httpx.URL(url) if url.startswith(("http://", "https://")) else None
+    if parsed is None or not parsed.host:
         raise ModelLoadError(f"remote endpoint {url!r} is not an http:// or https:// URL")
-    return url if url.endswith("/v1") else url + "/v1"
+    return url if parsed.path not in ("", "/") else url + "/v1"
 
 
 @dataclass(frozen=True)
@@ -235,8 +238,14 @@ def describe_remote(reference: str, settings: Settings, registry: ModelRegistry 
     errors: list[str] = []
     with _client(settings) as client:
         for url in parsed.endpoints:
+            name = parsed.name or (cards[0].model if cards else None)
             try:
-                cards.append(read_card(client, url, parsed.name or (cards[0].model if cards else None)))
+                cards.append(read_card(client, url, name))
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code == 404 and name:  # no /models route (TEI): facts by probe
+                    cards.append(EndpointCard(url, name, False, None, None, (), False, False))
+                else:
+                    errors.append(f"{url}: {error}")
             except (httpx.HTTPError, ValueError, KeyError) as error:
                 errors.append(f"{url}: {type(error).__name__}: {error}")
         if not cards:
