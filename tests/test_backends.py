@@ -27,8 +27,13 @@ from tests.live_server import live_server
 
 PARITY = {"torch": 0.99999, "torch-bf16": 0.999, "torch-int8": 0.99, "onnx-int8": 0.99}
 BATCH_INVARIANCE = {"torch": 0.9999, "torch-bf16": 0.999, "torch-int8": 0.9999, "onnx-int8": 0.99}
-# backends that run model folders (the gguf backend runs .gguf files: tests/test_gguf.py)
-INSTALLED = [name for name in BACKENDS if name in available_backends() and not BACKENDS[name].file_suffix]
+# backends that run model folders (the gguf backend runs .gguf files: tests/test_gguf.py; the
+# remote backend runs remote: references: tests/test_remote_backend.py)
+INSTALLED = [
+    name
+    for name in BACKENDS
+    if name in available_backends() and not BACKENDS[name].file_suffix and not BACKENDS[name].scheme
+]
 TEXTS = [
     "hello",
     "北京是中国的首都。",
@@ -52,7 +57,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_every_backend_here_is_listed_and_torch_always_installed():
-    assert set(BACKENDS) == {"torch", "torch-bf16", "torch-int8", "onnx-int8", "gguf"}
+    assert set(BACKENDS) == {"torch", "torch-bf16", "torch-int8", "onnx-int8", "gguf", "remote"}
     assert available_backends()[0] == "torch"
     assert set(available_backends()) <= set(BACKENDS)
 

@@ -7,7 +7,9 @@ commands; a state-changing one keeps its documented form only), and the JSON mus
 that only exist on a user's machine are mapped to test folders: `/models/NAME` and a
 `--model Qwen3-Embedding-0.6B` to a random-weight model of the real 0.6B width (one layer, so it
 loads in a second; vectors are meaningless, the commands and their output are what is tested),
-and `/tmp/` to the test's own temporary folder. README commands are fast; docs/*.md commands
+and `/tmp/` to the test's own temporary folder; the remote endpoints `http://gpu1:8000` and
+`http://gpu2:8000` to an `embedhub serve` of that model, started the first time a command names
+them. README commands are fast; docs/*.md commands
 (evaluations over the shared data sets) are marked slow.
 """
 
@@ -36,6 +38,7 @@ SHELL_LANGUAGES = {"", "sh", "bash", "shell", "console"}
 # Commands that change state: run only as documented (a second run would fail or repeat).
 NOT_REPEATABLE = {("kb", "create"), ("kb", "remove"), ("kb", "drop"), ("kb", "reembed"), ("serve",)}
 QWEN3 = "Qwen3-Embedding-0.6B"
+REMOTE_HOSTS = ("http://gpu1:8000", "http://gpu2:8000")
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,46 @@ def workplace(tmp_path_factory, settings):
         "COLUMNS": "120",
     }
     environment.pop("EMBEDHUB_MODEL_DIRS", None)
-    return {"root": root, "home": home, "models": models, "env": environment}
+    place = {"root": root, "home": home, "models": models, "env": environment}
+    place["remote_endpoint"] = endpoint = RemoteEndpoint(place)
+    yield place
+    endpoint.stop()
+
+
+class RemoteEndpoint:
+    """The documents' remote GPU hosts, played by `embedhub serve` of the test model (started
+    once, on first use)."""
+
+    def __init__(self, place: dict) -> None:
+        self.place = place
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+
+    def __call__(self) -> str:
+        if self.process is None:
+            port = free_port()
+            command = ["embedhub", "serve", "--model", str(self.place["models"] / QWEN3), "--port", str(port)]
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.place["env"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+            self.url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.25)
+            else:
+                raise AssertionError("the stand-in remote endpoint did not become ready")
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
 
 
 def localise(words: list[str], place: dict) -> list[str]:
@@ -146,6 +188,10 @@ def localise(words: list[str], place: dict) -> list[str]:
             word = str(place["models"]) + word[len("/models") :]
         elif word.startswith("/tmp/"):
             word = str(place["root"]) + word[len("/tmp") :]
+        elif word.startswith("remote:") and any(host in word for host in REMOTE_HOSTS):
+            endpoint = place["remote_endpoint"]()
+            for host in REMOTE_HOSTS:
+                word = word.replace(host, endpoint)
         mapped.append(word)
     return mapped
 

@@ -34,14 +34,18 @@ def _register_subcommands() -> None:
 
 ModelOption = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Registry name, local folder, .gguf file or hub id (default: auto)."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="Registry name, local folder, .gguf file, hub id or remote:URL#MODEL (default: auto).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 BackendOption = Annotated[
     str | None,
     typer.Option(
         "--backend",
-        help="torch | torch-bf16 | torch-int8 | onnx-int8 | gguf | auto (per-model default). "
+        help="torch | torch-bf16 | torch-int8 | onnx-int8 | gguf | remote | auto (per-model default). "
         "[env: EMBEDHUB_BACKEND]",
         show_default=False,
     ),

@@ -23,8 +23,9 @@ _EXPECTED = {
     "api_keys": "keys separated by commas, or a JSON list",
     "aliases": 'a JSON object mapping alias to model, such as {"small": "all-MiniLM-L6-v2"}',
     "chat_url": "the chat API's base URL, such as http://127.0.0.1:11434/v1",
+    "remote_endpoints": 'a JSON object mapping model to URLs, such as {"m": ["http://h:8000/v1"]}',
 }
-_SECRET_SETTINGS = {"api_keys", "chat_api_key", "milvus_token"}
+_SECRET_SETTINGS = {"api_keys", "chat_api_key", "milvus_token", "remote_api_key"}
 
 
 def _default_home() -> Path:
@@ -70,8 +71,10 @@ class Settings(BaseSettings):
         default="auto",
         description=(
             "How models run: torch (float32), torch-bf16, torch-int8, onnx-int8 (needs the onnx "
-            "extra), gguf (.gguf files through llama.cpp; needs the gguf extra), or auto (the "
-            "model's measured default, ModelSpec.default_backend; gguf for a .gguf file)."
+            "extra), gguf (.gguf files through llama.cpp; needs the gguf extra), remote "
+            "(remote:URL#MODEL references: OpenAI-compatible endpoints elsewhere), or auto (the "
+            "model's measured default, ModelSpec.default_backend; gguf for a .gguf file, remote "
+            "for a remote: reference)."
         ),
     )
     device: str = Field(default="cpu", description="torch device for local encoders.")
@@ -97,6 +100,25 @@ class Settings(BaseSettings):
             "being mmapped and unmapped every layer (about 2x on Qwen3 batches; "
             "embedhub.models.allocator). The cost: freed memory up to 1 GiB stays with the process."
         ),
+    )
+
+    # --- remote encoders (models/remote.py) -------------------------------------------------
+    remote_endpoints: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Endpoints of remote models, so `--model remote:NAME` needs no URL: a JSON object "
+            'such as {"Qwen3-Embedding-4B": ["http://gpu1:8000/v1", "http://gpu2:8000/v1"]}.'
+        ),
+    )
+    remote_api_key: str | None = Field(default=None, description="Bearer key sent to remote endpoints.")
+    remote_timeout: float = Field(default=60.0, gt=0, description="Seconds one remote request may take.")
+    remote_max_batch: int = Field(default=32, ge=1, description="Inputs per request to a remote endpoint.")
+    remote_max_batch_tokens: int = Field(
+        default=16384, ge=1, description="Padded tokens per request to a remote endpoint."
+    )
+    remote_concurrency: int = Field(default=2, ge=1, description="Requests in flight per remote endpoint.")
+    remote_retries: int = Field(
+        default=5, ge=1, description="Tries of one remote request (over all endpoints) before it fails."
     )
 
     # --- the server -------------------------------------------------------------------------

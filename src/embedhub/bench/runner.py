@@ -108,8 +108,8 @@ def choose_backends(names: list[str] | None) -> list[str]:
     backend that is not installed, is an error listing the choices."""
     from embedhub.models.backends import BACKENDS, available_backends, get_backend
 
-    if names is None:
-        return [*PEERS, *available_backends()]
+    if names is None:  # backends that run this machine's weights (not remote endpoints)
+        return [*PEERS, *(name for name in available_backends() if not BACKENDS[name].scheme)]
     choices = [*PEERS, *BACKENDS]
     chosen = []
     for name in names:

@@ -49,7 +49,7 @@ class Backend:
     """One way to run weights. `requires` are the importable modules it needs, `extra` the pip
     extra that installs them; `quantised` backends must pass the accuracy gate. `file_suffix`
     set means the backend runs single weight files with that suffix (and only those), not model
-    folders."""
+    folders; `scheme` set means it runs model references with that prefix (`remote:`), no weights."""
 
     name: str
     description: str
@@ -58,6 +58,7 @@ class Backend:
     extra: str | None = None
     quantised: bool = False
     file_suffix: str | None = None
+    scheme: str | None = None
 
     @property
     def installed(self) -> bool:
@@ -95,6 +96,12 @@ def _gguf_loader(spec: ModelSpec, path: Path, tokenizer: Tokenizer | None, setti
     from embedhub.models.gguf_file import load_gguf
 
     return load_gguf(spec, path, settings)
+
+
+def _remote_loader(spec: ModelSpec, path: Path, tokenizer: Tokenizer | None, settings: Settings) -> Encoder:
+    """Never reached: remote references load in `load_resolved`, local weights are refused by
+    `_check_weights_fit`."""
+    raise ConfigurationError(f"backend remote cannot run local weights ({spec.name})")
 
 
 BACKENDS: Mapping[str, Backend] = MappingProxyType(
@@ -137,6 +144,15 @@ BACKENDS: Mapping[str, Backend] = MappingProxyType(
                 requires=("llama_cpp",),
                 extra="gguf",
                 file_suffix=".gguf",
+            ),
+            # Remote references load through models/remote.py (load_resolved); there are no
+            # weights here to gate.
+            Backend(
+                "remote",
+                "OpenAI-compatible /v1/embeddings endpoints elsewhere (vLLM, SGLang, TEI, Infinity, "
+                "embedhub): --model remote:URL[,URL...]#MODEL; tokenised here, embedded there",
+                _remote_loader,
+                scheme="remote:",
             ),
         )
     }
@@ -200,6 +216,12 @@ def file_backend(path: Path) -> str | None:
 
 def _check_weights_fit(backend: Backend, resolved: ResolvedModel) -> None:
     """A file backend runs only its files; folder backends run only folders."""
+    if backend.scheme:
+        raise ConfigurationError(
+            f"backend {backend.name} runs {backend.scheme}URL#MODEL references, and "
+            f"{resolved.spec.name} is local weights; pass --model {backend.scheme}http://HOST:PORT/v1#MODEL, "
+            "or choose another backend"
+        )
     runs = file_backend(resolved.folder)
     if backend.file_suffix and runs != backend.name:
         raise ConfigurationError(
@@ -214,6 +236,18 @@ def _check_weights_fit(backend: Backend, resolved: ResolvedModel) -> None:
         )
 
 
+def _load_remote(resolved: ResolvedModel, settings: Settings, requested: str) -> Encoder:
+    """A remote reference runs with the remote backend only (auto means it too)."""
+    if requested not in (AUTO, "remote"):
+        raise ConfigurationError(
+            f"{resolved.reference} is a remote model, which only the remote backend runs; use "
+            f"--backend remote or auto (backend {requested} runs local weights)"
+        )
+    from embedhub.models.remote import load_remote
+
+    return load_remote(resolved.reference, settings)
+
+
 def load_encoder(reference: str | None, settings: Settings, registry: ModelRegistry = REGISTRY) -> Encoder:
     """Resolve a model reference and load it with `settings.backend`."""
     return load_resolved(resolve(reference, settings, registry), settings)
@@ -221,6 +255,8 @@ def load_encoder(reference: str | None, settings: Settings, registry: ModelRegis
 
 def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
     """Load resolved weights with `settings.backend`; quantised variants pass the gate first."""
+    if resolved.source == "remote":
+        return _load_remote(resolved, settings, settings.backend.strip().lower())
     import torch
     from transformers.utils import logging as transformers_logging
 

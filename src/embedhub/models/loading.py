@@ -38,16 +38,18 @@ from embedhub.models.transformer import read_json
 
 logger = logging.getLogger(__name__)
 MARKER_FILE = "embedhub.json"
-Source = Literal["folder", "package", "model-dir", "hf-cache", "hub", "gguf-file"]
+Source = Literal["folder", "package", "model-dir", "hf-cache", "hub", "gguf-file", "remote"]
 
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """A model's spec and where its weights are: a folder, or (source "gguf-file") one file."""
+    """A model's spec and where its weights are: a folder, or (source "gguf-file") one file, or
+    (source "remote") endpoints elsewhere, named by `reference` (models/remote.py)."""
 
     spec: ModelSpec
     folder: Path
     source: Source
+    reference: str = ""
 
 
 def _package_folder(spec: ModelSpec) -> Path | None:
@@ -206,6 +208,11 @@ def resolve(reference: str | None, settings: Settings, registry: ModelRegistry =
             "folder listed in EMBEDHUB_MODEL_DIRS."
         )
         return fallback
+    from embedhub.models.remote import describe_remote, is_remote_reference
+
+    if is_remote_reference(reference):
+        remote = describe_remote(reference, settings, registry)
+        return ResolvedModel(remote.spec, Path(remote.name), "remote", reference=reference)
     expanded = Path(os.path.expanduser(reference))
     from embedhub.models.gguf_file import is_gguf_file, spec_from_gguf
 
