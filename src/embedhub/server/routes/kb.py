@@ -13,6 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from embedhub.engine.hub import HOW_TO_SERVE_A_RERANKER
+from embedhub.engine.reranking import ScheduledReranker
 from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.errors import EmbedhubError, InvalidInputError
 from embedhub.kb.access import OUTSIDE_BY_SYMLINK, check_folder, check_servable, is_within
@@ -334,9 +336,20 @@ async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: Read
     collection = kb.get(name)
     # the query's forward pass goes through the model's queue and cache (429 when it is full)
     encoder = None if body.mode == "lexical" else ScheduledEncoder(hub.get(collection.config.model))
+    reranker = None
+    if body.rerank:
+        if hub.reranker is None:
+            raise ApiError(
+                400,
+                f"rerank was asked for, but this server has no reranker loaded; {HOW_TO_SERVE_A_RERANKER}",
+                "invalid_request_error",
+                "reranker_not_loaded",
+                "rerank",
+            )
+        reranker = ScheduledReranker(hub.reranker)  # its passes go through the reranker's queue
     where = SearchFilter(body.path_glob, tuple(body.file_types), body.page_min, body.page_max)
     results = await asyncio.to_thread(
-        Searcher(collection, encoder).search,
+        Searcher(collection, encoder, reranker).search,
         body.query,
         k=body.k,
         mode=body.mode,
@@ -344,6 +357,9 @@ async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: Read
         fusion=body.fusion,
         dense_weight=body.dense_weight,
         per_document=body.per_document,
+        rerank=body.rerank,
+        rerank_candidates=body.rerank_candidates,
+        min_score=body.min_score,
     )
     return {
         "results": [
