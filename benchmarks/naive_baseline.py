@@ -10,10 +10,12 @@ The naive pipeline is what a short script gets from off-the-shelf parts:
 - hybrid: plain reciprocal rank fusion (k=60) of the two top-1000 lists.
 The knowledge base is measured through `kb-lexical`, `kb-dense` and `kb-hybrid`
 (embedhub.eval.kb_modes: every document ingested as a file, searched, chunk hits collapsed to
-documents).
+documents). With `--reranker NAME|FOLDER` also `kb-hybrid-rerank`: the best `--rerank-candidates`
+fused chunks (default 30) reranked, then collapsed to documents.
 
 Usage: python benchmarks/naive_baseline.py [--data ../shared/data] [--model auto]
            [--datasets scifact,cmrc2018] [--out docs/retrieval-baseline.json] [--cache FILE]
+           [--reranker Qwen3-Reranker-0.6B] [--rerank-candidates 30]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 
 from embedhub.config import Settings
 from embedhub.eval.core import EvalContext
+from embedhub.eval.kb_modes import knowledge_base_run
 from embedhub.eval.metrics import ir_metrics, reciprocal_rank_fusion, top_k_indices
 from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions
 from embedhub.eval.tasks.retrieval import retrieval_refs
@@ -75,7 +78,7 @@ def naive_lexical(job: RetrievalJob) -> dict[str, list[str]]:
     return out
 
 
-def measure(job: RetrievalJob) -> dict[str, dict[str, float]]:
+def measure(job: RetrievalJob, reranker=None, rerank_candidates: int = 30) -> dict[str, dict[str, float]]:
     dataset = job.dataset
     rows: dict[str, dict[str, float]] = {}
 
@@ -100,6 +103,10 @@ def measure(job: RetrievalJob) -> dict[str, dict[str, float]]:
         started = time.perf_counter()
         rankings = job.rankings(mode)
         score(mode, rankings, time.perf_counter() - started)
+    if reranker is not None:
+        started = time.perf_counter()
+        rankings = knowledge_base_run(job).rankings(job, "hybrid", reranker, rerank_candidates)
+        score("kb-hybrid-rerank", rankings, time.perf_counter() - started)
     return rows
 
 
@@ -115,6 +122,21 @@ def markdown(results: dict) -> str:
         delta = rows["kb-hybrid"]["ndcg@10"] - rows["naive-hybrid"]["ndcg@10"]
         head = f"| {name} | {entry['split']} | {entry['queries']} | "
         lines.append(head + " | ".join(cells) + f" | {delta:+.4f} |")
+    reranked = [
+        (name, entry) for name, entry in results["datasets"].items() if "kb-hybrid-rerank" in entry["modes"]
+    ]
+    if reranked:
+        lines += [
+            "",
+            f"| dataset | kb hybrid | kb hybrid + {results['reranker']} | difference |",
+            "|---|---|---|---|",
+        ]
+        for name, entry in reranked:
+            before, after = (
+                entry["modes"]["kb-hybrid"]["ndcg@10"],
+                entry["modes"]["kb-hybrid-rerank"]["ndcg@10"],
+            )
+            lines.append(f"| {name} | {before:.4f} | {after:.4f} | {after - before:+.4f} |")
     return "\n".join(lines)
 
 
@@ -128,11 +150,21 @@ def main() -> int:
     parser.add_argument("--split", default=None, help="qrels split (default: the only one present)")
     parser.add_argument("--out", type=Path, default=Path("docs/retrieval-baseline.json"))
     parser.add_argument("--cache", type=Path, default=None, help="SQLite file of vectors kept across runs")
+    parser.add_argument("--reranker", default=None, help="also rerank the hybrid (a name or a folder)")
+    parser.add_argument("--rerank-candidates", type=int, default=30, help="fused chunks reranked per query")
     args = parser.parse_args()
     encoder = load_encoder(args.model, Settings())
+    reranker = None
+    if args.reranker:
+        from embedhub.models.reranker import load_reranker
+
+        reranker = load_reranker(args.reranker, Settings())
     wanted = args.datasets.split(",")
     results = {"date": date.today().isoformat(), "model": encoder.spec.name, "backend": encoder.backend,
                "datasets": {}}  # fmt: skip
+    if reranker is not None:
+        results["reranker"] = reranker.name
+        results["rerank_candidates"] = args.rerank_candidates
     for ref in retrieval_refs(args.split):
         if ref.name not in wanted:
             continue
@@ -146,7 +178,7 @@ def main() -> int:
             context.use_cache_file(args.cache)
         job = RetrievalJob(context, dataset, RetrievalOptions(depth=DEPTH))
         try:
-            modes = measure(job)
+            modes = measure(job, reranker, args.rerank_candidates)
         finally:
             job.close()
         results["datasets"][ref.name] = {

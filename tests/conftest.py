@@ -55,3 +55,26 @@ def minilm_encoder(settings):
     from embedhub.models.loading import load_encoder
 
     return load_encoder("all-MiniLM-L6-v2", settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_dir(tmp_path_factory, settings) -> Path:
+    """A tiny random-weight Qwen3-Reranker, written by the CLI command users run."""
+    from typer.testing import CliRunner
+
+    from embedhub.cli import app
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-qwen3-reranker"
+    result = CliRunner().invoke(
+        app, ["models", "make-random", "--shape", "tiny", "--reranker", "--out", str(folder)]
+    )
+    if result.exit_code != 0:
+        raise RuntimeError(f"make-random --reranker failed: {result.output}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tiny_reranker_dir, settings):
+    from embedhub.models.reranker import load_reranker
+
+    return load_reranker(str(tiny_reranker_dir), settings)

@@ -7,6 +7,7 @@ commands; a state-changing one keeps its documented form only), and the JSON mus
 that only exist on a user's machine are mapped to test folders: `/models/NAME` and a
 `--model Qwen3-Embedding-0.6B` to a random-weight model of the real 0.6B width (one layer, so it
 loads in a second; vectors are meaningless, the commands and their output are what is tested),
+`--reranker Qwen3-Reranker-0.6B` to the tiny random-weight Qwen3-Reranker (scores meaningless),
 and `/tmp/` to the test's own temporary folder; the remote endpoints `http://gpu1:8000` and
 `http://gpu2:8000` to an `embedhub serve` of that model, started the first time a command names
 them. README commands are fast; docs/*.md commands
@@ -39,6 +40,7 @@ SHELL_LANGUAGES = {"", "sh", "bash", "shell", "console"}
 NOT_REPEATABLE = {("kb", "create"), ("kb", "remove"), ("kb", "drop"), ("kb", "reembed"), ("serve",)}
 QWEN3 = "Qwen3-Embedding-0.6B"
 REMOTE_HOSTS = ("http://gpu1:8000", "http://gpu2:8000")
+QWEN3_RERANKER = "Qwen3-Reranker-0.6B"
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ def workplace(tmp_path_factory, settings):
     finally:
         random_model.SHAPES.clear()
         random_model.SHAPES.update(shapes)
+    random_model.make_random_reranker("tiny", models / QWEN3_RERANKER, cache_dir=settings.cache_dir)
     environment = {
         **os.environ,
         "HOME": str(home),
@@ -184,6 +187,8 @@ def localise(words: list[str], place: dict) -> list[str]:
     for index, word in enumerate(words):
         if word == QWEN3 and index and words[index - 1] in ("--model", "-m"):
             word = str(place["models"] / QWEN3)
+        elif word == QWEN3_RERANKER and index and words[index - 1] == "--reranker":
+            word = str(place["models"] / QWEN3_RERANKER)
         elif word.startswith("/models/"):
             word = str(place["models"]) + word[len("/models") :]
         elif word.startswith("/tmp/"):
@@ -257,7 +262,7 @@ def check_server(words: list[str], place: dict) -> None:
             time.sleep(0.25)
         assert process.poll() is None, f"{shlex.join(words)} exited early:\n{process.stdout.read()}"
         models = httpx.get(url + "/v1/models", headers=headers, timeout=10).json()["data"]
-        assert models, "the server serves no model"
+        assert models, f"{shlex.join(words)} serves no model (not ready within 240 s?)"
         answer = httpx.post(
             url + "/v1/embeddings",
             headers=headers,
@@ -266,6 +271,11 @@ def check_server(words: list[str], place: dict) -> None:
         )
         assert answer.status_code == 200
         assert len(answer.json()["data"][0]["embedding"]) == models[0]["dimensions"]
+        if "--reranker" in words:
+            ranked = httpx.post(
+                url + "/v1/rerank", headers=headers, json={"query": "q", "documents": ["a", "b"]}, timeout=60
+            )
+            assert ranked.status_code == 200 and len(ranked.json()["results"]) == 2
         assert "<title>embedhub</title>" in httpx.get(url + "/", timeout=10).text
     finally:
         os.killpg(process.pid, signal.SIGINT)

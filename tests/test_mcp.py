@@ -375,8 +375,8 @@ def test_search_reranks_with_the_configured_reranker(
     rerank=false leaves the fused order."""
     from mcp import Client
 
-    from embedhub.kb import rerank
     from embedhub.mcp.server import build_server
+    from embedhub.models import reranker as rerankers
 
     class PreferUpgrades:
         name = "prefer-upgrades"
@@ -385,7 +385,9 @@ def test_search_reranks_with_the_configured_reranker(
             return [float("binary" in passage) for passage in passages]
 
     loaded = []
-    monkeypatch.setattr(rerank, "load_reranker", lambda folder: loaded.append(folder) or PreferUpgrades())
+    monkeypatch.setattr(
+        rerankers, "load_reranker", lambda folder, settings: loaded.append(folder) or PreferUpgrades()
+    )
     home = make_home(tmp_path, tiny_encoder, tiny_model_dir, settings)
     server = build_server(settings.model_copy(update={"home": home}), reranker="/models/a-reranker")
     query = {"collection": "physics", "query": "ferret option service", "mode": "lexical", "k": 2}

@@ -431,3 +431,52 @@ def test_ask_page_streams_the_answer_and_links_citations_to_the_evidence(
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), wide
             assert errors == []
             client.close()
+
+
+def test_search_rerank_box_follows_the_servers_reranker(
+    browser, settings, tiny_encoder, tiny_reranker, tmp_path
+):
+    from embedhub.kb.ingest import Ingestor
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for index, text in enumerate(
+        ["Beijing is the capital of China.", "Gravity attracts bodies.", "北京是首都。"]
+    ):
+        (notes / f"note{index}.txt").write_text(text)
+    with_reranker = create_app(
+        settings.model_copy(update={"home": tmp_path / "home"}),
+        encoders={"tiny": tiny_encoder},
+        rerankers={"tiny-reranker": tiny_reranker},
+    )
+    with live_server(with_reranker, "/ready") as url:
+        collection = with_reranker.state.knowledge_base.create("notes", tiny_encoder, model_reference="tiny")
+        Ingestor(collection, tiny_encoder).ingest([notes])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url + "/#/search?collection=notes")
+        box = page.locator("input[name=rerank]")
+        box.wait_for()
+        assert box.is_enabled()
+        page.fill("input[name=query]", "capital of China")
+        box.check()
+        page.click("button:has-text('Search')")
+        page.wait_for_selector(".result .rerank-score")
+        assert "rerank=1" in page.url
+        assert page.locator(".result").count() == 3
+        assert all("reranked" in text for text in page.locator(".result .found-by").all_inner_texts())
+        page.screenshot(path=str(ARTIFACTS / "10-search-reranked.png"), full_page=True)
+        assert not errors, errors
+        page.close()
+    without = create_app(
+        settings.model_copy(update={"home": tmp_path / "home2"}), encoders={"tiny": tiny_encoder}
+    )
+    with live_server(without, "/ready") as url:
+        page = browser.new_page()
+        page.goto(url + "/#/search")
+        page.locator("input[name=rerank]").wait_for()
+        assert page.locator("input[name=rerank]").is_disabled()
+        assert "embedhub serve --reranker" in page.locator("#rerank-label").get_attribute("title")
+        page.close()

@@ -203,6 +203,15 @@ def serve(
             ),
         ),
     ] = False,
+    reranker: Annotated[
+        str | None,
+        typer.Option(
+            "--reranker",
+            help="Serve a reranker at /v1/rerank and for kb search: Qwen3-Reranker-0.6B|4B|8B or a "
+            "folder (Qwen3-Reranker or cross-encoder). Env: EMBEDHUB_RERANKER.",
+            show_default=False,
+        ),
+    ] = None,
     backend: BackendOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -235,6 +244,8 @@ def serve(
         updates["accept_token_ids"] = True
     if backend:
         updates["backend"] = backend
+    if reranker:
+        updates["reranker"] = reranker
     settings = Settings().model_copy(update=updates)
     check_bind_policy(settings)
     _check_backend(settings)
@@ -243,6 +254,10 @@ def serve(
     # weights load in the background.)
     for reference in settings.serve_models or [settings.model]:
         resolve(reference, settings)
+    if settings.reranker:
+        from embedhub.models.reranker import resolve_reranker
+
+        resolve_reranker(settings.reranker, settings)
     app_instance = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -446,10 +461,19 @@ def models_make_random(
     shape: Annotated[str, typer.Option(help="tiny | 0.6B | 4B")] = "tiny",
     out: Annotated[Path, typer.Option(help="Folder to write the model to.")] = Path("random-qwen3"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    reranker: Annotated[
+        bool, typer.Option("--reranker", help="A Qwen3-Reranker (causal LM, yes/no head) instead.")
+    ] = False,
 ) -> None:
-    """Write a random-weight Qwen3 embedding model (meaningless vectors: tests and speed only)."""
-    from embedhub.models.random_model import RANDOM_WARNING, make_random_model
+    """Write a random-weight Qwen3 embedding model or reranker (meaningless output: tests and speed only)."""
+    from embedhub.models.random_model import RANDOM_WARNING, make_random_model, make_random_reranker
 
+    if reranker:
+        folder = make_random_reranker(shape, out, seed=seed, cache_dir=Settings().cache_dir)
+        typer.echo(
+            f"wrote {shape} random-weight Qwen3-Reranker to {folder} (random weights: scores are meaningless)"
+        )
+        return
     folder = make_random_model(shape, out, seed=seed, cache_dir=Settings().cache_dir)
     typer.echo(f"wrote {shape} random-weight Qwen3 model to {folder} ({RANDOM_WARNING})")
 

@@ -128,6 +128,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Models to serve (default: the `model` setting alone); comma-separated or JSON.",
     )
+    reranker: str | None = Field(
+        default=None,
+        description=(
+            "A reranker to serve at /v1/rerank and for knowledge-base search: Qwen3-Reranker-0.6B / "
+            "4B / 8B (weights from model_dirs or the local Hugging Face cache) or the folder of a "
+            "Qwen3-Reranker or a sentence-transformers cross-encoder. Unset: no reranker."
+        ),
+    )
     aliases: dict[str, str] = Field(
         default_factory=dict, description="Extra request names: alias -> served model name or reference."
     )

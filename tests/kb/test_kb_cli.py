@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from embedhub.cli import app
 
 SEARCH_KEYS = {"text", "score", "retrievers", "path", "page_start", "page_end", "heading_path",
-               "char_start", "char_end", "snippet"}  # fmt: skip
+               "char_start", "char_end", "snippet", "rerank_score"}  # fmt: skip
 
 
 def test_kb_commands(tmp_path, tiny_model_dir, monkeypatch):
@@ -140,3 +140,30 @@ def test_kb_search_uses_the_running_server(tmp_path, tiny_model_dir, monkeypatch
     assert not (home / "server.json").exists()
     after = runner.invoke(app, ["kb", "search", "served", "helium"])
     assert after.exit_code == 0 and "loaded" in after.stderr
+
+
+def test_kb_search_reranks_with_a_reranker_loaded_here(
+    tmp_path, tiny_model_dir, tiny_reranker_dir, monkeypatch
+):
+    monkeypatch.setenv("EMBEDHUB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("EMBEDHUB_RERANKER", raising=False)
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    for index, text in enumerate(
+        ["Beijing is the capital of China.", "Gravity attracts bodies.", "北京是首都。"]
+    ):
+        (corpus / f"{index}.txt").write_text(text)
+    assert runner.invoke(app, ["kb", "create", "notes", "--model", str(tiny_model_dir)]).exit_code == 0
+    assert runner.invoke(app, ["kb", "add", "notes", str(corpus)]).exit_code == 0
+    search = ["kb", "search", "notes", "capital of China", "--json"]
+    found = runner.invoke(app, [*search, "--reranker", str(tiny_reranker_dir), "--rerank-candidates", "2"])
+    assert found.exit_code == 0, found.output
+    results = json.loads(found.stdout)["results"]
+    assert len(results) == 2 and all(0.0 <= row["rerank_score"] <= 1.0 for row in results)
+    assert all("rerank:random-qwen3-reranker-tiny" in row["retrievers"] for row in results)
+    assert results[0]["rerank_score"] >= results[1]["rerank_score"]
+    above = runner.invoke(app, [*search, "--reranker", str(tiny_reranker_dir), "--min-score", "1.5"])
+    assert above.exit_code == 0 and json.loads(above.stdout)["results"] == []
+    nothing = runner.invoke(app, [*search, "--rerank"])
+    assert nothing.exit_code != 0 and "--reranker" in nothing.output

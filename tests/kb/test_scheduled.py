@@ -17,7 +17,7 @@ from tests.kb.test_jobs import SlowEncoder
 
 def test_background_submit_waits_for_room_and_interactive_gets_overloaded(tiny_encoder):
     slow = SlowEncoder(tiny_encoder, 0.2)
-    queue = BatchQueue(slow, max_batch_tokens=4096, max_batch_size=2, max_queue_items=4)
+    queue = BatchQueue.for_encoder(slow, max_batch_tokens=4096, max_batch_size=2, max_queue_items=4)
     queue.start()
     try:
         inputs = tiny_encoder.tokenize([f"text number {i}" for i in range(4)])
@@ -37,7 +37,7 @@ def test_background_submit_waits_for_room_and_interactive_gets_overloaded(tiny_e
 
 def test_a_stopped_caller_is_withdrawn_from_the_queue(tiny_encoder):
     slow = SlowEncoder(tiny_encoder, 0.3)
-    queue = BatchQueue(slow, max_batch_tokens=4096, max_batch_size=1, max_queue_items=100)
+    queue = BatchQueue.for_encoder(slow, max_batch_tokens=4096, max_batch_size=1, max_queue_items=100)
     queue.start()
     stop = threading.Event()
     try:

@@ -1,10 +1,12 @@
 """The request-merging queue: concurrent requests share forward passes.
 
 Each request is split into inputs; one worker thread per model takes pending inputs and cuts a
-batch by padded tokens. The oldest pending input always anchors the next batch (nothing starves)
-and the batch is filled with the inputs closest to it in length (little padding). The queue is
-bounded: over capacity `submit` raises `Overloaded` at once, which the server turns into HTTP 429,
-instead of queueing without bound.
+batch by padded tokens. The queue knows inputs only by their length and the model only as a batch
+call returning `width` floats per input, so embedding models (a pooled vector per input) and
+rerankers (a score per (query, document) pair) share it. The oldest pending input always anchors
+the next batch (nothing starves) and the batch is filled with the inputs closest to it in length
+(little padding). The queue is bounded: over capacity `submit` raises `Overloaded` at once, which
+the server turns into HTTP 429, instead of queueing without bound.
 
 `submit` serves the event loop; `submit_blocking` serves worker threads (knowledge-base ingestion
 and search), so every forward pass of a model in a server process runs on this one queue thread.
@@ -18,7 +20,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,13 +51,15 @@ class _Request:
 
 @dataclass
 class _Item:
-    ids: Sequence[int]
+    ids: Sized  # token ids (or a reranker's PairTokens): the batch plan reads only its length
     request: _Request
     slot: int
     sequence: int = field(default=0)
 
 
 BatchObserver = Callable[[int, int, float], None]  # items, padded tokens, seconds
+#: runs one batch of model inputs: a float32 array of (inputs, width) in input order
+BatchRun = Callable[[list], np.ndarray]
 
 
 class BatchQueue:
@@ -63,14 +67,18 @@ class BatchQueue:
 
     def __init__(
         self,
-        encoder: Encoder,
+        run: BatchRun,
         *,
+        width: int,
+        name: str,
         max_batch_tokens: int,
         max_batch_size: int,
         max_queue_items: int,
         on_batch: BatchObserver | None = None,
     ) -> None:
-        self.encoder = encoder
+        self.run = run
+        self.width = width
+        self.name = name
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.max_queue_items = max_queue_items
@@ -80,6 +88,11 @@ class BatchQueue:
         self._running = False
         self._thread: threading.Thread | None = None
         self._sequence = 0
+
+    @classmethod
+    def for_encoder(cls, encoder: Encoder, **options) -> BatchQueue:
+        """The queue of an embedding model: raw pooled vectors of its native size."""
+        return cls(encoder.embed_token_ids, width=encoder.native_dims, name=encoder.spec.name, **options)
 
     @property
     def depth(self) -> int:
@@ -92,9 +105,7 @@ class BatchQueue:
         if self._thread is not None:
             return
         self._running = True
-        self._thread = threading.Thread(
-            target=self._work, name=f"embedhub-batch-{self.encoder.spec.name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._work, name=f"embedhub-batch-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -108,13 +119,13 @@ class BatchQueue:
             self._thread.join(timeout=30)
             self._thread = None
 
-    async def submit(self, inputs: Sequence[Sequence[int]]) -> np.ndarray:
-        """Raw pooled vectors (native size, unnormalised) for framed inputs, in order."""
+    async def submit(self, inputs: Sequence[Sized]) -> np.ndarray:
+        """The model's output rows (an encoder's raw pooled vectors) for complete inputs, in order."""
         loop = asyncio.get_running_loop()
         request = _Request(
             loop,
             loop.create_future(),
-            np.empty((len(inputs), self.encoder.native_dims), np.float32),
+            np.empty((len(inputs), self.width), np.float32),
             len(inputs),
         )
         if not inputs:
@@ -125,7 +136,7 @@ class BatchQueue:
 
     def submit_blocking(
         self,
-        inputs: Sequence[Sequence[int]],
+        inputs: Sequence[Sized],
         *,
         wait_when_full: bool = False,
         should_stop: Callable[[], bool] | None = None,
@@ -147,7 +158,7 @@ class BatchQueue:
         request = _Request(
             None,
             concurrent.futures.Future(),
-            np.empty((len(inputs), self.encoder.native_dims), np.float32),
+            np.empty((len(inputs), self.width), np.float32),
             len(inputs),
         )
         if not inputs:
@@ -171,7 +182,7 @@ class BatchQueue:
                     self._withdraw(request)
                     raise SubmitCancelled("stopped while the inputs waited for the model") from None
 
-    def _enqueue(self, inputs: Sequence[Sequence[int]], request: _Request) -> None:
+    def _enqueue(self, inputs: Sequence[Sized], request: _Request) -> None:
         """Queue a request's inputs (the caller holds the condition)."""
         if not self._running:
             raise QueueStopped("the batching queue is not running")
@@ -238,7 +249,8 @@ class BatchQueue:
                 batch = self._next_batch()
             started = time.perf_counter()
             try:
-                vectors = self.encoder.embed_token_ids([item.ids for item in batch])
+                vectors = np.asarray(self.run([item.ids for item in batch]), dtype=np.float32)
+                vectors = vectors.reshape(len(batch), self.width)
             except Exception as error:
                 for request in {id(item.request): item.request for item in batch}.values():
                     _fail(request, error)

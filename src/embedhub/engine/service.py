@@ -46,7 +46,7 @@ class EmbeddingService:
         self.spec = encoder.spec
         self.limits = limits
         self.cache = cache
-        self.queue = BatchQueue(
+        self.queue = BatchQueue.for_encoder(
             encoder,
             max_batch_tokens=limits.max_batch_tokens,
             max_batch_size=limits.max_batch_size,

@@ -8,6 +8,10 @@ collapsed to their documents by the search itself (`per_document=1`: a document 
 chunk, as a user sees it with that option). The collection is built once per
 dataset and model and shared by the three modes.
 
+`benchmarks/naive_baseline.py --reranker NAME` adds a reranked hybrid (`rankings(..., reranker=)`):
+the best `rerank_candidates` fused chunks scored by the reranker, then collapsed to documents; it
+is not a registered mode, since it needs reranker weights that `embedhub eval` does not load.
+
 A search ranks at most `CHUNKS_PER_QUERY` chunks, so Recall@100 and MAP see only the documents
 those chunks belong to: comparable between kb modes, a lower bound next to the raw modes' 1000.
 """
@@ -63,18 +67,26 @@ class KnowledgeBaseRun:
                 f"{len(report.failures)} corpus files failed to ingest, e.g. {first.path}: {first.error}"
             )
         self.chunks = collection.store.count()
+        self.collection, self.encoder = collection, encoder
         self.searcher = Searcher(collection, encoder)
 
-    def rankings(self, job: RetrievalJob, mode: str) -> Rankings:
+    def rankings(
+        self, job: RetrievalJob, mode: str, reranker=None, rerank_candidates: int | None = None
+    ) -> Rankings:
+        from embedhub.kb.search import Searcher
+
         out: Rankings = {}
         dataset = job.dataset
-        with job.ctx.progress.track(f"{dataset.name} kb-{mode}", len(dataset.query_ids)) as advance:
+        searcher = self.searcher if reranker is None else Searcher(self.collection, self.encoder, reranker)
+        label = f"kb-{mode}" + ("" if reranker is None else f"-rerank ({reranker.name})")
+        with job.ctx.progress.track(f"{dataset.name} {label}", len(dataset.query_ids)) as advance:
             for query_id, text in zip(dataset.query_ids, dataset.query_texts, strict=True):
                 ranked: list[str] = []
                 if text.strip():
-                    hits = self.searcher.search(
-                        text, k=CHUNKS_PER_QUERY, mode=mode, candidates=CHUNKS_PER_QUERY, per_document=1
-                    )
+                    hits = searcher.search(
+                        text, k=CHUNKS_PER_QUERY, mode=mode, candidates=CHUNKS_PER_QUERY, per_document=1,
+                        rerank=reranker is not None, rerank_candidates=rerank_candidates,
+                    )  # fmt: skip
                     ranked = [self.document_of_path[hit.path] for hit in hits]
                 out[query_id] = ranked
                 advance(1)
@@ -84,7 +96,7 @@ class KnowledgeBaseRun:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def _run_for(job: RetrievalJob) -> KnowledgeBaseRun:
+def knowledge_base_run(job: RetrievalJob) -> KnowledgeBaseRun:
     """One collection per job (dataset x model), built on first use, removed when the job closes."""
     if "knowledge-base" not in job.resources:
         job.resources["knowledge-base"] = KnowledgeBaseRun(job)
@@ -93,7 +105,7 @@ def _run_for(job: RetrievalJob) -> KnowledgeBaseRun:
 
 def _mode(name: str):
     def rank(job: RetrievalJob) -> Rankings:
-        return _run_for(job).rankings(job, name)
+        return knowledge_base_run(job).rankings(job, name)
 
     rank.__name__ = f"kb_{name}"
     return rank

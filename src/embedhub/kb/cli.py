@@ -206,7 +206,27 @@ def search(
     page_min: Annotated[int | None, typer.Option(help="Chunks on or after this page.")] = None,
     page_max: Annotated[int | None, typer.Option(help="Chunks on or before this page.")] = None,
     rerank: Annotated[
-        str | None, typer.Option(help="Reranker folder: a cross-encoder or Qwen3-Reranker.")
+        bool,
+        typer.Option(
+            "--rerank",
+            help="Rerank the best fused candidates: with the running server's reranker (embedhub serve "
+            "--reranker), or here with --reranker / EMBEDHUB_RERANKER.",
+        ),
+    ] = False,
+    reranker: Annotated[
+        str | None,
+        typer.Option(
+            "--reranker",
+            help="Load this reranker here and rerank with it: Qwen3-Reranker-0.6B|4B|8B (weights in "
+            "EMBEDHUB_MODEL_DIRS) or a folder (Qwen3-Reranker or cross-encoder). Implies --rerank.",
+            show_default=False,
+        ),
+    ] = None,
+    rerank_candidates: Annotated[
+        int | None, typer.Option(help="Fused candidates the reranker scores (default: max(3k, 30)).")
+    ] = None,
+    min_score: Annotated[
+        float | None, typer.Option(help="Drop results whose reranker score is below this.")
     ] = None,
     local: Annotated[
         bool, typer.Option("--local", help="Load the model here even when a server for this home runs.")
@@ -231,19 +251,42 @@ def search(
         "query": query, "k": k, "mode": mode, "fusion": fusion, "per_document": per_document,
         "path_glob": path_glob,
         "file_types": list(file_type or ()), "page_min": page_min, "page_max": page_max,
+        "rerank": rerank or reranker is not None, "rerank_candidates": rerank_candidates,
+        "min_score": min_score,
     }  # fmt: skip
     results = None
-    if not local and rerank is None and backend is None:
+    if not local and reranker is None and backend is None:
         results = _search_through_server(settings, name, request)
     if results is None:
-        results = _search_here(settings, name, request, rerank, announce=not as_json)
+        results = _search_here(settings, name, request, reranker, announce=not as_json)
     if as_json:
         keys = ("text", "score", "retrievers", "path", "page_start", "page_end", "heading_path",
-                "char_start", "char_end", "snippet")  # fmt: skip
+                "char_start", "char_end", "snippet", "rerank_score")  # fmt: skip
         typer.echo(json.dumps({"results": [{key: r[key] for key in keys} for r in results]},
                               ensure_ascii=False))  # fmt: skip
         return
     _print_results(results)
+
+
+def _reranker_here(settings: Settings, reference: str | None, announce: bool):
+    """Load the reranker --reranker or EMBEDHUB_RERANKER names, in this process."""
+    import sys
+    import time
+
+    reference = reference or settings.reranker
+    if reference is None:
+        raise EmbedhubError(
+            "--rerank needs a reranker: no `embedhub serve` for this home answered, so name one to "
+            "load here with --reranker Qwen3-Reranker-0.6B (or a folder), or set EMBEDHUB_RERANKER"
+        )
+    from embedhub.models.reranker import load_reranker
+
+    started = time.perf_counter()
+    reranker = load_reranker(reference, settings)
+    if announce:
+        print(f"embedhub: loaded reranker {reranker.name} in {time.perf_counter() - started:.1f}s",
+              file=sys.stderr)  # fmt: skip
+    return reranker
 
 
 def _search_through_server(settings: Settings, name: str, request: dict) -> list[dict] | None:
@@ -259,7 +302,9 @@ def _search_through_server(settings: Settings, name: str, request: dict) -> list
         return None  # unreachable or still loading: search here instead
 
 
-def _search_here(settings: Settings, name: str, request: dict, rerank: str | None, announce: bool):
+def _search_here(
+    settings: Settings, name: str, request: dict, reranker_reference: str | None, announce: bool
+):
     import sys
     import time
 
@@ -279,14 +324,11 @@ def _search_here(settings: Settings, name: str, request: dict, rerank: str | Non
             )
     where = SearchFilter(request["path_glob"], tuple(request["file_types"]), request["page_min"],
                          request["page_max"])  # fmt: skip
-    reranker = None
-    if rerank:
-        from embedhub.kb.rerank import load_reranker
-
-        reranker = load_reranker(rerank)
+    reranker = _reranker_here(settings, reranker_reference, announce) if request["rerank"] else None
     found = Searcher(collection, encoder, reranker).search(
         request["query"], k=request["k"], mode=request["mode"], where=where, fusion=request["fusion"],
-        per_document=request["per_document"],
+        per_document=request["per_document"], rerank=request["rerank"],
+        rerank_candidates=request["rerank_candidates"], min_score=request["min_score"],
     )  # fmt: skip
     return [result.to_dict() for result in found]
 
@@ -307,7 +349,8 @@ def _print_results(results: list[dict]) -> None:
         heading = " > ".join(result["heading_path"])
         console.print(
             f"[bold]{rank}.[/bold] {result['path']}{pages}  [dim]{heading}[/dim]  "
-            f"({' + '.join(result['retrievers'])})",
+            f"({' + '.join(result['retrievers'])})"
+            + (f"  rerank {result['rerank_score']:.3f}" if result.get("rerank_score") is not None else ""),
             highlight=False,
         )
         snippet = result["snippet"].replace("<mark>", "[bold yellow]").replace("</mark>", "[/bold yellow]")
@@ -325,7 +368,20 @@ def ask(
         int | None, typer.Option(help="At most this many passages of one document (default: any).")
     ] = None,
     rerank: Annotated[
-        str | None, typer.Option(help="Reranker folder: a cross-encoder or Qwen3-Reranker.")
+        bool,
+        typer.Option(
+            "--rerank",
+            help="Rerank the best fused candidates before the top k are sent: with the running "
+            "server's reranker, or here with --reranker / EMBEDHUB_RERANKER.",
+        ),
+    ] = False,
+    reranker: Annotated[
+        str | None,
+        typer.Option(
+            "--reranker",
+            help="Load this reranker here: Qwen3-Reranker-0.6B|4B|8B or a folder. Implies --rerank.",
+            show_default=False,
+        ),
     ] = None,
     conversation: Annotated[
         Path | None,
@@ -368,12 +424,12 @@ def ask(
     question = check_question(question)
     check_k(k)
     history = normalise_history(_read_conversation(conversation)) if conversation else []
-    request = {"k": k, "mode": mode, "per_document": per_document}
+    request = {"k": k, "mode": mode, "per_document": per_document, "rerank": rerank or reranker is not None}
     retrieval = None
-    if not local and rerank is None and backend is None:
+    if not local and reranker is None and backend is None:
         retrieval = _evidence_through_server(settings, name, question, history, request)
     if retrieval is None:
-        retrieval = _evidence_here(settings, name, question, history, request, rerank, announce=not as_json)
+        retrieval = _evidence_here(settings, name, question, history, request, reranker, announce=not as_json)
     events = answer_events(question, retrieval, history=history, chat=ChatSettings.from_settings(settings))
     if as_json:
         answer = collect(events)
@@ -428,7 +484,7 @@ def _evidence_through_server(settings: Settings, name: str, question: str, histo
     return Retrieval(query, number_evidence(found, query, analyzer))
 
 
-def _evidence_here(settings, name, question, history, request, rerank, announce: bool):
+def _evidence_here(settings, name, question, history, request, reranker_reference, announce: bool):
     import sys
     import time
 
@@ -446,11 +502,7 @@ def _evidence_here(settings, name, question, history, request, rerank, announce:
                 "for this question; with `embedhub serve` running for this home, questions skip that",
                 file=sys.stderr,
             )
-    reranker = None
-    if rerank:
-        from embedhub.kb.rerank import load_reranker
-
-        reranker = load_reranker(rerank)
+    reranker = _reranker_here(settings, reranker_reference, announce) if request["rerank"] else None
     return gather_evidence(
         Searcher(collection, encoder, reranker), question, history=history, k=request["k"],
         mode=request["mode"], per_document=request["per_document"],

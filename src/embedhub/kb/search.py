@@ -1,7 +1,8 @@
 """Search over a collection: dense (the model's query form and instruction), lexical (BM25 over the
 collection's analyzer terms) and hybrid by weighted fusion of normalised scores (the default) or
-reciprocal rank fusion (k=60), with metadata filters, an optional reranker, an optional limit of
-chunks per document, and results that carry their citations."""
+reciprocal rank fusion (k=60), with metadata filters, an optional rerank stage over the best fused
+candidates (with a score threshold), an optional limit of chunks per document, and results that
+carry their citations."""
 
 from __future__ import annotations
 
@@ -24,10 +25,18 @@ RRF_K = 60
 FUSIONS = ("weighted", "rrf")
 #: the dense side's weight in the default (weighted) fusion, chosen on the training splits
 DENSE_WEIGHT = 0.5
+#: fused candidates reranked by default: max(RERANK_FACTOR * k, RERANK_MINIMUM)
+RERANK_FACTOR = 3
+RERANK_MINIMUM = 30
+
+
+def default_rerank_candidates(k: int) -> int:
+    return max(k * RERANK_FACTOR, RERANK_MINIMUM)
 
 
 class Reranker(Protocol):
-    """Scores (query, passage) pairs; higher is more relevant."""
+    """Scores (query, passage) pairs; higher is more relevant (embedhub.models.reranker implements
+    it, and so does the server's queue-backed engine.reranking.ScheduledReranker)."""
 
     name: str
 
@@ -50,6 +59,7 @@ class SearchResult:
     doc_id: str
     chunk_id: str
     rank: int = 0  # 1 for the best result: what a user compares, unlike the fused score
+    rerank_score: float | None = None  # the reranker's score (then also `score`), None when not reranked
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +77,7 @@ class SearchResult:
             "doc_id": self.doc_id,
             "chunk_id": self.chunk_id,
             "rank": self.rank,
+            "rerank_score": self.rerank_score,
         }
 
 
@@ -173,7 +184,14 @@ class Searcher:
         dense_weight: float = DENSE_WEIGHT,
         candidates: int | None = None,
         per_document: int | None = None,
+        rerank: bool | None = None,
+        rerank_candidates: int | None = None,
+        min_score: float | None = None,
     ) -> list[SearchResult]:
+        """The best `k` chunks. With a reranker (`rerank` None means: when the Searcher has one),
+        the best `rerank_candidates` fused chunks (default max(3k, 30)) are scored by it and
+        ordered by that score, which becomes each result's `score` and `rerank_score`;
+        `min_score` drops results the reranker scored below it."""
         if mode not in MODES:
             raise InvalidInputError(f"unknown search mode {mode!r}; choose one of: {', '.join(MODES)}")
         if not query.strip():
@@ -186,8 +204,16 @@ class Searcher:
             raise InvalidInputError(f"dense_weight={dense_weight} is outside 0..1")
         if per_document is not None and per_document < 1:
             raise InvalidInputError(f"per_document={per_document} must be at least 1")
+        rerank = self.reranker is not None if rerank is None else rerank
+        if rerank and self.reranker is None:
+            raise InvalidInputError("reranking was asked for, but no reranker is loaded; name one")
+        if rerank_candidates is not None and not 1 <= rerank_candidates <= 1000:
+            raise InvalidInputError(f"rerank_candidates={rerank_candidates} is outside 1..1000")
+        if min_score is not None and not rerank:
+            raise InvalidInputError("min_score applies to reranker scores; ask for reranking too")
+        pool_size = rerank_candidates or default_rerank_candidates(k)
         where = where or SearchFilter()
-        fetch = candidates or max(k * 4, 50)
+        fetch = candidates or max(k * 4, 50, pool_size if rerank else 0)
         rankings: dict[str, list[Hit]] = {}
         if mode in ("dense", "hybrid"):
             rankings["dense"] = self._visible(self._dense(query, fetch, where), where)
@@ -205,16 +231,20 @@ class Searcher:
             hits = rankings[mode]
             for hit in hits:
                 hit.retrievers = [mode]
-        if self.reranker is not None and hits:
-            pool = hits[: max(k * 3, 30)]
+        reranked = False
+        if rerank and hits:
+            pool = hits[:pool_size]
             scores = self.reranker.score(query, [hit.row.text for hit in pool])
             for hit, score in zip(pool, scores, strict=True):
                 hit.score = float(score)
                 hit.retrievers = [*hit.retrievers, f"rerank:{self.reranker.name}"]
             hits = sorted(pool, key=lambda hit: hit.score, reverse=True)
+            if min_score is not None:
+                hits = [hit for hit in hits if hit.score >= min_score]
+            reranked = True
         if per_document is not None:
             hits = one_per_document(hits, per_document)
-        return [self._result(hit, query, rank) for rank, hit in enumerate(hits[:k], start=1)]
+        return [self._result(hit, query, rank, reranked) for rank, hit in enumerate(hits[:k], start=1)]
 
     def _dense(self, query: str, fetch: int, where: SearchFilter) -> list[Hit]:
         if self.encoder is None:
@@ -231,7 +261,7 @@ class Searcher:
         committed = self.collection.manifest.committed_generations()
         return [h for h in hits if committed.get(h.row.doc_id) == h.row.generation and where.matches(h.row)]
 
-    def _result(self, hit: Hit, query: str, rank: int) -> SearchResult:
+    def _result(self, hit: Hit, query: str, rank: int, reranked: bool = False) -> SearchResult:
         row = hit.row
         return SearchResult(
             text=row.text,
@@ -248,4 +278,5 @@ class Searcher:
             doc_id=row.doc_id,
             chunk_id=row.id,
             rank=rank,
+            rerank_score=hit.score if reranked else None,
         )

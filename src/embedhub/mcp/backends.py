@@ -110,9 +110,9 @@ class LocalKnowledgeBase:
         if self.reranker_folder is None:
             return None
         if self._reranker is None:
-            from embedhub.kb.rerank import load_reranker
+            from embedhub.models.reranker import load_reranker
 
-            self._reranker = load_reranker(self.reranker_folder)
+            self._reranker = load_reranker(self.reranker_folder, self.settings)
         return self._reranker
 
     def collection_names(self) -> list[str]:

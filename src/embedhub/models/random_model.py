@@ -1,4 +1,4 @@
-"""Random-weight Qwen3 embedding models, built offline, for tests and speed measurements.
+"""Random-weight Qwen3 embedding models and rerankers, built offline, for tests and speed measurements.
 
 The `tiny` shape (2 layers, hidden 64) with the real 151,669-token vocabulary runs in
 milliseconds and exercises every Qwen3 rule; the `0.6B` and `4B` shapes have exactly the real
@@ -63,6 +63,56 @@ def make_random_model(shape: str, out: Path, *, seed: int = 0, cache_dir: Path |
         "seed": seed,
         "warning": RANDOM_WARNING,
         "description": f"random-weight Qwen3 embedding model, {shape} shape ({RANDOM_WARNING})",
+    }
+    (out / "embedhub.json").write_text(json.dumps(marker, indent=2))
+    return out
+
+
+def make_random_reranker(shape: str, out: Path, *, seed: int = 0, cache_dir: Path | None = None) -> Path:
+    """Write a loadable random-weight Qwen3-Reranker folder (a Qwen3 causal LM) to `out`.
+
+    Its scores are MEANINGLESS; it exercises the prompt, truncation, padding and the yes/no head."""
+    import torch
+    from tokenizers import processors
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    if shape not in SHAPES:
+        raise InvalidInputError(f"unknown shape {shape!r}; choose one of: {', '.join(SHAPES)}")
+    config = Qwen3Config(
+        vocab_size=VOCAB_SIZE,
+        max_position_embeddings=40960,
+        rope_theta=1000000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        bos_token_id=ENDOFTEXT_ID,
+        eos_token_id=ENDOFTEXT_ID,
+        pad_token_id=ENDOFTEXT_ID,
+        **SHAPES[shape],
+    )
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config).eval()
+    if shape == "tiny":
+        # as for the embedding model: default init would give P(yes) near 0.5 for every pair
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.dim() > 1:
+                    parameter.normal_(0.0, 0.2)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer = load_qwen_tokenizer(cache_dir)
+    # Qwen3's own tokenizer adds no special token (only Qwen3-Embedding's appends <|endoftext|>);
+    # the reranker's prompt frames every pair itself.
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    save_tokenizer_files(tokenizer, out)
+    warning = RANDOM_WARNING.replace("vectors are", "scores are")
+    marker = {
+        "name": f"random-qwen3-reranker-{shape}",
+        "kind": "reranker",
+        "random_weights": True,
+        "shape": shape,
+        "seed": seed,
+        "warning": warning,
+        "description": f"random-weight Qwen3-Reranker, {shape} shape ({warning})",
     }
     (out / "embedhub.json").write_text(json.dumps(marker, indent=2))
     return out

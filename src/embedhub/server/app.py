@@ -14,15 +14,16 @@ from fastapi.staticfiles import StaticFiles
 
 from embedhub import __version__
 from embedhub.config import Settings, prefer_passive_openmp_waiting
-from embedhub.engine.hub import EncoderFactory, ModelHub
+from embedhub.engine.hub import EncoderFactory, ModelHub, RerankerFactory
 from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.jobs import JobManager
 from embedhub.models.base import Encoder
+from embedhub.models.reranker import Reranker
 from embedhub.server.discovery import announced
 from embedhub.server.errors import install_error_handlers
 from embedhub.server.metrics import Metrics
-from embedhub.server.routes import kb, openai, ops
+from embedhub.server.routes import kb, openai, ops, rerank
 from embedhub.server.security import BodySizeLimit
 
 UI_FOLDER = Path(__file__).resolve().parents[1] / "ui" / "static"
@@ -41,15 +42,23 @@ def default_factory(settings: Settings) -> EncoderFactory:
     return lambda reference: load_encoder(reference, settings)
 
 
+def default_reranker_factory(settings: Settings) -> RerankerFactory:
+    from embedhub.models.reranker import load_reranker
+
+    return lambda reference: load_reranker(reference, settings)
+
+
 def create_app(
     settings: Settings,
     *,
     encoder_factory: EncoderFactory | None = None,
     encoders: dict[str, Encoder] | None = None,
+    rerankers: dict[str, Reranker] | None = None,
+    reranker_factory: RerankerFactory | None = None,
     load_in_background: bool = True,
 ) -> FastAPI:
-    """Build the app. `encoders` serves preloaded encoders (tests); otherwise models load from
-    `settings` through `encoder_factory`."""
+    """Build the app. `encoders` (and `rerankers`, at most one) serve preloaded models (tests);
+    otherwise models load from `settings` through `encoder_factory` / `reranker_factory`."""
     metrics = Metrics()
     hub = ModelHub(settings, on_batch=metrics.observe_batch)
 
@@ -73,13 +82,16 @@ def create_app(
         if encoders is not None:
             for reference, encoder in encoders.items():
                 hub.add(reference, encoder)
+            for reference, reranker in (rerankers or {}).items():
+                hub.add_reranker(reference, reranker)
             hub.ready = True
         else:
             factory = encoder_factory or default_factory(settings)
+            rerank_factory = reranker_factory or default_reranker_factory(settings)
             if load_in_background:
-                hub.load_in_background(factory)
+                hub.load_in_background(factory, rerank_factory)
             else:
-                hub.load(factory)
+                hub.load(factory, rerank_factory)
         app.state.jobs.resume()
         try:
             with announced(settings):  # `embedhub kb search` then asks this server
@@ -104,6 +116,8 @@ def create_app(
     app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(openai.router)
+    app.include_router(rerank.router)
+    app.include_router(rerank.tei_router)
     app.include_router(ops.router)
     app.include_router(kb.router)
     _mount_api_docs(app)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from embedhub.engine.hub import NoRerankerError
 from embedhub.engine.queue import Overloaded, QueueStopped
 from embedhub.errors import (
     EmbedhubError,
@@ -69,6 +70,7 @@ _DOMAIN: list[tuple[type[Exception], int, str, str | None, str | None]] = [
     (InputTooLongError, 400, "invalid_request_error", "context_length_exceeded", "input"),
     (UnsupportedDimensionsError, 400, "invalid_request_error", "invalid_dimensions", "dimensions"),
     (InvalidInputError, 400, "invalid_request_error", "invalid_input", "input"),
+    (NoRerankerError, 404, "invalid_request_error", "reranker_not_loaded", "model"),
     (UnknownModelError, 404, "invalid_request_error", "model_not_found", "model"),
     (CollectionNotFoundError, 404, "not_found_error", "collection_not_found", None),
     (CollectionExistsError, 409, "conflict_error", "collection_exists", None),

@@ -39,9 +39,15 @@ class Metrics:
             "embedhub_batch_seconds", "Forward pass time", buckets=LATENCY_BUCKETS, registry=r
         )
         self.tokens = Counter(
-            "embedhub_tokens", "Prompt tokens embedded (rate() gives tokens/s)", ["model"], registry=r
+            "embedhub_tokens",
+            "Prompt tokens embedded or reranked (rate() gives tokens/s)",
+            ["model"],
+            registry=r,
         )
-        self.inputs = Counter("embedhub_inputs", "Inputs embedded", ["model"], registry=r)
+        self.inputs = Counter("embedhub_inputs", "Inputs embedded (or pairs reranked)", ["model"], registry=r)
+        self.rerank_pairs = Counter(
+            "embedhub_rerank_pairs", "(query, document) pairs scored by a reranker", ["model"], registry=r
+        )
         self.truncated_inputs = Counter(
             "embedhub_truncated_inputs",
             "Inputs cut to the model's token limit (server truncation policy or a request's truncate)",

@@ -154,7 +154,11 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str
-    dimensions: int
+    type: Literal["embedding", "reranker"] = Field(
+        default="embedding",
+        description="embedding (POST /v1/embeddings) or reranker (POST /v1/rerank).",
+    )
+    dimensions: int | None = Field(description="Native vector size (null for a reranker).")
     max_tokens: int
     mrl_dimensions: list[int] | None
     instruction_aware: bool
@@ -175,6 +179,88 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class RerankDocument(BaseModel):
+    """A document as an object (Cohere / Jina / vLLM clients may send `{"text": ...}`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: Text
+
+
+class RerankRequest(BaseModel):
+    """The request vLLM, Jina and Cohere clients send to /v1/rerank."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: Text | None = Field(
+        default=None, description="The served reranker's name or alias (see GET /v1/models); omitted: it."
+    )
+    query: Text = Field(description="What the documents are judged against.")
+    documents: list[Text | RerankDocument] = Field(description='Strings, or objects with a "text" field.')
+    top_n: StrictInt | None = Field(
+        default=None, ge=1, description="Return only the best n (default: every document), best first."
+    )
+    return_documents: StrictBool = Field(
+        default=True, description="Include each document's text in its result (as vLLM and Jina do)."
+    )
+    instruction: Text | None = Field(
+        default=None,
+        description="Qwen3-Reranker's task instruction (default: the model card's web-search one).",
+    )
+    truncate: StrictBool | None = Field(
+        default=None,
+        description="embedhub extension: cut over-long pairs (true) or answer 400 (false); omitted, "
+        "the server's policy applies (--truncate/--no-truncate).",
+    )
+
+
+class RerankResultDocument(BaseModel):
+    text: str
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="The document's position in the request.")
+    relevance_score: float = Field(description="Qwen3-Reranker: P(yes), 0..1; higher is more relevant.")
+    document: RerankResultDocument | None = Field(
+        default=None, description="Present when return_documents is true."
+    )
+
+
+class RerankUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+    truncated_inputs: int = Field(default=0, description="embedhub extension: pairs cut to the token limit.")
+
+
+class RerankResponse(BaseModel):
+    id: str
+    model: str
+    results: list[RerankResult] = Field(description="Sorted by relevance_score, best first.")
+    usage: RerankUsage
+
+
+class TeiRerankRequest(BaseModel):
+    """text-embeddings-inference's POST /rerank."""
+
+    model_config = ConfigDict(extra="allow")
+
+    query: Text
+    texts: list[Text]
+    return_text: StrictBool = False
+    truncate: StrictBool | None = Field(
+        default=None, description="Cut over-long pairs; omitted, the server's policy applies."
+    )
+    raw_scores: StrictBool = Field(
+        default=False, description="Accepted for compatibility; scores are always the model's relevance."
+    )
+
+
+class TeiRank(BaseModel):
+    index: int
+    score: float
+    text: str | None = None
 
 
 class TokenizeRequest(BaseModel):
@@ -264,6 +350,16 @@ class SearchRequest(BaseModel):
     file_types: list[str] = Field(default_factory=list)
     page_min: int | None = Field(default=None, ge=1)
     page_max: int | None = Field(default=None, ge=1)
+    rerank: bool = Field(
+        default=False,
+        description="Rerank the best fused candidates with the server's reranker (serve --reranker).",
+    )
+    rerank_candidates: int | None = Field(
+        default=None, ge=1, le=1000, description="How many fused candidates to rerank (default: max(3k, 30))."
+    )
+    min_score: float | None = Field(
+        default=None, description="Drop results whose reranker score is below this (needs rerank)."
+    )
 
 
 # Responses of the knowledge-base routes. Each mirrors what the route returns (a collection's
@@ -412,7 +508,9 @@ class DocumentDeleted(BaseModel):
 class SearchHit(BaseModel):
     text: str
     score: float = Field(description="The fused (or reranked) score; compare ranks, not scores.")
-    retrievers: list[str] = Field(description="Which retrievers found the chunk (dense, lexical).")
+    retrievers: list[str] = Field(
+        description="Which retrievers found the chunk (dense, lexical), and rerank:NAME when reranked."
+    )
     path: str
     file_type: str
     page_start: int | None
@@ -424,6 +522,7 @@ class SearchHit(BaseModel):
     doc_id: str
     chunk_id: str
     rank: int = Field(description="1 for the best result.")
+    rerank_score: float | None = Field(description="The reranker's score (null when not reranked).")
     name: str
     relative_path: str
 
@@ -457,6 +556,10 @@ class AskRequest(BaseModel):
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     per_document: int | None = Field(
         default=None, ge=1, le=1000, description="At most this many passages of one document."
+    )
+    rerank: StrictBool = Field(
+        default=False,
+        description="Rerank the fused candidates with the server's reranker before the top k are sent.",
     )
     stream: StrictBool = Field(
         default=True, description="Server-Sent Events (evidence, token, done, error); false: one JSON."

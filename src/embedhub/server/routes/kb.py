@@ -18,7 +18,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from embedhub.engine.hub import HOW_TO_SERVE_A_RERANKER
 from embedhub.engine.queue import QueueStopped
+from embedhub.engine.reranking import ScheduledReranker
 from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.errors import EmbedhubError, InvalidInputError
 from embedhub.kb.access import OUTSIDE_BY_SYMLINK, check_folder, check_servable, is_within
@@ -356,14 +358,28 @@ async def document_page(
     return Response(await asyncio.to_thread(render_page, Path(record.path), page), media_type="image/png")
 
 
+def _served_reranker(hub) -> ScheduledReranker:
+    """The server's reranker, its passes through its own queue; 400 when none is loaded."""
+    if hub.reranker is None:
+        raise ApiError(
+            400,
+            f"rerank was asked for, but this server has no reranker loaded; {HOW_TO_SERVE_A_RERANKER}",
+            "invalid_request_error",
+            "reranker_not_loaded",
+            "rerank",
+        )
+    return ScheduledReranker(hub.reranker)
+
+
 @router.post("/collections/{name}/search", response_model=SearchResponse)
 async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: ReadyHubDep) -> dict:
     collection = kb.get(name)
     # the query's forward pass goes through the model's queue and cache (429 when it is full)
     encoder = None if body.mode == "lexical" else ScheduledEncoder(hub.get(collection.config.model))
+    reranker = _served_reranker(hub) if body.rerank else None
     where = SearchFilter(body.path_glob, tuple(body.file_types), body.page_min, body.page_max)
     results = await asyncio.to_thread(
-        Searcher(collection, encoder).search,
+        Searcher(collection, encoder, reranker).search,
         body.query,
         k=body.k,
         mode=body.mode,
@@ -371,6 +387,9 @@ async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: Read
         fusion=body.fusion,
         dense_weight=body.dense_weight,
         per_document=body.per_document,
+        rerank=body.rerank,
+        rerank_candidates=body.rerank_candidates,
+        min_score=body.min_score,
     )
     return {
         "results": [
@@ -464,10 +483,11 @@ async def ask(name: str, body: AskRequest, request: Request, kb: KnowledgeBaseDe
     """Answer a question from the collection's passages, citing them as [n].
 
     The passages are retrieved first (hybrid search by default; for a follow-up, with the earlier
-    questions of `history`), numbered [1]..[k] and sent with the question and `history` to the chat
-    endpoint the server is configured with (EMBEDHUB_CHAT_URL, EMBEDHUB_CHAT_MODEL,
-    EMBEDHUB_CHAT_API_KEY). Without one, the answer is empty, `status` is `no_chat`, `message` says
-    how to configure one, and the evidence carries its best sentences highlighted.
+    questions of `history`; with `rerank`, reordered by the server's reranker), numbered [1]..[k]
+    and sent with the question and `history` to the chat endpoint the server is configured with
+    (EMBEDHUB_CHAT_URL, EMBEDHUB_CHAT_MODEL, EMBEDHUB_CHAT_API_KEY). Without one, the answer is
+    empty, `status` is `no_chat`, `message` says how to configure one, and the evidence carries its
+    best sentences highlighted.
 
     Streamed (`stream` true, the default) as Server-Sent Events, in this order:
     - `evidence`: `{"retrieval_query", "evidence": [...]}`, every passage sent, numbered;
@@ -483,9 +503,10 @@ async def ask(name: str, body: AskRequest, request: Request, kb: KnowledgeBaseDe
     their usual statuses."""
     collection = kb.get(name)
     encoder = None if body.mode == "lexical" else ScheduledEncoder(hub.get(collection.config.model))
+    reranker = _served_reranker(hub) if body.rerank else None
     history = [message.model_dump() for message in body.history]
     retrieval = await asyncio.to_thread(
-        gather_evidence, Searcher(collection, encoder), body.question, history=history, k=body.k,
+        gather_evidence, Searcher(collection, encoder, reranker), body.question, history=history, k=body.k,
         mode=body.mode, per_document=body.per_document,
     )  # fmt: skip
     events = answer_events(

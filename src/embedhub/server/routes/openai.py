@@ -164,14 +164,39 @@ def model_card(hub: HubDep, name: str) -> ModelCard:
     )
 
 
+def reranker_card(hub: ModelHub) -> ModelCard:
+    service = hub.get_reranker()
+    spec = service.spec
+    return ModelCard(
+        id=spec.name,
+        created=STARTED,
+        owned_by="embedhub",
+        type="reranker",
+        dimensions=None,
+        max_tokens=service.max_input_tokens,
+        mrl_dimensions=None,
+        instruction_aware=spec.supports_instructions,
+        aliases=hub.reranker_aliases(),
+        input_type_models={},
+        random_weights=spec.random_weights,
+        backend=service.reranker.backend,
+    )
+
+
 @router.get("/models", response_model=ModelList, responses=ERRORS)
 async def list_models(hub: HubDep) -> ModelList:
-    """The served models (those still loading are not listed yet). One entry per model: the
-    `NAME:query` / `NAME:document` request names are shown in each card's `input_type_models`,
-    not as entries of their own, so clients that list models never see one model three times."""
-    return ModelList(data=[model_card(hub, name) for name in hub.names()])
+    """The served models (those still loading are not listed yet), then the reranker, if any
+    (`type: reranker`). One entry per model: the `NAME:query` / `NAME:document` request names are
+    shown in each card's `input_type_models`, not as entries of their own, so clients that list
+    models never see one model three times."""
+    cards = [model_card(hub, name) for name in hub.names()]
+    if hub.reranker is not None:
+        cards.append(reranker_card(hub))
+    return ModelList(data=cards)
 
 
 @router.get("/models/{model_id:path}", response_model=ModelCard, responses=ERRORS)
 async def get_model(model_id: str, hub: HubDep) -> ModelCard:
+    if hub.reranker is not None and model_id.lower() in {hub.reranker.name.lower(), *hub.reranker_aliases()}:
+        return reranker_card(hub)
     return model_card(hub, resolve_model(hub, model_id)[0].spec.name)

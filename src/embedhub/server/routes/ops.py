@@ -26,6 +26,8 @@ async def health() -> dict:
 async def ready(hub: HubDep):
     """Every model is loaded and warmed up."""
     body = {"ready": hub.ready, "models": hub.names()}
+    if hub.reranker is not None:
+        body["reranker"] = hub.reranker.name
     if hub.load_error is not None:
         body["error"] = str(hub.load_error)
     return JSONResponse(body, status_code=200 if hub.ready else 503)
@@ -42,6 +44,9 @@ async def metrics(hub: HubDep, metrics: MetricsDep) -> Response:
             metrics.cache_hits.labels(name).set(service.cache.hits)
             metrics.cache_misses.labels(name).set(service.cache.misses)
             metrics.cache_entries.labels(name).set(len(service.cache))
+    if hub.reranker is not None:
+        metrics.queue_depth.labels(hub.reranker.name).set(hub.reranker.queue.depth)
+        metrics.model_backend.labels(hub.reranker.name, hub.reranker.reranker.backend).set(1)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -49,12 +54,13 @@ async def metrics(hub: HubDep, metrics: MetricsDep) -> Response:
 async def info(request: Request, hub: HubDep) -> dict:
     """What the web UI's settings page shows: served models, store, limits (no secrets)."""
     from embedhub import __version__
-    from embedhub.server.routes.openai import model_card
+    from embedhub.server.routes.openai import model_card, reranker_card
 
     settings = request.app.state.settings
     return {
         "version": __version__,
         "models": [model_card(hub, name).model_dump() for name in hub.names()],
+        "reranker": reranker_card(hub).model_dump() if hub.reranker is not None else None,
         "store": "lancedb",
         "home": str(settings.home),
         "collections": len(request.app.state.knowledge_base.names()),

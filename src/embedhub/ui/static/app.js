@@ -172,7 +172,7 @@ if (apiKey()) document.getElementById("key-button").hidden = false;
 // ---------- collections ----------
 async function renderCollections() {
   const [collections, models] = await Promise.all([api("/v1/collections"), api("/v1/models")]);
-  const options = models.data.map((m) => `<option value="${escapeHtml(m.id)}">${escapeHtml(m.id)} (${m.dimensions} dims)</option>`).join("");
+  const options = embeddingModels(models).map((m) => `<option value="${escapeHtml(m.id)}">${escapeHtml(m.id)} (${m.dimensions} dims)</option>`).join("");
   view.innerHTML = `
     <h1>Collections</h1>
     <form class="card inline" id="create-form">
@@ -446,8 +446,14 @@ function foundBy(retrievers) {
   return retrievers.map((r) => r.startsWith("rerank:") ? "reranked" : (RETRIEVER_NAMES[r] || r)).join(" + ");
 }
 
+// The reranker (embedhub serve --reranker) is listed by /v1/models with type "reranker".
+function embeddingModels(models) { return models.data.filter((m) => m.type !== "reranker"); }
+function servedReranker(models) { return models.data.find((m) => m.type === "reranker") || null; }
+
 async function renderSearch(_, params) {
-  const collections = await api("/v1/collections");
+  const [collections, models] = await Promise.all([api("/v1/collections"), api("/v1/models")]);
+  const reranker = servedReranker(models);
+  const rerank = Boolean(reranker && params.get("rerank"));
   const chosen = params.get("collection") || (collections.data[0] && collections.data[0].name) || "";
   const mode = params.get("mode") || "hybrid";
   const type = params.get("type") || "";
@@ -463,6 +469,7 @@ async function renderSearch(_, params) {
       <label>File type <select name="type">${option("", type, "any")}${["pdf", "docx", "markdown", "html", "text", "code"].map((t) => option(t, type)).join("")}</select></label>
       <label>Path glob <input name="path" placeholder="*.pdf" style="width:8rem" value="${escapeHtml(params.get("path") || "")}"></label>
       <label title="Show each document once, at its best chunk"><input name="per_document" type="checkbox" ${params.get("per_document") ? "checked" : ""}> One per document</label>
+      <label id="rerank-label" title="${reranker ? `Rerank the best candidates with ${escapeHtml(reranker.id)}` : "No reranker on this server: start it with embedhub serve --reranker NAME"}"><input name="rerank" type="checkbox" ${rerank ? "checked" : ""} ${reranker ? "" : "disabled"}> Rerank</label>
       <button type="submit">Search</button>
     </form>
     <div id="results"></div>`;
@@ -473,6 +480,7 @@ async function renderSearch(_, params) {
     if (data.get("type")) body.file_types = [data.get("type")];
     if (data.get("path")) body.path_glob = data.get("path");
     if (data.get("per_document")) body.per_document = 1;
+    if (data.get("rerank")) body.rerank = true;
     const collection = data.get("collection");
     const results = document.getElementById("results");
     results.innerHTML = '<p class="muted">Searching…</p>';
@@ -482,7 +490,7 @@ async function renderSearch(_, params) {
         <article class="result">
           <div class="where"><strong><span class="rank">${r.rank || i + 1}.</span> <a class="open" title="${escapeHtml(r.relative_path || r.name)}" href="#/doc/${encodeURIComponent(collection)}/${r.doc_id}?chunk=${encodeURIComponent(r.chunk_id)}${r.page_start ? "&page=" + r.page_start : ""}">${escapeHtml(r.relative_path || r.name)}</a></strong>
             ${pages(r)} ${r.heading_path.length ? "· " + escapeHtml(r.heading_path.join(" › ")) : ""}
-            · <span class="found-by" title="score ${r.score.toFixed(4)} (${body.mode === "hybrid" ? "weighted fusion of normalised dense and lexical scores" : body.mode}); higher ranks first">found by ${escapeHtml(foundBy(r.retrievers))}</span></div>
+            · <span class="found-by" title="${r.rerank_score != null ? `reranker score ${r.rerank_score.toFixed(4)}` : `score ${r.score.toFixed(4)} (${body.mode === "hybrid" ? "weighted fusion of normalised dense and lexical scores" : body.mode})`}; higher ranks first">found by ${escapeHtml(foundBy(r.retrievers))}</span>${r.rerank_score != null ? ` <span class="rerank-score muted">${r.rerank_score.toFixed(3)}</span>` : ""}</div>
           <div class="snippet">${r.snippet}</div>
         </article>`).join("") || '<p class="muted">No results.</p>';
     } catch (error) { results.innerHTML = `<p class="error">${escapeHtml(error.message)}</p>`; }
@@ -494,6 +502,7 @@ async function renderSearch(_, params) {
     if (data.get("type")) state.set("type", data.get("type"));
     if (data.get("path")) state.set("path", data.get("path"));
     if (data.get("per_document")) state.set("per_document", "1");
+    if (data.get("rerank")) state.set("rerank", "1");
     const hash = "#/search?" + state.toString();
     if (location.hash === hash) run(); else location.hash = hash;  // the hashchange re-renders and runs it
   });
@@ -729,7 +738,7 @@ The capital of China is Beijing.
 Gravity is a force that attracts two bodies towards each other.
 北京是中国的首都。</textarea></label>
       <div class="inline" style="display:flex;gap:.6rem;align-items:end;margin-top:.6rem">
-        <label>Model <select name="model">${models.data.map((m) => `<option value="${escapeHtml(m.id)}" data-mrl="${(m.mrl_dimensions || []).join(",")}">${escapeHtml(m.id)}</option>`).join("")}</select></label>
+        <label>Model <select name="model">${embeddingModels(models).map((m) => `<option value="${escapeHtml(m.id)}" data-mrl="${(m.mrl_dimensions || []).join(",")}">${escapeHtml(m.id)}</option>`).join("")}</select></label>
         <label>Dimensions (MRL) <select name="dimensions"></select></label>
         <label>Embed as <select name="input_type"><option value="document">documents</option><option value="query">queries</option></select></label>
         <button type="submit">Compare</button>
@@ -771,6 +780,7 @@ async function renderSettings() {
     <div class="card"><dl class="settings">
       ${info.models.map((m) => `<dt>Model</dt><dd>${escapeHtml(m.id)} · ${m.dimensions} dims · up to ${m.max_tokens} tokens
         ${m.mrl_dimensions ? "· MRL " + m.mrl_dimensions[0] + "–" + m.dimensions : ""} ${m.random_weights ? "· <strong>random weights</strong>" : ""}</dd>`).join("")}
+      <dt>Reranker</dt><dd>${info.reranker ? `${escapeHtml(info.reranker.id)} · up to ${info.reranker.max_tokens} tokens ${info.reranker.random_weights ? "· <strong>random weights</strong>" : ""}` : "none (embedhub serve --reranker NAME)"}</dd>
       <dt>Store</dt><dd>${escapeHtml(info.store)} (embedded) in ${escapeHtml(info.home)}</dd>
       <dt>Collections</dt><dd>${info.collections}</dd>
       <dt>API keys</dt><dd>${info.auth ? "required" : "off (loopback only)"}</dd>
