@@ -213,6 +213,16 @@ def test_kb_search_reranks_with_the_served_reranker(server, tiny_encoder, tiny_r
     assert [row["text"] for row in kept] == [row["text"] for row in rows[:2]]
     refused = httpx.post(search, json={"query": QUERY, "min_score": 0.5})
     assert refused.status_code == 400 and "min_score" in refused.json()["error"]["message"]
+    # ask sends the reranker's best passages, in its order (no chat endpoint here: the evidence)
+    asked = httpx.post(
+        url + "/v1/collections/notes/ask",
+        json={"question": QUERY, "k": 3, "rerank": True, "stream": False},
+        timeout=30,
+    )
+    assert asked.status_code == 200, asked.text
+    evidence = asked.json()["evidence"]
+    assert [item["text"] for item in evidence] == [row["text"] for row in rows]
+    assert all("rerank:random-qwen3-reranker-tiny" in item["retrievers"] for item in evidence)
 
 
 def test_without_a_reranker_rerank_says_how_to_start_one(settings, tiny_encoder, tmp_path):
@@ -234,3 +244,9 @@ def test_without_a_reranker_rerank_says_how_to_start_one(settings, tiny_encoder,
             url + "/v1/collections/empty/search", json={"query": "q", "rerank": True}, headers=headers
         )
         assert search.status_code == 400 and "embedhub serve --reranker" in search.json()["error"]["message"]
+        asked = httpx.post(
+            url + "/v1/collections/empty/ask",
+            json={"question": "q", "rerank": True, "stream": False},
+            headers=headers,
+        )
+        assert asked.status_code == 400 and "embedhub serve --reranker" in asked.json()["error"]["message"]
