@@ -25,6 +25,20 @@ BackendOption = Annotated[
     ),
 ]
 
+#: search and ask: they go through a running server for this home unless one of these is given
+LocalOption = Annotated[
+    bool, typer.Option("--local", help="Load the model here even when a server for this home runs.")
+]
+LoadHereBackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="Load the model here with this backend (a running server keeps its own). "
+        "[env: EMBEDHUB_BACKEND]",
+        show_default=False,
+    ),
+]
+
 
 def _settings(backend: str | None = None) -> Settings:
     settings = Settings()
@@ -228,18 +242,8 @@ def search(
     min_score: Annotated[
         float | None, typer.Option(help="Drop results whose reranker score is below this.")
     ] = None,
-    local: Annotated[
-        bool, typer.Option("--local", help="Load the model here even when a server for this home runs.")
-    ] = False,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            "--backend",
-            help="Load the model here with this backend (a running server keeps its own). "
-            "[env: EMBEDHUB_BACKEND]",
-            show_default=False,
-        ),
-    ] = None,
+    local: LocalOption = False,
+    backend: LoadHereBackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search a collection; results cite file, page and heading.
@@ -390,18 +394,8 @@ def ask(
             "questions) and this question and its answer are appended to it."
         ),
     ] = None,
-    local: Annotated[
-        bool, typer.Option("--local", help="Load the model here even when a server for this home runs.")
-    ] = False,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            "--backend",
-            help="Load the model here with this backend (a running server keeps its own). "
-            "[env: EMBEDHUB_BACKEND]",
-            show_default=False,
-        ),
-    ] = None,
+    local: LocalOption = False,
+    backend: LoadHereBackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer a question from a collection, citing its passages as [n] (file, page, heading).

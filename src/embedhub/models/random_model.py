@@ -28,33 +28,9 @@ RANDOM_WARNING = "random weights: vectors are meaningless; use only for tests an
 
 def make_random_model(shape: str, out: Path, *, seed: int = 0, cache_dir: Path | None = None) -> Path:
     """Write a loadable random-weight Qwen3 embedding model folder to `out`."""
-    import torch
-    from transformers import Qwen3Config, Qwen3Model
+    from transformers import Qwen3Model
 
-    if shape not in SHAPES:
-        raise InvalidInputError(f"unknown shape {shape!r}; choose one of: {', '.join(SHAPES)}")
-    config = Qwen3Config(
-        vocab_size=VOCAB_SIZE,
-        max_position_embeddings=32768,
-        rope_theta=1000000.0,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=True,
-        bos_token_id=ENDOFTEXT_ID,
-        eos_token_id=ENDOFTEXT_ID,
-        pad_token_id=ENDOFTEXT_ID,
-        **SHAPES[shape],
-    )
-    torch.manual_seed(seed)
-    model = Qwen3Model(config).eval()
-    if shape == "tiny":
-        # Default init (std 0.02) makes a 2-layer model nearly input-independent after the final
-        # norm; larger weights give distinct vectors so parity tests can fail when they should.
-        with torch.no_grad():
-            for parameter in model.parameters():
-                if parameter.dim() > 1:
-                    parameter.normal_(0.0, 0.2)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True)
+    _write_random_qwen3(Qwen3Model, shape, out, seed=seed, max_positions=32768)
     save_tokenizer_files(load_qwen_tokenizer(cache_dir), out)
     marker = {
         "name": f"random-qwen3-{shape}",
@@ -72,33 +48,10 @@ def make_random_reranker(shape: str, out: Path, *, seed: int = 0, cache_dir: Pat
     """Write a loadable random-weight Qwen3-Reranker folder (a Qwen3 causal LM) to `out`.
 
     Its scores are MEANINGLESS; it exercises the prompt, truncation, padding and the yes/no head."""
-    import torch
     from tokenizers import processors
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3ForCausalLM
 
-    if shape not in SHAPES:
-        raise InvalidInputError(f"unknown shape {shape!r}; choose one of: {', '.join(SHAPES)}")
-    config = Qwen3Config(
-        vocab_size=VOCAB_SIZE,
-        max_position_embeddings=40960,
-        rope_theta=1000000.0,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=True,
-        bos_token_id=ENDOFTEXT_ID,
-        eos_token_id=ENDOFTEXT_ID,
-        pad_token_id=ENDOFTEXT_ID,
-        **SHAPES[shape],
-    )
-    torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(config).eval()
-    if shape == "tiny":
-        # as for the embedding model: default init would give P(yes) near 0.5 for every pair
-        with torch.no_grad():
-            for parameter in model.parameters():
-                if parameter.dim() > 1:
-                    parameter.normal_(0.0, 0.2)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True)
+    _write_random_qwen3(Qwen3ForCausalLM, shape, out, seed=seed, max_positions=40960)
     tokenizer = load_qwen_tokenizer(cache_dir)
     # Qwen3's own tokenizer adds no special token (only Qwen3-Embedding's appends <|endoftext|>);
     # the reranker's prompt frames every pair itself.
@@ -116,3 +69,35 @@ def make_random_reranker(shape: str, out: Path, *, seed: int = 0, cache_dir: Pat
     }
     (out / "embedhub.json").write_text(json.dumps(marker, indent=2))
     return out
+
+
+def _write_random_qwen3(model_class, shape: str, out: Path, *, seed: int, max_positions: int) -> None:
+    """A Qwen3 model of `shape` with seeded random weights, saved to `out` (weights and config)."""
+    import torch
+    from transformers import Qwen3Config
+
+    if shape not in SHAPES:
+        raise InvalidInputError(f"unknown shape {shape!r}; choose one of: {', '.join(SHAPES)}")
+    config = Qwen3Config(
+        vocab_size=VOCAB_SIZE,
+        max_position_embeddings=max_positions,
+        rope_theta=1000000.0,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        bos_token_id=ENDOFTEXT_ID,
+        eos_token_id=ENDOFTEXT_ID,
+        pad_token_id=ENDOFTEXT_ID,
+        **SHAPES[shape],
+    )
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    if shape == "tiny":
+        # Default init (std 0.02) makes a 2-layer model nearly input-independent after the final
+        # norm (and a reranker's P(yes) near 0.5 for every pair); larger weights give distinct
+        # outputs so parity tests can fail when they should.
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.dim() > 1:
+                    parameter.normal_(0.0, 0.2)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
