@@ -306,26 +306,34 @@ def _search_through_server(settings: Settings, name: str, request: dict) -> list
         return None  # unreachable or still loading: search here instead
 
 
+def _collection_here(settings: Settings, name: str, mode: str, what: str, announce: bool):
+    """The collection and (unless lexical) its model, loaded in this process, saying how long the
+    load took and that a running server would have skipped it."""
+    import sys
+    import time
+
+    collection = _knowledge_base().get(name)
+    if mode == "lexical":
+        return collection, None
+    started = time.perf_counter()
+    encoder = _encoder_for(collection, settings.backend)
+    if announce:
+        print(
+            f"embedhub: loaded {collection.config.model} in {time.perf_counter() - started:.1f}s "
+            f"for this {what}; with `embedhub serve` running for this home, {what}s skip that",
+            file=sys.stderr,
+        )
+    return collection, encoder
+
+
 def _search_here(
     settings: Settings, name: str, request: dict, reranker_reference: str | None, announce: bool
 ):
-    import sys
-    import time
 
     from embedhub.kb.search import Searcher
     from embedhub.kb.store import SearchFilter
 
-    collection = _knowledge_base().get(name)
-    encoder = None
-    if request["mode"] != "lexical":
-        started = time.perf_counter()
-        encoder = _encoder_for(collection, settings.backend)
-        if announce:
-            print(
-                f"embedhub: loaded {collection.config.model} in {time.perf_counter() - started:.1f}s "
-                "for this search; with `embedhub serve` running for this home, searches skip that",
-                file=sys.stderr,
-            )
+    collection, encoder = _collection_here(settings, name, request["mode"], "search", announce)
     where = SearchFilter(request["path_glob"], tuple(request["file_types"]), request["page_min"],
                          request["page_max"])  # fmt: skip
     reranker = _reranker_here(settings, reranker_reference, announce) if request["rerank"] else None
@@ -479,23 +487,11 @@ def _evidence_through_server(settings: Settings, name: str, question: str, histo
 
 
 def _evidence_here(settings, name, question, history, request, reranker_reference, announce: bool):
-    import sys
-    import time
 
     from embedhub.kb.ask import gather_evidence
     from embedhub.kb.search import Searcher
 
-    collection = _knowledge_base().get(name)
-    encoder = None
-    if request["mode"] != "lexical":
-        started = time.perf_counter()
-        encoder = _encoder_for(collection, settings.backend)
-        if announce:
-            print(
-                f"embedhub: loaded {collection.config.model} in {time.perf_counter() - started:.1f}s "
-                "for this question; with `embedhub serve` running for this home, questions skip that",
-                file=sys.stderr,
-            )
+    collection, encoder = _collection_here(settings, name, request["mode"], "question", announce)
     reranker = _reranker_here(settings, reranker_reference, announce) if request["rerank"] else None
     return gather_evidence(
         Searcher(collection, encoder, reranker), question, history=history, k=request["k"],
