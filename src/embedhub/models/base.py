@@ -141,6 +141,11 @@ class Encoder(ABC):
     def vocabulary_size(self) -> int:
         """Number of token ids the model accepts."""
 
+    def raw_vectors(self, inputs: Sequence[Sequence[int]], size: int) -> np.ndarray:
+        """Pooled vectors of framed inputs before MRL and normalisation, at least `size` wide; a
+        backend that can compute the smaller size itself (an endpoint with MRL) overrides this."""
+        return self.embed_token_ids(inputs)
+
     def embed_framed(
         self,
         inputs: Sequence[Sequence[int]],
@@ -152,7 +157,7 @@ class Encoder(ABC):
         size = self.spec.check_dimensions(dimensions)
         if not inputs:
             return Embeddings(np.zeros((0, size), dtype=np.float32), ())
-        raw = self.embed_token_ids(inputs)
+        raw = self.raw_vectors(inputs, size)
         vectors = finish(raw, size, normalize)
         return Embeddings(vectors, tuple(len(ids) for ids in inputs))
 

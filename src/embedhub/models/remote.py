@@ -67,7 +67,7 @@ from tokenizers import Tokenizer
 
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError, ModelLoadError
-from embedhub.models.base import Embeddings, Encoder, finish
+from embedhub.models.base import Encoder
 from embedhub.models.batching import plan_batches
 from embedhub.models.registry import QWEN3_MAX_TOKENS, REGISTRY, ModelRegistry, qwen3_spec
 from embedhub.models.spec import ModelSpec
@@ -500,19 +500,10 @@ class RemoteEncoder(Encoder):
     def embed_token_ids(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
         return self.pool.embed(self.texts_of(batch), [len(ids) for ids in batch], self.native_dims)
 
-    def embed_framed(
-        self,
-        inputs: Sequence[Sequence[int]],
-        *,
-        dimensions: int | None = None,
-        normalize: bool = True,
-    ) -> Embeddings:
-        """As the base class, but an MRL size is asked of the endpoints that support it."""
-        size = self.spec.check_dimensions(dimensions)
-        if not inputs:
-            return Embeddings(np.zeros((0, size), dtype=np.float32), ())
-        raw = self.pool.embed(self.texts_of(inputs), [len(ids) for ids in inputs], size)
-        return Embeddings(finish(raw, size, normalize), tuple(len(ids) for ids in inputs))
+    def raw_vectors(self, inputs: Sequence[Sequence[int]], size: int) -> np.ndarray:
+        """An MRL size is asked of the endpoints that support it (the others answer native vectors,
+        truncated and normalised here by the base class)."""
+        return self.pool.embed(self.texts_of(inputs), [len(ids) for ids in inputs], size)
 
     def close(self) -> None:
         self.pool.close()
