@@ -385,8 +385,11 @@ def test_knowledge_base_over_remote_endpoints(endpoints, tmp_path, monkeypatch):
 def test_a_server_in_front_of_servers(settings, endpoints, tiny_encoder):
     """`embedhub serve --model remote:...`: the front server's queue, cache and routes over it."""
     encoder = load_encoder(remote_reference(*endpoints), remote_settings(settings))
+    # the front server's queue keeps as many batches in flight as the endpoints take together
+    assert encoder.concurrent_batches == 2 * remote_settings(settings).remote_concurrency
     app = create_app(remote_settings(settings), encoders={"front": encoder})
     with live_server(app, "/ready") as front:
+        assert app.state.hub.get("front").queue.workers == encoder.concurrent_batches
         card = httpx.get(front + "/v1/models").json()["data"][0]
         assert card["backend"] == "remote" and card["id"] == MODEL
         answer = httpx.post(

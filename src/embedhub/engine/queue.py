@@ -1,12 +1,14 @@
 """The request-merging queue: concurrent requests share forward passes.
 
-Each request is split into inputs; one worker thread per model takes pending inputs and cuts a
-batch by padded tokens. The queue knows inputs only by their length and the model only as a batch
-call returning `width` floats per input, so embedding models (a pooled vector per input) and
-rerankers (a score per (query, document) pair) share it. The oldest pending input always anchors
-the next batch (nothing starves) and the batch is filled with the inputs closest to it in length
-(little padding). The queue is bounded: over capacity `submit` raises `Overloaded` at once, which
-the server turns into HTTP 429, instead of queueing without bound.
+Each request is split into inputs; a worker thread per model takes pending inputs and cuts a batch
+by padded tokens (a model whose passes run elsewhere, a remote encoder, gets one worker per request
+its endpoints can take at once, so several batches are in flight). The queue knows inputs only by
+their length and the model only as a batch call returning `width` floats per input, so embedding
+models (a pooled vector per input) and rerankers (a score per (query, document) pair) share it. The
+oldest pending input always anchors the next batch (nothing starves) and the batch is filled with
+the inputs closest to it in length (little padding). The queue is bounded: over capacity `submit`
+raises `Overloaded` at once, which the server turns into HTTP 429, instead of queueing without
+bound.
 
 `submit` serves the event loop; `submit_blocking` serves worker threads (knowledge-base ingestion
 and search), so every forward pass of a model in a server process runs on this one queue thread.
@@ -75,8 +77,12 @@ class BatchQueue:
         max_batch_size: int,
         max_queue_items: int,
         on_batch: BatchObserver | None = None,
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError(f"a batching queue needs at least one worker, not {workers}")
         self.run = run
+        self.workers = workers
         self.width = width
         self.name = name
         self.max_batch_tokens = max_batch_tokens
@@ -86,13 +92,19 @@ class BatchQueue:
         self._pending: list[_Item] = []
         self._condition = threading.Condition()
         self._running = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._sequence = 0
 
     @classmethod
     def for_encoder(cls, encoder: Encoder, **options) -> BatchQueue:
         """The queue of an embedding model: raw pooled vectors of its native size."""
-        return cls(encoder.embed_token_ids, width=encoder.native_dims, name=encoder.spec.name, **options)
+        return cls(
+            encoder.embed_token_ids,
+            width=encoder.native_dims,
+            name=encoder.spec.name,
+            workers=encoder.concurrent_batches,
+            **options,
+        )
 
     @property
     def depth(self) -> int:
@@ -102,11 +114,15 @@ class BatchQueue:
         return len(self._pending) + extra > self.max_queue_items
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._threads:
             return
         self._running = True
-        self._thread = threading.Thread(target=self._work, name=f"embedhub-batch-{self.name}", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"embedhub-batch-{self.name}-{index}", daemon=True)
+            for index in range(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         with self._condition:
@@ -115,9 +131,9 @@ class BatchQueue:
             self._condition.notify_all()
         for item in pending:
             _fail(item.request, QueueStopped("the server is shutting down"))
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
 
     async def submit(self, inputs: Sequence[Sized]) -> np.ndarray:
         """The model's output rows (an encoder's raw pooled vectors) for complete inputs, in order."""
@@ -247,23 +263,27 @@ class BatchQueue:
                 if not self._running:
                     return
                 batch = self._next_batch()
+                if self._pending:
+                    self._condition.notify()  # another worker (if any) takes the rest
             started = time.perf_counter()
             try:
                 vectors = np.asarray(self.run([item.ids for item in batch]), dtype=np.float32)
                 vectors = vectors.reshape(len(batch), self.width)
             except Exception as error:
-                for request in {id(item.request): item.request for item in batch}.values():
-                    _fail(request, error)
+                with self._condition:
+                    for request in {id(item.request): item.request for item in batch}.values():
+                        _fail(request, error)
                 continue
             elapsed = time.perf_counter() - started
             if self.on_batch is not None:
                 self.on_batch(len(batch), max(len(item.ids) for item in batch) * len(batch), elapsed)
-            for item, vector in zip(batch, vectors, strict=True):
-                request = item.request
-                request.vectors[item.slot] = vector
-                request.remaining -= 1
-                if request.remaining == 0:
-                    _deliver(request, request.vectors)
+            with self._condition:  # several workers may finish parts of one request at once
+                for item, vector in zip(batch, vectors, strict=True):
+                    request = item.request
+                    request.vectors[item.slot] = vector
+                    request.remaining -= 1
+                    if request.remaining == 0:
+                        _deliver(request, request.vectors)
 
 
 def _resolve(future: asyncio.Future, value: np.ndarray) -> None:

@@ -56,6 +56,9 @@ class Encoder(ABC):
     #: single trailing <|endoftext|>)
     prefix_ids: tuple[int, ...] = ()
     suffix_ids: tuple[int, ...] = ()
+    #: batches the serving queue may run at once: one for an in-process model (a forward pass
+    #: already uses every core), more for a model whose passes run elsewhere (remote endpoints)
+    concurrent_batches: int = 1
 
     @property
     def max_tokens(self) -> int:
@@ -175,10 +178,6 @@ class Encoder(ABC):
         self.spec.check_dimensions(dimensions)
         inputs = self.tokenize(texts, kind=kind, instruction=instruction, truncate=truncate)
         return self.embed_framed(inputs, dimensions=dimensions, normalize=normalize)
-
-    def encode_one(self, text: str, **options) -> np.ndarray:
-        """One text's vector: a wrapper of the batch call."""
-        return self.encode([text], **options).vectors[0]
 
     def count_tokens(
         self,

@@ -478,6 +478,8 @@ class RemoteEncoder(Encoder):
 
             self.prefix_ids, self.suffix_ids = _framing(tokenizer)
         self.pool = EndpointPool(model.name, model.endpoints, model.cards, settings)
+        # the pool can keep this many requests in flight: a server's queue feeds it as many batches
+        self.concurrent_batches = len(model.endpoints) * settings.remote_concurrency
 
     @property
     def stats(self) -> RemoteStats:
