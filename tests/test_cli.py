@@ -87,6 +87,17 @@ def test_models_list_json(runner):
     multilingual = rows["multilingual-e5-small-q4"]
     assert multilingual["max_tokens"] == 512 and multilingual["mrl"] == "no"
     assert rows["Qwen3-Embedding-4B"]["dimensions"] == 2560
+    rerankers = {row["name"]: row for row in json.loads(result.stdout)["rerankers"]}
+    assert set(rerankers) == {"Qwen3-Reranker-0.6B", "Qwen3-Reranker-4B", "Qwen3-Reranker-8B"}
+    assert rerankers["Qwen3-Reranker-0.6B"]["max_tokens"] == 8192
+
+
+def test_models_list_finds_a_reranker_in_the_model_dirs(runner, tiny_reranker_dir, tmp_path):
+    (tmp_path / "Qwen3-Reranker-0.6B").symlink_to(tiny_reranker_dir, target_is_directory=True)
+    result = runner.invoke(app, ["models", "list"], env={"EMBEDHUB_MODEL_DIRS": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if "Qwen3-Reranker-0.6B" in line)
+    assert "not on this machine" not in line and "Qwen3-Reranker-8B" in result.stdout
 
 
 def test_make_random_writes_loadable_model(runner, tmp_path, tiny_encoder):

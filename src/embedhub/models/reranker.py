@@ -452,6 +452,12 @@ def reranker_spec_from_folder(folder: Path) -> RerankerSpec:
                 f"{folder} is a Qwen3 model without a language-model head ({', '.join(architectures)}): "
                 "an embedding model, not Qwen3-Reranker"
             )
+        embedding = _embedding_model_sign(folder, config)
+        if embedding:
+            raise ModelLoadError(
+                f"{folder} is a Qwen3 embedding model ({embedding}), not Qwen3-Reranker: both are Qwen3 "
+                "causal LMs, but an embedding model scores nothing. Pass a Qwen3-Reranker folder"
+            )
         known = RERANKERS.find(folder.name) or RERANKERS.find(str(config.get("_name_or_path", "")))
         if known is not None:
             return dataclasses.replace(known, random_weights=random_weights)
@@ -476,6 +482,23 @@ def reranker_spec_from_folder(folder: Path) -> RerankerSpec:
         f"{folder} is neither Qwen3-Reranker (a Qwen3 causal LM) nor a cross-encoder "
         f"(a *ForSequenceClassification model); its architectures: {', '.join(architectures) or 'none'}"
     )
+
+
+def _embedding_model_sign(folder: Path, config: dict) -> str | None:
+    """Why a Qwen3 causal-LM folder is an embedding model, or None. Qwen3-Embedding ships the same
+    architecture as Qwen3-Reranker (Qwen3ForCausalLM); its sentence-transformers pooling module and
+    its name tell them apart."""
+    from embedhub.models.registry import REGISTRY
+    from embedhub.models.transformer import read_json
+
+    modules = read_json(folder / "modules.json")
+    if isinstance(modules, list) and any("Pooling" in str(module.get("type", "")) for module in modules):
+        return "its modules.json has a pooling layer"
+    for name in (folder.name, str(config.get("_name_or_path", ""))):
+        spec = REGISTRY.find(name) if name else None
+        if spec is not None:
+            return f"its name is that of {spec.name}"
+    return None
 
 
 def resolve_reranker(reference: str, settings: Settings) -> tuple[RerankerSpec, Path]:
