@@ -234,6 +234,12 @@ def test_http_create_collection_chooses_the_store(settings, tiny_encoder, tmp_pa
         refused = api.post("/v1/collections", json={"name": "x", "store": "milvus", "store_uri": "/tmp/x.db"})
         assert refused.status_code == 400 and "server address" in refused.text
         assert api.post("/v1/collections", json={"name": "x", "store": "qdrant"}).status_code == 400
+        down = api.post(
+            "/v1/collections", json={"name": "x", "store": "milvus", "store_uri": "http://127.0.0.1:9"}
+        )
+        assert down.status_code == 503, "an unreachable Milvus is the store's outage, not the caller's error"
+        assert down.json()["error"]["code"] == "store_unavailable" and "127.0.0.1:9" in down.text
+        assert api.get("/v1/collections").json()["data"] == [], "a refused store creates nothing"
         created = api.post("/v1/collections", json={"name": "notes", "store": "milvus"})
         assert created.status_code == 201, created.text
         assert (created.json()["store"], created.json()["store_uri"]) == ("milvus", None)

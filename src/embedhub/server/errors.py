@@ -25,6 +25,7 @@ from embedhub.kb.ask import ChatEndpointError, ChatTimeoutError, ChatUnreachable
 from embedhub.kb.collection import CollectionExistsError, CollectionNotFoundError, ModelMismatchError
 from embedhub.kb.jobs import JobError
 from embedhub.kb.loaders import ContentMismatchError, EmptyFileError, UnsupportedFileTypeError
+from embedhub.kb.store.base import StoreConflictError, StoreUnavailableError
 from embedhub.kb.uploads import UploadConflictError
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ _DOMAIN: list[tuple[type[Exception], int, str, str | None, str | None]] = [
     (ModelMismatchError, 409, "conflict_error", "model_mismatch", None),
     (JobError, 409, "conflict_error", "job_state", None),
     (UploadConflictError, 409, "conflict_error", "file_exists", None),
+    (StoreConflictError, 409, "conflict_error", "store_conflict", None),
+    (StoreUnavailableError, 503, "service_unavailable", "store_unavailable", None),
     (FolderNotAllowedError, 403, "permission_error", "folder_not_allowed", None),
     (UnsupportedFileTypeError, 415, "invalid_request_error", "unsupported_file_type", None),
     (ContentMismatchError, 415, "invalid_request_error", "content_mismatch", None),

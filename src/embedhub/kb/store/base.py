@@ -11,6 +11,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from embedhub.errors import EmbedhubError
+
+
+class StoreUnavailableError(EmbedhubError):
+    """The store's engine cannot be reached or opened (a server down, a database file another
+    process holds): the request may succeed later or with another URI, so the server answers 503."""
+
+
+class StoreConflictError(EmbedhubError):
+    """The store's engine already holds a collection this one did not write (409)."""
+
 
 @dataclass(frozen=True)
 class ChunkRow:

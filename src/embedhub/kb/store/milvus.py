@@ -28,7 +28,14 @@ from pathlib import Path
 import numpy as np
 
 from embedhub.errors import EmbedhubError, InvalidInputError
-from embedhub.kb.store.base import ChunkRow, Hit, SearchFilter, Store
+from embedhub.kb.store.base import (
+    ChunkRow,
+    Hit,
+    SearchFilter,
+    Store,
+    StoreConflictError,
+    StoreUnavailableError,
+)
 
 LITE_FILE = "milvus.db"  # the Milvus Lite database in the store folder when no URI is given
 OWNER_FILE = "milvus.json"  # which Milvus collection at which URI this store folder owns
@@ -44,6 +51,14 @@ OUTPUT_FIELDS = [*_SCALARS, "terms"]
 
 class MilvusStoreError(EmbedhubError):
     """The Milvus collection cannot be used (owned by another embedhub collection, unreachable)."""
+
+
+class MilvusUnavailableError(MilvusStoreError, StoreUnavailableError):
+    """Milvus cannot be reached at the URI, or Milvus Lite's file is held by another process."""
+
+
+class MilvusCollectionConflictError(MilvusStoreError, StoreConflictError):
+    """The Milvus collection of this name was created by another embedhub collection."""
 
 
 def encode_terms(terms: str) -> str:
@@ -117,7 +132,7 @@ class MilvusStore(Store):
                     "embedhub process (a running `embedhub serve`) has it, go through that one's HTTP "
                     "API, or keep the collection in a Milvus server (--uri http://HOST:19530)"
                 )
-            raise MilvusStoreError(f"cannot open Milvus at {self.uri}: {error}{hint}") from error
+            raise MilvusUnavailableError(f"cannot open Milvus at {self.uri}: {error}{hint}") from error
         owner_path = folder / OWNER_FILE
         owner = {"uri": self.uri, "collection": self.name}
         exists = self.client.has_collection(self.name)
@@ -125,7 +140,7 @@ class MilvusStore(Store):
             self._create()
             owner_path.write_text(json.dumps(owner))
         elif not owner_path.exists() or json.loads(owner_path.read_text()) != owner:
-            raise MilvusStoreError(
+            raise MilvusCollectionConflictError(
                 f"Milvus at {self.uri} already has a collection {self.name!r} that this embedhub "
                 f"collection ({folder.parent}) did not create; drop it in Milvus or use another "
                 "collection name or URI"
