@@ -118,6 +118,8 @@ class AccountStore:
         self.path = path
         self.hasher = hasher or PasswordHasher()
         self._lock = threading.RLock()
+        #: the time sessions expire by (tests move it forward)
+        self.clock = time.time
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
@@ -247,7 +249,7 @@ class AccountStore:
     def create_session(self, user: str, lifetime: float) -> tuple[str, str]:
         """A new session: (the cookie's secret, the CSRF token the page sends back)."""
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        now = time.time()
+        now = self.clock()
         self._write("DELETE FROM sessions WHERE expires <= ?", (now,))
         self._write(
             "INSERT INTO sessions (digest, user, csrf, created, expires) VALUES (?, ?, ?, ?, ?)",
@@ -261,7 +263,7 @@ class AccountStore:
         if not rows:
             return None
         name, csrf, expires = rows[0]
-        if expires <= time.time():
+        if expires <= self.clock():
             self._write("DELETE FROM sessions WHERE digest = ?", (digest(token),))
             return None
         found = self.find_user(name)
