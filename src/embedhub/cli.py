@@ -304,12 +304,13 @@ def _announce_accounts(settings: Settings) -> None:
         has_admin = store.has_admin()
     finally:
         store.close()
-    typer.echo("embedhub: accounts are on: users sign in, collections are private to their owners")
+    typer.echo("embedhub: accounts are on: users sign in, collections are private to their owners", err=True)
     if not has_admin:
         typer.echo(
             "embedhub: no admin exists yet; create the first one on this machine with\n"
             "    embedhub users add NAME --role admin\n"
-            f"  (with the same EMBEDHUB_HOME, {settings.home}), then sign in at the web UI"
+            f"  (with the same EMBEDHUB_HOME, {settings.home}), then sign in at the web UI",
+            err=True,
         )
 
 
@@ -365,6 +366,10 @@ def mcp(
     if allow_public:
         updates["allow_public"] = True
     settings = Settings().model_copy(update=updates)
+    if transport == "stdio" or settings.accounts == "auto":
+        # stdio is this machine's user; over HTTP, users' keys are checked only when asked for
+        # (EMBEDHUB_ACCOUNTS=on): a public MCP bind otherwise still needs a key, as before
+        settings = settings.model_copy(update={"accounts": "off"})
     check_bind_policy(settings)
     _announce_accounts(settings)
     try:

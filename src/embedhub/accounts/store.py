@@ -123,8 +123,7 @@ class AccountStore:
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
-        # verifying against this keeps an unknown name as slow as a wrong password
-        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        self._dummy_hash: str | None = None
 
     @classmethod
     def for_home(cls, home: Path) -> AccountStore:
@@ -203,6 +202,9 @@ class AccountStore:
     def verify_password(self, name: str, password: str) -> User | None:
         """The user when the password is theirs and they are enabled; None otherwise (as slowly)."""
         rows = self._query("SELECT password FROM users WHERE name = ?", (name,))
+        if not rows and self._dummy_hash is None:
+            # verifying against this keeps an unknown name as slow as a wrong password
+            self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
         stored = rows[0][0] if rows else self._dummy_hash
         try:
             self.hasher.verify(stored, password)
