@@ -238,7 +238,6 @@ def test_a_disabled_user_cannot_sign_in_and_their_keys_stop(server):
 
 def test_the_shared_key_is_an_admin_equivalent_service_identity(server):
     _, url = server
-    alice = AccountStore  # noqa: F841 - only the HTTP view matters here
     headers = {"Authorization": "Bearer shared-service-key"}
     client, csrf = sign_in(url, "alice", "127.0.0.19")
     with closing(client):
