@@ -360,6 +360,11 @@ class SearchRequest(BaseModel):
     min_score: float | None = Field(
         default=None, description="Drop results whose reranker score is below this (needs rerank)."
     )
+    exact: bool = Field(
+        default=False,
+        description="Dense side: compare with every stored vector instead of the ANN index (slow on "
+        "big collections; for measuring the index's recall).",
+    )
 
 
 # Responses of the knowledge-base routes. Each mirrors what the route returns (a collection's

@@ -390,6 +390,7 @@ async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: Read
         rerank=body.rerank,
         rerank_candidates=body.rerank_candidates,
         min_score=body.min_score,
+        exact=body.exact,
     )
     return {
         "results": [
