@@ -4,14 +4,16 @@ never returned; and the collection-level wiring (ingest builds it, info shows it
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
 from embedhub.kb.search import Searcher
 from embedhub.kb.store import ChunkRow, SearchFilter, VectorIndexOptions, open_store
 
-STORES = ["lancedb", pytest.param("milvus", marks=pytest.mark.skipif(
-    __import__("importlib").util.find_spec("milvus_lite") is None, reason="milvus-lite is not installed"))]  # fmt: skip
+NO_MILVUS = importlib.util.find_spec("milvus_lite") is None
+STORES = ["lancedb", pytest.param("milvus", marks=pytest.mark.skipif(NO_MILVUS, reason="no milvus-lite"))]
 DIMS = 48
 CLUSTER = 20  # rows per planted cluster
 
@@ -56,7 +58,7 @@ def rows_for(count: int, start: int = 0, generation: int = 1) -> list[ChunkRow]:
                 page_end=number % 10 + 1 if pdf else None,
                 heading_path=(),
                 content_hash="h",
-            )  # fmt: skip
+            )
         )
     return rows
 
@@ -78,7 +80,8 @@ def make_store(request, tmp_path):
         store.close()
 
 
-def recall_at_10(store, queries: np.ndarray, where: SearchFilter = SearchFilter()) -> float:
+def recall_at_10(store, queries: np.ndarray, where: SearchFilter | None = None) -> float:
+    where = where or SearchFilter()
     found = []
     for query in queries:
         approximate = {hit.row.id for hit in store.dense_search(query, 10, where)}
