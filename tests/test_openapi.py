@@ -89,6 +89,7 @@ def test_kb_response_models_keep_every_field(tmp_path):
         *_dataclass_fields(CollectionConfig),
         *totals,
         "stored_chunks",
+        "vector_index",
         "folder",
     ]
     outcome = list(store_upload(tmp_path / "uploads", "a.txt", b"text", "keep_both"))

@@ -423,8 +423,12 @@ def bench_scale(
     exact_queries: Annotated[int, typer.Option(help="Queries timed with exact search ...", min=1)] = 20,
     exact_seconds: Annotated[float, typer.Option(help="... until they took this many seconds.")] = 60.0,
     budget: Annotated[
-        float, typer.Option(help="Seconds per store; sizes that would not fit are skipped or stopped.")
-    ] = 900.0,
+        str,
+        typer.Option(
+            help="Seconds per store (900), or per store (lancedb=1200,milvus=600); a size that would not "
+            "fit in what is left is skipped with its estimate, one that overruns is stopped."
+        ),
+    ] = "900",
     batch_rows: Annotated[int, typer.Option(help="Rows per Store.add.", min=1)] = 5000,
     work_dir: Annotated[
         Path | None, typer.Option(help="Where the collections are written (default: a temporary folder).")
@@ -460,10 +464,11 @@ def bench_scale(
         report = scale.run_remote(options, say=lambda line: typer.echo(line, err=True))
         text, stem = scale.remote_markdown(report), "remote"
     else:
+        default_budget, budgets = scale.parse_budgets(budget)
         options = scale.ScaleOptions(
             sizes=parse_positive_ints(sizes, "--sizes"), stores=split_names(stores), dims=dims,
-            queries=queries, exact_queries=exact_queries, exact_seconds=exact_seconds, budget=budget,
-            batch_rows=batch_rows,
+            queries=queries, exact_queries=exact_queries, exact_seconds=exact_seconds,
+            budget=default_budget, budgets=budgets, batch_rows=batch_rows,
             work_dir=work_dir, command=command,
         )  # fmt: skip
         report = scale.run_scale(options, say=lambda line: typer.echo(line, err=True))

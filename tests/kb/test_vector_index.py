@@ -177,3 +177,32 @@ def test_ingest_builds_the_index_and_info_shows_it(settings, tmp_path, tiny_enco
         assert [r.chunk_id for r in approximate] == [r.chunk_id for r in exact]
     finally:
         knowledge_base.close()
+
+
+def test_lancedb_folds_new_rows_in_and_retrains_when_doubled(tmp_path):
+    """The rebuild policy: small adds are scanned, a share beyond APPEND_MIN_ROWS is folded into the
+    index without retraining, and a doubled table is retrained."""
+    from embedhub.kb.store import lance
+
+    store = open_store("lancedb", tmp_path / "store", DIMS, index_options=VectorIndexOptions(min_rows=1000))
+    try:
+        vectors = planted(6200)
+        store.add(rows_for(3000), vectors[:3000])
+        assert store.ensure_vector_index() is True
+        store.add(rows_for(500, start=3000), vectors[3000:3500])
+        assert store.ensure_vector_index() is False
+        assert store.vector_index_info()["rows_unindexed"] == 500
+        newest = store.dense_search(vectors[3499], 1, SearchFilter())
+        assert newest[0].row.id.endswith(":3499"), "rows not in the index yet are still searched"
+        store.add(rows_for(700, start=3500), vectors[3500:4200])  # 1,200 unindexed > APPEND_MIN_ROWS
+        assert max(lance.APPEND_MIN_ROWS, lance.APPEND_SHARE * 3000) < 1200
+        assert store.ensure_vector_index() is True
+        info = store.vector_index_info()
+        assert info["rows_unindexed"] == 0 and info["rows_indexed"] == 4200
+        assert info["rows_at_training"] == 3000, "folded in, not retrained"
+        store.add(rows_for(2000, start=4200), vectors[4200:6200])  # 6,200 rows: doubled since training
+        assert store.ensure_vector_index() is True
+        assert store.vector_index_info()["rows_at_training"] == 6200
+        assert recall_at_10(store, queries_near(vectors, 20, seed=6)) >= 0.95
+    finally:
+        store.close()

@@ -70,7 +70,8 @@ class ScaleOptions:
     exact_queries: int = 20  # exact search is slow at 1M: fewer queries ...
     exact_seconds: float = 60.0  # ... and none started after this many seconds of them (at least one)
     batch_rows: int = 5000  # rows per Store.add
-    budget: float = 900.0  # seconds per store
+    budget: float = 900.0  # seconds per store ...
+    budgets: dict[str, float] = field(default_factory=dict)  # ... unless given for that store here
     seed: int = 0
     work_dir: Path | None = None  # where the collections are written (deleted after each cell)
     command: str = ""
@@ -313,6 +314,7 @@ def run_cell(store_name: str, rows: int, options: ScaleOptions, folder: Path) ->
         exact = searcher.search(text, k=K, mode="dense", exact=True)
         latency["dense_exact"].append((time.perf_counter() - began) * 1000)
         found_exact.append([int(result.chunk_id[1:]) for result in exact])
+    exact_seconds = time.perf_counter() - exact_started
     index_info = store.vector_index_info()
     collection.close()
     disk = folder_bytes(folder)
@@ -335,6 +337,7 @@ def run_cell(store_name: str, rows: int, options: ScaleOptions, folder: Path) ->
         "hybrid_source_at_10": round(source_in_hybrid / len(data.query_texts), 4),
         "queries": len(data.query_texts),
         "exact_queries": len(found_exact),
+        "exact_search_seconds": round(exact_seconds, 3),
         "peak_rss_mb": round(memory.stop() / 2**20, 1),
         "cell_seconds": round(time.perf_counter() - started, 3),
     }
@@ -389,11 +392,37 @@ def run_child_cell(store_name: str, rows: int, options: ScaleOptions, work: Path
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def estimate_seconds(previous: dict, rows: int) -> float:
-    """A cell's time from the previous size's, scaled by rows (index builds grow a little faster
-    than linearly: n log n)."""
+def estimate_seconds(previous: dict, rows: int, options: ScaleOptions) -> float:
+    """A cell's time from the previous size's: everything but exact search scaled by rows (index
+    builds grow a little faster than linearly: n log n); exact search, one query scaled by rows,
+    for as many queries as `exact_seconds` lets start."""
     scale = rows / previous["rows"]
-    return previous["cell_seconds"] * scale * math.log(rows) / math.log(previous["rows"])
+    growth = scale * math.log(rows) / math.log(previous["rows"])
+    exact_total = previous.get("exact_search_seconds", 0.0)
+    per_query = exact_total / max(1, previous.get("exact_queries", 1)) * scale
+    exact = min(options.exact_queries * per_query, options.exact_seconds + per_query)
+    return (previous["cell_seconds"] - exact_total) * growth + exact
+
+
+def parse_budgets(value: str) -> tuple[float, dict[str, float]]:
+    """'900' (every store) or 'lancedb=1200,milvus=600' (per store; others get 900)."""
+    from embedhub.errors import ConfigurationError
+
+    default, budgets = 900.0, {}
+    try:
+        for part in (piece.strip() for piece in value.split(",") if piece.strip()):
+            if "=" in part:
+                store_name, seconds = part.split("=", 1)
+                if store_name.strip() not in STORES:
+                    raise ValueError(store_name)
+                budgets[store_name.strip()] = float(seconds)
+            else:
+                default = float(part)
+    except ValueError:
+        raise ConfigurationError(
+            f"--budget takes seconds (900) or STORE=SECONDS pairs (lancedb=1200,milvus=600), not {value!r}"
+        ) from None
+    return default, budgets
 
 
 def run_scale(options: ScaleOptions, say=print) -> dict[str, Any]:
@@ -415,10 +444,11 @@ def run_scale(options: ScaleOptions, say=print) -> dict[str, Any]:
     try:
         for store_name in options.stores:
             spent, previous = 0.0, None
+            budget = options.budgets.get(store_name, options.budget)
             for rows in sorted(options.sizes):
-                left = options.budget - spent
+                left = budget - spent
                 if previous is not None and previous["status"] == "ok":
-                    estimate = estimate_seconds(previous, rows)
+                    estimate = estimate_seconds(previous, rows, options)
                     if estimate > left:
                         reason = (
                             f"estimated {estimate:,.0f} s (from {previous['rows']:,} rows in "

@@ -9,7 +9,7 @@ routes' `response_model`s: small objects, serialised through them.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
@@ -395,6 +395,10 @@ class CollectionInfo(BaseModel):
     chunks: int
     tokens: int
     stored_chunks: int = Field(description="Chunks in the vector store.")
+    vector_index: dict[str, Any] = Field(
+        description="What dense search runs on: `type` ('exact' below ann_min_rows chunks, else the ANN "
+        "index type), `rows_indexed`, and the build and search parameters."
+    )
     folder: str = Field(description="The collection's folder on the server.")
 
 
