@@ -30,13 +30,13 @@ REWRITE_BATCH = 4096  # rows whose terms are recomputed per commit when the anal
 VECTOR_INDEX = "vector_idx"
 VECTOR_INDEX_FILE = "vector-index.json"  # how and when the ANN index was last trained
 VECTOR_INDEX_TYPE = "IVF_HNSW_SQ"
-PARTITION_ROWS = 262_144  # rows per IVF partition at training (each partition is one HNSW graph)
+PARTITION_ROWS = 5_000  # rows per IVF partition at training (each partition is one HNSW graph)
 HNSW_M = 16  # graph neighbours per node
 HNSW_EF_CONSTRUCTION = 100  # candidates kept while inserting a node
 REFINE_FACTOR = 3  # k * 3 best candidates are re-scored with the full vectors
 APPEND_MIN_ROWS = 1024  # unindexed rows always tolerated before they are added to the index
 APPEND_SHARE = 0.10  # ... and beyond that, this share of the indexed rows
-RETRAIN_GROWTH = 2.0  # retrain (new partitions) once the table is this many times its size at training
+RETRAIN_GROWTH = 1.5  # retrain (new partitions) once the table is this many times its size at training
 
 
 def _quote(value: str) -> str:
@@ -173,12 +173,14 @@ class LanceStore(Store):
         training, or with `rebuild`. Deleted rows are never returned (LanceDB's deletion files
         apply to indexed rows too).
 
-        Why this type: on planted clusters (20k x 384, docs/performance.md) IVF_PQ reached recall@10
-        0.80 at best (nprobes 50, refine 20), IVF_HNSW_SQ 0.99 (ef 150, refine 3). IVF partitions
-        cut such data badly (0.35-0.63 recall with half of them probed), so partitions are large
-        (PARTITION_ROWS: one up to 262k rows) and every partition is probed; 8-bit scalar
-        quantisation costs recall only until `REFINE_FACTOR` re-scores the best candidates with
-        the full vectors."""
+        Why this type and these numbers: on planted clusters (docs/performance.md, "Scale") IVF_PQ
+        reached recall@10 0.80 at best (20k x 384; nprobes 50, refine 20), IVF_HNSW_SQ 0.98-0.99
+        with every partition probed, ef 150 and refine 3. IVF partitions cut such data badly (0.63
+        recall with half of them probed), so every partition is probed; and one HNSW graph loses
+        neighbours as it grows (100k rows: 0.64 in one partition, 0.86 in four of 25k, 0.985 in
+        twenty of 5k), so partitions stay small (PARTITION_ROWS). 8-bit scalar quantisation costs
+        ~3 points of recall until `REFINE_FACTOR` re-scores the best candidates with the full
+        vectors."""
         rows = self.count()
         state = self._index_state()
         if rows == 0:
