@@ -179,7 +179,8 @@ class Settings(BaseSettings):
         le=32768,
         description=(
             "Candidates an ANN (HNSW) search keeps while walking the graph; higher: better recall, "
-            "slower. Chosen for recall@10 >= 0.95 (docs/performance.md, 'Scale')."
+            "slower. Chosen for recall@10 >= 0.95 (docs/performance.md, 'Scale'); Milvus raises it "
+            "to one per 100 chunks in a bigger collection (its one graph needs more as it grows)."
         ),
     )
     allow_server_folders: bool = Field(

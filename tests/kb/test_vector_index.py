@@ -207,3 +207,15 @@ def test_lancedb_folds_new_rows_in_and_retrains_when_grown(tmp_path):
         assert recall_at_10(store, queries_near(vectors, 20, seed=6)) >= 0.95
     finally:
         store.close()
+
+
+@pytest.mark.skipif(NO_MILVUS, reason="no milvus-lite")
+def test_milvus_search_breadth_grows_with_the_collection(tmp_path):
+    store = open_store("milvus", tmp_path / "store", DIMS, index_options=VectorIndexOptions(ef=150))
+    try:
+        assert store.search_ef(10, rows=10_000) == 150
+        assert store.search_ef(10, rows=50_000) == 500  # measured: 0.795 recall@10 at ef 150, 0.985 at 600
+        assert store.search_ef(10, rows=10_000_000) == 4096
+        assert store.search_ef(800, rows=1_000) == 800, "never below k"
+    finally:
+        store.close()
