@@ -89,6 +89,7 @@ def test_kb_response_models_keep_every_field(tmp_path):
         *_dataclass_fields(CollectionConfig),
         *totals,
         "stored_chunks",
+        "vector_index",
         "folder",
         "owner",  # accounts: added by the routes (server/routes/kb.py `_info`)
         "you",

@@ -453,6 +453,80 @@ def bench(
         typer.echo(plot(report, plot_path))
 
 
+@app.command("bench-scale")
+@user_errors
+def bench_scale(
+    sizes: Annotated[str, typer.Option(help="Chunks per collection, comma list.")] = "10000,100000,1000000",
+    stores: Annotated[
+        str, typer.Option(help="Stores to fill, comma list: lancedb, milvus.")
+    ] = "lancedb,milvus",
+    dims: Annotated[int, typer.Option(help="Vector dimensions.", min=2)] = 384,
+    queries: Annotated[int, typer.Option(help="Queries for latency and recall.", min=1)] = 100,
+    exact_queries: Annotated[int, typer.Option(help="Queries timed with exact search ...", min=1)] = 20,
+    exact_seconds: Annotated[float, typer.Option(help="... until they took this many seconds.")] = 60.0,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="Seconds per store (900), or per store (lancedb=1200,milvus=600); a size that would not "
+            "fit in what is left is skipped with its estimate, one that overruns is stopped."
+        ),
+    ] = "900",
+    batch_rows: Annotated[int, typer.Option(help="Rows per Store.add.", min=1)] = 5000,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where the collections are written (default: a temporary folder).")
+    ] = None,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Measure the remote encoder backend instead (local endpoints).")
+    ] = False,
+    remote_model: Annotated[
+        str, typer.Option(help="--remote: the model the endpoints serve.")
+    ] = "all-MiniLM-L6-v2",
+    remote_endpoints: Annotated[str, typer.Option(help="--remote: endpoint counts, comma list.")] = "1,2,4",
+    remote_texts: Annotated[int, typer.Option(help="--remote: texts embedded per measurement.", min=1)] = 512,
+    remote_threads: Annotated[int, typer.Option(help="--remote: torch threads per endpoint.", min=1)] = 1,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write FOLDER/scale-results.json, scale.md and scale.png (remote-*.json/md with --remote)."
+        ),
+    ] = None,
+) -> None:
+    """The knowledge base at 10k, 100k and 1M synthetic chunks per store: ingest rows/s, disk,
+    index build time, hybrid/dense/exact latency, ANN recall@10, peak memory (docs/performance.md)."""
+    from embedhub.bench import scale
+    from embedhub.bench.report import portable
+    from embedhub.bench.runner import parse_positive_ints, split_names
+
+    command = " ".join(["embedhub", *sys.argv[1:]])
+    if remote:
+        options = scale.RemoteOptions(
+            model=remote_model, endpoint_counts=parse_positive_ints(remote_endpoints, "--remote-endpoints"),
+            texts=remote_texts, threads=remote_threads, command=command,
+        )  # fmt: skip
+        report = scale.run_remote(options, say=lambda line: typer.echo(line, err=True))
+        text, stem = scale.remote_markdown(report), "remote"
+    else:
+        default_budget, budgets = scale.parse_budgets(budget)
+        options = scale.ScaleOptions(
+            sizes=parse_positive_ints(sizes, "--sizes"), stores=split_names(stores), dims=dims,
+            queries=queries, exact_queries=exact_queries, exact_seconds=exact_seconds,
+            budget=default_budget, budgets=budgets, batch_rows=batch_rows,
+            work_dir=work_dir, command=command,
+        )  # fmt: skip
+        report = scale.run_scale(options, say=lambda line: typer.echo(line, err=True))
+        text, stem = scale.markdown(report), "scale"
+    typer.echo(text)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{stem}-results.json").write_text(
+            json.dumps(portable(report), indent=2) + "\n", encoding="utf-8"
+        )
+        (out / f"{stem}.md").write_text(f"Command: `{command}`\n\n{text}\n", encoding="utf-8")
+        typer.echo(f"written to {out / f'{stem}-results.json'} and {out / f'{stem}.md'}")
+        if not remote:
+            typer.echo(scale.plot(report, out / "scale.png"))
+
+
 @models_app.command("list")
 @user_errors
 def models_list(as_json: JsonOption = False) -> None:

@@ -190,6 +190,25 @@ class Settings(BaseSettings):
         description="Upload request size limit (all files of one request).",
     )
     ingest_workers: int = Field(default=1, ge=1, description="Files ingested at once by background jobs.")
+    ann_min_rows: int = Field(
+        default=50_000,
+        ge=1,
+        description=(
+            "Chunks a collection holds before an approximate (ANN) vector index is built after an "
+            "ingest; below it dense search is exact (fast enough: ~30 ms at 20k chunks of 384 dims "
+            "on 2 cores, docs/performance.md)."
+        ),
+    )
+    ann_ef: int = Field(
+        default=150,
+        ge=10,
+        le=32768,
+        description=(
+            "Candidates an ANN (HNSW) search keeps while walking the graph; higher: better recall, "
+            "slower. Chosen for recall@10 >= 0.95 (docs/performance.md, 'Scale'); Milvus raises it "
+            "to one per 100 chunks in a bigger collection (its one graph needs more as it grows)."
+        ),
+    )
     allow_server_folders: bool = Field(
         default=True, description="Allow the HTTP API to ingest folders on the server's own disk."
     )

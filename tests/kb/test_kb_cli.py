@@ -167,3 +167,29 @@ def test_kb_search_reranks_with_a_reranker_loaded_here(
     assert above.exit_code == 0 and json.loads(above.stdout)["results"] == []
     nothing = runner.invoke(app, [*search, "--rerank"])
     assert nothing.exit_code != 0 and "--reranker" in nothing.output
+
+
+def test_kb_index_builds_the_ann_index_and_search_can_stay_exact(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("EMBEDHUB_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    for index in range(6):
+        (corpus / f"n{index}.txt").write_text(f"Note {index} on particle number {index * 7}.")
+    assert runner.invoke(app, ["kb", "create", "notes", "--model", str(tiny_model_dir)]).exit_code == 0
+    added = runner.invoke(app, ["kb", "add", "notes", str(corpus), "--ann-min-rows", "100", "--json"])
+    assert added.exit_code == 0, added.output
+    info = json.loads(runner.invoke(app, ["kb", "info", "notes", "--json"]).stdout)
+    assert info["vector_index"]["type"] == "exact", "6 chunks are below --ann-min-rows 100"
+    # past a lowered threshold, the next ingest builds it
+    (corpus / "n6.txt").write_text("Note 6 on particle number 42.")
+    runner.invoke(app, ["kb", "add", "notes", str(corpus), "--ann-min-rows", "3"])
+    info = json.loads(runner.invoke(app, ["kb", "info", "notes", "--json"]).stdout)
+    assert info["vector_index"]["type"] == "IVF_HNSW_SQ" and info["vector_index"]["rows_indexed"] == 7
+    rebuilt = json.loads(runner.invoke(app, ["kb", "index", "notes", "--rebuild", "--json"]).stdout)
+    assert rebuilt["changed"] is True and rebuilt["vector_index"]["rows_at_training"] == 7
+    exact = runner.invoke(
+        app, ["kb", "search", "notes", "particle", "--mode", "dense", "--exact", "--local", "--json"]
+    )
+    assert exact.exit_code == 0, exact.output
+    assert len(json.loads(exact.stdout)["results"]) == 7

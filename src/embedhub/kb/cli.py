@@ -45,10 +45,26 @@ def _settings(backend: str | None = None) -> Settings:
     return settings.model_copy(update={"backend": backend}) if backend else settings
 
 
-def _knowledge_base():
+def _knowledge_base(settings: Settings | None = None):
     from embedhub.kb.collection import KnowledgeBase
 
-    return KnowledgeBase(Settings())
+    return KnowledgeBase(settings or Settings())
+
+
+AnnMinRowsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Build the ANN vector index once the collection holds this many chunks "
+        "[env: EMBEDHUB_ANN_MIN_ROWS; default 50000].",
+        min=1,
+        show_default=False,
+    ),
+]
+
+
+def _index_settings(ann_min_rows: int | None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"ann_min_rows": ann_min_rows}) if ann_min_rows else settings
 
 
 def _encoder_for(collection, backend: str | None = None):
@@ -173,13 +189,14 @@ def add(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
     sync: Annotated[bool, typer.Option("--sync", help="Remove documents whose files are gone.")] = False,
     glob: Annotated[str | None, typer.Option(help="Only files matching this glob (e.g. '*.md').")] = None,
+    ann_min_rows: AnnMinRowsOption = None,
     backend: BackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest files: unchanged ones are skipped, changed ones replaced, broken ones reported."""
     from embedhub.kb.ingest import Ingestor
 
-    collection = _knowledge_base().get(name)
+    collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
     encoder = _encoder_for(collection, backend)
     progress = None if as_json else _RichProgress()
     try:
@@ -242,6 +259,12 @@ def search(
     min_score: Annotated[
         float | None, typer.Option(help="Drop results whose reranker score is below this.")
     ] = None,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            "--exact", help="Dense side: compare with every stored vector, not the ANN index (slow)."
+        ),
+    ] = False,
     local: LocalOption = False,
     backend: LoadHereBackendOption = None,
     as_json: JsonOption = False,
@@ -256,7 +279,7 @@ def search(
         "path_glob": path_glob,
         "file_types": list(file_type or ()), "page_min": page_min, "page_max": page_max,
         "rerank": rerank or reranker is not None, "rerank_candidates": rerank_candidates,
-        "min_score": min_score,
+        "min_score": min_score, "exact": exact,
     }  # fmt: skip
     results = None
     if not local and reranker is None and backend is None:
@@ -341,6 +364,7 @@ def _search_here(
         request["query"], k=request["k"], mode=request["mode"], where=where, fusion=request["fusion"],
         per_document=request["per_document"], rerank=request["rerank"],
         rerank_candidates=request["rerank_candidates"], min_score=request["min_score"],
+        exact=request["exact"],
     )  # fmt: skip
     return [result.to_dict() for result in found]
 
@@ -604,6 +628,35 @@ def info(name: Annotated[str, typer.Argument(help="Collection name.")], as_json:
             typer.echo(f"{key}: {value}")
     for failure in details["failures"]:
         typer.echo(f"failed: {failure['path']}: {failure['error']}")
+
+
+@app.command("index")
+@user_errors
+def index(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Retrain the index from scratch (new partitions).")
+    ] = False,
+    ann_min_rows: AnnMinRowsOption = None,
+    force: Annotated[
+        bool, typer.Option("--force/--threshold", help="Build at any size, or only past --ann-min-rows.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Build or update the collection's ANN vector index now (ingests do it past
+    --ann-min-rows chunks); dense search then uses it, `kb search --exact` still scans."""
+    import time
+
+    collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
+    started = time.perf_counter()
+    changed = collection.maintain_index(force=force, rebuild=rebuild)
+    details = {"changed": changed, "seconds": round(time.perf_counter() - started, 3),
+               "vector_index": collection.store.vector_index_info()}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(details, ensure_ascii=False))
+        return
+    state = "updated" if changed else "already current"
+    typer.echo(f"{name}: vector index {state} in {details['seconds']} s: {details['vector_index']}")
 
 
 @app.command("remove")

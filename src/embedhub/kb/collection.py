@@ -18,7 +18,7 @@ from embedhub.errors import EmbedhubError, InvalidInputError
 from embedhub.kb.chunking import ChunkingOptions
 from embedhub.kb.lexical import ANALYZER_VERSION, Analyzer, chunk_terms
 from embedhub.kb.manifest import Manifest
-from embedhub.kb.store import Store, check_store, open_store
+from embedhub.kb.store import Store, VectorIndexOptions, check_store, open_store
 from embedhub.models.base import Encoder
 
 logger = logging.getLogger(__name__)
@@ -91,10 +91,12 @@ class Collection:
         config: CollectionConfig,
         cache: EmbeddingCache | None = None,
         store_token: str | None = None,
+        index_options: VectorIndexOptions | None = None,
     ) -> None:
         self.folder = folder
         self.config = config
         self.store_token = store_token
+        self.index_options = index_options or VectorIndexOptions()
         self.manifest = Manifest(folder / "manifest.sqlite")
         self.store: Store = self.open_store(config.store_folder, config.dimensions)
         self._own_cache = cache is None
@@ -104,7 +106,18 @@ class Collection:
     def open_store(self, store_folder: str, dimensions: int) -> Store:
         """The collection's store engine over one store folder (re-embedding opens a second)."""
         return open_store(self.config.store, self.folder / store_folder, dimensions,
-                          uri=self.config.store_uri, token=self.store_token)  # fmt: skip
+                          uri=self.config.store_uri, token=self.store_token,
+                          index_options=self.index_options)  # fmt: skip
+
+    def maintain_index(self, *, force: bool = False, rebuild: bool = False) -> bool:
+        """Bring the ANN vector index up to date after writes were committed (see the store's
+        `ensure_vector_index`: built past `Settings.ann_min_rows`, not on every small add)."""
+        started = time.perf_counter()
+        changed = self.store.ensure_vector_index(force=force, rebuild=rebuild)
+        if changed:
+            seconds = time.perf_counter() - started
+            logger.info("collection %s: vector index updated in %.1f s", self.name, seconds)
+        return changed
 
     @property
     def name(self) -> str:
@@ -143,6 +156,7 @@ class Collection:
             **asdict(self.config),
             **totals,
             "stored_chunks": self.store.count(),
+            "vector_index": self.store.vector_index_info(),
             "folder": str(self.folder),
         }
 
@@ -240,7 +254,10 @@ class KnowledgeBase:
         stored = json.loads(path.read_text())
         stored.setdefault("lexical_version", 1)
         config = CollectionConfig(**stored)
-        collection = Collection(folder, config, self.cache, store_token=self.settings.milvus_token)
+        collection = Collection(
+            folder, config, self.cache, store_token=self.settings.milvus_token,
+            index_options=VectorIndexOptions.from_settings(self.settings),
+        )  # fmt: skip
         if config.lexical_version != ANALYZER_VERSION:
             rows = collection.reanalyze()
             self.save_config(collection)

@@ -203,6 +203,7 @@ class Ingestor:
             raise
         if sync:
             self._sync(paths, {str(p) for p in files}, report)
+        self.collection.maintain_index()
         report.seconds = time.perf_counter() - started
         return report
 

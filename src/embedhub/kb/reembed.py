@@ -82,6 +82,7 @@ def reembed(
                 new_store.add(rows, vectors)
         if on_document is not None:
             on_document(position, len(records))
+    new_store.ensure_vector_index()  # before the switch: searches never meet a big store unindexed
     # every document is in the new store: switch atomically, then remove the old index
     config = collection.config
     old_folder = collection.folder / config.store_folder

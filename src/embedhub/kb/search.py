@@ -187,11 +187,13 @@ class Searcher:
         rerank: bool | None = None,
         rerank_candidates: int | None = None,
         min_score: float | None = None,
+        exact: bool = False,
     ) -> list[SearchResult]:
         """The best `k` chunks. With a reranker (`rerank` None means: when the Searcher has one),
         the best `rerank_candidates` fused chunks (default max(3k, 30)) are scored by it and
         ordered by that score, which becomes each result's `score` and `rerank_score`;
-        `min_score` drops results the reranker scored below it."""
+        `min_score` drops results the reranker scored below it. `exact` compares the query with
+        every stored vector instead of using the ANN index (to measure the index's recall)."""
         if mode not in MODES:
             raise InvalidInputError(f"unknown search mode {mode!r}; choose one of: {', '.join(MODES)}")
         if not query.strip():
@@ -216,7 +218,7 @@ class Searcher:
         fetch = candidates or max(k * 4, 50, pool_size if rerank else 0)
         rankings: dict[str, list[Hit]] = {}
         if mode in ("dense", "hybrid"):
-            rankings["dense"] = self._visible(self._dense(query, fetch, where), where)
+            rankings["dense"] = self._visible(self._dense(query, fetch, where, exact), where)
         if mode in ("lexical", "hybrid"):
             terms = " ".join(self.analyzer.terms(query))
             rankings["lexical"] = self._visible(
@@ -246,7 +248,7 @@ class Searcher:
             hits = one_per_document(hits, per_document)
         return [self._result(hit, query, rank, reranked) for rank, hit in enumerate(hits[:k], start=1)]
 
-    def _dense(self, query: str, fetch: int, where: SearchFilter) -> list[Hit]:
+    def _dense(self, query: str, fetch: int, where: SearchFilter, exact: bool = False) -> list[Hit]:
         if self.encoder is None:
             raise InvalidInputError("dense and hybrid search need the collection's model; use mode lexical")
         config = self.collection.config
@@ -254,7 +256,7 @@ class Searcher:
         vector = self.encoder.encode(
             [query], kind="query", instruction=instruction, dimensions=config.dimensions
         )
-        return self.collection.store.dense_search(vector.vectors[0], fetch, where)
+        return self.collection.store.dense_search(vector.vectors[0], fetch, where, exact=exact)
 
     def _visible(self, hits: list[Hit], where: SearchFilter) -> list[Hit]:
         """Only committed generations (an interrupted write is never seen), exact filter semantics."""

@@ -9,7 +9,7 @@ routes' `response_model`s: small objects, serialised through them.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
@@ -360,6 +360,11 @@ class SearchRequest(BaseModel):
     min_score: float | None = Field(
         default=None, description="Drop results whose reranker score is below this (needs rerank)."
     )
+    exact: bool = Field(
+        default=False,
+        description="Dense side: compare with every stored vector instead of the ANN index (slow on "
+        "big collections; for measuring the index's recall).",
+    )
 
 
 # Responses of the knowledge-base routes. Each mirrors what the route returns (a collection's
@@ -390,6 +395,10 @@ class CollectionInfo(BaseModel):
     chunks: int
     tokens: int
     stored_chunks: int = Field(description="Chunks in the vector store.")
+    vector_index: dict[str, Any] = Field(
+        description="What dense search runs on: `type` ('exact' below ann_min_rows chunks, else the ANN "
+        "index type), `rows_indexed`, and the build and search parameters."
+    )
     folder: str = Field(description="The collection's folder on the server.")
     owner: str | None = Field(
         default=None, description="The user who owns it (None: nobody; with accounts on, admins only)."

@@ -7,7 +7,7 @@ import importlib
 from pathlib import Path
 
 from embedhub.errors import InvalidInputError
-from embedhub.kb.store.base import ChunkRow, Hit, SearchFilter, Store
+from embedhub.kb.store.base import ChunkRow, Hit, SearchFilter, Store, VectorIndexOptions
 
 STORES = {
     "lancedb": "embedhub.kb.store.lance:LanceStore",
@@ -16,7 +16,10 @@ STORES = {
 #: stores that live elsewhere than the collection folder, so take a URI (and a token)
 REMOTE_STORES = {"milvus"}
 
-__all__ = ["REMOTE_STORES", "STORES", "ChunkRow", "Hit", "SearchFilter", "Store", "check_store", "open_store"]
+__all__ = [
+    "REMOTE_STORES", "STORES", "ChunkRow", "Hit", "SearchFilter", "Store", "VectorIndexOptions",
+    "check_store", "open_store",
+]  # fmt: skip
 
 
 def check_store(name: str, uri: str | None = None) -> None:
@@ -31,11 +34,20 @@ def check_store(name: str, uri: str | None = None) -> None:
 
 
 def open_store(
-    name: str, folder: Path, dimensions: int, uri: str | None = None, token: str | None = None
+    name: str,
+    folder: Path,
+    dimensions: int,
+    uri: str | None = None,
+    token: str | None = None,
+    index_options: VectorIndexOptions | None = None,
 ) -> Store:
     check_store(name, uri)
     module_name, class_name = STORES[name].split(":")
     store_class = getattr(importlib.import_module(module_name), class_name)
     if name in REMOTE_STORES:
-        return store_class(folder, dimensions, uri=uri, token=token)
-    return store_class(folder, dimensions)
+        store = store_class(folder, dimensions, uri=uri, token=token)
+    else:
+        store = store_class(folder, dimensions)
+    if index_options is not None:
+        store.index_options = index_options
+    return store

@@ -70,6 +70,19 @@ class SearchFilter:
         )
 
 
+@dataclass(frozen=True)
+class VectorIndexOptions:
+    """When a store builds its approximate (ANN) vector index and how it searches it
+    (`Settings.ann_min_rows`, `Settings.ann_ef`)."""
+
+    min_rows: int = 50_000
+    ef: int = 150
+
+    @classmethod
+    def from_settings(cls, settings) -> VectorIndexOptions:
+        return cls(min_rows=settings.ann_min_rows, ef=settings.ann_ef)
+
+
 @dataclass
 class Hit:
     row: ChunkRow
@@ -78,7 +91,13 @@ class Hit:
 
 
 class Store(ABC):
-    """Chunk storage for one collection."""
+    """Chunk storage for one collection.
+
+    Dense search is exact until the collection is big enough for an approximate index to pay
+    (`VectorIndexOptions.min_rows`); `ensure_vector_index`, called after ingests commit, builds it
+    and keeps it current, and `dense_search(..., exact=True)` still scans every row."""
+
+    index_options: VectorIndexOptions = VectorIndexOptions()
 
     @abstractmethod
     def add(self, rows: Sequence[ChunkRow], vectors: np.ndarray) -> None:
@@ -90,8 +109,20 @@ class Store(ABC):
         """Delete the chunks of documents (all, all but one generation, or one generation)."""
 
     @abstractmethod
-    def dense_search(self, vector: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
-        """Nearest chunks by cosine similarity (score = cosine)."""
+    def dense_search(
+        self, vector: np.ndarray, k: int, where: SearchFilter, *, exact: bool = False
+    ) -> list[Hit]:
+        """Nearest chunks by cosine similarity (score = cosine); through the ANN index when there
+        is one, unless `exact`."""
+
+    def ensure_vector_index(self, *, force: bool = False, rebuild: bool = False) -> bool:
+        """Build the ANN index once the store holds `index_options.min_rows` rows (`force`: at
+        any size), keep it current, retrain it with `rebuild`; True when it built or updated."""
+        return False
+
+    def vector_index_info(self) -> dict:
+        """What dense search runs on: the index type, rows indexed, build and search parameters."""
+        return {"type": "exact", "rows_indexed": 0}
 
     @abstractmethod
     def lexical_search(self, terms: str, k: int, where: SearchFilter) -> list[Hit]:

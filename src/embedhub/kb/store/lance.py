@@ -4,10 +4,16 @@ Lexical search uses LanceDB's BM25 full-text index over the pre-analysed `terms`
 whitespace tokenizer, so the segmentation (jieba for Chinese) is embedhub's. Rows added after the
 index was built are still searched (LanceDB scans unindexed fragments); the index is rebuilt
 when they are more than a small share of it (see `ensure_text_index`).
+
+Dense search is exact until the table holds `index_options.min_rows` rows; then an IVF_HNSW_SQ
+index is built (see `ensure_vector_index` for when, and for why that type and those parameters).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +27,16 @@ TEXT_INDEX = "terms_idx"
 REINDEX_MIN_ROWS = 256  # unindexed rows always tolerated before the full-text index is rebuilt
 REINDEX_SHARE = 0.05  # ... and beyond that, this share of the indexed rows
 REWRITE_BATCH = 4096  # rows whose terms are recomputed per commit when the analyzer changes
+VECTOR_INDEX = "vector_idx"
+VECTOR_INDEX_FILE = "vector-index.json"  # how and when the ANN index was last trained
+VECTOR_INDEX_TYPE = "IVF_HNSW_SQ"
+PARTITION_ROWS = 5_000  # rows per IVF partition at training (each partition is one HNSW graph)
+HNSW_M = 16  # graph neighbours per node
+HNSW_EF_CONSTRUCTION = 100  # candidates kept while inserting a node
+REFINE_FACTOR = 3  # k * 3 best candidates are re-scored with the full vectors
+APPEND_MIN_ROWS = 1024  # unindexed rows always tolerated before they are added to the index
+APPEND_SHARE = 0.10  # ... and beyond that, this share of the indexed rows
+RETRAIN_GROWTH = 1.5  # retrain (new partitions) once the table is this many times its size at training
 
 
 def _quote(value: str) -> str:
@@ -81,6 +97,7 @@ class LanceStore(Store):
             self.table = self.db.create_table(TABLE, schema=self.schema)
         self._columns = [name for name in self.schema.names if name != "vector"]
         self._has_index = any(index.name == TEXT_INDEX for index in self.table.list_indices())
+        self._index_state_path = folder / VECTOR_INDEX_FILE
 
     def add(self, rows: Sequence[ChunkRow], vectors: np.ndarray) -> None:
         if not rows:
@@ -118,16 +135,105 @@ class LanceStore(Store):
             hits.append(Hit(row, float(transform(record[score_key]))))
         return hits
 
-    def dense_search(self, vector: np.ndarray, k: int, where: SearchFilter) -> list[Hit]:
+    def dense_search(
+        self, vector: np.ndarray, k: int, where: SearchFilter, *, exact: bool = False
+    ) -> list[Hit]:
         if self.count() == 0:
             return []
         query = self.table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
         query = query.distance_type("cosine").limit(k)
+        state = self._index_state()
+        if exact or state is None:
+            query = query.bypass_vector_index()
+        else:
+            query = query.nprobes(state["num_partitions"]).ef(max(self.index_options.ef, k))
+            query = query.refine_factor(REFINE_FACTOR)
         clause = where_clause(where)
         if clause:
             query = query.where(clause, prefilter=True)
         records = query.select([*self._columns, "_distance"]).to_list()
         return self._rows(records, "_distance", lambda distance: 1.0 - distance)
+
+    # --- the ANN vector index -------------------------------------------------------------
+
+    def _index_state(self) -> dict | None:
+        """The last training's record, None when there is no vector index."""
+        if not self._index_state_path.exists():
+            return None
+        return json.loads(self._index_state_path.read_text())
+
+    def ensure_vector_index(self, *, force: bool = False, rebuild: bool = False) -> bool:
+        """Build, extend or retrain the IVF_HNSW_SQ index; called after ingests commit.
+
+        When: built once the table holds `index_options.min_rows` rows (or `force`). Rows added
+        later are searched anyway (LanceDB scans unindexed fragments exactly and merges them), so
+        they are folded into the index (`optimize`: no retraining) only once they exceed
+        max(APPEND_MIN_ROWS, APPEND_SHARE of the indexed rows); the index is retrained (new
+        partitions, new quantiser) when the table has grown RETRAIN_GROWTH times since the last
+        training, or with `rebuild`. Deleted rows are never returned (LanceDB's deletion files
+        apply to indexed rows too).
+
+        Why this type and these numbers: on planted clusters (docs/performance.md, "Scale") IVF_PQ
+        reached recall@10 0.80 at best (20k x 384; nprobes 50, refine 20), IVF_HNSW_SQ 0.98-0.99
+        with every partition probed, ef 150 and refine 3. IVF partitions cut such data badly (0.63
+        recall with half of them probed), so every partition is probed; and one HNSW graph loses
+        neighbours as it grows (100k rows: 0.64 in one partition, 0.86 in four of 25k, 0.985 in
+        twenty of 5k), so partitions stay small (PARTITION_ROWS). 8-bit scalar quantisation costs
+        ~3 points of recall until `REFINE_FACTOR` re-scores the best candidates with the full
+        vectors."""
+        rows = self.count()
+        state = self._index_state()
+        if rows == 0:
+            return False
+        if state is None:
+            if not force and rows < self.index_options.min_rows:
+                return False
+            return self._train_vector_index(rows)
+        if rebuild or rows >= RETRAIN_GROWTH * state["rows_at_training"]:
+            return self._train_vector_index(rows)
+        stats = self.table.index_stats(VECTOR_INDEX)
+        if stats is None:  # the index is gone (a table restored from elsewhere): train again
+            return self._train_vector_index(rows)
+        if stats.num_unindexed_rows <= max(APPEND_MIN_ROWS, APPEND_SHARE * stats.num_indexed_rows):
+            return False
+        self.table.optimize()
+        return True
+
+    def _train_vector_index(self, rows: int) -> bool:
+        partitions = max(1, math.ceil(rows / PARTITION_ROWS))
+        started = time.perf_counter()
+        self.table.create_index(
+            metric="cosine", vector_column_name="vector", index_type=VECTOR_INDEX_TYPE,
+            num_partitions=partitions, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
+            replace=True, name=VECTOR_INDEX,
+        )  # fmt: skip
+        state = {
+            "type": VECTOR_INDEX_TYPE,
+            "num_partitions": partitions,
+            "m": HNSW_M,
+            "ef_construction": HNSW_EF_CONSTRUCTION,
+            "rows_at_training": rows,
+            "trained_at": time.time(),
+            "build_seconds": round(time.perf_counter() - started, 3),
+        }
+        temporary = self._index_state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state))
+        temporary.replace(self._index_state_path)
+        return True
+
+    def vector_index_info(self) -> dict:
+        state = self._index_state()
+        if state is None:
+            return {"type": "exact", "rows_indexed": 0, "min_rows": self.index_options.min_rows}
+        stats = self.table.index_stats(VECTOR_INDEX)
+        return {
+            **state,
+            "rows_indexed": stats.num_indexed_rows if stats else 0,
+            "rows_unindexed": stats.num_unindexed_rows if stats else self.count(),
+            "search": {"nprobes": state["num_partitions"], "ef": self.index_options.ef,
+                       "refine_factor": REFINE_FACTOR},
+            "min_rows": self.index_options.min_rows,
+        }  # fmt: skip
 
     def ensure_text_index(self, force: bool = False) -> None:
         """Build the BM25 index, or rebuild it once the rows added since the last build are more

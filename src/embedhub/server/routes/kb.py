@@ -455,6 +455,7 @@ async def search(name: str, body: SearchRequest, allowed: Viewable, hub: ReadyHu
         rerank=body.rerank,
         rerank_candidates=body.rerank_candidates,
         min_score=body.min_score,
+        exact=body.exact,
     )
     return {
         "results": [
