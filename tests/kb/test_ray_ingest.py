@@ -224,3 +224,36 @@ def test_ray_without_ray_installed_says_how_to_install_it(tmp_path, monkeypatch)
     result = CliRunner().invoke(app, ["kb", "add", "anything", str(tmp_path), "--ray", "auto"])
     assert result.exit_code == 2
     assert "pip install 'embedhub[ray]'" in result.output
+
+
+def test_server_folder_on_ray_is_one_job_with_a_summary(
+    cluster, tiny_encoder, tiny_model_dir, ray_settings, tmp_path
+):
+    """POST /v1/collections/NAME/folders with `ray`: the whole folder is one job run on Ray."""
+    import httpx
+
+    from embedhub.kb.collection import KnowledgeBase
+    from embedhub.server.app import create_app
+    from tests.live_server import live_server
+    from tests.test_kb_api import wait_for_jobs
+
+    knowledge_base = KnowledgeBase(ray_settings)
+    create(knowledge_base, "served", tiny_encoder, tiny_model_dir)
+    knowledge_base.close()
+    corpus = write_corpus(tmp_path / "corpus", files=5)
+    app = create_app(ray_settings, encoders={"tiny": tiny_encoder})
+    with live_server(app, "/ready") as url, httpx.Client(base_url=url, timeout=60) as client:
+        answer = client.post(
+            "/v1/collections/served/folders", json={"path": str(corpus), "ray": cluster.address}
+        )
+        assert answer.status_code == 202, answer.text
+        (job,) = answer.json()["jobs"]
+        assert (job["kind"], job["ray"]) == ("folder", cluster.address)
+        (done,) = wait_for_jobs(client, "served", 1)
+        assert done["status"] == "done", done
+        assert done["outcome"] == "added 5, updated 0, skipped 0, failed 1" and done["progress"] == 1.0
+        assert done["summary"]["ray"]["actors"] >= 1 and done["summary"]["failures"][0]["path"].endswith(
+            ".pdf"
+        )
+        found = client.post("/v1/collections/served/search", json={"query": "detail of note 3", "k": 3})
+        assert found.status_code == 200 and found.json()["results"]

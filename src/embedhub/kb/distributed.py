@@ -241,8 +241,9 @@ class RayIngest:
         self.started = 0
         self.replaced = 0
 
-    def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False) -> IngestReport:
-        return self.writer.run(paths, glob, sync, self._distribute)
+    def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False,
+               exclude: Sequence[Path] = ()) -> IngestReport:  # fmt: skip
+        return self.writer.run(paths, glob, sync, self._distribute, exclude)
 
     # --- actors -------------------------------------------------------------------------------
     def _wanted_actors(self, ray) -> int:

@@ -428,13 +428,22 @@ class DocumentWriter:
         remove_documents(self.collection, [record.doc_id for record in gone])
         self.report.outcomes.extend(FileOutcome(record.path, "removed") for record in gone)
 
-    def run(self, paths: Sequence[Path], glob: str | None, sync: bool,
-            write_files: Callable[[list[Path]], None]) -> IngestReport:  # fmt: skip
-        """One ingest: gather the files, let `write_files` parse, embed and write them (in this
-        process, or on Ray workers), commit the last group, then (`sync`) remove what is gone."""
+    def run(
+        self,
+        paths: Sequence[Path],
+        glob: str | None,
+        sync: bool,
+        write_files: Callable[[list[Path]], None],
+        exclude: Iterable[Path] = (),
+    ) -> IngestReport:
+        """One ingest: gather the files (but `exclude`), let `write_files` parse, embed and write
+        them (in this process, or on Ray workers), commit the last group, then (`sync`) remove
+        what is gone."""
         started = time.perf_counter()
         self.report = report = IngestReport()
         files, unsupported = gather_files(paths, glob)
+        excluded = {str(path) for path in exclude}
+        files = [path for path in files if str(path) not in excluded]
         report.outcomes.extend(FileOutcome(str(p), "unsupported") for p in unsupported)
         self.progress.start(len(files))
         try:
