@@ -410,7 +410,7 @@ class CollectionDropped(BaseModel):
 class JobInfo(BaseModel):
     id: str
     collection: str
-    path: str = Field(description="The file on the server.")
+    path: str = Field(description="The file on the server (a folder job: the folder).")
     name: str
     status: str = Field(
         description="queued, parsing, embedding (active); done, failed, cancelled (finished)."
@@ -432,6 +432,10 @@ class JobInfo(BaseModel):
     kind: str = Field(default="file", description="file (one file) or folder (a folder ingested on Ray).")
     ray: str | None = Field(default=None, description="A folder job: the Ray address it runs on.")
     glob: str | None = None
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="A folder job: files left out (reached through a symlink leading outside the roots).",
+    )
     summary: dict | None = Field(
         default=None,
         description="A finished folder job: added, updated, skipped, failed (with the reasons), chunks, "
