@@ -30,6 +30,7 @@ import contextlib
 import os
 import socket
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -113,7 +114,9 @@ def _connect(ray, address: str, settings: Settings) -> None:
     address = address.strip()
     try:
         if address == "auto":  # a local Ray for this run (Ray's own "auto" means: find a running one)
-            with loopback_only():
+            with loopback_only(), warnings.catch_warnings():
+                # Ray starts its processes with fork+exec; lancedb warns about the fork alone
+                warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
                 ray.init(address="local", include_dashboard=False, num_cpus=settings.ray_num_cpus,
                          log_to_driver=False)  # fmt: skip
             return
@@ -133,24 +136,29 @@ def _connect(ray, address: str, settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def ray_connection(address: str, settings: Settings) -> Iterator:
+def ray_connection(address: str, settings: Settings, *, stay_connected: bool = False) -> Iterator:
     """Ray, connected for the duration: `auto` starts a local Ray (stopped at the end), an
     address joins that cluster (left running). A connection the caller opened before (a notebook,
-    a test) is used as it is and left open; concurrent ingests share one connection."""
+    a test) is used as it is and left open; concurrent ingests share one connection.
+
+    `stay_connected` (the server): the connection outlives the ingest and serves the next ones,
+    as Ray's own drivers do; this process then stays on that cluster until it exits (Ray stops a
+    local one at exit). A process that connected and disconnected a few times was seen to have its
+    new actors destroyed at once by Ray (as children of a driver it took for dead)."""
     global _connection_users, _connection_address
     ray = import_ray()
     with _connection_lock:
-        if _connection_users == 0 and ray.is_initialized():
-            owned = False
+        if _connection_address is None and ray.is_initialized():
+            owned = False  # the caller's own connection
         else:
             owned = True
-            if _connection_users == 0:
+            if _connection_address is None:
                 _connect(ray, address, settings)
                 _connection_address = address
             elif address != _connection_address:
                 raise EmbedhubError(
-                    f"an ingest on Ray at {_connection_address!r} is running in this process; "
-                    f"wait for it to finish before ingesting on {address!r}"
+                    f"this process is connected to Ray at {_connection_address!r}; an ingest on "
+                    f"{address!r} needs another process (restart the server to switch clusters)"
                 )
             _connection_users += 1
     try:
@@ -159,7 +167,7 @@ def ray_connection(address: str, settings: Settings) -> Iterator:
         if owned:
             with _connection_lock:
                 _connection_users -= 1
-                if _connection_users == 0:
+                if _connection_users == 0 and not stay_connected:
                     ray.shutdown()
                     _connection_address = None
 
@@ -204,6 +212,12 @@ class IngestActor:
 @dataclass
 class _Unit:
     files: list[tuple[str, str, bytes]] = field(default_factory=list)
+    #: a retry after a worker died: runs alone on an idle actor, so a death is the file's own
+    isolated: bool = False
+
+    @property
+    def weight(self) -> int:
+        return IN_FLIGHT_PER_ACTOR if self.isolated else 1
 
     @property
     def size(self) -> int:
@@ -229,8 +243,10 @@ class RayIngest:
         address: str | None = None,
         actors: int | None = None,
         should_stop: Callable[[], bool] | None = None,
+        stay_connected: bool = False,
     ) -> None:
         self.collection = collection
+        self.stay_connected = stay_connected
         self.settings = settings
         self.address = address or settings.ray_address or "auto"
         self.actor_count = actors or settings.ray_actors
@@ -271,7 +287,7 @@ class RayIngest:
         first = self._next_unit(pending)
         if first is None:
             return  # every file unchanged (or unreadable): Ray is not even started
-        with ray_connection(self.address, self.settings) as ray:
+        with ray_connection(self.address, self.settings, stay_connected=self.stay_connected) as ray:
             self._feed(ray, pending, first)
 
     def _feed(self, ray, pending: deque[Path], first: _Unit) -> None:
@@ -291,13 +307,13 @@ class RayIngest:
                     unit = retries.popleft() if retries else self._next_unit(pending)
                     if unit is None:
                         break
-                    actor = self._free_actor(ray, busy, wanted, in_flight)
+                    actor = self._free_actor(ray, busy, wanted, in_flight, unit.weight)
                     if actor is None:
                         retries.appendleft(unit)
                         break
                     ref = actor.prepare.remote(unit.files)
                     in_flight[ref] = (actor, unit)
-                    busy[actor] += 1
+                    busy[actor] += unit.weight
                 if not any(unit is not None for _, unit in in_flight.values()):
                     return  # nothing left to embed (only model loads may still be running)
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECONDS)
@@ -324,7 +340,7 @@ class RayIngest:
                         self.worker_pids[actor] = result  # a model loaded
                         continue
                     if actor in busy:
-                        busy[actor] -= 1
+                        busy[actor] -= unit.weight
                     self._write(unit, result)
         finally:
             for actor in self.actors:
@@ -352,16 +368,17 @@ class RayIngest:
             size += len(data)
         return unit if unit.files else None
 
-    def _free_actor(self, ray, busy: dict, wanted: int, in_flight: dict):
-        """The least busy actor with room for another unit, starting actors up to `wanted` as work
-        appears (a re-run with nothing changed starts none); None when all are full."""
+    def _free_actor(self, ray, busy: dict, wanted: int, in_flight: dict, weight: int):
+        """The least busy actor with room for a unit of this weight, starting actors up to
+        `wanted` as work appears (a re-run with nothing changed starts none); None when all are
+        too full."""
         if len(self.actors) < wanted and all(count > 0 for count in busy.values()):
             actor, load = self._start_actor(ray)
             self.actors.append(actor)
             busy[actor] = 0
             in_flight[load] = (actor, None)
         actor = min(self.actors, key=lambda candidate: busy[candidate])
-        return actor if busy[actor] < IN_FLIGHT_PER_ACTOR else None
+        return actor if busy[actor] + weight <= IN_FLIGHT_PER_ACTOR else None
 
     def _replace(self, ray, actor, busy: dict, in_flight: dict) -> None:
         """A dead actor: its other calls fail too (and are retried as they come back); a new actor
@@ -386,7 +403,7 @@ class RayIngest:
                 self.writer.fail(Path(path), digest, f"{Path(path).name}: the Ray worker ingesting it died "
                                  f"{attempts[path]} times (last: {reason})")  # fmt: skip
             else:
-                retries.append(_Unit([(path, digest, data)]))
+                retries.append(_Unit([(path, digest, data)], isolated=True))
 
     def _write(self, unit: _Unit, result) -> None:
         prepared, computed = result

@@ -387,7 +387,7 @@ class JobManager:
         from embedhub.kb.distributed import RayIngest
 
         runner = RayIngest(collection, self.settings, _FolderProgress(self, job), address=job.ray,
-                           should_stop=stop.is_set)  # fmt: skip
+                           should_stop=stop.is_set, stay_connected=True)  # fmt: skip
         summary = runner.ingest([Path(job.path)], glob=job.glob, exclude=[Path(p) for p in job.exclude])
         summary = {**summary.summary(), "ray": {"address": runner.address, "actors": runner.started,
                                                 "replaced": runner.replaced}}  # fmt: skip
