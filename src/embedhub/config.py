@@ -121,6 +121,26 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Tries of one remote request (over all endpoints) before it fails."
     )
 
+    # --- distributed ingestion (kb/distributed.py; the ray extra) ----------------------------
+    ray_address: str | None = Field(
+        default=None,
+        description=(
+            "Ingest on Ray (`kb add --ray`): 'auto' starts a local Ray on 127.0.0.1 for the run; "
+            "'HOST:PORT' joins a running cluster from a node of it, 'ray://HOST:PORT' through Ray "
+            "Client. Unset: files are ingested in this process."
+        ),
+    )
+    ray_actors: int | None = Field(
+        default=None, ge=1, description="Ray actors (model copies) an ingest starts (default: the "
+        "cluster's CPUs / ray_actor_cpus, at least 1).",
+    )  # fmt: skip
+    ray_actor_cpus: int = Field(
+        default=1, ge=1, description="CPUs each Ray ingest actor reserves, and its torch threads."
+    )
+    ray_num_cpus: int | None = Field(
+        default=None, ge=1, description="CPUs of the local Ray that `--ray auto` starts (default: all)."
+    )
+
     # --- the server -------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address to bind; loopback by default.")
     port: int = Field(default=8000, ge=0, le=65535)

@@ -191,23 +191,65 @@ def add(
     glob: Annotated[str | None, typer.Option(help="Only files matching this glob (e.g. '*.md').")] = None,
     ann_min_rows: AnnMinRowsOption = None,
     backend: BackendOption = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Parse, chunk and embed on Ray workers (pip install 'embedhub[ray]'): auto (a local "
+            "Ray for this run, 127.0.0.1 only), HOST:PORT (a cluster this machine is a node of) or "
+            "ray://HOST:PORT (Ray Client); 'off' ingests here. [env: EMBEDHUB_RAY_ADDRESS]",
+            show_default=False,
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option(
+            "--ray-actors",
+            min=1,
+            help="Model copies on the cluster (default: its CPUs / EMBEDHUB_RAY_ACTOR_CPUS). "
+            "[env: EMBEDHUB_RAY_ACTORS]",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest files: unchanged ones are skipped, changed ones replaced, broken ones reported."""
-    from embedhub.kb.ingest import Ingestor
+    settings = _settings(backend)
+    address = ray if ray is not None else settings.ray_address
+    if address is not None and address.strip().lower() in ("off", "none", ""):
+        address = None
+    if address is not None:
+        from embedhub.kb.distributed import import_ray
 
+        import_ray()  # without Ray: say how to install it before anything loads
     collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
-    encoder = _encoder_for(collection, backend)
     progress = None if as_json else _RichProgress()
+    runner = None
     try:
-        report = Ingestor(collection, encoder, progress).ingest(paths, glob=glob, sync=sync)
+        if address is None:
+            from embedhub.kb.ingest import Ingestor
+
+            encoder = _encoder_for(collection, backend)
+            report = Ingestor(collection, encoder, progress).ingest(paths, glob=glob, sync=sync)
+        else:
+            from embedhub.kb.distributed import RayIngest
+
+            runner = RayIngest(collection, settings, progress, address=address, actors=ray_actors)
+            report = runner.ingest(paths, glob=glob, sync=sync)
     finally:
         if progress is not None and progress.task is not None:
             progress.stop()
     summary = report.summary()
+    if runner is not None:
+        summary["ray"] = {"address": runner.address, "actors": runner.started, "replaced": runner.replaced}
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
+    if runner is not None:
+        typer.echo(
+            f"on Ray ({runner.address}): {runner.started} actor(s) started, "
+            f"{runner.replaced} replacing workers that died"
+        )
     typer.echo(
         f"added {summary['added']}, updated {summary['updated']}, skipped {summary['skipped']} (unchanged), "
         f"failed {summary['failed']}, removed {summary['removed']}, unsupported {summary['unsupported']}; "

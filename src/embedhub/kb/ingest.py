@@ -20,13 +20,13 @@ from typing import TypeVar
 
 import numpy as np
 
-from embedhub.engine.cache import embed_through_cache
+from embedhub.engine.cache import EmbeddingCache, embed_through_cache
 from embedhub.errors import EmbedhubError
-from embedhub.kb.chunking import Chunk, iter_chunks
+from embedhub.kb.chunking import Chunk, ChunkingOptions, iter_chunks
 from embedhub.kb.collection import Collection
 from embedhub.kb.lexical import chunk_terms
 from embedhub.kb.loaders import LoaderError, load_file, loader_for
-from embedhub.kb.loaders.base import detect_encoding
+from embedhub.kb.loaders.base import ExtractedDocument, detect_encoding
 from embedhub.kb.store import ChunkRow
 from embedhub.models.base import Encoder, finish
 
@@ -129,6 +129,119 @@ def gather_files(paths: Iterable[Path], glob: str | None = None) -> tuple[list[P
 
 
 @dataclass
+class ParsedFile:
+    """A file read and parsed, not yet chunked: the loader's text and what its manifest row says."""
+
+    path: Path
+    file_hash: str
+    size: int
+    extracted: ExtractedDocument
+    encoding: str | None
+
+    @property
+    def total_chars(self) -> int:
+        spans = self.extracted.spans
+        return max(1, spans[-1][1] if spans else 1)
+
+
+class FileFailedError(EmbedhubError):
+    """One file cannot be ingested (unreadable, unparsable, broken); the run goes on without it."""
+
+
+def parse_file(path: Path, data: bytes, digest: str) -> ParsedFile:
+    """Parse a file's bytes with the loader its extension names; a broken file is a
+    `FileFailedError` with the reason (what the report and the manifest record)."""
+    try:
+        extracted = load_file(path, data)
+        encoding = extracted.encoding
+        if encoding is None and extracted.file_type not in ("pdf", "docx"):
+            encoding = detect_encoding(data)  # text formats whose loader does not report it
+    except Exception as error:
+        raise FileFailedError(_parse_error(path, error)) from error
+    return ParsedFile(path, digest, len(data), extracted, encoding)
+
+
+def embed_chunks(
+    encoder: Encoder, chunks: Sequence[Chunk], cache: EmbeddingCache | None, dimensions: int
+) -> tuple[np.ndarray, int]:
+    """The stored vectors of chunks (heading path + text, as documents, cut to `dimensions`, unit
+    length) and how many were computed rather than found in the cache."""
+    inputs = encoder.tokenize([c.embedding_text() for c in chunks], kind="document", truncate=True)
+    raw, computed = embed_through_cache(encoder, inputs, cache)
+    return finish(raw, dimensions, True), computed
+
+
+@dataclass
+class PreparedDocument:
+    """A file parsed, chunked and embedded away from the store (on a Ray worker): everything the
+    writer needs to commit it, or the reason it failed."""
+
+    path: str
+    file_hash: str
+    size: int = 0
+    file_type: str = ""
+    pages: int | None = None
+    title: str | None = None
+    encoding: str | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    error: str | None = None
+
+
+class FileEmbedder:
+    """Parse, chunk and embed whole files with no store: what a Ray worker runs (kb/distributed.py).
+
+    The chunks of all the files given in one call are embedded together, `EMBED_CHUNKS` at a
+    time, as the in-process `Ingestor` batches small documents together."""
+
+    def __init__(self, encoder: Encoder, chunking: ChunkingOptions, dimensions: int,
+                 cache: EmbeddingCache | None = None) -> None:  # fmt: skip
+        self.encoder, self.chunking, self.dimensions, self.cache = encoder, chunking, dimensions, cache
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.encoder.content_ids(list(texts))] if texts else []
+
+    def prepare(self, files: Sequence[tuple[str, str, bytes]]) -> tuple[list[PreparedDocument], int]:
+        """(path, content hash, bytes) of each file -> its prepared document, in the same order,
+        and how many chunks were computed (the others came from the cache)."""
+        prepared: list[PreparedDocument] = []
+        for path_text, digest, data in files:
+            path = Path(path_text)
+            document = PreparedDocument(path_text, digest, len(data))
+            prepared.append(document)
+            try:
+                parsed = parse_file(path, data, digest)
+                document.chunks = list(iter_chunks(parsed.extracted, self.count_tokens, self.chunking))
+            except FileFailedError as error:
+                document.error = str(error)
+                continue
+            except (LoaderError, ValueError) as error:
+                document.error = _parse_error(path, error)
+                continue
+            extracted = parsed.extracted
+            document.file_type, document.pages, document.title = (
+                extracted.file_type, extracted.pages, extracted.title,
+            )  # fmt: skip
+            document.encoding = parsed.encoding
+        pairs = [(document, chunk) for document in prepared for chunk in document.chunks]
+        parts: dict[int, list[np.ndarray]] = {id(document): [] for document in prepared}
+        computed_total = 0
+        for start in range(0, len(pairs), EMBED_CHUNKS):
+            part = pairs[start : start + EMBED_CHUNKS]
+            vectors, computed = embed_chunks(self.encoder, [c for _, c in part], self.cache, self.dimensions)
+            for (document, _), vector in zip(part, vectors, strict=True):
+                parts[id(document)].append(vector)
+            computed_total += computed
+        for document in prepared:
+            if document.error is None:
+                vectors = parts[id(document)]
+                document.vectors = (
+                    np.stack(vectors) if vectors else np.zeros((0, self.dimensions), dtype=np.float32)
+                )
+        return prepared, computed_total
+
+
+@dataclass
 class _Document:
     """A document being written in the open generation."""
 
@@ -147,139 +260,62 @@ class _Document:
     finished: bool = False
 
 
-class Ingestor:
-    """Writes files into a collection in bounded memory.
+class DocumentWriter:
+    """The commit side of ingestion: documents' rows are written under one open generation and
+    committed in groups (manifest.py's protocol), wherever they were parsed and embedded. The
+    in-process `Ingestor` is a writer that also parses and embeds; the Ray driver
+    (kb/distributed.py) feeds a writer the `PreparedDocument`s its workers return.
 
-    A document is loaded whole (the loaders need its bytes), but its chunks are produced lazily
-    (`iter_chunks`) and embedded and stored `BATCH_CHUNKS` at a time, each batch one `store.add`
-    under the open generation (see manifest.py), so no more than a batch of chunks, token ids and
-    vectors is ever in memory. Small documents share a generation, committed once
-    `GROUP_DOCUMENTS` documents or `GROUP_CHUNKS` chunks are written (one store commit and one
-    manifest transaction per group instead of per file).
-
-    `should_stop` is polled before every batch: when it turns true, nothing more is embedded,
-    the open generation's rows are deleted (documents committed earlier stay, and a document's
-    previous version stays committed) and `IngestCancelled` is raised."""
+    Small documents share a generation, committed once `GROUP_DOCUMENTS` documents or
+    `GROUP_CHUNKS` chunks are written (one store commit and one manifest transaction per group
+    instead of per file). On a cancel or an error, `roll_back` deletes the open generation's rows:
+    documents committed earlier stay, and a document's previous version stays committed."""
 
     def __init__(
         self,
         collection: Collection,
-        encoder: Encoder,
         progress: Progress | None = None,
         *,
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
-        collection.check_encoder(encoder)
         self.collection = collection
-        self.encoder = encoder
         self.progress = progress or Progress()
         self.should_stop = should_stop or (lambda: False)
+        self.report = IngestReport()
         self._generation: int | None = None
         self._open: list[_Document] = []
-        self._batch: list[tuple[_Document, Chunk]] = []
         self._written_chunks = 0
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.encoder.content_ids(list(texts))] if texts else []
-
-    def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False) -> IngestReport:
-        started = time.perf_counter()
-        report = IngestReport()
-        files, unsupported = gather_files(paths, glob)
-        report.outcomes.extend(FileOutcome(str(p), "unsupported") for p in unsupported)
-        self.progress.start(len(files))
-        try:
-            for path in files:
-                self._check_stop()
-                self._ingest_file(path, report)
-                if (
-                    len(self._open) >= GROUP_DOCUMENTS
-                    or self._written_chunks + len(self._batch) >= GROUP_CHUNKS
-                ):
-                    self._commit(report)
-            self._commit(report)
-        except BaseException:
-            self._roll_back()
-            raise
-        if sync:
-            self._sync(paths, {str(p) for p in files}, report)
-        self.collection.maintain_index()
-        report.seconds = time.perf_counter() - started
-        return report
-
-    def _check_stop(self) -> None:
+    def check_stop(self) -> None:
         if self.should_stop():
             raise IngestCancelled("the ingest was cancelled; nothing of the unfinished files was kept")
 
-    def _ingest_file(self, path: Path, report: IngestReport, data: bytes | None = None) -> None:
-        doc_id = document_id(path)
-        try:
-            data = path.read_bytes() if data is None else data
-        except OSError as error:
-            self._fail(report, doc_id, path, None, f"cannot read the file: {error.strerror or error}")
-            return
-        digest = file_hash(data)
-        existing = self.collection.manifest.get(doc_id)
+    def unchanged(self, path: Path, digest: str) -> bool:
+        """Whether the committed version of this file has this content (then it is reported as
+        skipped and nothing more is done)."""
+        existing = self.collection.manifest.get(document_id(path))
         if existing and existing.file_hash == digest and existing.status == "done":
             outcome = FileOutcome(str(path), "skipped", existing.chunks, existing.tokens)
-            report.outcomes.append(outcome)
+            self.report.outcomes.append(outcome)
             self.progress.file_done(outcome)
-            return
-        self.progress.stage(path, "parsing")
-        try:
-            extracted = load_file(path, data)
-            encoding = extracted.encoding
-            if encoding is None and extracted.file_type not in ("pdf", "docx"):
-                encoding = detect_encoding(data)  # text formats whose loader does not report it
-        except EmbedhubError as error:
-            self._fail(report, doc_id, path, digest, str(error))
-            return
-        except Exception as error:
-            self._fail(report, doc_id, path, digest, _parse_error(path, error))
-            return
-        size = len(data)
-        del data  # the bytes are not needed any more; a 50 MB file should not be held twice
-        status = "updated" if existing and existing.generation is not None else "added"
-        document = _Document(doc_id, path, extracted.file_type, digest, size, extracted.pages,
-                             extracted.title, encoding, status)  # fmt: skip
-        document.total_chars = max(1, extracted.spans[-1][1] if extracted.spans else 1)
-        self._begin(document)
-        self.progress.stage(path, "embedding")
-        try:
-            for chunk in iter_chunks(extracted, self.count_tokens, self.collection.config.chunking):
-                self._batch.append((document, chunk))
-                document.chunks += 1
-                document.tokens += chunk.tokens
-                if len(self._batch) >= BATCH_CHUNKS:
-                    self._flush(report)
-        except (LoaderError, ValueError) as error:
-            # this document is broken; a cancel, a stopped queue or a model error stops the run
-            self._drop_document(document)
-            self._fail(report, doc_id, path, digest, _parse_error(path, error))
-            return
-        document.finished = True
+            return True
+        return False
 
-    def _begin(self, document: _Document) -> None:
+    def begin_document(self, path: Path, digest: str, size: int, file_type: str, pages: int | None,
+                       title: str | None, encoding: str | None) -> _Document:  # fmt: skip
+        """Open a document in the current generation (started if none is open)."""
+        doc_id = document_id(path)
+        existing = self.collection.manifest.get(doc_id)
+        status = "updated" if existing and existing.generation is not None else "added"
+        document = _Document(doc_id, path, file_type, digest, size, pages, title, encoding, status)
         if self._generation is None:
             self._generation = self.collection.manifest.next_generation()
         self.collection.manifest.begin(self._generation, [document.doc_id])
         self._open.append(document)
+        return document
 
-    def _flush(self, report: IngestReport) -> None:
-        """Embed and store the current batch (one `store.add` of the open generation)."""
-        if not self._batch:
-            return
-        self._check_stop()
-        batch, self._batch = self._batch, []
-        parts = []
-        for start in range(0, len(batch), EMBED_CHUNKS):
-            part = batch[start : start + EMBED_CHUNKS]
-            parts.append(self._embed([chunk for _, chunk in part], report))
-            self._check_stop()  # a cancel during the forward pass: do not write what it produced
-            document, chunk = part[-1]
-            fraction = min(1.0, chunk.char_end / document.total_chars)
-            self.progress.embedded(document.path, chunk.index + 1, fraction)
-        vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    def store(self, pairs: Sequence[tuple[_Document, Chunk]], vectors: np.ndarray) -> None:
+        """Write chunks of open documents with their vectors (one `store.add` of the generation)."""
         generation, analyzer = self._generation, self.collection.config.analyzer
         rows = [
             ChunkRow(
@@ -298,24 +334,37 @@ class Ingestor:
                 heading_path=chunk.heading_path,
                 content_hash=chunk.content_hash,
             )
-            for document, chunk in batch
+            for document, chunk in pairs
         ]
         self.collection.store.add(rows, vectors)
         self._written_chunks += len(rows)
 
-    def _embed(self, chunks: list[Chunk], report: IngestReport) -> np.ndarray:
-        inputs = self.encoder.tokenize([c.embedding_text() for c in chunks], kind="document", truncate=True)
-        raw, computed = embed_through_cache(self.encoder, inputs, self.collection.cache)
-        report.embedded_chunks += computed
-        report.cached_chunks += len(chunks) - computed
-        size = self.collection.config.dimensions
-        return finish(raw, size, True)
+    def group_full(self, pending_chunks: int = 0) -> bool:
+        return len(self._open) >= GROUP_DOCUMENTS or self._written_chunks + pending_chunks >= GROUP_CHUNKS
 
-    def _commit(self, report: IngestReport) -> None:
+    def write(self, prepared: PreparedDocument) -> None:
+        """Write and (with its group) commit a document prepared elsewhere; a failed one is
+        recorded as failed. Rows go to the store `BATCH_CHUNKS` at a time."""
+        path = Path(prepared.path)
+        if prepared.error is not None:
+            self.fail(path, prepared.file_hash, prepared.error)
+            return
+        self.check_stop()
+        document = self.begin_document(path, prepared.file_hash, prepared.size, prepared.file_type,
+                                       prepared.pages, prepared.title, prepared.encoding)  # fmt: skip
+        for start in range(0, len(prepared.chunks), BATCH_CHUNKS):
+            chunks = prepared.chunks[start : start + BATCH_CHUNKS]
+            self.store([(document, chunk) for chunk in chunks], prepared.vectors[start : start + len(chunks)])
+        document.chunks = len(prepared.chunks)
+        document.tokens = sum(chunk.tokens for chunk in prepared.chunks)
+        document.finished = True
+        if self.group_full():
+            self.commit()
+
+    def commit(self) -> None:
         """Make every finished document of the open generation the committed version."""
         if self._generation is None:
             return
-        self._flush(report)
         manifest, store = self.collection.manifest, self.collection.store
         generation, group = self._generation, [d for d in self._open if d.finished]
         manifest.commit(
@@ -342,33 +391,32 @@ class Ingestor:
         self._generation, self._open, self._written_chunks = None, [], 0
         for document in group:
             outcome = FileOutcome(str(document.path), document.status, document.chunks, document.tokens)
-            report.outcomes.append(outcome)
+            self.report.outcomes.append(outcome)
             self.progress.file_done(outcome)
 
-    def _drop_document(self, document: _Document) -> None:
+    def drop_document(self, document: _Document) -> None:
         """Delete one document's rows of the open generation (its previous version stays)."""
-        self._batch = [(d, c) for d, c in self._batch if d is not document]
         self._open = [d for d in self._open if d is not document]
         generation = self._generation
         self.collection.store.delete_documents([document.doc_id], only_generation=generation)
         self.collection.manifest.clear_pending([(document.doc_id, generation)])
 
-    def _roll_back(self) -> None:
+    def roll_back(self) -> None:
         """Cancelled or broken run: delete everything of the open generation."""
-        self._batch = []
         for document in list(self._open):
             # on failure the pending marks stay and the collection's recovery finishes it on next open
             with contextlib.suppress(Exception):
-                self._drop_document(document)
+                self.drop_document(document)
         self._generation, self._open, self._written_chunks = None, [], 0
 
-    def _fail(self, report: IngestReport, doc_id: str, path: Path, digest: str | None, error: str) -> None:
-        self.collection.manifest.record_failure(doc_id, str(path), digest, error)
+    def fail(self, path: Path, digest: str | None, error: str) -> None:
+        self.collection.manifest.record_failure(document_id(path), str(path), digest, error)
         outcome = FileOutcome(str(path), "failed", error=error)
-        report.outcomes.append(outcome)
+        self.report.outcomes.append(outcome)
         self.progress.file_done(outcome)
 
-    def _sync(self, paths: Sequence[Path], present: set[str], report: IngestReport) -> None:
+    def sync(self, paths: Sequence[Path], present: set[str]) -> None:
+        """Remove the documents under these paths whose files are gone."""
         roots = [str(p.expanduser().resolve()) for p in paths]
         gone = [
             record
@@ -378,7 +426,148 @@ class Ingestor:
             and not Path(record.path).exists()
         ]
         remove_documents(self.collection, [record.doc_id for record in gone])
-        report.outcomes.extend(FileOutcome(record.path, "removed") for record in gone)
+        self.report.outcomes.extend(FileOutcome(record.path, "removed") for record in gone)
+
+    def run(
+        self,
+        paths: Sequence[Path],
+        glob: str | None,
+        sync: bool,
+        write_files: Callable[[list[Path]], None],
+        exclude: Iterable[Path] = (),
+    ) -> IngestReport:
+        """One ingest: gather the files (but `exclude`), let `write_files` parse, embed and write
+        them (in this process, or on Ray workers), commit the last group, then (`sync`) remove
+        what is gone."""
+        started = time.perf_counter()
+        self.report = report = IngestReport()
+        files, unsupported = gather_files(paths, glob)
+        excluded = {str(path) for path in exclude}
+        files = [path for path in files if str(path) not in excluded]
+        report.outcomes.extend(FileOutcome(str(p), "unsupported") for p in unsupported)
+        self.progress.start(len(files))
+        try:
+            write_files(files)
+            self.commit()
+        except BaseException:
+            self.roll_back()
+            raise
+        if sync:
+            self.sync(paths, {str(p) for p in files})
+        self.collection.maintain_index()
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+class Ingestor(DocumentWriter):
+    """Ingests files in this process, in bounded memory.
+
+    A document is loaded whole (the loaders need its bytes), but its chunks are produced lazily
+    (`iter_chunks`) and embedded and stored `BATCH_CHUNKS` at a time, each batch one `store.add`
+    under the open generation (see manifest.py), so no more than a batch of chunks, token ids and
+    vectors is ever in memory; the chunks of small documents share a batch.
+
+    `should_stop` is polled before every batch: when it turns true, nothing more is embedded,
+    the open generation's rows are deleted (documents committed earlier stay, and a document's
+    previous version stays committed) and `IngestCancelled` is raised."""
+
+    def __init__(
+        self,
+        collection: Collection,
+        encoder: Encoder,
+        progress: Progress | None = None,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        collection.check_encoder(encoder)
+        super().__init__(collection, progress, should_stop=should_stop)
+        self.encoder = encoder
+        self._batch: list[tuple[_Document, Chunk]] = []
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.encoder.content_ids(list(texts))] if texts else []
+
+    def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False) -> IngestReport:
+        return self.run(paths, glob, sync, self._ingest_files)
+
+    def _ingest_files(self, files: list[Path]) -> None:
+        for path in files:
+            self.check_stop()
+            self._ingest_file(path)
+            if self.group_full(len(self._batch)):
+                self.commit()
+
+    def _ingest_file(self, path: Path, data: bytes | None = None) -> None:
+        try:
+            data = path.read_bytes() if data is None else data
+        except OSError as error:
+            self.fail(path, None, f"cannot read the file: {error.strerror or error}")
+            return
+        digest = file_hash(data)
+        if self.unchanged(path, digest):
+            return
+        self.progress.stage(path, "parsing")
+        try:
+            parsed = parse_file(path, data, digest)
+        except FileFailedError as error:
+            self.fail(path, digest, str(error))
+            return
+        del data  # the bytes are not needed any more; a 50 MB file should not be held twice
+        extracted = parsed.extracted
+        document = self.begin_document(path, digest, parsed.size, extracted.file_type, extracted.pages,
+                                       extracted.title, parsed.encoding)  # fmt: skip
+        document.total_chars = parsed.total_chars
+        self.progress.stage(path, "embedding")
+        try:
+            for chunk in iter_chunks(extracted, self.count_tokens, self.collection.config.chunking):
+                self._batch.append((document, chunk))
+                document.chunks += 1
+                document.tokens += chunk.tokens
+                if len(self._batch) >= BATCH_CHUNKS:
+                    self._flush()
+        except (LoaderError, ValueError) as error:
+            # this document is broken; a cancel, a stopped queue or a model error stops the run
+            self.drop_document(document)
+            self.fail(path, digest, _parse_error(path, error))
+            return
+        document.finished = True
+
+    def _flush(self) -> None:
+        """Embed and store the current batch (one `store.add` of the open generation)."""
+        if not self._batch:
+            return
+        self.check_stop()
+        batch, self._batch = self._batch, []
+        parts = []
+        for start in range(0, len(batch), EMBED_CHUNKS):
+            part = batch[start : start + EMBED_CHUNKS]
+            parts.append(self._embed([chunk for _, chunk in part]))
+            self.check_stop()  # a cancel during the forward pass: do not write what it produced
+            document, chunk = part[-1]
+            fraction = min(1.0, chunk.char_end / document.total_chars)
+            self.progress.embedded(document.path, chunk.index + 1, fraction)
+        vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self.store(batch, vectors)
+
+    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
+        config = self.collection.config
+        vectors, computed = embed_chunks(self.encoder, chunks, self.collection.cache, config.dimensions)
+        self.report.embedded_chunks += computed
+        self.report.cached_chunks += len(chunks) - computed
+        return vectors
+
+    def commit(self) -> None:
+        if self._generation is not None:
+            self._flush()
+        super().commit()
+
+    def drop_document(self, document: _Document) -> None:
+        self._batch = [(d, c) for d, c in self._batch if d is not document]
+        super().drop_document(document)
+
+    def roll_back(self) -> None:
+        self._batch = []
+        super().roll_back()
 
 
 def _parse_error(path: Path, error: Exception) -> str:

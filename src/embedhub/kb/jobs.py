@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from embedhub.config import Settings
 from embedhub.engine.queue import QueueStopped, SubmitCancelled
 from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.errors import EmbedhubError
@@ -75,6 +76,14 @@ class Job:
     cancel_requested: bool = False
     #: times the job was re-queued after a server restart
     resumed: int = 0
+    #: "file" (one file, in this process) or "folder" (a whole folder on Ray, kb/distributed.py)
+    kind: str = "file"
+    #: a folder job: the Ray address, the glob, files left out (reached through a symlink leading
+    #: outside the allowed roots), and what the ingest did (`IngestReport.summary`) once done
+    ray: str | None = None
+    glob: str | None = None
+    exclude: list[str] = field(default_factory=list)
+    summary: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +98,22 @@ class _JobProgress(Progress):
 
     def embedded(self, path: Path, chunks: int, fraction: float) -> None:
         self.manager._update(self.job, chunks=chunks, progress=round(fraction, 4))
+
+
+class _FolderProgress(Progress):
+    """A folder job's progress: the share of its files done and the chunks written so far."""
+
+    def __init__(self, manager: JobManager, job: Job) -> None:
+        self.manager, self.job, self.total, self.done, self.chunks = manager, job, 1, 0, 0
+
+    def start(self, files: int) -> None:
+        self.total = max(1, files)
+        self.manager._update(self.job, status="embedding")
+
+    def file_done(self, outcome: FileOutcome) -> None:
+        self.done += 1
+        self.chunks += outcome.chunks if outcome.status in ("added", "updated") else 0
+        self.manager._update(self.job, chunks=self.chunks, progress=round(self.done / self.total, 4))
 
 
 class _JobStore:
@@ -140,8 +165,10 @@ class JobManager:
         workers: int = 1,
         *,
         store_path: Path | None = None,
+        settings: Settings | None = None,
     ):
         self.knowledge_base = knowledge_base
+        self.settings = settings or knowledge_base.settings
         self.encoder_for = encoder_for
         self.jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embedhub-ingest")
@@ -171,7 +198,7 @@ class JobManager:
                 self.jobs[job.id] = job
             if job.status not in ACTIVE:
                 continue
-            if not Path(job.path).is_file():
+            if not (Path(job.path).is_dir() if job.kind == "folder" else Path(job.path).is_file()):
                 self._update(
                     job,
                     status="failed",
@@ -191,6 +218,23 @@ class JobManager:
         if self._closing.is_set():
             raise QueueStopped("the server is shutting down; submit the file again after it restarts")
         job = Job(id=uuid.uuid4().hex[:12], collection=collection, path=str(path), name=name or path.name)
+        with self._lock:
+            job.sequence = next(self._counter)
+            self.jobs[job.id] = job
+            self._changed.notify_all()
+        self._save(job)
+        self._pool.submit(self._run, job)
+        return job
+
+    def submit_folder(self, collection: str, folder: Path, *, ray: str, glob: str | None = None,
+                      exclude: list[Path] | None = None) -> Job:  # fmt: skip
+        """One job that ingests a whole folder on Ray (kb/distributed.py): its workers parse and
+        embed, this process commits; `progress` is the share of the folder's files done."""
+        if self._closing.is_set():
+            raise QueueStopped("the server is shutting down; submit the folder again after it restarts")
+        job = Job(id=uuid.uuid4().hex[:12], collection=collection, path=str(folder),
+                  name=folder.name or str(folder), kind="folder", ray=ray, glob=glob,
+                  exclude=[str(path) for path in exclude or ()])  # fmt: skip
         with self._lock:
             job.sequence = next(self._counter)
             self.jobs[job.id] = job
@@ -262,7 +306,7 @@ class JobManager:
         job = self.get(job_id)
         if job.status not in ("failed", "cancelled"):
             raise JobError(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
-        if job.status == "cancelled" and not Path(job.path).is_file():
+        if job.status == "cancelled" and job.kind == "file" and not Path(job.path).is_file():
             raise JobError(f"job {job_id} was cancelled and its uploaded file was removed; upload it again")
         self._update(job, status="queued", error=None, cancel_requested=False, progress=0.0)
         self._pool.submit(self._run, job)
@@ -288,6 +332,8 @@ class JobManager:
     def _remove_upload(self, job: Job) -> None:
         """A cancelled upload (a file in the collection's uploads folder) leaves nothing behind,
         unless a committed version of the document still uses the file."""
+        if job.kind != "file":
+            return  # a folder on the server's disk is never removed
         try:
             collection = self.knowledge_base.get(job.collection)
         except EmbedhubError:
@@ -313,6 +359,9 @@ class JobManager:
                 if stop.is_set():
                     raise IngestCancelled("cancelled before it started")
                 collection = self.knowledge_base.get(job.collection)
+                if job.kind == "folder":
+                    self._run_folder(job, collection, stop)
+                    return
                 encoder = self.encoder_for(collection.config.model)
                 if isinstance(encoder, ScheduledEncoder):
                     encoder = encoder.with_stop(stop.is_set)
@@ -333,6 +382,18 @@ class JobManager:
         else:
             self._update(job, status="done", chunks=outcome.chunks, tokens=outcome.tokens,
                          outcome=outcome.status, progress=1.0)  # fmt: skip
+
+    def _run_folder(self, job: Job, collection, stop: threading.Event) -> None:
+        from embedhub.kb.distributed import RayIngest
+
+        runner = RayIngest(collection, self.settings, _FolderProgress(self, job), address=job.ray,
+                           should_stop=stop.is_set, stay_connected=True)  # fmt: skip
+        summary = runner.ingest([Path(job.path)], glob=job.glob, exclude=[Path(p) for p in job.exclude])
+        summary = {**summary.summary(), "ray": {"address": runner.address, "actors": runner.started,
+                                                "replaced": runner.replaced}}  # fmt: skip
+        counts = ", ".join(f"{key} {summary[key]}" for key in ("added", "updated", "skipped", "failed"))
+        self._update(job, status="done", chunks=summary["chunks"], tokens=summary["tokens"],
+                     outcome=counts, progress=1.0, summary=summary)  # fmt: skip
 
     def _stopped(self, job: Job, error: Exception) -> None:
         if job.cancel_requested:

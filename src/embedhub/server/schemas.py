@@ -332,6 +332,12 @@ class CollectionCreate(BaseModel):
 class FolderRequest(BaseModel):
     path: str = Field(description="A folder (or file) on the server's disk.")
     glob: str | None = None
+    ray: str | None = Field(
+        default=None,
+        description="Ingest the folder on Ray (the server needs the ray extra): 'auto' (a local Ray "
+        "for this job, 127.0.0.1 only), 'HOST:PORT' or 'ray://HOST:PORT'. One job then covers the "
+        "whole folder (its progress is the share of files done) instead of one job per file.",
+    )
 
 
 class SearchRequest(BaseModel):
@@ -419,7 +425,7 @@ class CollectionDropped(BaseModel):
 class JobInfo(BaseModel):
     id: str
     collection: str
-    path: str = Field(description="The file on the server.")
+    path: str = Field(description="The file on the server (a folder job: the folder).")
     name: str
     status: str = Field(
         description="queued, parsing, embedding (active); done, failed, cancelled (finished)."
@@ -438,6 +444,18 @@ class JobInfo(BaseModel):
     attempts: int
     cancel_requested: bool = Field(description="A cancel was asked for and the job is rolling back.")
     resumed: int = Field(description="Times the job was re-queued after a server restart.")
+    kind: str = Field(default="file", description="file (one file) or folder (a folder ingested on Ray).")
+    ray: str | None = Field(default=None, description="A folder job: the Ray address it runs on.")
+    glob: str | None = None
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="A folder job: files left out (reached through a symlink leading outside the roots).",
+    )
+    summary: dict | None = Field(
+        default=None,
+        description="A finished folder job: added, updated, skipped, failed (with the reasons), chunks, "
+        "tokens, and the Ray actors it used.",
+    )
 
 
 class JobList(BaseModel):

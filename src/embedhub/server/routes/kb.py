@@ -222,7 +222,12 @@ async def register_folder(name: str, body: FolderRequest, allowed: Editable, gua
             403, "server-side folders are disabled (EMBEDHUB_ALLOW_SERVER_FOLDERS=0)", "permission_error"
         )
     collection = allowed.collection
-    hub.get(collection.config.model)
+    if body.ray is None:
+        hub.get(collection.config.model)  # on Ray, the workers load the model
+    else:
+        from embedhub.kb.distributed import import_ray
+
+        import_ray()  # without Ray installed: a 400 naming the extra
     path = Path(body.path).expanduser()
     roots = check_folder(settings, path, body.path)
     if not path.exists():
@@ -230,8 +235,13 @@ async def register_folder(name: str, body: FolderRequest, allowed: Editable, gua
     files, unsupported = await asyncio.to_thread(gather_files, [path], body.glob)
     refused = [file for file in files if roots is not None and not is_within(file, roots)]
     skip = set(refused)
-    submitted = [jobs.submit(name, file).to_dict() for file in files if file not in skip]
-    guard.record(allowed.principal, "add_folder", name, f"{path} ({len(submitted)} files)")
+    if body.ray is not None:
+        job = jobs.submit_folder(name, path.resolve(), ray=body.ray, glob=body.glob, exclude=refused)
+        submitted = [job.to_dict()]
+        guard.record(allowed.principal, "add_folder", name, f"{path} (on Ray)")
+    else:
+        submitted = [jobs.submit(name, file).to_dict() for file in files if file not in skip]
+        guard.record(allowed.principal, "add_folder", name, f"{path} ({len(submitted)} files)")
     return {
         "jobs": submitted,
         "unsupported": [str(p) for p in unsupported],
