@@ -150,6 +150,32 @@ class Settings(BaseSettings):
     allow_public: bool = Field(
         default=False, description="Allow binding a non-loopback address without any API key."
     )
+    accounts: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description=(
+            "User accounts (sign-in, per-user API keys, private collections): 'auto' turns them on "
+            "when the server is bound to a non-loopback address and leaves them off on loopback "
+            "(a single user, no sign-in); 'on' or 'off' decide explicitly."
+        ),
+    )
+    session_lifetime: int = Field(
+        default=12 * 3600,
+        ge=60,
+        description="Seconds a sign-in lasts (absolute, from the sign-in; the cookie's Max-Age).",
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins per account and per client address before they are slowed down.",
+    )
+    login_window: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "Seconds failed sign-ins are remembered; beyond login_max_failures each further attempt "
+            "waits twice as long as the last (1 s, 2 s, 4 s, ...), never longer than this window."
+        ),
+    )
     max_items_per_request: int = Field(default=2048, ge=1, description="Inputs in one request at most.")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="Request body size limit.")
     max_input_tokens: int | None = Field(
@@ -251,6 +277,13 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def accounts_enabled(self) -> bool:
+        """Whether sign-in and per-collection access apply ('auto': on for a non-loopback bind)."""
+        if self.accounts == "auto":
+            return not is_loopback(self.host)
+        return self.accounts == "on"
 
 
 def _split_list(value: Any, separator: str) -> Any:

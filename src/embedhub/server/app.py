@@ -3,6 +3,7 @@ once and /ready (and the embedding routes, with 503) tell clients when the servi
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from embedhub import __version__
+from embedhub.accounts.guard import CollectionGuard
+from embedhub.accounts.store import AccountStore
+from embedhub.accounts.throttle import SignInThrottle
 from embedhub.config import Settings, prefer_passive_openmp_waiting
 from embedhub.engine.hub import EncoderFactory, ModelHub, RerankerFactory
 from embedhub.engine.scheduled import ScheduledEncoder
@@ -23,9 +27,14 @@ from embedhub.models.reranker import Reranker
 from embedhub.server.discovery import announced
 from embedhub.server.errors import install_error_handlers
 from embedhub.server.metrics import Metrics
-from embedhub.server.routes import kb, openai, ops, rerank
+from embedhub.server.routes import auth, kb, openai, ops, rerank
 from embedhub.server.security import BodySizeLimit
 
+logger = logging.getLogger(__name__)
+FIRST_ADMIN_HINT = (
+    "accounts are on and no admin exists yet: create the first one on this machine with "
+    "`embedhub users add NAME --role admin` (same EMBEDHUB_HOME), then sign in"
+)
 UI_FOLDER = Path(__file__).resolve().parents[1] / "ui" / "static"
 
 
@@ -73,6 +82,12 @@ def create_app(
         app.state.stopping = threading.Event()
         knowledge_base = KnowledgeBase(settings)
         app.state.knowledge_base = knowledge_base
+        accounts = AccountStore.for_home(settings.home) if settings.accounts_enabled else None
+        app.state.accounts = accounts
+        app.state.guard = CollectionGuard(knowledge_base, accounts)
+        app.state.sign_in_throttle = SignInThrottle(settings.login_max_failures, settings.login_window)
+        if accounts is not None and not accounts.has_admin():
+            logger.warning(FIRST_ADMIN_HINT)
         app.state.jobs = JobManager(
             knowledge_base,
             encoder_for,
@@ -101,6 +116,8 @@ def create_app(
             app.state.stopping.set()
             app.state.jobs.close()
             knowledge_base.close()
+            if accounts is not None:
+                accounts.close()
             hub.close()
 
     app = FastAPI(
@@ -119,6 +136,8 @@ def create_app(
     app.include_router(rerank.router)
     app.include_router(rerank.tei_router)
     app.include_router(ops.router)
+    app.include_router(auth.router)
+    app.include_router(auth.accounts_router)
     app.include_router(kb.router)
     _mount_api_docs(app)
     app.mount("/", StaticFiles(directory=UI_FOLDER, html=True), name="ui")

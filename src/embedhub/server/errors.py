@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import orjson
 from fastapi import FastAPI, Request
@@ -10,6 +11,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from embedhub.accounts.errors import (
+    AccessDeniedError,
+    AccountExistsError,
+    AccountNotFoundError,
+    AuthenticationError,
+    SignInThrottledError,
+)
 from embedhub.engine.hub import NoRerankerError
 from embedhub.engine.queue import Overloaded, QueueStopped
 from embedhub.errors import (
@@ -29,7 +37,7 @@ from embedhub.kb.uploads import UploadConflictError
 
 logger = logging.getLogger(__name__)
 ERRORS_DOC = {
-    status: {"description": "OpenAI-format error"} for status in (400, 401, 404, 413, 422, 429, 503)
+    status: {"description": "OpenAI-format error"} for status in (400, 401, 403, 404, 413, 422, 429, 503)
 }
 
 
@@ -72,6 +80,11 @@ _DOMAIN: list[tuple[type[Exception], int, str, str | None, str | None]] = [
     (InvalidInputError, 400, "invalid_request_error", "invalid_input", "input"),
     (NoRerankerError, 404, "invalid_request_error", "reranker_not_loaded", "model"),
     (UnknownModelError, 404, "invalid_request_error", "model_not_found", "model"),
+    (AuthenticationError, 401, "invalid_request_error", "unauthenticated", None),
+    (AccessDeniedError, 403, "permission_error", "access_denied", None),
+    (SignInThrottledError, 429, "rate_limit_error", "sign_in_throttled", None),
+    (AccountNotFoundError, 404, "not_found_error", "account_not_found", None),
+    (AccountExistsError, 409, "conflict_error", "account_exists", None),
     (CollectionNotFoundError, 404, "not_found_error", "collection_not_found", None),
     (CollectionExistsError, 409, "conflict_error", "collection_exists", None),
     (ModelMismatchError, 409, "conflict_error", "model_mismatch", None),
@@ -116,6 +129,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain_error(request: Request, error: EmbedhubError) -> Response:
         status, type_, code, param = _classify(error)
         headers = {"Retry-After": "1"} if status in (429, 503) else None
+        if isinstance(error, SignInThrottledError):
+            headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+        elif status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
         return error_response(status, str(error), type_, code, param, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -391,6 +391,12 @@ class CollectionInfo(BaseModel):
     tokens: int
     stored_chunks: int = Field(description="Chunks in the vector store.")
     folder: str = Field(description="The collection's folder on the server.")
+    owner: str | None = Field(
+        default=None, description="The user who owns it (None: nobody; with accounts on, admins only)."
+    )
+    you: Literal["owner", "admin", "editor", "viewer"] = Field(
+        default="admin", description="The caller's access level (accounts off: admin)."
+    )
 
 
 class CollectionList(BaseModel):
@@ -595,3 +601,34 @@ class AskResponse(BaseModel):
     message: str | None = Field(description="How to configure a chat endpoint, or why there is no answer.")
     model: str | None = Field(description="The chat model that wrote the answer.")
     retrieval_query: str = Field(description="What was searched: the question, after earlier ones.")
+
+
+# --- accounts --------------------------------------------------------------------------------
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, description="What the key is for (shown in the list).")
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["user", "group"]
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["viewer", "editor"]
+
+
+class ShareInfo(BaseModel):
+    kind: Literal["user", "group"]
+    name: str
+    role: Literal["viewer", "editor"]
+
+
+class CollectionAccessInfo(BaseModel):
+    owner: str | None
+    shares: list[ShareInfo]
+    you: Literal["owner", "admin", "editor", "viewer"]

@@ -25,17 +25,28 @@ def check_api_key(settings: Settings, authorization: str | None) -> None:
             "invalid_request_error",
             "invalid_api_key",
         )
-    if not any(hmac.compare_digest(token.strip().encode(), key.encode()) for key in settings.api_keys):
+    if not matches_api_key(settings, token.strip()):
         raise ApiError(401, "invalid API key", "invalid_request_error", "invalid_api_key")
 
 
+def matches_api_key(settings: Settings, token: str) -> bool:
+    """Whether `token` is one of the shared keys (constant-time compare against each)."""
+    given = token.encode("utf-8", "surrogatepass")
+    return any(hmac.compare_digest(given, key.encode()) for key in settings.api_keys)
+
+
 def check_bind_policy(settings: Settings) -> None:
-    """Refuse a non-loopback bind without any API key unless explicitly allowed."""
-    if not is_loopback(settings.host) and not settings.api_keys and not settings.allow_public:
-        raise EmbedhubError(
-            f"refusing to serve on {settings.host} without an API key: anyone who can reach it could "
-            "use it. Add --api-key KEY (or EMBEDHUB_API_KEYS), or pass --allow-public if that is intended"
-        )
+    """Refuse a non-loopback bind that nobody guards (no accounts, no API key) unless explicitly
+    allowed. With accounts on, every request needs a signed-in user or a key, keys or not."""
+    if is_loopback(settings.host) or settings.api_keys or settings.allow_public:
+        return
+    if settings.accounts_enabled:
+        return
+    raise EmbedhubError(
+        f"refusing to serve on {settings.host} with accounts off and without an API key: anyone who "
+        "can reach it could use it. Leave EMBEDHUB_ACCOUNTS at auto (or set it to on) so users sign "
+        "in, add --api-key KEY (or EMBEDHUB_API_KEYS), or pass --allow-public if that is intended"
+    )
 
 
 class BodySizeLimit:

@@ -33,8 +33,9 @@ from embedhub.kb.ask import (
     answer_events,
     gather_evidence,
 )
-from embedhub.kb.collection import Collection, KnowledgeBase
+from embedhub.kb.collection import Collection, CollectionNotFoundError
 from embedhub.kb.ingest import gather_files, remove_documents
+from embedhub.kb.jobs import JobError
 from embedhub.kb.loaders import LOADERS, check_content
 from embedhub.kb.loaders.pdf import render_page
 from embedhub.kb.search import Searcher
@@ -46,11 +47,24 @@ from embedhub.kb.uploads import (
     safe_relative_path,
     store_upload,
 )
-from embedhub.server.deps import AUTH, JobsDep, KnowledgeBaseDep, ReadyHubDep, SettingsDep
+from embedhub.server.deps import (
+    AUTH,
+    Allowed,
+    Editable,
+    GuardDep,
+    JobsDep,
+    KnowledgeBaseDep,
+    Manageable,
+    PrincipalDep,
+    ReadyHubDep,
+    SettingsDep,
+    Viewable,
+)
 from embedhub.server.errors import ERRORS_DOC, ApiError, status_of
 from embedhub.server.schemas import (
     AskRequest,
     AskResponse,
+    CollectionAccessInfo,
     CollectionCreate,
     CollectionDropped,
     CollectionInfo,
@@ -65,6 +79,7 @@ from embedhub.server.schemas import (
     LoaderList,
     SearchRequest,
     SearchResponse,
+    ShareRequest,
     UploadResult,
 )
 
@@ -73,13 +88,23 @@ NETWORK_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
 router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["knowledge base"], responses=ERRORS_DOC)
 
 
+def _info(guard, allowed: Allowed) -> dict:
+    """A collection's info with its owner and the caller's access level."""
+    access = guard.describe(allowed.principal, allowed.collection, allowed.level)
+    return {**allowed.collection.info(), "owner": access["owner"], "you": allowed.level}
+
+
 @router.get("/collections", response_model=CollectionList)
-async def list_collections(kb: KnowledgeBaseDep) -> dict:
-    return {"data": [kb.get(name).info() for name in kb.names()]}
+async def list_collections(guard: GuardDep, principal: PrincipalDep) -> dict:
+    """The collections the caller may see (accounts off: all)."""
+    visible = guard.visible(principal)
+    return {"data": [_info(guard, Allowed(collection, level, principal)) for collection, level in visible]}
 
 
 @router.post("/collections", status_code=201, response_model=CollectionInfo)
-async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: ReadyHubDep) -> dict:
+async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: ReadyHubDep, guard: GuardDep,
+                            principal: PrincipalDep) -> dict:  # fmt: skip
+    guard.check_create(principal)
     if body.store_uri is not None and not body.store_uri.startswith(NETWORK_SCHEMES):
         # a file URI would let a client write a Milvus Lite database anywhere on the server's disk
         raise InvalidInputError(
@@ -100,28 +125,51 @@ async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: R
         chunk_tokens=body.chunk_tokens,
         chunk_overlap=body.chunk_overlap,
     )
-    return collection.info()
+    guard.created(principal, collection)
+    return _info(guard, Allowed(collection, guard.level(principal, collection) or "admin", principal))
 
 
 @router.get("/collections/{name}", response_model=CollectionInfo)
-async def get_collection(name: str, kb: KnowledgeBaseDep) -> dict:
-    return kb.get(name).info()
+async def get_collection(name: str, allowed: Viewable, guard: GuardDep) -> dict:
+    return _info(guard, allowed)
 
 
 @router.delete("/collections/{name}", response_model=CollectionDropped)
-async def drop_collection(name: str, kb: KnowledgeBaseDep, jobs: JobsDep) -> dict:
-    """Cancel the collection's jobs (waiting for running ones to roll back), then drop it."""
-    kb.get(name)
+async def drop_collection(name: str, allowed: Manageable, kb: KnowledgeBaseDep, jobs: JobsDep,
+                          guard: GuardDep) -> dict:  # fmt: skip
+    """Cancel the collection's jobs (waiting for running ones to roll back), then drop it (its
+    owner or an admin)."""
     await asyncio.to_thread(jobs.cancel_collection, name)
     await asyncio.to_thread(kb.drop, name)
     jobs.forget_collection(name)
+    guard.dropped(allowed.principal, name)
     return {"dropped": name}
+
+
+@router.get("/collections/{name}/access", response_model=CollectionAccessInfo)
+async def get_access(name: str, allowed: Viewable, guard: GuardDep) -> dict:
+    """Who owns the collection, whom it is shared with, and the caller's own level."""
+    return guard.describe(allowed.principal, allowed.collection, allowed.level)
+
+
+@router.put("/collections/{name}/access/shares", response_model=CollectionAccessInfo)
+async def put_share(name: str, body: ShareRequest, allowed: Manageable, guard: GuardDep) -> dict:
+    """Share the collection with a user or a group as viewer (read, search, ask) or editor (also
+    upload and delete documents); sharing again changes the role. Its owner or an admin."""
+    return guard.share(allowed.principal, name, body.kind, body.name, body.role)
+
+
+@router.delete("/collections/{name}/access/shares/{kind}/{member}", response_model=CollectionAccessInfo)
+async def delete_share(name: str, kind: str, member: str, allowed: Manageable, guard: GuardDep) -> dict:
+    """Stop sharing the collection with a user or group. Its owner or an admin."""
+    return guard.unshare(allowed.principal, name, kind, member)
 
 
 @router.post("/collections/{name}/files", status_code=202, response_model=UploadResult)
 async def upload_files(
     name: str,
-    kb: KnowledgeBaseDep,
+    allowed: Editable,
+    guard: GuardDep,
     jobs: JobsDep,
     hub: ReadyHubDep,
     files: Annotated[
@@ -139,7 +187,7 @@ async def upload_files(
     Each accepted entry says where the file went: `stored_as` (relative path), `renamed_from`
     (set when a different document already had that path), `replaced`, `identical` (same content
     as the document already there: no duplicate)."""
-    collection = kb.get(name)
+    collection = allowed.collection
     hub.get(collection.config.model)  # 404 now if the collection's model is not served
     uploads = collection.folder / "uploads"
     accepted, rejected = [], []
@@ -158,11 +206,14 @@ async def upload_files(
         first = rejected[0]
         kind = "conflict_error" if first["status"] == 409 else "invalid_request_error"
         raise ApiError(first["status"], "; ".join(r["error"] for r in rejected), kind, "upload_rejected")
+    if accepted:
+        stored = ", ".join(item["stored_as"] for item in accepted)
+        guard.record(allowed.principal, "upload", name, stored[:2000])
     return {"jobs": accepted, "rejected": rejected}
 
 
 @router.post("/collections/{name}/folders", status_code=202, response_model=FolderResult)
-async def register_folder(name: str, body: FolderRequest, kb: KnowledgeBaseDep, jobs: JobsDep,
+async def register_folder(name: str, body: FolderRequest, allowed: Editable, guard: GuardDep, jobs: JobsDep,
                           settings: SettingsDep, hub: ReadyHubDep) -> dict:  # fmt: skip
     """Queue a job for every supported file under a folder on the server (within the allowed
     roots, see `folder_roots`; files reached through a symlink leading outside are refused)."""
@@ -170,7 +221,7 @@ async def register_folder(name: str, body: FolderRequest, kb: KnowledgeBaseDep, 
         raise ApiError(
             403, "server-side folders are disabled (EMBEDHUB_ALLOW_SERVER_FOLDERS=0)", "permission_error"
         )
-    collection = kb.get(name)
+    collection = allowed.collection
     hub.get(collection.config.model)
     path = Path(body.path).expanduser()
     roots = check_folder(settings, path, body.path)
@@ -180,6 +231,7 @@ async def register_folder(name: str, body: FolderRequest, kb: KnowledgeBaseDep, 
     refused = [file for file in files if roots is not None and not is_within(file, roots)]
     skip = set(refused)
     submitted = [jobs.submit(name, file).to_dict() for file in files if file not in skip]
+    guard.record(allowed.principal, "add_folder", name, f"{path} ({len(submitted)} files)")
     return {
         "jobs": submitted,
         "unsupported": [str(p) for p in unsupported],
@@ -188,28 +240,41 @@ async def register_folder(name: str, body: FolderRequest, kb: KnowledgeBaseDep, 
 
 
 @router.get("/collections/{name}/jobs", response_model=JobList)
-async def list_jobs(name: str, jobs: JobsDep) -> dict:
+async def list_jobs(name: str, allowed: Viewable, jobs: JobsDep) -> dict:
     return {"data": [job.to_dict() for job in jobs.list(name)]}
 
 
 @router.get("/jobs/{job_id}", response_model=JobInfo)
-async def get_job(job_id: str, jobs: JobsDep) -> dict:
-    return jobs.get(job_id).to_dict()
+async def get_job(job_id: str, jobs: JobsDep, guard: GuardDep, principal: PrincipalDep) -> dict:
+    return _job(jobs, guard, principal, job_id, "view").to_dict()
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobInfo)
-async def cancel_job(job_id: str, jobs: JobsDep) -> dict:
+async def cancel_job(job_id: str, jobs: JobsDep, guard: GuardDep, principal: PrincipalDep) -> dict:
     """Cancel a queued or running job. A running one stops at its next batch and rolls back; the
     answer comes once it has (or after 10 s, with `cancel_requested` true and the job still
     active: it then ends as cancelled shortly)."""
+    _job(jobs, guard, principal, job_id, "edit")
     job = jobs.cancel(job_id)
     await asyncio.to_thread(jobs.wait_finished, [job.id], 10.0)
     return job.to_dict()
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobInfo)
-async def retry_job(job_id: str, jobs: JobsDep) -> dict:
+async def retry_job(job_id: str, jobs: JobsDep, guard: GuardDep, principal: PrincipalDep) -> dict:
+    _job(jobs, guard, principal, job_id, "edit")
     return jobs.retry(job_id).to_dict()
+
+
+def _job(jobs, guard, principal, job_id: str, need: str):
+    """The job, if the caller may `need` its collection; a job of a hidden collection is as
+    unknown as a missing job."""
+    job = jobs.get(job_id)
+    try:
+        guard.open(principal, job.collection, need)
+    except CollectionNotFoundError:
+        raise JobError(f"no job {job_id!r}") from None  # as for a missing job
+    return job
 
 
 @router.get(
@@ -223,9 +288,8 @@ async def retry_job(job_id: str, jobs: JobsDep) -> dict:
         }
     },
 )
-async def job_events(name: str, request: Request, jobs: JobsDep, kb: KnowledgeBaseDep) -> StreamingResponse:
+async def job_events(name: str, allowed: Viewable, request: Request, jobs: JobsDep) -> StreamingResponse:
     """Server-Sent Events: one `job` event per change of a job of this collection."""
-    kb.get(name)
 
     async def stream():
         sequence = 0
@@ -259,8 +323,8 @@ def _server_stopping(request: Request) -> bool:
 
 
 @router.get("/collections/{name}/documents", response_model=DocumentList)
-async def list_documents(name: str, kb: KnowledgeBaseDep) -> dict:
-    collection = kb.get(name)
+async def list_documents(name: str, allowed: Viewable) -> dict:
+    collection = allowed.collection
     records = collection.manifest.documents()
     return {
         "data": [
@@ -274,8 +338,8 @@ async def list_documents(name: str, kb: KnowledgeBaseDep) -> dict:
     }
 
 
-def _document(kb: KnowledgeBase, name: str, doc_id: str):
-    collection = kb.get(name)
+def _document(allowed: Allowed, name: str, doc_id: str):
+    collection = allowed.collection
     record = collection.manifest.get(doc_id)
     if record is None:
         raise ApiError(404, f"no document {doc_id!r} in collection {name!r}", "not_found_error")
@@ -283,8 +347,8 @@ def _document(kb: KnowledgeBase, name: str, doc_id: str):
 
 
 @router.get("/collections/{name}/documents/{doc_id}", response_model=DocumentDetail)
-async def get_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
-    collection, record = _document(kb, name, doc_id)
+async def get_document(name: str, doc_id: str, allowed: Viewable) -> dict:
+    collection, record = _document(allowed, name, doc_id)
     rows = await asyncio.to_thread(collection.store.rows_of, doc_id)
     chunks = [
         {
@@ -309,10 +373,11 @@ async def get_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
 
 
 @router.delete("/collections/{name}/documents/{doc_id}", response_model=DocumentDeleted)
-async def delete_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
-    collection, record = _document(kb, name, doc_id)
+async def delete_document(name: str, doc_id: str, allowed: Editable, guard: GuardDep) -> dict:
+    collection, record = _document(allowed, name, doc_id)
     await asyncio.to_thread(remove_documents, collection, [doc_id])
     remove_uploaded_copy(collection, record.path)  # an uploaded copy belongs to the collection
+    guard.record(allowed.principal, "delete", name, relative_path(collection, record.path))
     return {"deleted": doc_id}
 
 
@@ -326,8 +391,8 @@ async def delete_document(name: str, doc_id: str, kb: KnowledgeBaseDep) -> dict:
         }
     },
 )
-async def document_file(name: str, doc_id: str, kb: KnowledgeBaseDep, settings: SettingsDep) -> FileResponse:
-    collection, record = _document(kb, name, doc_id)
+async def document_file(name: str, doc_id: str, allowed: Viewable, settings: SettingsDep) -> FileResponse:
+    collection, record = _document(allowed, name, doc_id)
     path = Path(record.path)
     check_servable(settings, collection, path)
     if not path.is_file():
@@ -346,10 +411,10 @@ async def document_file(name: str, doc_id: str, kb: KnowledgeBaseDep, settings: 
     },
 )
 async def document_page(
-    name: str, doc_id: str, page: int, kb: KnowledgeBaseDep, settings: SettingsDep
+    name: str, doc_id: str, page: int, allowed: Viewable, settings: SettingsDep
 ) -> Response:
     """A PDF page rendered as PNG (physical page number, 1-based)."""
-    collection, record = _document(kb, name, doc_id)
+    collection, record = _document(allowed, name, doc_id)
     check_servable(settings, collection, Path(record.path))
     if record.file_type != "pdf":
         raise InvalidInputError("page images exist for PDF documents only")
@@ -372,8 +437,8 @@ def _served_reranker(hub) -> ScheduledReranker:
 
 
 @router.post("/collections/{name}/search", response_model=SearchResponse)
-async def search(name: str, body: SearchRequest, kb: KnowledgeBaseDep, hub: ReadyHubDep) -> dict:
-    collection = kb.get(name)
+async def search(name: str, body: SearchRequest, allowed: Viewable, hub: ReadyHubDep) -> dict:
+    collection = allowed.collection
     # the query's forward pass goes through the model's queue and cache (429 when it is full)
     encoder = None if body.mode == "lexical" else ScheduledEncoder(hub.get(collection.config.model))
     reranker = _served_reranker(hub) if body.rerank else None
@@ -478,7 +543,7 @@ def _sse(name: str, data: dict) -> str:
         504: {"description": "OpenAI-format error: the chat endpoint timed out (stream false)"},
     },
 )
-async def ask(name: str, body: AskRequest, request: Request, kb: KnowledgeBaseDep, hub: ReadyHubDep,
+async def ask(name: str, body: AskRequest, request: Request, allowed: Viewable, hub: ReadyHubDep,
               settings: SettingsDep):  # fmt: skip
     """Answer a question from the collection's passages, citing them as [n].
 
@@ -501,7 +566,7 @@ async def ask(name: str, body: AskRequest, request: Request, kb: KnowledgeBaseDe
     With `stream` false: one JSON AskResponse, or the chat endpoint's failure as 502 (504 for a
     timeout). An unknown collection, an invalid request or a busy model fail before either, with
     their usual statuses."""
-    collection = kb.get(name)
+    collection = allowed.collection
     encoder = None if body.mode == "lexical" else ScheduledEncoder(hub.get(collection.config.model))
     reranker = _served_reranker(hub) if body.rerank else None
     history = [message.model_dump() for message in body.history]
