@@ -126,6 +126,8 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         assert COLLECTION in bob.locator("#results .error").inner_text()
         assert bob.locator(".result").count() == 0
         assert csrf_fetch(bob, f"/v1/collections/{COLLECTION}/search", {"query": "helium"}) == 404
+        unprotected = "fetch('/v1/collections', {method: 'POST', body: '{}'}).then((r) => r.status)"
+        assert bob.evaluate(unprotected) == 403  # the UI's requests work because they carry the token
 
         # alice shares it with bob as a viewer
         alice.click("#share-button")
@@ -147,9 +149,7 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         bob.click(f"#collection-list a[data-name='{COLLECTION}']")
         bob.wait_for_selector("#documents tr")
         assert "you: viewer" in bob.locator("#access").inner_text()
-        controls = ["#dropzone", "#choose-files", "#file-input", ".delete-doc", "#drop-collection"]
-        controls.append("#share-button")
-        for absent in controls:
+        for absent in ("#dropzone", "#file-input", ".delete-doc", "#drop-collection", "#share-button"):
             assert bob.locator(absent).count() == 0, absent
         bob.screenshot(path=str(ARTIFACTS / "22-shared-viewer.png"), full_page=True)
         bob.click("text=search this collection")
@@ -221,6 +221,14 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         alice.screenshot(path=str(ARTIFACTS / "25-account-menu-phone.png"))
         alice.keyboard.press("Escape")
         assert not alice.evaluate("document.getElementById('account').open")
+        alice.click("#share-button")
+        alice.wait_for_selector("#share-list li[data-name=bob]")
+        shown = alice.locator("#share-dialog").bounding_box()
+        assert shown["x"] >= 0 and shown["x"] + shown["width"] <= 375
+        alice.screenshot(path=str(ARTIFACTS / "27-share-dialog-phone.png"))
+        alice.click("#share-list li[data-name=bob] button.remove-share")  # and unshared again
+        alice.wait_for_selector("#share-list li[data-name=bob]", state="detached")
+        alice.click("#share-close")
         alice.click("#account-summary")
         alice.click("#sign-out")
         alice.wait_for_selector("#sign-in-form")

@@ -532,8 +532,35 @@ async function renderCollection([name]) {
 }
 
 // ---------- sharing (owners and admins): GET/PUT/DELETE /v1/collections/NAME/access ----------
+// The dialog exists only while open (its fields would otherwise shadow the pages' own).
+function shareDialog() {
+  const dialog = document.createElement("dialog");
+  dialog.id = "share-dialog";
+  dialog.setAttribute("aria-labelledby", "share-title");
+  dialog.innerHTML = `
+    <h2 id="share-title">Share</h2>
+    <p class="muted" id="share-owner"></p>
+    <h3>Shared with</h3>
+    <ul id="share-list" class="shares"></ul>
+    <form id="share-form" class="inline">
+      <label>Share with <select name="kind"><option value="user">a user</option><option value="group">a group</option></select></label>
+      <label class="grow">Name <input name="name" list="share-names" required autocomplete="off"></label>
+      <datalist id="share-names"></datalist>
+      <label>Role <select name="role"><option value="viewer">viewer (search, ask)</option><option value="editor">editor (upload, delete)</option></select></label>
+      <button type="submit" id="share-add">Share</button>
+    </form>
+    <p class="error" id="share-error" role="alert"></p>
+    <menu><button type="button" class="secondary" id="share-close">Close</button></menu>`;
+  document.body.appendChild(dialog);
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    document.getElementById("share-button")?.focus();
+  });
+  return dialog;
+}
 async function openShare(name, onChange) {
-  const dialog = document.getElementById("share-dialog");
+  document.getElementById("share-dialog")?.remove();
+  const dialog = shareDialog();
   const form = document.getElementById("share-form");
   const list = document.getElementById("share-list");
   const error = document.getElementById("share-error");
@@ -555,18 +582,12 @@ async function openShare(name, onChange) {
     document.getElementById("share-names").innerHTML = known[form.elements.kind.value]
       .map((entry) => `<option value="${escapeHtml(entry)}">`).join("");
   };
-  form.reset();
-  error.textContent = "";
   document.getElementById("share-title").textContent = `Share ${name}`;
-  draw(await api(base));
+  try { draw(await api(base)); } catch (failure) { dialog.remove(); toast(failure.message); return; }
   dialog.showModal();
   form.elements.name.focus();
-  const [users, groups] = await Promise.allSettled([api("/v1/users"), api("/v1/groups")]);
-  if (users.status === "fulfilled") known.user = users.value.data.map((u) => u.name).filter((n) => !account.user || n !== account.user.name);
-  if (groups.status === "fulfilled") known.group = groups.value.data.map((g) => g.name);
-  fillNames();
-  form.elements.kind.onchange = fillNames;
-  form.onsubmit = async (event) => {
+  form.elements.kind.addEventListener("change", fillNames);
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
     const body = { kind: form.elements.kind.value, name: form.elements.name.value.trim(), role: form.elements.role.value };
@@ -575,8 +596,8 @@ async function openShare(name, onChange) {
       form.elements.name.value = "";
       form.elements.name.focus();
     } catch (failure) { error.textContent = failure.message; }
-  };
-  list.onclick = async (event) => {
+  });
+  list.addEventListener("click", async (event) => {
     const item = event.target.closest(".remove-share") && event.target.closest("li");
     if (!item) return;
     error.textContent = "";
@@ -584,8 +605,12 @@ async function openShare(name, onChange) {
       draw(await api(`${base}/shares/${encodeURIComponent(item.dataset.kind)}/${encodeURIComponent(item.dataset.name)}`, { method: "DELETE" }));
       form.elements.name.focus();
     } catch (failure) { error.textContent = failure.message; }
-  };
-  document.getElementById("share-close").onclick = () => dialog.close();
+  });
+  document.getElementById("share-close").addEventListener("click", () => dialog.close());
+  const [users, groups] = await Promise.allSettled([api("/v1/users"), api("/v1/groups")]);
+  if (users.status === "fulfilled") known.user = users.value.data.map((u) => u.name).filter((n) => !account.user || n !== account.user.name);
+  if (groups.status === "fulfilled") known.group = groups.value.data.map((g) => g.name);
+  fillNames();
 }
 
 // Server reasons start with the file's name ("tool.exe: unsupported file type; ..."): the list shows it apart.
