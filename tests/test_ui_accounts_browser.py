@@ -32,7 +32,7 @@ def browser():
         instance.close()
 
 
-def add_users(home: Path) -> None:
+def add_users(home: Path, old_audit_entries: int = 0) -> None:
     from embedhub.accounts.store import AccountStore
 
     store = AccountStore.for_home(home)
@@ -40,6 +40,8 @@ def add_users(home: Path) -> None:
         store.add_user("alice", "editor", PASSWORDS["alice"])
         store.add_user("bob", "viewer", PASSWORDS["bob"])
         store.add_user("root", "admin", PASSWORDS["root"])
+        for number in range(old_audit_entries):
+            store.record("alice", "upload", "older", f"old-{number}.md")
     finally:
         store.close()
 
@@ -75,7 +77,7 @@ def csrf_fetch(page, path: str, body: dict) -> int:
 def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encoder, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     home = tmp_path / "home"
-    add_users(home)
+    add_users(home, old_audit_entries=60)  # more than a page of the audit log
     app = create_app(
         settings.model_copy(update={"home": home, "accounts": "on"}), encoders={"tiny": tiny_encoder}
     )
@@ -133,6 +135,8 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         alice.click("#share-button")
         alice.wait_for_selector("#share-dialog[open]")
         assert alice.evaluate("document.activeElement.name") == "name"
+        alice.wait_for_selector("#share-names option[value=bob]", state="attached")  # the picker
+        assert alice.locator("#share-names option[value=alice]").count() == 0  # not the owner
         alice.fill("#share-form input[name=name]", "bob")
         alice.select_option("#share-form select[name=role]", "viewer")
         alice.click("#share-add")
@@ -199,14 +203,21 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         assert revoked.status_code == 401
         assert alice.locator("#audit-link").is_hidden()  # not an admin
 
-        # an admin reads the audit log
+        # an admin opens the audit log by its address: signed in, the page asked for is shown
+        bob.goto(url + "/#/audit")
         sign_in(bob, "root")
         wait_signed_in(bob, "root")
-        bob.click("#account-summary")
-        bob.click("#audit-link")
         bob.wait_for_selector("table.audit tbody tr")
+        assert bob.locator("#audit-link").is_visible() is False  # in the closed menu, not hidden
+        assert bob.locator("#audit-link").get_attribute("hidden") is None
         log = bob.locator("table.audit").inner_text()
         assert "share" in log and "alice" in log and COLLECTION in log
+        assert bob.locator("table.audit tbody tr").count() == 50 and "old-0.md" not in log
+        bob.click("#audit-more")  # the next page, older than the last row shown
+        bob.wait_for_selector("#audit-more", state="hidden")
+        rows = bob.locator("table.audit td.detail").all_inner_texts()
+        older = [row for row in rows if row.startswith("old-")]
+        assert older == [f"old-{number}.md" for number in reversed(range(60))]  # each once, newest first
         bob.screenshot(path=str(ARTIFACTS / "24-audit.png"))
 
         # phone width: the header with the account menu and the sign-in page fit

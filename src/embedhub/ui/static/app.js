@@ -307,7 +307,7 @@ async function renderCollections() {
       ${collections.data.map((c) => `
         <a class="card" href="#/collection/${encodeURIComponent(c.name)}" data-name="${escapeHtml(c.name)}" style="text-decoration:none;color:inherit">
           <strong>${escapeHtml(c.name)}</strong>
-          ${account.enabled && c.owner ? `<div class="muted owner">owner ${escapeHtml(c.owner)}${c.you && c.you !== "owner" ? ` · you: ${escapeHtml(c.you)}` : ""}</div>` : ""}
+          ${account.enabled && c.you ? `<div class="muted owner">${ownerText(c)}${c.you !== "owner" ? ` · you: ${escapeHtml(c.you)}` : ""}</div>` : ""}
           <div class="muted">${escapeHtml(c.model)} · ${c.dimensions} dims</div>
           <div>${c.done} documents · ${c.stored_chunks} chunks${c.failed ? ` · <span class="error">${c.failed} failed</span>` : ""}</div>
         </a>`).join("") || `<p class="muted">${account.enabled && account.user.role === "viewer" ? "No collections shared with you yet." : "No collections yet: create one above."}</p>`}
@@ -323,6 +323,9 @@ async function renderCollections() {
     } catch (error) { toast(error.message); }
   });
 }
+
+// A collection made before accounts were on (or by the CLI on the server's machine) has no owner.
+function ownerText(collection) { return collection.owner ? `owner ${escapeHtml(collection.owner)}` : "no owner"; }
 
 const STAGE_PROGRESS = { queued: 0.05, parsing: 0.35, embedding: 0.7, done: 1, failed: 1, cancelled: 1 };
 const RUNNING = ["queued", "parsing", "embedding"];
@@ -376,10 +379,10 @@ async function renderCollection([name]) {
   // upload and delete documents, owners and admins also share and drop
   const editable = can(info.you, "edit");
   const manages = can(info.you, "manage");
-  const access = (you, owner) => `owner <strong>${escapeHtml(owner)}</strong>${you && you !== "owner" ? ` · you: ${escapeHtml(you)}` : ""}`;
+  const access = (you, owner) => `${owner ? `owner <strong>${escapeHtml(owner)}</strong>` : "no owner"}${you !== "owner" ? ` · you: ${escapeHtml(you)}` : ""}`;
   view.innerHTML = `
     <h1>${escapeHtml(name)}</h1>
-    ${account.enabled && info.owner ? `<p class="muted" id="access">
+    ${account.enabled && info.you ? `<p class="muted" id="access">
       <span id="access-summary">${access(info.you, info.owner)}</span>
       ${manages ? ' · <button class="link" id="share-button" type="button" aria-haspopup="dialog">Share</button>' : ""}</p>` : ""}
     <p class="muted">${escapeHtml(info.model)} · ${info.dimensions} dims · chunks of ${info.chunk_tokens} tokens ·
@@ -567,7 +570,7 @@ async function openShare(name, onChange) {
   const base = `/v1/collections/${encodeURIComponent(name)}/access`;
   const draw = (access) => {
     document.getElementById("share-owner").textContent =
-      `Owner: ${access.owner}. Only the owner and admins see it, and those it is shared with: viewers search and ask, editors also upload and delete documents.`;
+      `${access.owner ? `Owner: ${access.owner}.` : "No owner."} Only the owner and admins see it, and those it is shared with: viewers search and ask, editors also upload and delete documents.`;
     list.innerHTML = access.shares.map((share) => `
       <li data-kind="${escapeHtml(share.kind)}" data-name="${escapeHtml(share.name)}">
         <span class="name">${share.kind === "group" ? "group " : ""}<strong>${escapeHtml(share.name)}</strong></span>
