@@ -25,11 +25,15 @@ app.add_typer(models_app, name="models")
 
 
 def _register_subcommands() -> None:
+    from embedhub.accounts.cli import audit, groups_app, users_app
     from embedhub.eval.cli import app as eval_app
     from embedhub.kb.cli import app as kb_app
 
     app.add_typer(kb_app, name="kb")
     app.add_typer(eval_app, name="eval")
+    app.add_typer(users_app, name="users")
+    app.add_typer(groups_app, name="groups")
+    app.command("audit")(audit)
 
 
 ModelOption = Annotated[
@@ -212,6 +216,15 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    accounts: Annotated[
+        str | None,
+        typer.Option(
+            "--accounts",
+            help="auto (on for a non-loopback --host) | on | off: users sign in and own private "
+            "collections. Env: EMBEDHUB_ACCOUNTS.",
+            show_default=False,
+        ),
+    ] = None,
     backend: BackendOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -246,8 +259,11 @@ def serve(
         updates["backend"] = backend
     if reranker:
         updates["reranker"] = reranker
-    settings = Settings().model_copy(update=updates)
+    if accounts:
+        updates["accounts"] = accounts
+    settings = Settings(**updates) if accounts else Settings().model_copy(update=updates)
     check_bind_policy(settings)
+    _announce_accounts(settings)
     _check_backend(settings)
     # Every served model must be findable before the port opens: a missing one fails here with
     # its reason, instead of a server whose /ready answers 503 forever. (Finding is cheap; the
@@ -275,6 +291,27 @@ def serve(
     server.run()
     if hub.load_error is not None:
         raise ModelLoadError(f"model loading failed, server stopped: {hub.load_error}")
+
+
+def _announce_accounts(settings: Settings) -> None:
+    """Say whether users sign in, and how to create the first admin when there is none."""
+    if not settings.accounts_enabled:
+        return
+    from embedhub.accounts.store import AccountStore
+
+    store = AccountStore.for_home(settings.home)
+    try:
+        has_admin = store.has_admin()
+    finally:
+        store.close()
+    typer.echo("embedhub: accounts are on: users sign in, collections are private to their owners", err=True)
+    if not has_admin:
+        typer.echo(
+            "embedhub: no admin exists yet; create the first one on this machine with\n"
+            "    embedhub users add NAME --role admin\n"
+            f"  (with the same EMBEDHUB_HOME, {settings.home}), then sign in at the web UI",
+            err=True,
+        )
 
 
 def _stop_on_load_failure(hub, server, poll_seconds: float = 0.2) -> None:
@@ -329,7 +366,12 @@ def mcp(
     if allow_public:
         updates["allow_public"] = True
     settings = Settings().model_copy(update=updates)
+    if transport == "stdio" or settings.accounts == "auto":
+        # stdio is this machine's user; over HTTP, users' keys are checked only when asked for
+        # (EMBEDHUB_ACCOUNTS=on): a public MCP bind otherwise still needs a key, as before
+        settings = settings.model_copy(update={"accounts": "off"})
     check_bind_policy(settings)
+    _announce_accounts(settings)
     try:
         from embedhub.mcp.server import run
     except ModuleNotFoundError as error:

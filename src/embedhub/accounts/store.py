@@ -118,11 +118,12 @@ class AccountStore:
         self.path = path
         self.hasher = hasher or PasswordHasher()
         self._lock = threading.RLock()
+        #: the time sessions expire by (tests move it forward)
+        self.clock = time.time
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
-        # verifying against this keeps an unknown name as slow as a wrong password
-        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        self._dummy_hash: str | None = None
 
     @classmethod
     def for_home(cls, home: Path) -> AccountStore:
@@ -201,6 +202,9 @@ class AccountStore:
     def verify_password(self, name: str, password: str) -> User | None:
         """The user when the password is theirs and they are enabled; None otherwise (as slowly)."""
         rows = self._query("SELECT password FROM users WHERE name = ?", (name,))
+        if not rows and self._dummy_hash is None:
+            # verifying against this keeps an unknown name as slow as a wrong password
+            self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
         stored = rows[0][0] if rows else self._dummy_hash
         try:
             self.hasher.verify(stored, password)
@@ -247,7 +251,7 @@ class AccountStore:
     def create_session(self, user: str, lifetime: float) -> tuple[str, str]:
         """A new session: (the cookie's secret, the CSRF token the page sends back)."""
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        now = time.time()
+        now = self.clock()
         self._write("DELETE FROM sessions WHERE expires <= ?", (now,))
         self._write(
             "INSERT INTO sessions (digest, user, csrf, created, expires) VALUES (?, ?, ?, ?, ?)",
@@ -261,7 +265,7 @@ class AccountStore:
         if not rows:
             return None
         name, csrf, expires = rows[0]
-        if expires <= time.time():
+        if expires <= self.clock():
             self._write("DELETE FROM sessions WHERE digest = ?", (digest(token),))
             return None
         found = self.find_user(name)

@@ -665,3 +665,91 @@ def drop(
         raise typer.Exit(1)
     _knowledge_base().drop(name)
     typer.echo(f"dropped {name}")
+
+
+def _guard():
+    """The collections as an admin on this machine sees them (accounts are managed here)."""
+    from embedhub.accounts.guard import CollectionGuard
+    from embedhub.accounts.store import AccountStore
+
+    settings = Settings()
+    return CollectionGuard(_knowledge_base(), AccountStore.for_home(settings.home))
+
+
+def _print_access(name: str, access: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"name": name, **access}, ensure_ascii=False))
+        return
+    typer.echo(f"{name}: owner {access['owner'] or '(none: admins only)'}")
+    for share in access["shares"]:
+        typer.echo(f"  {share['kind']} {share['name']}: {share['role']}")
+
+
+@app.command("access")
+@user_errors
+def access(
+    name: Annotated[str, typer.Argument(help="Collection name.")], as_json: JsonOption = False
+) -> None:
+    """Who owns a collection and whom it is shared with (accounts, see `embedhub users`)."""
+    from embedhub.accounts.cli import CLI_PRINCIPAL
+
+    guard = _guard()
+    collection, level = guard.open(CLI_PRINCIPAL, name)
+    _print_access(name, guard.describe(CLI_PRINCIPAL, collection, level), as_json)
+
+
+@app.command("chown")
+@user_errors
+def chown(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    user: Annotated[str, typer.Argument(help="The new owner (a user name).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Give a collection to a user (one made before accounts, or by `kb create`, has no owner
+    and only admins see it)."""
+    from embedhub.accounts.cli import CLI_PRINCIPAL
+
+    _print_access(name, _guard().chown(CLI_PRINCIPAL, name, user), as_json)
+
+
+ShareWith = Annotated[str | None, typer.Option("--user", help="Share with this user.")]
+ShareWithGroup = Annotated[str | None, typer.Option("--group", help="Share with this group.")]
+
+
+def _member(user: str | None, group: str | None) -> tuple[str, str]:
+    if (user is None) == (group is None):
+        raise EmbedhubError("give exactly one of --user NAME or --group NAME")
+    return ("user", user) if user is not None else ("group", group)  # type: ignore[return-value]
+
+
+@app.command("share")
+@user_errors
+def share(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    user: ShareWith = None,
+    group: ShareWithGroup = None,
+    role: Annotated[
+        str, typer.Option("--role", help="viewer (search, ask) | editor (also change documents).")
+    ] = "viewer",
+    as_json: JsonOption = False,
+) -> None:
+    """Share a collection with a user or a group."""
+    from embedhub.accounts.cli import CLI_PRINCIPAL
+
+    kind, member = _member(user, group)
+    _print_access(name, _guard().share(CLI_PRINCIPAL, name, kind, member, role), as_json)
+
+
+@app.command("unshare")
+@user_errors
+def unshare(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    user: ShareWith = None,
+    group: ShareWithGroup = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop sharing a collection with a user or a group."""
+    from embedhub.accounts.cli import CLI_PRINCIPAL
+
+    kind, member = _member(user, group)
+    _print_access(name, _guard().unshare(CLI_PRINCIPAL, name, kind, member), as_json)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +40,20 @@ OUTCOMES = ("added", "updated", "skipped")
 
 class DocumentNotFoundError(EmbedhubError, LookupError):
     """No document by that id in the collection."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls the tools over HTTP with accounts on: their identity, the key they sent (passed on
+    to a running server, which then applies their access) and the account store (in-process)."""
+
+    principal: Any
+    token: str | None
+    store: Any
+
+
+#: set for the duration of one MCP request (stdio and accounts off: None, the machine's user)
+CALLER: ContextVar[Caller | None] = ContextVar("embedhub_mcp_caller", default=None)
 
 
 @dataclass
@@ -115,14 +130,36 @@ class LocalKnowledgeBase:
             self._reranker = load_reranker(self.reranker_folder, self.settings)
         return self._reranker
 
+    def _collection(self, knowledge_base, name: str, need: str = "view"):
+        """The collection, through the access rule when a user calls (accounts on)."""
+        caller = CALLER.get()
+        if caller is None:
+            return knowledge_base.get(name)
+        from embedhub.accounts.guard import CollectionGuard
+
+        return CollectionGuard(knowledge_base, caller.store).open(caller.principal, name, need)[0]
+
+    def _record(self, knowledge_base, action: str, name: str, detail: str) -> None:
+        caller = CALLER.get()
+        if caller is not None and caller.store is not None:
+            caller.store.record(caller.principal.label, action, name, detail)
+
     def collection_names(self) -> list[str]:
         from embedhub.kb.collection import KnowledgeBase
 
+        if CALLER.get() is not None:
+            return [row["name"] for row in self.collections()]
         return KnowledgeBase(self.settings).names()
 
     def collections(self) -> list[dict]:
         with self._opened() as knowledge_base:
-            return [knowledge_base.get(name).info() for name in knowledge_base.names()]
+            caller = CALLER.get()
+            if caller is None:
+                return [knowledge_base.get(name).info() for name in knowledge_base.names()]
+            from embedhub.accounts.guard import CollectionGuard
+
+            visible = CollectionGuard(knowledge_base, caller.store).visible(caller.principal)
+            return [collection.info() for collection, _ in visible]
 
     @contextmanager
     def searcher(
@@ -131,7 +168,7 @@ class LocalKnowledgeBase:
         from embedhub.kb.search import Searcher
 
         with self._opened() as knowledge_base:
-            collection = knowledge_base.get(name)
+            collection = self._collection(knowledge_base, name)
             encoder = self._encoder(collection) if needs_model else None
             reranker = self._loaded_reranker() if rerank else None
             yield SearchContext(Searcher(collection, encoder, reranker), collection, encoder)
@@ -149,11 +186,11 @@ class LocalKnowledgeBase:
 
     def documents(self, name: str) -> list[dict]:
         with self._opened() as knowledge_base:
-            return [asdict(record) for record in knowledge_base.get(name).manifest.documents()]
+            return [asdict(record) for record in self._collection(knowledge_base, name).manifest.documents()]
 
     def document(self, name: str, doc_id: str) -> dict:
         with self._opened() as knowledge_base:
-            collection = knowledge_base.get(name)
+            collection = self._collection(knowledge_base, name)
             record = collection.manifest.get(doc_id)
             if record is None:
                 raise DocumentNotFoundError(f"no document {doc_id!r} in collection {name!r}")
@@ -169,12 +206,13 @@ class LocalKnowledgeBase:
         # tools (stdio, a loopback bind), the listed roots otherwise
         roots = check_folder(self.settings, path, str(path))
         with self._opened() as knowledge_base:
-            collection = knowledge_base.get(name)
+            collection = self._collection(knowledge_base, name, "edit")
             encoder = self._encoder(collection)
             files, unsupported = gather_files([path], glob)
             refused = {file for file in files if roots is not None and not is_within(file, roots)}
             allowed = [file for file in files if file not in refused]
             summary = Ingestor(collection, encoder).ingest(allowed).summary()
+            self._record(knowledge_base, "add_folder", name, f"{path} ({len(allowed)} files)")
         return {
             **{key: summary[key] for key in ("added", "updated", "skipped", "failed", "chunks", "failures")},
             "unsupported": len(unsupported),
@@ -186,12 +224,13 @@ class LocalKnowledgeBase:
         from embedhub.kb.uploads import remove_uploaded_copy
 
         with self._opened() as knowledge_base:
-            collection = knowledge_base.get(name)
+            collection = self._collection(knowledge_base, name, "edit")
             records = [collection.manifest.get(doc_id) for doc_id in doc_ids]
             remove_documents(collection, doc_ids)
             for record in records:
                 if record is not None:
                     remove_uploaded_copy(collection, record.path)
+                    self._record(knowledge_base, "delete", name, record.path)
 
 
 class RemoteSearcher:
@@ -299,5 +338,14 @@ class Access:
         self.local = LocalKnowledgeBase(settings, reranker)
 
     def current(self) -> KnowledgeBaseAccess:
-        client = ServerClient.for_home(self.settings)
-        return self.local if client is None else ServedKnowledgeBase(client)
+        caller = CALLER.get()
+        client = ServerClient.for_home(self.settings, token=caller.token if caller is not None else None)
+        if client is None:
+            return self.local
+        if caller is not None and not client.call("GET", "/v1/auth/me").get("accounts"):
+            # that server would let any key through: users' access could not apply
+            raise EmbedhubError(
+                "the embedhub serve running for this home has accounts off, so it cannot apply your "
+                "access; start it with EMBEDHUB_ACCOUNTS=on (or bind it publicly)"
+            )
+        return ServedKnowledgeBase(client)

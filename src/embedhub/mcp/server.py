@@ -7,6 +7,7 @@ must carry `Authorization: Bearer KEY`."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any
 
@@ -21,6 +22,8 @@ from embedhub.mcp.backends import Access
 from embedhub.mcp.tools import COLLECTION_TOOLS, KnowledgeBaseTools
 
 HTTP_PATH = "/mcp"
+#: where the HTTP middleware leaves the caller in the request's state
+CALLER_STATE = "embedhub_caller"
 INSTRUCTIONS = (
     "embedhub's knowledge base: collections of documents (PDF, DOCX, Markdown, HTML, text, code) "
     "chunked and indexed for hybrid search. Call list_collections, then search (or ask) a collection; "
@@ -62,6 +65,10 @@ class KnowledgeBaseServer(MCPServer):
             return "No collection exists yet: create one with `embedhub kb create NAME`, then use add."
         return "Collections: " + ", ".join(names) + "."
 
+    async def _handle_list_tools(self, ctx: Any, params: Any) -> Any:
+        with _as_caller(getattr(ctx, "request", None)):
+            return await super()._handle_list_tools(ctx, params)
+
     async def list_tools(self) -> list[Any]:
         tools = await super().list_tools()
         line = await anyio.to_thread.run_sync(self.collections_line)
@@ -73,12 +80,30 @@ class KnowledgeBaseServer(MCPServer):
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        request = None
+        if context is not None:
+            with contextlib.suppress(ValueError):  # no request: called outside a session
+                request = context.request_context.request
         try:
-            return await super().call_tool(name, arguments, context)
+            with _as_caller(request):
+                return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as error:
             if isinstance(error.__cause__, EmbedhubError):
                 raise ToolError(str(error.__cause__)) from error.__cause__
             raise
+
+
+@contextlib.contextmanager
+def _as_caller(request: Any):
+    """Run a request's tools as the caller the HTTP middleware identified (none on stdio)."""
+    from embedhub.mcp.backends import CALLER
+
+    state = getattr(request, "scope", {}).get("state") or {} if request is not None else {}
+    token = CALLER.set(state.get(CALLER_STATE))
+    try:
+        yield
+    finally:
+        CALLER.reset(token)
 
 
 def build_server(settings: Settings, reranker: str | None = None) -> KnowledgeBaseServer:
@@ -93,35 +118,68 @@ def build_server(settings: Settings, reranker: str | None = None) -> KnowledgeBa
 
 
 class RequireApiKey:
-    """ASGI middleware: every HTTP request carries one of the configured keys (as the server's)."""
+    """ASGI middleware: every HTTP request carries one of the configured keys (as the server's), or
+    with accounts on (EMBEDHUB_ACCOUNTS=on) a user's own key; the caller is kept in the request's
+    state for the tools (`KnowledgeBaseServer` hands it to them)."""
 
     def __init__(self, app, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.store = None
+        if settings.accounts_enabled:
+            from embedhub.accounts.store import AccountStore
+
+            self.store = AccountStore.for_home(settings.home)
+
+    def identify(self, authorization: str):
+        from embedhub.mcp.backends import Caller
+        from embedhub.server.errors import ApiError
+        from embedhub.server.security import check_api_key, matches_api_key
+
+        if self.store is None:
+            check_api_key(self.settings, authorization)
+            return None
+        from embedhub.accounts.policy import SERVICE, Principal
+
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY' (your own key)",
+                           "invalid_request_error", "invalid_api_key")  # fmt: skip
+        if matches_api_key(self.settings, token):
+            return Caller(SERVICE, token, self.store)
+        user = self.store.user_for_key(token)
+        if user is None:
+            raise ApiError(401, "invalid API key (unknown, revoked, or its user is disabled)",
+                           "invalid_request_error", "invalid_api_key")  # fmt: skip
+        return Caller(Principal("user", user.name, user.role, user.groups), token, self.store)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
             from starlette.responses import Response
 
             from embedhub.server.errors import ApiError, error_body
-            from embedhub.server.security import check_api_key
 
             headers = dict(scope.get("headers") or ())
             try:
-                check_api_key(self.settings, headers.get(b"authorization", b"").decode("latin-1"))
+                caller = await anyio.to_thread.run_sync(
+                    self.identify, headers.get(b"authorization", b"").decode("latin-1")
+                )
             except ApiError as error:
                 body = error_body(str(error), error.type, error.code)
                 await Response(body, status_code=error.status, media_type="application/json")(
                     scope, receive, send
                 )
                 return
+            scope.setdefault("state", {})[CALLER_STATE] = caller
         await self.app(scope, receive, send)
 
 
 def http_app(server: KnowledgeBaseServer, settings: Settings):
-    """The streamable HTTP app at HTTP_PATH (behind the API-key check when keys are configured)."""
+    """The streamable HTTP app at HTTP_PATH (behind the key check when keys are configured or
+    accounts are on)."""
     app = server.streamable_http_app(streamable_http_path=HTTP_PATH, host=settings.host)
-    return RequireApiKey(app, settings) if settings.api_keys else app
+    return RequireApiKey(app, settings) if settings.api_keys or settings.accounts_enabled else app
 
 
 def run(settings: Settings, transport: str, reranker: str | None = None, log_level: str = "warning") -> None:

@@ -24,18 +24,23 @@ class ServerRequestError(EmbedhubError):
 
 
 class ServerClient:
-    def __init__(self, url: str, settings: Settings, timeout: float = 120.0) -> None:
+    def __init__(
+        self, url: str, settings: Settings, timeout: float = 120.0, token: str | None = None
+    ) -> None:
         self.url = url
         self.settings = settings
         self.timeout = timeout
+        #: a caller's own key to send instead of the configured one (the MCP tools act as the
+        #: user who called them, so the server applies that user's access)
+        self.token = token
 
     @classmethod
-    def for_home(cls, settings: Settings) -> ServerClient | None:
+    def for_home(cls, settings: Settings, token: str | None = None) -> ServerClient | None:
         """The client of the live server for `settings.home`, or None when none runs."""
         from embedhub.server.discovery import find_server
 
-        url = find_server(settings)
-        return None if url is None else cls(url, settings)
+        url = find_server(settings, token=token)
+        return None if url is None else cls(url, settings, token=token)
 
     def call(self, method: str, path: str, *, json: Any = None, timeout: float | None = None) -> Any:
         """The decoded JSON answer of one request (None for an empty body)."""
@@ -45,7 +50,7 @@ class ServerClient:
 
         try:
             answer = httpx.request(
-                method, self.url + path, json=json, headers=auth_headers(self.settings),
+                method, self.url + path, json=json, headers=auth_headers(self.settings, self.token),
                 timeout=timeout or self.timeout,
             )  # fmt: skip
         except httpx.HTTPError as error:

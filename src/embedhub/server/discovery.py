@@ -55,11 +55,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def auth_headers(settings: Settings) -> dict[str, str]:
-    return {"Authorization": f"Bearer {settings.api_keys[0]}"} if settings.api_keys else {}
+def auth_headers(settings: Settings, token: str | None = None) -> dict[str, str]:
+    """The bearer header: `token` when given, else the first configured key, else none."""
+    key = token or (settings.api_keys[0] if settings.api_keys else None)
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def find_server(settings: Settings, timeout: float = 1.0) -> str | None:
+def find_server(settings: Settings, timeout: float = 1.0, token: str | None = None) -> str | None:
     """The URL of a live server for this home, or None (no file, dead process, other home)."""
     import httpx
 
@@ -71,7 +73,7 @@ def find_server(settings: Settings, timeout: float = 1.0) -> str | None:
     if not _alive(pid):
         return None
     try:
-        answer = httpx.get(f"{url}/v1/info", headers=auth_headers(settings), timeout=timeout)
+        answer = httpx.get(f"{url}/v1/info", headers=auth_headers(settings, token), timeout=timeout)
         home = answer.json().get("home") if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
