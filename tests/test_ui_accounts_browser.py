@@ -6,6 +6,7 @@ and the audit log. With accounts off (the loopback default) there is no sign-in 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -78,9 +79,8 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     home = tmp_path / "home"
     add_users(home, old_audit_entries=60)  # more than a page of the audit log
-    app = create_app(
-        settings.model_copy(update={"home": home, "accounts": "on"}), encoders={"tiny": tiny_encoder}
-    )
+    configured = settings.model_copy(update={"home": home, "accounts": "on"})
+    app = create_app(configured, encoders={"tiny": tiny_encoder})
     with live_server(app, "/health") as url:
         errors: list[str] = []
         alice_context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -172,7 +172,8 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         # an expired session: the sign-in page, then back to the page the user was on
         alice.goto(url + f"/#/search?collection={COLLECTION}&q=helium")
         alice.wait_for_selector(".result")
-        alice_context.clear_cookies()
+        later = time.time() + configured.session_lifetime + 60
+        app.state.accounts.clock = lambda: later  # the session has expired on the server
         alice.click("button:has-text('Search')")
         sign_in(alice, "alice")
         alice.wait_for_selector(".result")
@@ -219,6 +220,9 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         older = [row for row in rows if row.startswith("old-")]
         assert older == [f"old-{number}.md" for number in reversed(range(60))]  # each once, newest first
         bob.screenshot(path=str(ARTIFACTS / "24-audit.png"))
+        bob.set_viewport_size({"width": 375, "height": 800})
+        assert bob.evaluate(OVERFLOW)
+        bob.screenshot(path=str(ARTIFACTS / "24b-audit-phone.png"))
 
         # phone width: the header with the account menu and the sign-in page fit
         alice.set_viewport_size({"width": 375, "height": 800})
@@ -240,6 +244,12 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         alice.click("#share-list li[data-name=bob] button.remove-share")  # and unshared again
         alice.wait_for_selector("#share-list li[data-name=bob]", state="detached")
         alice.click("#share-close")
+        alice.goto(url + "/#/keys")
+        alice.fill("#create-key-form input[name=name]", "phone")
+        alice.click("#create-key-form button")
+        alice.wait_for_selector("#new-key-value")
+        assert alice.evaluate(OVERFLOW)
+        alice.screenshot(path=str(ARTIFACTS / "23b-api-keys-phone.png"), full_page=True)
         alice.click("#account-summary")
         alice.click("#sign-out")
         alice.wait_for_selector("#sign-in-form")

@@ -270,7 +270,9 @@ function showSignIn() {
   });
 }
 document.getElementById("sign-out").addEventListener("click", async () => {
-  try { await request("/v1/auth/logout", { method: "POST" }); } catch { /* signed out here either way */ }
+  // not through request(): an already expired session must not show the sign-in page twice
+  const headers = authHeaders(account.csrf ? { "X-CSRF-Token": account.csrf } : {});
+  try { await fetch("/v1/auth/logout", { method: "POST", headers }); } catch { /* signed out here either way */ }
   sessionStorage.clear();  // conversations and upload notes of this user stay with this user
   history.replaceState(null, "", "#/collections");
   setAccount({ accounts: true, user: null, csrf_token: null });
