@@ -41,6 +41,8 @@ def add_users(home: Path, old_audit_entries: int = 0) -> None:
         store.add_user("alice", "editor", PASSWORDS["alice"])
         store.add_user("bob", "viewer", PASSWORDS["bob"])
         store.add_user("root", "admin", PASSWORDS["root"])
+        store.add_group("physics")
+        store.add_member("physics", "bob")
         for number in range(old_audit_entries):
             store.record("alice", "upload", "older", f"old-{number}.md")
     finally:
@@ -137,6 +139,9 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         assert alice.evaluate("document.activeElement.name") == "name"
         alice.wait_for_selector("#share-names option[value=bob]", state="attached")  # the picker
         assert alice.locator("#share-names option[value=alice]").count() == 0  # not the owner
+        alice.select_option("#share-form select[name=kind]", "group")
+        assert alice.locator("#share-names option").evaluate_all("o => o.map((x) => x.value)") == ["physics"]
+        alice.select_option("#share-form select[name=kind]", "user")
         alice.fill("#share-form input[name=name]", "bob")
         alice.select_option("#share-form select[name=role]", "viewer")
         alice.click("#share-add")

@@ -178,6 +178,7 @@ async function route() {
   if (eventStream) { eventStream.abort(); eventStream = null; }
   while (pageUrls.length) URL.revokeObjectURL(pageUrls.pop());
   document.getElementById("account").open = false;
+  document.getElementById("share-dialog")?.close();  // Back while sharing: the dialog belongs to the page left
   if (account.enabled && !account.user) { showSignIn(); return; }
   window.scrollTo(0, 0);  // a new page starts at its top (the document view then scrolls to the citation)
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
