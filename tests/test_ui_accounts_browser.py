@@ -208,6 +208,9 @@ def test_private_collection_is_hidden_until_shared(browser, settings, tiny_encod
         revoked = httpx.get(url + "/v1/collections", headers={"Authorization": f"Bearer {secret}"})
         assert revoked.status_code == 401
         assert alice.locator("#audit-link").is_hidden()  # not an admin
+        alice.click("text=Settings")
+        alice.wait_for_selector("dl.settings")
+        assert "signed in as alice (editor)" in alice.locator("dl.settings").inner_text()
 
         # an admin opens the audit log by its address: signed in, the page asked for is shown
         bob.goto(url + "/#/audit")

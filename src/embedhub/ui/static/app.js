@@ -1121,8 +1121,9 @@ async function renderSettings() {
       <dt>Reranker</dt><dd>${info.reranker ? `${escapeHtml(info.reranker.id)} · up to ${info.reranker.max_tokens} tokens ${info.reranker.random_weights ? "· <strong>random weights</strong>" : ""}` : "none (embedhub serve --reranker NAME)"}</dd>
       <dt>Store</dt><dd>${escapeHtml(info.store)} (embedded) in ${escapeHtml(info.home)}</dd>
       <dt>Collections</dt><dd>${info.collections}</dd>
-      <dt>API keys</dt><dd>${info.auth ? "required" : "off (loopback only)"}</dd>
-      ${account.enabled ? `<dt>Accounts</dt><dd>on: signed in as ${escapeHtml(account.user.name)} (${escapeHtml(account.user.role)})</dd>` : ""}
+      ${account.enabled ? `<dt>Accounts</dt><dd>on: signed in as ${escapeHtml(account.user.name)} (${escapeHtml(account.user.role)})</dd>
+      <dt>API keys</dt><dd>each user's own (<a href="#/keys">yours</a>)${info.auth ? " and the server's shared keys" : ""}</dd>`
+        : `<dt>API keys</dt><dd>${info.auth ? "required" : "off (loopback only)"}</dd>`}
       <dt>Limits</dt><dd>${info.max_items_per_request} inputs per request · ${Math.round(info.max_upload_bytes / 1048576)} MiB per upload</dd>
       <dt>Version</dt><dd>${escapeHtml(info.version)}</dd>
     </dl></div>`;
