@@ -90,6 +90,8 @@ def test_kb_response_models_keep_every_field(tmp_path):
         *totals,
         "stored_chunks",
         "folder",
+        "owner",  # accounts: added by the routes (server/routes/kb.py `_info`)
+        "you",
     ]
     outcome = list(store_upload(tmp_path / "uploads", "a.txt", b"text", "keep_both"))
     assert _fields(schemas.UploadedJob) == [*_dataclass_fields(Job), "filename", *outcome]

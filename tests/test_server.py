@@ -347,10 +347,15 @@ def test_api_keys_enforced(settings, tiny_encoder):
 def test_bind_policy(settings):
     check_bind_policy(settings.model_copy(update={"host": "127.0.0.1"}))
     check_bind_policy(settings.model_copy(update={"host": "::1"}))
+    # with accounts off, a public bind needs a key (or --allow-public); with accounts on (the
+    # default `auto` for a public bind) users sign in, so it is guarded without one
     with pytest.raises(EmbedhubError, match="without an API key"):
-        check_bind_policy(settings.model_copy(update={"host": "0.0.0.0"}))
-    check_bind_policy(settings.model_copy(update={"host": "0.0.0.0", "api_keys": ["k"]}))
-    check_bind_policy(settings.model_copy(update={"host": "0.0.0.0", "allow_public": True}))
+        check_bind_policy(settings.model_copy(update={"host": "0.0.0.0", "accounts": "off"}))
+    check_bind_policy(settings.model_copy(update={"host": "0.0.0.0", "accounts": "off", "api_keys": ["k"]}))
+    check_bind_policy(
+        settings.model_copy(update={"host": "0.0.0.0", "accounts": "off", "allow_public": True})
+    )
+    check_bind_policy(settings.model_copy(update={"host": "0.0.0.0"}))
 
 
 def test_disk_cache_survives_restart(settings, tiny_encoder, tmp_path):

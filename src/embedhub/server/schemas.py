@@ -605,18 +605,15 @@ class AskResponse(BaseModel):
 
 # --- accounts --------------------------------------------------------------------------------
 class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
 
 
 class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100, description="What the key is for (shown in the list).")
 
 
 class ShareRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["user", "group"]
     name: str = Field(min_length=1, max_length=64)
     role: Literal["viewer", "editor"]

@@ -65,6 +65,7 @@ async def info(request: Request, hub: HubDep) -> dict:
         "home": str(settings.home),
         "collections": len(request.app.state.knowledge_base.names()),
         "auth": bool(settings.api_keys),
+        "accounts": settings.accounts_enabled,
         "max_items_per_request": settings.max_items_per_request,
         "max_upload_bytes": settings.max_upload_bytes,
     }
