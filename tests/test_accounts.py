@@ -238,7 +238,6 @@ def test_a_disabled_user_cannot_sign_in_and_their_keys_stop(server):
 
 def test_the_shared_key_is_an_admin_equivalent_service_identity(server):
     _, url = server
-    alice = AccountStore  # noqa: F841 - only the HTTP view matters here
     headers = {"Authorization": "Bearer shared-service-key"}
     client, csrf = sign_in(url, "alice", "127.0.0.19")
     with closing(client):
@@ -352,3 +351,19 @@ def test_cli_manages_users_groups_shares_and_shows_the_audit(tmp_path, monkeypat
     actions = [entry["action"] for entry in json.loads(run("audit", "--json", "--limit", "5"))["entries"]]
     assert actions[:3] == ["unshare", "share", "chown"]
     assert "cli add_user: root as admin" in run("audit")
+
+
+def test_the_cookie_is_secure_over_https(settings, tiny_encoder, tmp_path, caplog):
+    from fastapi.testclient import TestClient
+
+    store = AccountStore.for_home(tmp_path)
+    store.add_user("alice", "editor", PASSWORD)
+    store.close()
+    app = create_app(
+        settings.model_copy(update={"home": tmp_path, "accounts": "on"}), encoders={"tiny": tiny_encoder}
+    )
+    with TestClient(app, base_url="https://testserver") as client:
+        answer = client.post("/v1/auth/login", json={"username": "alice", "password": PASSWORD})
+    assert answer.status_code == 200 and "Secure" in answer.headers["set-cookie"]
+    # no admin yet: the start says how to create the first one
+    assert "embedhub users add NAME --role admin" in caplog.text

@@ -103,9 +103,6 @@ async def authenticate(request: Request, authorization: Annotated[str | None, He
     return principal
 
 
-require_api_key = authenticate  # the name the routers used before accounts existed
-
-
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
