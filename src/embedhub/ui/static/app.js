@@ -28,15 +28,36 @@ function askForKey() {
   });
   return keyPrompt;
 }
+
+// Accounts (GET /v1/auth/me): off on a loopback server by default, and then nothing here shows.
+// With accounts on, the session is an HttpOnly cookie; requests that change something carry the
+// session's CSRF token in X-CSRF-Token.
+const account = { enabled: false, user: null, csrf: null };
+const SAFE_METHODS = ["GET", "HEAD", "OPTIONS"];
+function can(you, action) {
+  if (!account.enabled || !you) return true;  // no accounts: everything, as before
+  const allowed = { edit: ["owner", "admin", "editor"], manage: ["owner", "admin"] };
+  return allowed[action].includes(you);
+}
+// A request refused with 401: with accounts on the session is gone, so the sign-in page is shown;
+// after signing in, the page the user was on is drawn again (its requests are made afresh, and this
+// one is left unanswered so nothing draws over the sign-in page). Without accounts: the API key.
+function unauthorized() {
+  if (!account.enabled) return askForKey();
+  if (account.user) setAccount({ accounts: true, user: null, csrf_token: null });
+  showSignIn();
+  return new Promise(() => {});
+}
 async function request(path, options = {}) {
   const headers = authHeaders(options.headers || {});
   if (options.json !== undefined) {
     headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(options.json);
   }
+  if (account.csrf && !SAFE_METHODS.includes((options.method || "GET").toUpperCase())) headers["X-CSRF-Token"] = account.csrf;
   const response = await fetch(path, Object.assign({}, options, { headers }));
   if (response.status === 401) {
-    await askForKey();
+    await unauthorized();
     return request(path, options);
   }
   return response;
@@ -47,7 +68,7 @@ async function errorOf(response) {
 }
 async function api(path, options = {}) {
   const response = await request(path, options);
-  if (!response.ok) throw new Error(await errorOf(response));
+  if (!response.ok) throw Object.assign(new Error(await errorOf(response)), { status: response.status });
   const text = await response.text();
   return text ? JSON.parse(text) : {};
 }
@@ -72,7 +93,7 @@ function subscribe(path, onEvent) {
         const headers = authHeaders({ Accept: "text/event-stream" });
         if (lastId !== null) headers["Last-Event-ID"] = lastId;
         const response = await fetch(path, { headers, signal: controller.signal, cache: "no-store" });
-        if (response.status === 401) { await askForKey(); continue; }
+        if (response.status === 401) { await unauthorized(); continue; }
         if (!response.ok || !response.body) throw new Error(response.statusText);
         delay = 1000;
         await readEvents(response, onEvent, (field, content) => {
@@ -150,10 +171,15 @@ const routes = {
   doc: renderDocument,
   playground: renderPlayground,
   settings: renderSettings,
+  keys: renderKeys,
+  audit: renderAudit,
 };
 async function route() {
   if (eventStream) { eventStream.abort(); eventStream = null; }
   while (pageUrls.length) URL.revokeObjectURL(pageUrls.pop());
+  document.getElementById("account").open = false;
+  document.getElementById("share-dialog")?.close();  // Back while sharing: the dialog belongs to the page left
+  if (account.enabled && !account.user) { showSignIn(); return; }
   window.scrollTo(0, 0);  // a new page starts at its top (the document view then scrolls to the citation)
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
@@ -162,12 +188,111 @@ async function route() {
   try {
     await routes[page](parts.slice(1), new URLSearchParams(query || ""));
   } catch (error) {
-    view.innerHTML = `<div class="card error" role="alert">${escapeHtml(error.message)}</div>`;
+    // a collection the user may not see is a 404 like a missing one: both are "not found" here
+    const title = error.status === 404 ? "<strong>Not found.</strong> " : "";
+    view.innerHTML = `<div class="card error" role="alert">${title}${escapeHtml(error.message)}</div>`;
   }
 }
 window.addEventListener("hashchange", route);
 document.getElementById("key-button").addEventListener("click", askForKey);
 if (apiKey()) document.getElementById("key-button").hidden = false;
+
+// ---------- accounts: sign-in page, account menu ----------
+function setAccount(me) {
+  account.enabled = Boolean(me.accounts);
+  account.user = me.user || null;
+  account.csrf = me.csrf_token || null;
+  const signedIn = account.enabled && account.user !== null;
+  document.getElementById("account").hidden = !signedIn;
+  document.body.classList.toggle("signed-out", account.enabled && !signedIn);
+  if (signedIn) {
+    document.getElementById("account-name").textContent = account.user.name;
+    document.getElementById("account-role").textContent = account.user.role;
+    document.getElementById("account-summary").setAttribute("aria-label", `Account: ${account.user.name}, ${account.user.role}`);
+    document.getElementById("audit-link").hidden = account.user.role !== "admin";
+  }
+}
+function showSignIn() {
+  if (eventStream) { eventStream.abort(); eventStream = null; }
+  if (document.getElementById("sign-in-form")) return;  // already shown (several requests were refused)
+  view.innerHTML = `
+    <form class="card sign-in" id="sign-in-form">
+      <h1>Sign in</h1>
+      <label>Username <input name="username" required autocomplete="username" autocapitalize="none" spellcheck="false"></label>
+      <label>Password <input name="password" type="password" required autocomplete="current-password"></label>
+      <p class="error" id="sign-in-error" role="alert"></p>
+      <button type="submit" id="sign-in-button">Sign in</button>
+    </form>`;
+  const form = document.getElementById("sign-in-form");
+  const message = document.getElementById("sign-in-error");
+  const button = document.getElementById("sign-in-button");
+  form.elements.username.focus();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    message.textContent = "";
+    button.disabled = true;
+    let response;
+    try {
+      response = await fetch("/v1/auth/login", {
+        method: "POST", headers: authHeaders({ "Content-Type": "application/json" }), cache: "no-store",
+        body: JSON.stringify({ username: form.elements.username.value.trim(), password: form.elements.password.value }),
+      });
+    } catch (error) {
+      message.textContent = `The server could not be reached: ${error.message}`;
+      button.disabled = false;
+      return;
+    }
+    if (response.ok) {
+      const body = await response.json();
+      setAccount({ accounts: true, user: body.user, csrf_token: body.csrf_token });
+      route();  // the page the user was on (the hash was kept)
+      return;
+    }
+    form.elements.password.value = "";
+    if (response.status === 401) {
+      message.textContent = "Wrong username or password.";
+      button.disabled = false;
+      form.elements.password.focus();
+    } else if (response.status === 429) {
+      let wait = Math.max(1, Math.ceil(Number(response.headers.get("Retry-After")) || 30));
+      const tell = () => { message.textContent = `Too many sign-in attempts: try again in ${wait} second${wait === 1 ? "" : "s"}.`; };
+      tell();
+      const timer = setInterval(() => {
+        wait -= 1;
+        if (wait > 0 && document.body.contains(button)) { tell(); return; }
+        clearInterval(timer);
+        button.disabled = false;
+        if (document.body.contains(message)) message.textContent = "You can try again now.";
+      }, 1000);
+    } else {
+      message.textContent = await errorOf(response);
+      button.disabled = false;
+    }
+  });
+}
+document.getElementById("sign-out").addEventListener("click", async () => {
+  // not through request(): an already expired session must not show the sign-in page twice
+  const headers = authHeaders(account.csrf ? { "X-CSRF-Token": account.csrf } : {});
+  try { await fetch("/v1/auth/logout", { method: "POST", headers }); } catch { /* signed out here either way */ }
+  sessionStorage.clear();  // conversations and upload notes of this user stay with this user
+  history.replaceState(null, "", "#/collections");
+  setAccount({ accounts: true, user: null, csrf_token: null });
+  route();
+});
+const accountMenu = document.getElementById("account");
+accountMenu.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && accountMenu.open) { accountMenu.open = false; document.getElementById("account-summary").focus(); }
+});
+document.addEventListener("click", (event) => { if (accountMenu.open && !accountMenu.contains(event.target)) accountMenu.open = false; });
+document.getElementById("account-menu").addEventListener("click", (event) => { if (event.target.closest("a")) accountMenu.open = false; });
+
+async function start() {
+  try {
+    const response = await fetch("/v1/auth/me", { headers: authHeaders(), cache: "no-store" });
+    if (response.ok) setAccount(await response.json());
+  } catch { /* a server without accounts */ }
+  route();
+}
 
 // ---------- collections ----------
 async function renderCollections() {
@@ -175,21 +300,22 @@ async function renderCollections() {
   const options = embeddingModels(models).map((m) => `<option value="${escapeHtml(m.id)}">${escapeHtml(m.id)} (${m.dimensions} dims)</option>`).join("");
   view.innerHTML = `
     <h1>Collections</h1>
-    <form class="card inline" id="create-form">
+    ${account.enabled && account.user.role === "viewer" ? "" : `<form class="card inline" id="create-form">
       <label>Name <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" placeholder="my-docs"></label>
       <label>Model <select name="model">${options}</select></label>
       <label>Dimensions <input name="dimensions" type="number" min="32" placeholder="native"></label>
       <button type="submit">Create collection</button>
-    </form>
+    </form>`}
     <div class="grid" id="collection-list">
       ${collections.data.map((c) => `
-        <a class="card" href="#/collection/${encodeURIComponent(c.name)}" style="text-decoration:none;color:inherit">
+        <a class="card" href="#/collection/${encodeURIComponent(c.name)}" data-name="${escapeHtml(c.name)}" style="text-decoration:none;color:inherit">
           <strong>${escapeHtml(c.name)}</strong>
+          ${account.enabled && c.you ? `<div class="muted owner">${ownerText(c)}${c.you !== "owner" ? ` · you: ${escapeHtml(c.you)}` : ""}</div>` : ""}
           <div class="muted">${escapeHtml(c.model)} · ${c.dimensions} dims</div>
           <div>${c.done} documents · ${c.stored_chunks} chunks${c.failed ? ` · <span class="error">${c.failed} failed</span>` : ""}</div>
-        </a>`).join("") || '<p class="muted">No collections yet: create one above.</p>'}
+        </a>`).join("") || `<p class="muted">${account.enabled && account.user.role === "viewer" ? "No collections shared with you yet." : "No collections yet: create one above."}</p>`}
     </div>`;
-  document.getElementById("create-form").addEventListener("submit", async (event) => {
+  document.getElementById("create-form")?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = new FormData(event.target);
     const body = { name: form.get("name"), model: form.get("model") };
@@ -200,6 +326,9 @@ async function renderCollections() {
     } catch (error) { toast(error.message); }
   });
 }
+
+// A collection made before accounts were on (or by the CLI on the server's machine) has no owner.
+function ownerText(collection) { return collection.owner ? `owner ${escapeHtml(collection.owner)}` : "no owner"; }
 
 const STAGE_PROGRESS = { queued: 0.05, parsing: 0.35, embedding: 0.7, done: 1, failed: 1, cancelled: 1 };
 const RUNNING = ["queued", "parsing", "embedding"];
@@ -215,10 +344,10 @@ function chunkCount(job) {
   if (total && job.status === "embedding") return `${job.chunks || 0} / ${total} chunks`;
   return job.chunks ? `${job.chunks} chunk${job.chunks === 1 ? "" : "s"}` : "";
 }
-function jobRow(job) {
-  const retry = job.status === "failed" || job.status === "cancelled"
+function jobRow(job, editable = true) {
+  const retry = !editable ? "" : job.status === "failed" || job.status === "cancelled"
     ? `<button class="secondary retry" data-job="${job.id}" type="button">Retry</button>` : "";
-  const cancel = RUNNING.includes(job.status)
+  const cancel = editable && RUNNING.includes(job.status)
     ? `<button class="secondary cancel" data-job="${job.id}" type="button">Cancel</button>` : "";
   const percent = Math.round(jobProgress(job) * 100);
   return `<tr id="job-${job.id}" data-status="${job.status}">
@@ -249,13 +378,21 @@ async function renderCollection([name]) {
     api(`/v1/collections/${encodeURIComponent(name)}/jobs`),
     api(`/v1/collections/${encodeURIComponent(name)}/documents`),
   ]);
+  // with accounts, what the user may do here (info.you): viewers search and ask, editors also
+  // upload and delete documents, owners and admins also share and drop
+  const editable = can(info.you, "edit");
+  const manages = can(info.you, "manage");
+  const access = (you, owner) => `${owner ? `owner <strong>${escapeHtml(owner)}</strong>` : "no owner"}${you !== "owner" ? ` · you: ${escapeHtml(you)}` : ""}`;
   view.innerHTML = `
     <h1>${escapeHtml(name)}</h1>
+    ${account.enabled && info.you ? `<p class="muted" id="access">
+      <span id="access-summary">${access(info.you, info.owner)}</span>
+      ${manages ? ' · <button class="link" id="share-button" type="button" aria-haspopup="dialog">Share</button>' : ""}</p>` : ""}
     <p class="muted">${escapeHtml(info.model)} · ${info.dimensions} dims · chunks of ${info.chunk_tokens} tokens ·
       <span id="summary-counts">${info.done} documents · ${info.stored_chunks} chunks</span> ·
       <a href="#/search?collection=${encodeURIComponent(name)}">search this collection</a> ·
       <a href="#/ask/${encodeURIComponent(name)}">ask this collection</a></p>
-    <div class="dropzone" id="dropzone">
+    ${editable ? `<div class="dropzone" id="dropzone">
       <p><strong>Drop files or folders here</strong></p>
       <p class="muted">PDF, DOCX, Markdown, HTML, text and source code</p>
       <div class="choose">
@@ -270,17 +407,17 @@ async function renderCollection([name]) {
       </div>
       <input type="file" id="file-input" multiple hidden aria-label="Choose files">
       <input type="file" id="folder-input" webkitdirectory multiple hidden aria-label="Choose a folder">
-    </div>
+    </div>` : ""}
     <ul id="upload-notes" class="notes" aria-live="polite"></ul>
     <h2>Processing</h2>
     <table class="fixed jobs"><thead><tr><th class="name">File</th><th class="progress">Progress</th><th class="state">Status</th><th class="reason">Reason</th><th class="actions"></th></tr></thead>
-      <tbody id="jobs">${jobs.data.map(jobRow).join("")}</tbody></table>
+      <tbody id="jobs">${jobs.data.map((job) => jobRow(job, editable)).join("")}</tbody></table>
     <h2>Failures</h2>
     <ul id="failures" class="failures"></ul>
     <h2>Documents</h2>
     <table class="fixed documents"><thead><tr><th class="name">File</th><th class="type">Type</th><th class="num">Pages</th><th class="num">Chunks</th><th class="state">Status</th><th class="actions"></th></tr></thead>
-      <tbody id="documents">${documentRows(name, documents.data)}</tbody></table>
-    <p><button class="secondary" id="drop-collection" type="button">Drop collection</button></p>`;
+      <tbody id="documents">${documentRows(name, documents.data, editable)}</tbody></table>
+    ${manages ? '<p><button class="secondary" id="drop-collection" type="button">Drop collection</button></p>' : ""}`;
   const notes = () => {
     document.getElementById("upload-notes").innerHTML = kept("notes", name).map((note, index) =>
       `<li><span>${escapeHtml(note)}</span> <button class="link dismiss-note" data-index="${index}" type="button" aria-label="Dismiss">Dismiss</button></li>`).join("");
@@ -327,32 +464,37 @@ async function renderCollection([name]) {
       api(`/v1/collections/${encodeURIComponent(name)}`),
       api(`/v1/collections/${encodeURIComponent(name)}/documents`),
     ]);
-    document.getElementById("documents").innerHTML = documentRows(name, docs.data);
+    document.getElementById("documents").innerHTML = documentRows(name, docs.data, editable);
     document.getElementById("summary-counts").textContent = `${fresh.done} documents · ${fresh.stored_chunks} chunks`;
   };
   const upsertJob = (job) => {
     const existing = document.getElementById("job-" + job.id);
-    const html = jobRow(job);
+    const html = jobRow(job, editable);
     if (existing) existing.outerHTML = html; else document.getElementById("jobs").insertAdjacentHTML("beforeend", html);
     updateFailures();
     if (job.status === "done" || job.status === "failed") refreshDocuments().catch(() => {});
   };
+  document.getElementById("share-button")?.addEventListener("click", () => openShare(name, (fresh) => {
+    document.getElementById("access-summary").innerHTML = access(fresh.you, fresh.owner);
+  }));
   const zone = document.getElementById("dropzone");
-  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", async (e) => {
-    e.preventDefault();
-    zone.classList.remove("over");
-    const entries = [...e.dataTransfer.items].map((item) => item.webkitGetAsEntry && item.webkitGetAsEntry()).filter(Boolean);
-    const items = entries.length ? (await Promise.all(entries.map(readEntry))).flat()
-      : [...e.dataTransfer.files].map((file) => ({ file, path: file.name }));
-    upload(items);
-  });
-  const picked = (e) => { upload([...e.target.files].map((file) => ({ file, path: file.webkitRelativePath || file.name }))); e.target.value = ""; };
-  document.getElementById("choose-files").addEventListener("click", () => document.getElementById("file-input").click());
-  document.getElementById("choose-folder").addEventListener("click", () => document.getElementById("folder-input").click());
-  document.getElementById("file-input").addEventListener("change", picked);
-  document.getElementById("folder-input").addEventListener("change", picked);
+  if (zone) {
+    zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", async (e) => {
+      e.preventDefault();
+      zone.classList.remove("over");
+      const entries = [...e.dataTransfer.items].map((item) => item.webkitGetAsEntry && item.webkitGetAsEntry()).filter(Boolean);
+      const items = entries.length ? (await Promise.all(entries.map(readEntry))).flat()
+        : [...e.dataTransfer.files].map((file) => ({ file, path: file.name }));
+      upload(items);
+    });
+    const picked = (e) => { upload([...e.target.files].map((file) => ({ file, path: file.webkitRelativePath || file.name }))); e.target.value = ""; };
+    document.getElementById("choose-files").addEventListener("click", () => document.getElementById("file-input").click());
+    document.getElementById("choose-folder").addEventListener("click", () => document.getElementById("folder-input").click());
+    document.getElementById("file-input").addEventListener("change", picked);
+    document.getElementById("folder-input").addEventListener("change", picked);
+  }
   document.getElementById("upload-notes").addEventListener("click", (e) => {
     if (!e.target.classList.contains("dismiss-note")) return;
     const items = kept("notes", name);
@@ -383,7 +525,7 @@ async function renderCollection([name]) {
       route();
     } catch (error) { toast(error.message); }
   });
-  document.getElementById("drop-collection").addEventListener("click", async () => {
+  document.getElementById("drop-collection")?.addEventListener("click", async () => {
     if (!confirm(`Drop collection ${name} and everything in it?`)) return;
     try {
       await api(`/v1/collections/${encodeURIComponent(name)}`, { method: "DELETE" });
@@ -393,6 +535,88 @@ async function renderCollection([name]) {
   eventStream = subscribe(`/v1/collections/${encodeURIComponent(name)}/events`, (type, data) => {
     if (type === "job") upsertJob(JSON.parse(data));
   });
+}
+
+// ---------- sharing (owners and admins): GET/PUT/DELETE /v1/collections/NAME/access ----------
+// The dialog exists only while open (its fields would otherwise shadow the pages' own).
+function shareDialog() {
+  const dialog = document.createElement("dialog");
+  dialog.id = "share-dialog";
+  dialog.setAttribute("aria-labelledby", "share-title");
+  dialog.innerHTML = `
+    <h2 id="share-title">Share</h2>
+    <p class="muted" id="share-owner"></p>
+    <h3>Shared with</h3>
+    <ul id="share-list" class="shares"></ul>
+    <form id="share-form" class="inline">
+      <label>Share with <select name="kind"><option value="user">a user</option><option value="group">a group</option></select></label>
+      <label class="grow">Name <input name="name" list="share-names" required autocomplete="off"></label>
+      <datalist id="share-names"></datalist>
+      <label>Role <select name="role"><option value="viewer">viewer (search, ask)</option><option value="editor">editor (upload, delete)</option></select></label>
+      <button type="submit" id="share-add">Share</button>
+    </form>
+    <p class="error" id="share-error" role="alert"></p>
+    <menu><button type="button" class="secondary" id="share-close">Close</button></menu>`;
+  document.body.appendChild(dialog);
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    document.getElementById("share-button")?.focus();
+  });
+  return dialog;
+}
+async function openShare(name, onChange) {
+  document.getElementById("share-dialog")?.remove();
+  const dialog = shareDialog();
+  const form = document.getElementById("share-form");
+  const list = document.getElementById("share-list");
+  const error = document.getElementById("share-error");
+  const base = `/v1/collections/${encodeURIComponent(name)}/access`;
+  const draw = (access) => {
+    document.getElementById("share-owner").textContent =
+      `${access.owner ? `Owner: ${access.owner}.` : "No owner."} Only the owner and admins see it, and those it is shared with: viewers search and ask, editors also upload and delete documents.`;
+    list.innerHTML = access.shares.map((share) => `
+      <li data-kind="${escapeHtml(share.kind)}" data-name="${escapeHtml(share.name)}">
+        <span class="name">${share.kind === "group" ? "group " : ""}<strong>${escapeHtml(share.name)}</strong></span>
+        <span class="status">${escapeHtml(share.role)}</span>
+        <button class="link remove-share" type="button" aria-label="Stop sharing with ${escapeHtml(share.kind)} ${escapeHtml(share.name)}">Remove</button>
+      </li>`).join("") || '<li class="muted">nobody yet</li>';
+    onChange(access);
+  };
+  // the picker's names: who exists (a server that does not list them leaves a free text field)
+  const known = { user: [], group: [] };
+  const fillNames = () => {
+    document.getElementById("share-names").innerHTML = known[form.elements.kind.value]
+      .map((entry) => `<option value="${escapeHtml(entry)}">`).join("");
+  };
+  document.getElementById("share-title").textContent = `Share ${name}`;
+  try { draw(await api(base)); } catch (failure) { dialog.remove(); toast(failure.message); return; }
+  dialog.showModal();
+  form.elements.name.focus();
+  form.elements.kind.addEventListener("change", fillNames);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const body = { kind: form.elements.kind.value, name: form.elements.name.value.trim(), role: form.elements.role.value };
+    try {
+      draw(await api(`${base}/shares`, { method: "PUT", json: body }));
+      form.elements.name.value = "";
+      form.elements.name.focus();
+    } catch (failure) { error.textContent = failure.message; }
+  });
+  list.addEventListener("click", async (event) => {
+    const item = event.target.closest(".remove-share") && event.target.closest("li");
+    if (!item) return;
+    error.textContent = "";
+    try {
+      draw(await api(`${base}/shares/${encodeURIComponent(item.dataset.kind)}/${encodeURIComponent(item.dataset.name)}`, { method: "DELETE" }));
+      form.elements.name.focus();
+    } catch (failure) { error.textContent = failure.message; }
+  });
+  document.getElementById("share-close").addEventListener("click", () => dialog.close());
+  const [users, groups] = await Promise.allSettled([api("/v1/users"), api("/v1/groups")]);
+  if (users.status === "fulfilled") known.user = users.value.data.map((u) => u.name).filter((n) => !account.user || n !== account.user.name);
+  if (groups.status === "fulfilled") known.group = groups.value.data.map((g) => g.name);
+  fillNames();
 }
 
 // Server reasons start with the file's name ("tool.exe: unsupported file type; ..."): the list shows it apart.
@@ -412,14 +636,14 @@ function splitReasons(message, items) {
   }));
 }
 
-function documentRows(name, documents) {
+function documentRows(name, documents, editable = true) {
   return documents.map((d) => {
     const shown = d.relative_path || d.name;
     return `<tr>
     <td class="name" title="${escapeHtml(shown)}"><a href="#/doc/${encodeURIComponent(name)}/${d.doc_id}">${escapeHtml(shown)}</a></td>
     <td>${escapeHtml(d.file_type || "")}</td><td>${d.pages ?? ""}</td><td>${d.chunks ?? 0}<span class="unit"> chunk${d.chunks === 1 ? "" : "s"}</span></td>
     <td><span class="status ${d.status}">${d.status}</span> <span class="error">${escapeHtml(d.error || "")}</span></td>
-    <td class="actions"><button class="secondary delete-doc" data-doc="${d.doc_id}" type="button">Delete</button></td></tr>`;
+    <td class="actions">${editable ? `<button class="secondary delete-doc" data-doc="${d.doc_id}" type="button">Delete</button>` : ""}</td></tr>`;
   }).join("");
 }
 
@@ -455,14 +679,17 @@ async function renderSearch(_, params) {
   const reranker = servedReranker(models);
   const rerank = Boolean(reranker && params.get("rerank"));
   const chosen = params.get("collection") || (collections.data[0] && collections.data[0].name) || "";
+  // a collection named by the URL but not listed is searched all the same: the server says why not
+  const names = collections.data.map((c) => c.name);
+  if (chosen && !names.includes(chosen)) names.push(chosen);
   const mode = params.get("mode") || "hybrid";
   const type = params.get("type") || "";
   const option = (value, current, label = value) => `<option value="${value}" ${value === current ? "selected" : ""}>${label}</option>`;
   view.innerHTML = `
     <h1>Search</h1>
     <form class="card inline" id="search-form">
-      <label>Collection <select name="collection">${collections.data.map((c) =>
-        `<option ${c.name === chosen ? "selected" : ""}>${escapeHtml(c.name)}</option>`).join("")}</select></label>
+      <label>Collection <select name="collection">${names.map((n) =>
+        `<option ${n === chosen ? "selected" : ""}>${escapeHtml(n)}</option>`).join("")}</select></label>
       <label class="grow">Query <input name="query" required value="${escapeHtml(params.get("q") || "")}"></label>
       <label>Mode <select name="mode">${["hybrid", "dense", "lexical"].map((m) => option(m, mode)).join("")}</select></label>
       <label>Results <input name="k" type="number" min="1" max="200" value="${escapeHtml(params.get("k") || "10")}" style="width:5rem"></label>
@@ -772,6 +999,117 @@ Gravity is a force that attracts two bodies towards each other.
   });
 }
 
+// ---------- API keys of the signed-in user (GET/POST/DELETE /v1/auth/keys) ----------
+function when(value) {
+  if (value === null || value === undefined || value === "") return "";
+  const date = typeof value === "number" ? new Date(value < 1e12 ? value * 1000 : value) : new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+}
+async function renderKeys() {
+  if (!account.enabled) {
+    view.innerHTML = '<h1>API keys</h1><p class="muted">Accounts are off on this server: it uses the keys it was started with (embedhub serve --api-key).</p>';
+    return;
+  }
+  const keys = await api("/v1/auth/keys");
+  view.innerHTML = `
+    <h1>API keys</h1>
+    <p class="muted">A key lets a program act as you (${escapeHtml(account.user.name)}, ${escapeHtml(account.user.role)}): it sends
+      <code>Authorization: Bearer KEY</code>, or passes the key as an OpenAI SDK's <code>api_key</code>.</p>
+    <form class="card inline" id="create-key-form">
+      <label class="grow">Name <input name="name" required maxlength="100" autocomplete="off" placeholder="laptop scripts"></label>
+      <button type="submit">Create key</button>
+    </form>
+    <div id="new-key"></div>
+    <table class="fixed keys"><thead><tr><th class="name">Name</th><th class="prefix">Key</th><th>Created</th><th>Last used</th><th class="actions"></th></tr></thead>
+      <tbody id="key-list"></tbody></table>`;
+  const list = document.getElementById("key-list");
+  const draw = (data) => {
+    list.innerHTML = data.map((key) => `
+      <tr data-key="${escapeHtml(key.id)}">
+        <td class="name" title="${escapeHtml(key.name)}">${escapeHtml(key.name)}</td>
+        <td><code>${escapeHtml(key.prefix)}…</code></td>
+        <td>${escapeHtml(when(key.created))}</td>
+        <td>${key.last_used ? escapeHtml(when(key.last_used)) : '<span class="muted">never</span>'}</td>
+        <td class="actions"><button class="secondary revoke" type="button" data-id="${escapeHtml(key.id)}" data-name="${escapeHtml(key.name)}">Revoke</button></td>
+      </tr>`).join("") || '<tr><td class="muted" colspan="5">No keys yet.</td></tr>';
+  };
+  draw(keys.data);
+  const form = document.getElementById("create-key-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const created = await api("/v1/auth/keys", { method: "POST", json: { name: form.elements.name.value.trim() } });
+      form.reset();
+      // the secret exists only in this answer: shown once, with a copy button
+      document.getElementById("new-key").innerHTML = `
+        <div class="card new-key" role="status">
+          <p><strong>Key “${escapeHtml(created.name)}” created.</strong> Copy it now: it will not be shown again.</p>
+          <div class="copy-row">
+            <input id="new-key-value" readonly aria-label="The new key" value="${escapeHtml(created.key)}">
+            <button type="button" id="copy-key">Copy</button>
+          </div>
+          <p class="muted" id="copy-state" aria-live="polite"></p>
+          <button type="button" class="secondary" id="new-key-done">Done, I have copied it</button>
+        </div>`;
+      const field = document.getElementById("new-key-value");
+      field.focus();
+      field.select();
+      document.getElementById("copy-key").addEventListener("click", async () => {
+        const state = document.getElementById("copy-state");
+        try { await navigator.clipboard.writeText(created.key); } catch {
+          field.select();  // no clipboard API (a plain-http page that is not this machine)
+          if (!document.execCommand("copy")) { state.textContent = "Copying was refused: select the key and copy it yourself."; return; }
+        }
+        state.textContent = "Copied.";
+      });
+      document.getElementById("new-key-done").addEventListener("click", () => { document.getElementById("new-key").innerHTML = ""; });
+      draw((await api("/v1/auth/keys")).data);
+    } catch (error) { toast(error.message); }
+  });
+  list.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.revoke");
+    if (!button) return;
+    if (!confirm(`Revoke the key “${button.dataset.name}”? Programs that use it will be refused from now on.`)) return;
+    try {
+      await api(`/v1/auth/keys/${encodeURIComponent(button.dataset.id)}`, { method: "DELETE" });
+      draw((await api("/v1/auth/keys")).data);
+    } catch (error) { toast(error.message); }
+  });
+}
+
+// ---------- audit log (admins; GET /v1/audit pages backwards with `before`) ----------
+const AUDIT_PAGE = 50;
+async function renderAudit() {
+  const first = await api(`/v1/audit?limit=${AUDIT_PAGE}`);
+  view.innerHTML = `
+    <h1>Audit log</h1>
+    <p class="muted">Who uploaded, deleted, shared and dropped what, newest first.</p>
+    <table class="fixed audit"><thead><tr><th class="time">Time</th><th class="user">User</th><th class="action">Action</th><th class="name">Collection</th><th class="detail">Detail</th></tr></thead>
+      <tbody id="audit-rows"></tbody></table>
+    <p><button type="button" class="secondary" id="audit-more" hidden>Older entries</button></p>`;
+  const rows = document.getElementById("audit-rows");
+  const more = document.getElementById("audit-more");
+  let before = null;
+  const add = (page) => {
+    rows.insertAdjacentHTML("beforeend", page.data.map((entry) => {
+      const detail = typeof entry.detail === "string" ? entry.detail : (entry.detail ? JSON.stringify(entry.detail) : "");
+      return `<tr><td>${escapeHtml(when(entry.time))}</td><td>${escapeHtml(entry.user || "")}</td><td>${escapeHtml(entry.action)}</td>
+        <td class="name" title="${escapeHtml(entry.collection || "")}">${escapeHtml(entry.collection || "")}</td>
+        <td class="detail" title="${escapeHtml(detail)}">${escapeHtml(detail)}</td></tr>`;
+    }).join(""));
+    if (!rows.children.length) rows.innerHTML = '<tr><td class="muted" colspan="5">Nothing recorded yet.</td></tr>';
+    const last = page.data[page.data.length - 1];
+    more.hidden = page.data.length < AUDIT_PAGE;
+    if (last) before = last.time;
+  };
+  add(first);
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try { add(await api(`/v1/audit?limit=${AUDIT_PAGE}&before=${encodeURIComponent(before)}`)); } catch (error) { toast(error.message); }
+    more.disabled = false;
+  });
+}
+
 // ---------- settings ----------
 async function renderSettings() {
   const info = await api("/v1/info");
@@ -783,10 +1121,12 @@ async function renderSettings() {
       <dt>Reranker</dt><dd>${info.reranker ? `${escapeHtml(info.reranker.id)} · up to ${info.reranker.max_tokens} tokens ${info.reranker.random_weights ? "· <strong>random weights</strong>" : ""}` : "none (embedhub serve --reranker NAME)"}</dd>
       <dt>Store</dt><dd>${escapeHtml(info.store)} (embedded) in ${escapeHtml(info.home)}</dd>
       <dt>Collections</dt><dd>${info.collections}</dd>
-      <dt>API keys</dt><dd>${info.auth ? "required" : "off (loopback only)"}</dd>
+      ${account.enabled ? `<dt>Accounts</dt><dd>on: signed in as ${escapeHtml(account.user.name)} (${escapeHtml(account.user.role)})</dd>
+      <dt>API keys</dt><dd>each user's own (<a href="#/keys">yours</a>)${info.auth ? " and the server's shared keys" : ""}</dd>`
+        : `<dt>API keys</dt><dd>${info.auth ? "required" : "off (loopback only)"}</dd>`}
       <dt>Limits</dt><dd>${info.max_items_per_request} inputs per request · ${Math.round(info.max_upload_bytes / 1048576)} MiB per upload</dd>
       <dt>Version</dt><dd>${escapeHtml(info.version)}</dd>
     </dl></div>`;
 }
 
-route();
+start();
