@@ -32,9 +32,10 @@ import numpy as np
 from embedhub.config import Settings
 from embedhub.eval.core import EvalContext
 from embedhub.eval.kb_modes import knowledge_base_run
-from embedhub.eval.metrics import ir_metrics, reciprocal_rank_fusion, top_k_indices
+from embedhub.eval.metrics import ir_metrics, top_k_indices
 from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions
 from embedhub.eval.tasks.retrieval import retrieval_refs
+from embedhub.kb.fusion import reciprocal_rank_fusion
 from embedhub.models.loading import load_encoder
 
 METRICS = ["ndcg@10", "recall@100"]
@@ -95,7 +96,12 @@ def measure(job: RetrievalJob, reranker=None, rerank_candidates: int = 30) -> di
     dense = job.rankings("dense")
     score("naive-dense", dense, time.perf_counter() - started)
     hybrid = {
-        q: reciprocal_rank_fusion([dense.get(q, []), lexical.get(q, [])], k=60, depth=DEPTH)
+        q: [
+            entry.identifier
+            for entry in reciprocal_rank_fusion(
+                {"dense": dense.get(q, []), "lexical": lexical.get(q, [])}, k=60
+            )
+        ][:DEPTH]
         for q in dataset.query_ids
     }
     score("naive-hybrid", hybrid, 0.0)

@@ -83,13 +83,6 @@ def test_trec_eval_perfect_and_empty_rankings():
         m.ir_metrics(qrels, {}, ["ndcg"])
 
 
-def test_reciprocal_rank_fusion_hand_checked():
-    fused = m.reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=60)
-    # a: 1/61 + 1/62; c: 1/63 + 1/61; b: 1/62
-    assert fused == ["a", "c", "b"]
-    assert m.reciprocal_rank_fusion([["a", "b"], ["b", "a"]], k=60, depth=1) == ["a"]
-
-
 def test_top_k_indices_orders_and_breaks_ties_by_index():
     scores = np.array([[0.1, 0.9, 0.5, 0.9], [3.0, 2.0, 1.0, 0.0]])
     assert m.top_k_indices(scores, 3).tolist() == [[1, 3, 2], [0, 1, 2]]

@@ -13,8 +13,8 @@ import pytest
 
 from embedhub.errors import EmbedhubError
 from embedhub.eval.core import EvalContext
-from embedhub.eval.datasets import DataMissingError
-from embedhub.eval.retrieval_modes import MODES, register_mode
+from embedhub.eval.datasets import DataMissingError, read_beir
+from embedhub.eval.retrieval_modes import MODES, RetrievalJob, RetrievalOptions, register_mode
 from embedhub.eval.tasks import TASKS, get_task, make_options, run_task
 from embedhub.eval.tasks.fewshot import draw_shots, pair_features
 from embedhub.eval.tasks.mrl import mrl_dims
@@ -48,7 +48,7 @@ def test_registry_lists_choices_and_validates_options():
     options = make_options(get_task("fewshot"), {"k": "5, 10", "seeds": "3"})
     assert options.k == (5, 10) and options.seeds == 3
     assert make_options(get_task("retrieval"), {"modes": ["dense"]}).modes == ("dense",)
-    with pytest.raises(EmbedhubError, match="valid: b, depth, k1, modes, rrf_k"):
+    with pytest.raises(EmbedhubError, match="valid: b, dense_weight, depth, fusion, k1, modes, rrf_k"):
         make_options(get_task("retrieval"), {"mode": "dense"})
 
 
@@ -82,6 +82,40 @@ def test_retrieval_all_modes(ctx):
     for record in result.records:
         assert all(0.0 <= v <= 1.0 for v in record.metrics.values())
         assert record.info["queries"] == 6 and record.info["documents"] == 12
+
+
+def test_raw_hybrid_fuses_as_the_knowledge_base_does(ctx, data_root, monkeypatch):
+    """The raw `hybrid` mode is the product's hybrid: the same fusion over the same scores (where
+    dense finds one document far ahead, RRF would rank the lexical side's close call first)."""
+    from embedhub.eval import retrieval_modes
+    from embedhub.kb.search import fuse_hits
+    from embedhub.kb.store import ChunkRow, Hit
+    from tests.kb.test_fusion import DENSE, LEXICAL
+
+    dataset = read_beir(data_root / "beir-scifact", "test")
+    monkeypatch.setattr(retrieval_modes, "_dense_scored", lambda job: dict.fromkeys(dataset.query_ids, DENSE))
+    monkeypatch.setattr(
+        retrieval_modes, "_lexical_scored", lambda job: dict.fromkeys(dataset.query_ids, LEXICAL)
+    )
+
+    def hits(ranking):
+        return [
+            Hit(ChunkRow(i, i, 1, 0, "p", "text", "t", "t", 0, 1, None, None, (), "h"), score)
+            for i, score in ranking
+        ]
+
+    for fusion in ("weighted", "rrf"):
+        job = RetrievalJob(ctx, dataset, RetrievalOptions(fusion=fusion))
+        expected = [hit.row.id for hit in fuse_hits(hits(DENSE), hits(LEXICAL), fusion, 0.5)]
+        assert job.rankings("hybrid") == dict.fromkeys(dataset.query_ids, expected)
+        assert expected == (["a", "b", "c", "d"] if fusion == "weighted" else ["b", "a", "c", "d"])
+    job = RetrievalJob(ctx, dataset, RetrievalOptions(depth=2, dense_weight=0.0))
+    assert job.rankings("hybrid")[dataset.query_ids[0]] == ["b", "c"]  # all lexical, cut to depth
+    assert job.rankings("dense")[dataset.query_ids[0]] == ["a", "b", "c", "d"]
+    with pytest.raises(EmbedhubError, match=r"unknown fusion 'max'; choose one of: weighted, rrf"):
+        run_task("retrieval", ctx, {"fusion": "max"})
+    with pytest.raises(EmbedhubError, match=r"dense_weight=2\.0 is outside 0\.\.1"):
+        run_task("code", ctx, {"dense_weight": 2.0})
 
 
 def test_retrieval_split_and_plugged_mode(tiny_encoder, data_root):

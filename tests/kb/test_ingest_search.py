@@ -17,7 +17,7 @@ from embedhub.kb.chunking import ChunkingOptions, chunk_document
 from embedhub.kb.collection import CollectionExistsError, CollectionNotFoundError, ModelMismatchError
 from embedhub.kb.ingest import Ingestor, remove_paths
 from embedhub.kb.loaders import load_file
-from embedhub.kb.search import Searcher, highlight, one_per_document, reciprocal_rank_fusion, weighted_fusion
+from embedhub.kb.search import Searcher, highlight, one_per_document
 from embedhub.kb.store import ChunkRow, Hit, SearchFilter
 from tests.kb.conftest import make_docx, make_pdf
 
@@ -138,42 +138,11 @@ def test_remove_paths(collection, tiny_encoder, tmp_path):
     assert not Searcher(collection, tiny_encoder).search("公民", k=5, mode="lexical")
 
 
-def test_reciprocal_rank_fusion_uses_k_60():
-    def hit(identifier):
-        row = ChunkRow(identifier, "d", 1, 0, "p", "text", "t", "t", 0, 1, None, None, (), "h")
-        return Hit(row, 0.0)
-
-    fused = reciprocal_rank_fusion({"dense": [hit("a"), hit("b")], "lexical": [hit("b"), hit("c")]})
-    scores = {h.row.id: h.score for h in fused}
-    assert scores["b"] == pytest.approx(1 / 62 + 1 / 61)
-    assert scores["a"] == pytest.approx(1 / 61) and scores["c"] == pytest.approx(1 / 62)
-    assert [h.row.id for h in fused] == ["b", "a", "c"]
-
-
 def _hits(scores: dict[str, float], doc_of=lambda identifier: identifier) -> list[Hit]:
     return [
         Hit(ChunkRow(i, doc_of(i), 1, 0, "p", "text", "t", "t", 0, 1, None, None, (), "h"), score)
         for i, score in scores.items()
     ]
-
-
-def test_weighted_fusion_adds_normalised_scores_and_floors_missing_chunks():
-    dense = _hits({"a": 0.90, "b": 0.80, "c": 0.10})
-    lexical = _hits({"b": 30.0, "d": 29.0, "a": 1.0})
-    fused = weighted_fusion({"dense": dense, "lexical": lexical}, {"dense": 0.5, "lexical": 0.5})
-    order = [hit.row.id for hit in fused]
-    assert order[0] == "b" and fused[0].retrievers == ["dense", "lexical"]  # strong in both
-    by_id = {hit.row.id: hit for hit in fused}
-    assert by_id["d"].retrievers == ["lexical"] and by_id["c"].retrievers == ["dense"]
-    # z-scores: dense mean 0.6, lexical mean 20; a missing chunk gets the list's lowest value
-    dense_z = (np.array([0.9, 0.8, 0.1]) - 0.6) / np.std([0.9, 0.8, 0.1])
-    lexical_z = (np.array([30.0, 29.0, 1.0]) - 20.0) / np.std([30.0, 29.0, 1.0])
-    assert by_id["d"].score == pytest.approx(0.5 * dense_z.min() + 0.5 * lexical_z[1])
-    assert by_id["a"].score == pytest.approx(0.5 * dense_z[0] + 0.5 * lexical_z[2])
-    only_dense = weighted_fusion({"dense": dense, "lexical": lexical}, {"dense": 1.0, "lexical": 0.0})
-    assert [hit.row.id for hit in only_dense][:3] == ["a", "b", "c"]
-    single = weighted_fusion({"dense": _hits({"x": 0.5}), "lexical": []}, {"dense": 0.5})
-    assert [hit.row.id for hit in single] == ["x"] and single[0].score == 0.0
 
 
 def test_one_per_document_keeps_each_documents_best_chunks():

@@ -85,6 +85,7 @@ class KnowledgeBaseRun:
                 if text.strip():
                     hits = searcher.search(
                         text, k=CHUNKS_PER_QUERY, mode=mode, candidates=CHUNKS_PER_QUERY, per_document=1,
+                        fusion=job.options.fusion, dense_weight=job.options.dense_weight,
                         rerank=reranker is not None, rerank_candidates=rerank_candidates,
                     )  # fmt: skip
                     ranked = [self.document_of_path[hit.path] for hit in hits]

@@ -145,18 +145,6 @@ def ir_metrics(qrels: Qrels, rankings: Rankings, keys: Iterable[str]) -> dict[st
     return {key: results[key] for key in keys}
 
 
-def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[str]], k: int = 60, depth: int | None = None
-) -> list[str]:
-    """RRF: score(d) = sum over rankings of 1 / (k + rank of d), rank from 1; ties keep first-seen order."""
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, doc in enumerate(ranking, 1):
-            scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
-    fused = sorted(scores, key=lambda doc: -scores[doc])
-    return fused[:depth] if depth is not None else fused
-
-
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     """Per row, the column indices of the k largest scores, best first (ties: lower index first)."""
     scores = np.asarray(scores)

@@ -1,8 +1,8 @@
 """Search over a collection: dense (the model's query form and instruction), lexical (BM25 over the
 collection's analyzer terms) and hybrid by weighted fusion of normalised scores (the default) or
-reciprocal rank fusion (k=60), with metadata filters, an optional rerank stage over the best fused
-candidates (with a score threshold), an optional limit of chunks per document, and results that
-carry their citations."""
+reciprocal rank fusion (k=60), both in kb/fusion.py; with metadata filters, an optional rerank
+stage over the best fused candidates (with a score threshold), an optional limit of chunks per
+document, and results that carry their citations."""
 
 from __future__ import annotations
 
@@ -11,20 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import numpy as np
-
 from embedhub.errors import InvalidInputError
 from embedhub.kb.collection import Collection
+from embedhub.kb.fusion import DENSE_WEIGHT, FUSIONS, Fusion, fuse
 from embedhub.kb.lexical import DEFAULT_ANALYZER, Analyzer
 from embedhub.kb.store import Hit, SearchFilter
 from embedhub.models.base import Encoder
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES = ("hybrid", "dense", "lexical")
-RRF_K = 60
-FUSIONS = ("weighted", "rrf")
-#: the dense side's weight in the default (weighted) fusion, chosen on the training splits
-DENSE_WEIGHT = 0.5
 #: fused candidates reranked by default: max(RERANK_FACTOR * k, RERANK_MINIMUM)
 RERANK_FACTOR = 3
 RERANK_MINIMUM = 30
@@ -81,49 +76,16 @@ class SearchResult:
         }
 
 
-def reciprocal_rank_fusion(rankings: dict[str, list[Hit]], k: int = RRF_K) -> list[Hit]:
-    """Σ 1/(k + rank) over the rankings a chunk appears in (rank from 1)."""
-    fused: dict[str, Hit] = {}
-    for retriever, hits in rankings.items():
-        for rank, hit in enumerate(hits, start=1):
-            entry = fused.setdefault(hit.row.id, Hit(hit.row, 0.0, []))
-            entry.score += 1.0 / (k + rank)
-            entry.retrievers.append(retriever)
-    return sorted(fused.values(), key=lambda hit: hit.score, reverse=True)
-
-
-def weighted_fusion(rankings: dict[str, list[Hit]], weights: dict[str, float]) -> list[Hit]:
-    """A convex combination of each retriever's z-normalised scores (the default hybrid).
-
-    Why not rank fusion: RRF throws the scores away, so a chunk that one retriever finds far ahead
-    of everything else counts no more than a close call. Normalising each candidate list to zero
-    mean and unit spread and adding the two with weights keeps that margin; a chunk missing from
-    one list gets that list's lowest value. Measured through the knowledge base on the training
-    splits (docs/retrieval.md), with equal weights, it beats RRF (k=60) by 0.024 nDCG@10 on
-    SciFact and 0.008 on CMRC2018, and unlike RRF it beats the better of its two parts on both."""
-    normalised: dict[str, dict[str, float]] = {}
-    floors: dict[str, float] = {}
-    rows: dict[str, Hit] = {}
-    for retriever, hits in rankings.items():
-        if not hits:
-            continue
-        scores = np.asarray([hit.score for hit in hits], dtype=np.float64)
-        spread = float(scores.std())
-        z = (scores - scores.mean()) / spread if spread > 0 else np.zeros_like(scores)
-        normalised[retriever] = {hit.row.id: float(value) for hit, value in zip(hits, z, strict=True)}
-        floors[retriever] = float(z.min())
-        for hit in hits:
-            rows.setdefault(hit.row.id, hit)
-    fused = []
-    for identifier, hit in rows.items():
-        score, found_by = 0.0, []
-        for retriever, values in normalised.items():
-            value = values.get(identifier)
-            if value is not None:
-                found_by.append(retriever)
-            score += weights.get(retriever, 1.0) * (floors[retriever] if value is None else value)
-        fused.append(Hit(hit.row, score, found_by))
-    return sorted(fused, key=lambda hit: hit.score, reverse=True)
+def fuse_hits(dense: list[Hit], lexical: list[Hit], fusion: Fusion, dense_weight: float) -> list[Hit]:
+    """The hybrid of the two sides' hits (kb/fusion.py), each fused hit keeping its chunk row."""
+    rows = {hit.row.id: hit.row for hits in (dense, lexical) for hit in hits}
+    fused = fuse(
+        [(hit.row.id, hit.score) for hit in dense],
+        [(hit.row.id, hit.score) for hit in lexical],
+        fusion=fusion,
+        dense_weight=dense_weight,
+    )
+    return [Hit(rows[entry.identifier], entry.score, entry.retrievers) for entry in fused]
 
 
 def one_per_document(hits: list[Hit], limit: int) -> list[Hit]:
@@ -180,7 +142,7 @@ class Searcher:
         k: int = 10,
         mode: Mode = "hybrid",
         where: SearchFilter | None = None,
-        fusion: Literal["weighted", "rrf"] = "weighted",
+        fusion: Fusion = "weighted",
         dense_weight: float = DENSE_WEIGHT,
         candidates: int | None = None,
         per_document: int | None = None,
@@ -225,10 +187,7 @@ class Searcher:
                 self.collection.store.lexical_search(terms, fetch, where), where
             )
         if mode == "hybrid":
-            if fusion == "weighted":
-                hits = weighted_fusion(rankings, {"dense": dense_weight, "lexical": 1.0 - dense_weight})
-            else:
-                hits = reciprocal_rank_fusion(rankings)
+            hits = fuse_hits(rankings["dense"], rankings["lexical"], fusion, dense_weight)
         else:
             hits = rankings[mode]
             for hit in hits:

@@ -2,7 +2,7 @@
 
 Each query has one relevant function in a 6,267-function code base. Modes as in `retrieval`
 (dense with the model's code-search instruction on queries, BM25 over the knowledge base's
-analyzer, which splits identifiers into their parts, hybrid);
+analyzer, which splits identifiers into their parts, hybrid by the knowledge base's fusion);
 MRR@10, nDCG@10 and Recall@k. CoSQA's labelled query/code pairs (cosqa-dev.json), when present,
 are also scored as pair classification.
 """
@@ -14,9 +14,18 @@ from dataclasses import dataclass, field
 from embedhub.eval.core import Curve, EvalContext, Record, TaskResult, timed
 from embedhub.eval.datasets import DataMissingError, read_cosqa, read_cosqa_pairs
 from embedhub.eval.metrics import ir_metrics
-from embedhub.eval.retrieval_modes import MODES_HELP, RetrievalJob, RetrievalOptions, get_mode
+from embedhub.eval.retrieval_modes import (
+    DENSE_WEIGHT_HELP,
+    FUSION_HELP,
+    MODES_HELP,
+    RetrievalJob,
+    RetrievalOptions,
+    check_fusion,
+    get_mode,
+)
 from embedhub.eval.tasks.pairs import pair_cosines, pair_metrics
 from embedhub.eval.tasks.retrieval import evaluate_modes
+from embedhub.kb.fusion import DENSE_WEIGHT
 from embedhub.models.spec import Task
 
 CODE_METRICS = ("mrr@10", "ndcg@10", "recall@1", "recall@5", "recall@10", "recall@100")
@@ -32,11 +41,14 @@ class CodeOptions:
         metadata={"help": MODES_HELP},
     )
     depth: int = field(default=1000, metadata={"help": "Functions ranked per query."})
+    fusion: str = field(default="weighted", metadata={"help": FUSION_HELP})
+    dense_weight: float = field(default=DENSE_WEIGHT, metadata={"help": DENSE_WEIGHT_HELP})
 
 
 def run(ctx: EvalContext, options: CodeOptions) -> TaskResult:
     for mode in options.modes:
         get_mode(mode)
+    check_fusion(options.fusion, options.dense_weight)
     result = TaskResult("code", ctx.model, headline="mrr@10")
     with timed(result):
         folder = ctx.data if (ctx.data / "code_idx_map.txt").exists() else ctx.data / "cosqa-code-search"
@@ -46,7 +58,12 @@ def run(ctx: EvalContext, options: CodeOptions) -> TaskResult:
         job = RetrievalJob(
             ctx,
             dataset,
-            RetrievalOptions(modes=options.modes, depth=options.depth),
+            RetrievalOptions(
+                modes=options.modes,
+                depth=options.depth,
+                fusion=options.fusion,
+                dense_weight=options.dense_weight,
+            ),
             task=Task.CODE,
         )
         try:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from embedhub.eval.core import EvalContext, Record, TaskResult, timed
 from embedhub.eval.datasets import DataMissingError, DatasetRef, RetrievalSet, load_refs, read_beir
 from embedhub.eval.metrics import ir_metrics
-from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions, get_mode
+from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions, check_fusion, get_mode
 
 RETRIEVAL_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map")
 
@@ -63,6 +63,7 @@ def load_retrieval_sets(
 def run(ctx: EvalContext, options: RetrievalOptions) -> TaskResult:
     for mode in options.modes:
         get_mode(mode)  # fail before any encoding
+    check_fusion(options.fusion, options.dense_weight)
     result = TaskResult("retrieval", ctx.model, headline="ndcg@10")
     with timed(result):
         sets, result.notes = load_retrieval_sets(ctx)
