@@ -25,9 +25,6 @@ def shared_data(*parts: str) -> Path:
 def _offline_environment(tmp_path_factory):
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["EMBEDHUB_HOME"] = str(tmp_path_factory.mktemp("embedhub-home"))
-    # rich wraps CLI output at COLUMNS (80 without a terminal): a long temporary path (an xdist
-    # worker's popen-gwN folder, a long user name) must not split the file names tests look for
-    os.environ["COLUMNS"] = "200"
     yield
 
 

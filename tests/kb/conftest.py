@@ -70,3 +70,10 @@ def make_pdf(path, pages, encrypt: str | None = None):
     with open(path, "wb") as handle:
         writer.write(handle)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _wide_cli_output(monkeypatch):
+    """rich wraps CLI output at COLUMNS (80 without a terminal): a long temporary path (an xdist
+    worker's popen-gwN folder, a long user name) must not split the file names tests look for."""
+    monkeypatch.setenv("COLUMNS", "200")
