@@ -324,8 +324,28 @@ def test_the_audit_log_records_changes_for_admins_only(world):
     mine = [(entry["user"], entry["action"]) for entry in entries if entry["collection"] == name]
     assert ("owner", "create") in mine and ("owner", "share") in mine
     assert ("owner", "upload") in mine and ("owner", "drop") in mine
-    older = world.clients["admin"].get("/v1/audit", params={"before": entries[-1]["time"]}).json()["data"]
-    assert all(entry["time"] < entries[-1]["time"] for entry in older)
+    older = world.clients["admin"].get("/v1/audit", params={"before": entries[-1]["id"]}).json()["data"]
+    assert all(entry["id"] < entries[-1]["id"] for entry in older)
     for caller in ("owner", "viewer", "other"):
         assert world.clients[caller].get("/v1/audit").status_code == 404
     assert world.clients["anonymous"].get("/v1/audit").status_code == 401
+
+
+def test_audit_pages_lose_nothing_when_entries_share_a_time(tmp_path, monkeypatch):
+    """Paging by time skipped the entries of one clock tick that fell across a page edge."""
+    import types
+
+    import embedhub.accounts.store as store_module
+
+    store = AccountStore.for_home(tmp_path)
+    monkeypatch.setattr(store_module, "time", types.SimpleNamespace(time=lambda: 1_700_000_000.0))
+    try:
+        for index in range(7):
+            store.record("owner", "upload", "same-tick", f"file{index}")
+        seen, before = [], None
+        while page := store.audit(3, before):
+            seen += [entry["detail"] for entry in page]
+            before = page[-1]["id"]
+    finally:
+        store.close()
+    assert seen == [f"file{index}" for index in reversed(range(7))]

@@ -376,13 +376,15 @@ class AccountStore:
             (time.time(), user, action, collection, detail),
         )
 
-    def audit(self, limit: int = 100, before: float | None = None) -> list[dict]:
-        """The newest entries first; `before` (a time) pages further back."""
+    def audit(self, limit: int = 100, before: int | None = None) -> list[dict]:
+        """The newest entries first; `before` (an entry's id) pages further back. Ids, not times,
+        are the cursor: entries recorded in the same clock tick would be skipped at a page edge,
+        and ids keep the order the entries were written in even if the clock steps back."""
         limit = max(1, min(int(limit), 1000))
         rows = self._query(
-            "SELECT id, time, user, action, collection, detail FROM audit WHERE time < ? "
-            "ORDER BY time DESC, id DESC LIMIT ?",
-            (float("inf") if before is None else before, limit),
+            "SELECT id, time, user, action, collection, detail FROM audit WHERE id < ? "
+            "ORDER BY id DESC LIMIT ?",
+            (2**63 - 1 if before is None else int(before), limit),
         )
         fields = ("id", "time", "user", "action", "collection", "detail")
         return [dict(zip(fields, row, strict=True)) for row in rows]

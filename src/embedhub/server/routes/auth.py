@@ -141,7 +141,9 @@ async def audit(
     request: Request,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[float | None, Query(description="Entries older than this Unix time.")] = None,
+    before: Annotated[
+        int | None, Query(description="Entries recorded before the entry of this id (the last id of a page).")
+    ] = None,
 ) -> dict:
     """Who created, dropped, uploaded to, deleted from, shared and unshared which collection, and
     the admins' user changes; newest first (admins only: 404 to others)."""

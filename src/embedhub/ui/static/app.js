@@ -1077,7 +1077,7 @@ async function renderKeys() {
   });
 }
 
-// ---------- audit log (admins; GET /v1/audit pages backwards with `before`) ----------
+// ---------- audit log (admins; GET /v1/audit pages backwards with `before`, an entry id) ----------
 const AUDIT_PAGE = 50;
 async function renderAudit() {
   const first = await api(`/v1/audit?limit=${AUDIT_PAGE}`);
@@ -1100,7 +1100,7 @@ async function renderAudit() {
     if (!rows.children.length) rows.innerHTML = '<tr><td class="muted" colspan="5">Nothing recorded yet.</td></tr>';
     const last = page.data[page.data.length - 1];
     more.hidden = page.data.length < AUDIT_PAGE;
-    if (last) before = last.time;
+    if (last) before = last.id;
   };
   add(first);
   more.addEventListener("click", async () => {
