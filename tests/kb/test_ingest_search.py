@@ -73,6 +73,30 @@ def test_ingest_is_incremental_and_isolates_failures(collection, tiny_encoder, t
     assert not any(r.path.endswith("copy.txt") for r in collection.manifest.documents())
 
 
+def test_a_model_with_concurrent_batches_gets_that_many_per_embedding_call(collection, tiny_encoder, tmp_path,
+                                                                           monkeypatch):  # fmt: skip
+    """A remote encoder's endpoints take several requests at once: ingestion must hand it enough
+    chunks per call to fill them, not 32 at a time (one request in flight)."""
+    import embedhub.kb.ingest as ingest_module
+
+    calls = []
+    embed = ingest_module.embed_chunks
+
+    def counting(encoder, chunks, *args):
+        calls.append(len(chunks))
+        return embed(encoder, chunks, *args)
+
+    monkeypatch.setattr(ingest_module, "embed_chunks", counting)
+    monkeypatch.setattr(tiny_encoder, "concurrent_batches", 3, raising=False)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(200):
+        (folder / f"note{index:03d}.txt").write_text(f"note number {index} about topic {index % 7}")
+    report = Ingestor(collection, tiny_encoder).ingest([folder])
+    assert report.count("added") == 200 and collection.store.count() == 200
+    assert max(calls) == 3 * ingest_module.EMBED_CHUNKS and sum(calls) == 200
+
+
 def test_model_mismatch_is_refused(collection, minilm_encoder):
     with pytest.raises(ModelMismatchError, match="holds vectors of model random-qwen3-tiny"):
         Ingestor(collection, minilm_encoder)

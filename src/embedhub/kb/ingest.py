@@ -38,7 +38,9 @@ GROUP_CHUNKS = 1024
 #: a handful of forward passes at the default 16k-token batch budget
 BATCH_CHUNKS = 256
 #: chunks per embedding call inside a batch: progress and cancellation are checked after each, so
-#: a slow model (e5 on two cores: ~6 chunks/s) still moves the bar every few seconds
+#: a slow model (e5 on two cores: ~6 chunks/s) still moves the bar every few seconds. A model that
+#: runs several batches at once (a remote encoder's endpoints) gets this many per batch it can run
+#: (`Encoder.concurrent_batches`), or its endpoints would take turns with one request in flight
 EMBED_CHUNKS = 32
 T = TypeVar("T")
 
@@ -523,7 +525,7 @@ class Ingestor(DocumentWriter):
                 self._batch.append((document, chunk))
                 document.chunks += 1
                 document.tokens += chunk.tokens
-                if len(self._batch) >= BATCH_CHUNKS:
+                if len(self._batch) >= max(BATCH_CHUNKS, EMBED_CHUNKS * self.encoder.concurrent_batches):
                     self._flush()
         except (LoaderError, ValueError) as error:
             # this document is broken; a cancel, a stopped queue or a model error stops the run
@@ -539,8 +541,9 @@ class Ingestor(DocumentWriter):
         self.check_stop()
         batch, self._batch = self._batch, []
         parts = []
-        for start in range(0, len(batch), EMBED_CHUNKS):
-            part = batch[start : start + EMBED_CHUNKS]
+        step = EMBED_CHUNKS * self.encoder.concurrent_batches
+        for start in range(0, len(batch), step):
+            part = batch[start : start + step]
             parts.append(self._embed([chunk for _, chunk in part]))
             self.check_stop()  # a cancel during the forward pass: do not write what it produced
             document, chunk = part[-1]
