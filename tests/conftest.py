@@ -13,6 +13,30 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EMBEDHUB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+#: the files that take minutes (README commands, shutdowns, model conversions, Ray, browsers), run
+#: first: xdist hands test files to its two workers in collection order, and one of these left for
+#: last kept one worker busy for minutes while the other sat idle
+LONG_FILES = (
+    "tests/test_docs_commands.py",
+    "tests/test_kb_shutdown.py",
+    "tests/test_gguf.py",
+    "tests/test_bench.py",
+    "tests/test_packed_model.py",
+    "tests/kb/test_ray_ingest.py",
+    "tests/test_ui_accounts_browser.py",
+    "tests/test_ui_browser.py",
+    "tests/test_remote_backend.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+        return LONG_FILES.index(path) if path in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: the other files keep their order
+
+
 def shared_data(*parts: str) -> Path:
     """A path under ../shared/data, or a skip naming the path when it is absent."""
     path = SHARED_DATA.joinpath(*parts)
