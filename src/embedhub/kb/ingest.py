@@ -268,10 +268,12 @@ class DocumentWriter:
     in-process `Ingestor` is a writer that also parses and embeds; the Ray driver
     (kb/distributed.py) feeds a writer the `PreparedDocument`s its workers return.
 
-    Small documents share a generation, committed once `GROUP_DOCUMENTS` documents or
-    `GROUP_CHUNKS` chunks are written (one store commit and one manifest transaction per group
-    instead of per file). On a cancel or an error, `roll_back` deletes the open generation's rows:
-    documents committed earlier stay, and a document's previous version stays committed."""
+    Small documents share a generation, committed once `GROUP_DOCUMENTS` documents (times the
+    model's `concurrent_batches` in the `Ingestor`, so one-chunk files still fill a remote
+    encoder's endpoints) or `GROUP_CHUNKS` chunks are written (one store commit and one manifest
+    transaction per group instead of per file). On a cancel or an error, `roll_back` deletes the
+    open generation's rows: documents committed earlier stay, and a document's previous version
+    stays committed."""
 
     def __init__(
         self,
@@ -287,6 +289,7 @@ class DocumentWriter:
         self._generation: int | None = None
         self._open: list[_Document] = []
         self._written_chunks = 0
+        self.group_documents = GROUP_DOCUMENTS
 
     def check_stop(self) -> None:
         if self.should_stop():
@@ -342,7 +345,8 @@ class DocumentWriter:
         self._written_chunks += len(rows)
 
     def group_full(self, pending_chunks: int = 0) -> bool:
-        return len(self._open) >= GROUP_DOCUMENTS or self._written_chunks + pending_chunks >= GROUP_CHUNKS
+        documents_full = len(self._open) >= self.group_documents
+        return documents_full or self._written_chunks + pending_chunks >= GROUP_CHUNKS
 
     def write(self, prepared: PreparedDocument) -> None:
         """Write and (with its group) commit a document prepared elsewhere; a failed one is
@@ -484,6 +488,8 @@ class Ingestor(DocumentWriter):
         collection.check_encoder(encoder)
         super().__init__(collection, progress, should_stop=should_stop)
         self.encoder = encoder
+        # small files: a group of one-chunk documents is what one embedding call gets
+        self.group_documents = GROUP_DOCUMENTS * encoder.concurrent_batches
         self._batch: list[tuple[_Document, Chunk]] = []
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -525,7 +531,7 @@ class Ingestor(DocumentWriter):
                 self._batch.append((document, chunk))
                 document.chunks += 1
                 document.tokens += chunk.tokens
-                if len(self._batch) >= max(BATCH_CHUNKS, EMBED_CHUNKS * self.encoder.concurrent_batches):
+                if len(self._batch) >= BATCH_CHUNKS:
                     self._flush()
         except (LoaderError, ValueError) as error:
             # this document is broken; a cancel, a stopped queue or a model error stops the run
