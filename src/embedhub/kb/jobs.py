@@ -218,13 +218,7 @@ class JobManager:
         if self._closing.is_set():
             raise QueueStopped("the server is shutting down; submit the file again after it restarts")
         job = Job(id=uuid.uuid4().hex[:12], collection=collection, path=str(path), name=name or path.name)
-        with self._lock:
-            job.sequence = next(self._counter)
-            self.jobs[job.id] = job
-            self._changed.notify_all()
-        self._save(job)
-        self._pool.submit(self._run, job)
-        return job
+        return self._enqueue(job)
 
     def submit_folder(self, collection: str, folder: Path, *, ray: str, glob: str | None = None,
                       exclude: list[Path] | None = None) -> Job:  # fmt: skip
@@ -235,6 +229,10 @@ class JobManager:
         job = Job(id=uuid.uuid4().hex[:12], collection=collection, path=str(folder),
                   name=folder.name or str(folder), kind="folder", ray=ray, glob=glob,
                   exclude=[str(path) for path in exclude or ()])  # fmt: skip
+        return self._enqueue(job)
+
+    def _enqueue(self, job: Job) -> Job:
+        """Number, record, persist and start a new job."""
         with self._lock:
             job.sequence = next(self._counter)
             self.jobs[job.id] = job
