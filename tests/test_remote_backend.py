@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from embedhub.bench.scale import wait_ready
 from embedhub.errors import ConfigurationError, ModelLoadError
 from embedhub.models.loading import load_encoder, resolve
 from embedhub.models.remote import (
@@ -153,18 +154,7 @@ def embedhub_process(model_dir: Path, home: Path):
     process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"embedhub serve exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("embedhub serve did not become ready within 120 s")
+        wait_ready(process, url, timeout=120)
         yield url, process
     finally:
         if process.poll() is None:

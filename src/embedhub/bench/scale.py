@@ -591,7 +591,7 @@ def embedhub_endpoints(count: int, model: str, threads: int, home: Path):
             )
             urls.append(f"http://127.0.0.1:{port}")
         for process, url in zip(processes, urls, strict=True):
-            _wait_ready(process, url)
+            wait_ready(process, url)
         yield urls
     finally:
         for process in processes:
@@ -614,7 +614,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_ready(process: subprocess.Popen, url: str, timeout: float = 300.0) -> None:
+def wait_ready(process: subprocess.Popen, url: str, timeout: float = 300.0) -> None:
+    """Wait for a started `embedhub serve` to answer /ready; its stderr tail if it exits first."""
     import httpx
 
     deadline = time.monotonic() + timeout
