@@ -180,12 +180,11 @@ class Searcher:
         fetch = candidates or max(k * 4, 50, pool_size if rerank else 0)
         rankings: dict[str, list[Hit]] = {}
         if mode in ("dense", "hybrid"):
-            rankings["dense"] = self._visible(self._dense(query, fetch, where, exact), where)
+            rankings["dense"] = self._dense(query, fetch, where, exact)
         if mode in ("lexical", "hybrid"):
             terms = " ".join(self.analyzer.terms(query))
-            rankings["lexical"] = self._visible(
-                self.collection.store.lexical_search(terms, fetch, where), where
-            )
+            rankings["lexical"] = self.collection.store.lexical_search(terms, fetch, where)
+        rankings = self._visible(rankings, where)
         if mode == "hybrid":
             hits = fuse_hits(rankings["dense"], rankings["lexical"], fusion, dense_weight)
         else:
@@ -217,10 +216,15 @@ class Searcher:
         )
         return self.collection.store.dense_search(vector.vectors[0], fetch, where, exact=exact)
 
-    def _visible(self, hits: list[Hit], where: SearchFilter) -> list[Hit]:
-        """Only committed generations (an interrupted write is never seen), exact filter semantics."""
-        committed = self.collection.manifest.committed_generations()
-        return [h for h in hits if committed.get(h.row.doc_id) == h.row.generation and where.matches(h.row)]
+    def _visible(self, rankings: dict[str, list[Hit]], where: SearchFilter) -> dict[str, list[Hit]]:
+        """Only committed generations (an interrupted write is never seen), exact filter semantics.
+        The manifest is asked about the hits' documents only, once for all rankings."""
+        doc_ids = {hit.row.doc_id for hits in rankings.values() for hit in hits}
+        committed = self.collection.manifest.committed_generations(doc_ids) if doc_ids else {}
+        return {
+            name: [h for h in hits if committed.get(h.row.doc_id) == h.row.generation and where.matches(h.row)]
+            for name, hits in rankings.items()
+        }
 
     def _result(self, hit: Hit, query: str, rank: int, reranked: bool = False) -> SearchResult:
         row = hit.row
