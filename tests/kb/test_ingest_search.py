@@ -97,6 +97,73 @@ def test_a_model_with_concurrent_batches_gets_that_many_per_embedding_call(colle
     assert max(calls) == 3 * ingest_module.EMBED_CHUNKS and sum(calls) == 200
 
 
+def test_files_are_read_while_the_previous_batch_is_embedded(collection, tiny_encoder, tmp_path, monkeypatch):
+    """Ingestion pipelines: while one batch is being embedded (a remote endpoint's round trip),
+    the next file is already parsed. The first embedding call waits until the ingest reports
+    parsing a later file; without the pipeline that never happens while it waits."""
+    import threading
+
+    import embedhub.kb.ingest as ingest_module
+    from embedhub.kb.ingest import Progress
+
+    monkeypatch.setattr(ingest_module, "BATCH_CHUNKS", 4)
+    later_file_parsed, overlapped = threading.Event(), []
+    embed = ingest_module.embed_chunks
+
+    def slow_endpoint(encoder, chunks, *args):
+        if not overlapped:
+            overlapped.append(later_file_parsed.wait(timeout=20))
+        return embed(encoder, chunks, *args)
+
+    class Watch(Progress):
+        def stage(self, path, stage):
+            if stage == "parsing" and path.name >= "note006.txt":
+                later_file_parsed.set()
+
+    monkeypatch.setattr(ingest_module, "embed_chunks", slow_endpoint)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for index in range(12):
+        (folder / f"note{index:03d}.txt").write_text(f"note number {index} about topic {index % 5}")
+    report = Ingestor(collection, tiny_encoder, Watch()).ingest([folder])
+    assert overlapped == [True], "the next files were not read while a batch was being embedded"
+    assert report.count("added") == 12 and collection.store.count() == 12
+    hits = Searcher(collection, tiny_encoder).search("note number 7", k=12, mode="lexical")
+    assert {hit.path.rsplit("/", 1)[-1] for hit in hits} >= {"note007.txt"}
+
+
+def test_a_model_failure_in_the_pipeline_keeps_committed_documents(collection, tiny_encoder, tmp_path,
+                                                                   monkeypatch):  # fmt: skip
+    """The batch embedded in the background fails: the run raises that error, the documents
+    committed before it stay, and nothing of the open generation is left behind."""
+    import embedhub.kb.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "BATCH_CHUNKS", 2)
+    monkeypatch.setattr(ingest_module, "GROUP_DOCUMENTS", 1)
+    embed, calls = ingest_module.embed_chunks, []
+
+    def failing_on_the_third(encoder, chunks, *args):
+        calls.append(len(chunks))
+        if len(calls) == 3:
+            raise RuntimeError("the endpoint went away")
+        return embed(encoder, chunks, *args)
+
+    monkeypatch.setattr(ingest_module, "embed_chunks", failing_on_the_third)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for index in range(8):
+        (folder / f"note{index:03d}.txt").write_text(f"note number {index}")
+    with pytest.raises(RuntimeError, match="went away"):
+        Ingestor(collection, tiny_encoder).ingest([folder])
+    committed = collection.manifest.committed_generations()
+    rows = collection.store.count()
+    assert 0 < len(committed) < 8
+    assert rows == sum(record.chunks for record in collection.manifest.documents() if record.generation)
+    monkeypatch.setattr(ingest_module, "embed_chunks", embed)
+    assert Ingestor(collection, tiny_encoder).ingest([folder]).count("added") == 8 - len(committed)
+    assert collection.store.count() == 8
+
+
 def test_model_mismatch_is_refused(collection, minilm_encoder):
     with pytest.raises(ModelMismatchError, match="holds vectors of model random-qwen3-tiny"):
         Ingestor(collection, minilm_encoder)

@@ -14,6 +14,7 @@ import fnmatch
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -470,8 +471,14 @@ class Ingestor(DocumentWriter):
 
     A document is loaded whole (the loaders need its bytes), but its chunks are produced lazily
     (`iter_chunks`) and embedded and stored `BATCH_CHUNKS` at a time, each batch one `store.add`
-    under the open generation (see manifest.py), so no more than a batch of chunks, token ids and
-    vectors is ever in memory; the chunks of small documents share a batch.
+    under the open generation (see manifest.py); the chunks of small documents share a batch.
+
+    Embedding is pipelined: a full batch is embedded and stored on one background thread while
+    this thread reads, parses, chunks and tokenises the next one, so the model (or a remote
+    encoder's endpoints) is not idle while files are read. At most two batches of chunks, token
+    ids and vectors are in memory: the one being embedded and the one being filled; the next
+    batch waits for the previous one, and a commit, a dropped document or a roll-back waits for
+    it too, so the generation protocol sees the same order of writes as without the pipeline.
 
     `should_stop` is polled before every batch: when it turns true, nothing more is embedded,
     the open generation's rows are deleted (documents committed earlier stay, and a document's
@@ -491,12 +498,19 @@ class Ingestor(DocumentWriter):
         # small files: a group of one-chunk documents is what one embedding call gets
         self.group_documents = GROUP_DOCUMENTS * encoder.concurrent_batches
         self._batch: list[tuple[_Document, Chunk]] = []
+        self._embedding: Future | None = None  # the batch being embedded and stored
+        self._pipeline: ThreadPoolExecutor | None = None
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.encoder.content_ids(list(texts))] if texts else []
 
     def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False) -> IngestReport:
-        return self.run(paths, glob, sync, self._ingest_files)
+        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedhub-ingest-embed")
+        try:
+            return self.run(paths, glob, sync, self._ingest_files)
+        finally:
+            self._pipeline.shutdown(wait=True)
+            self._pipeline = None
 
     def _ingest_files(self, files: list[Path]) -> None:
         for path in files:
@@ -541,11 +555,25 @@ class Ingestor(DocumentWriter):
         document.finished = True
 
     def _flush(self) -> None:
-        """Embed and store the current batch (one `store.add` of the open generation)."""
+        """Hand the current batch to the embedding thread (after the previous one is stored)."""
         if not self._batch:
             return
         self.check_stop()
         batch, self._batch = self._batch, []
+        self._wait_for_embedding()
+        if self._pipeline is None:  # not inside `ingest` (a writer used directly): no pipeline
+            self._embed_and_store(batch)
+            return
+        self._embedding = self._pipeline.submit(self._embed_and_store, batch)
+
+    def _wait_for_embedding(self) -> None:
+        """Let the batch in flight finish; its error (a cancel, a model failure) is raised here."""
+        embedding, self._embedding = self._embedding, None
+        if embedding is not None:
+            embedding.result()
+
+    def _embed_and_store(self, batch: list[tuple[_Document, Chunk]]) -> None:
+        """Embed one batch and store it (one `store.add` of the open generation)."""
         parts = []
         step = EMBED_CHUNKS * self.encoder.concurrent_batches
         for start in range(0, len(batch), step):
@@ -568,14 +596,18 @@ class Ingestor(DocumentWriter):
     def commit(self) -> None:
         if self._generation is not None:
             self._flush()
+            self._wait_for_embedding()
         super().commit()
 
     def drop_document(self, document: _Document) -> None:
         self._batch = [(d, c) for d, c in self._batch if d is not document]
+        self._wait_for_embedding()  # its rows in flight are written before they are deleted
         super().drop_document(document)
 
     def roll_back(self) -> None:
         self._batch = []
+        with contextlib.suppress(BaseException):  # the run is failing already: that error is raised
+            self._wait_for_embedding()
         super().roll_back()
 
 
