@@ -172,16 +172,11 @@ class Manifest:
     def committed_generations(self, doc_ids: Iterable[str] | None = None) -> dict[str, int]:
         """doc_id -> committed generation, of all documents or only of `doc_ids` (what a search
         checks its hits against: one indexed lookup per hit, not a read of the whole table)."""
+        committed = "SELECT doc_id, generation FROM documents WHERE generation IS NOT NULL"
         if doc_ids is None:
-            return dict(self.db.execute("SELECT doc_id, generation FROM documents WHERE generation IS NOT NULL"))
+            return dict(self.db.execute(committed))
         wanted = json.dumps(sorted(set(doc_ids)))
-        return dict(
-            self.db.execute(
-                "SELECT doc_id, generation FROM documents WHERE generation IS NOT NULL "
-                "AND doc_id IN (SELECT value FROM json_each(?))",
-                (wanted,),
-            )
-        )
+        return dict(self.db.execute(committed + " AND doc_id IN (SELECT value FROM json_each(?))", (wanted,)))
 
     def totals(self) -> dict[str, int]:
         row = self.db.execute(

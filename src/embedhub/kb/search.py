@@ -221,10 +221,11 @@ class Searcher:
         The manifest is asked about the hits' documents only, once for all rankings."""
         doc_ids = {hit.row.doc_id for hits in rankings.values() for hit in hits}
         committed = self.collection.manifest.committed_generations(doc_ids) if doc_ids else {}
-        return {
-            name: [h for h in hits if committed.get(h.row.doc_id) == h.row.generation and where.matches(h.row)]
-            for name, hits in rankings.items()
-        }
+
+        def visible(hit: Hit) -> bool:
+            return committed.get(hit.row.doc_id) == hit.row.generation and where.matches(hit.row)
+
+        return {name: [hit for hit in hits if visible(hit)] for name, hits in rankings.items()}
 
     def _result(self, hit: Hit, query: str, rank: int, reranked: bool = False) -> SearchResult:
         row = hit.row
