@@ -224,9 +224,10 @@ class Settings(BaseSettings):
         ge=10,
         le=32768,
         description=(
-            "Candidates an ANN (HNSW) search keeps while walking the graph; higher: better recall, "
-            "slower. Chosen for recall@10 >= 0.95 (docs/performance.md, 'Scale'); Milvus raises it "
-            "to one per 100 chunks in a bigger collection (its one graph needs more as it grows)."
+            "Candidates a Milvus HNSW search keeps while walking the graph; higher: better recall, "
+            "slower. Chosen for recall@10 >= 0.95 (docs/performance.md, 'Scale'); raised to one per "
+            "100 chunks in a bigger collection (its one graph needs more as it grows). LanceDB's "
+            "index is a scan of 8-bit codes and needs none."
         ),
     )
     allow_server_folders: bool = Field(

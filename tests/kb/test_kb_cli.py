@@ -185,7 +185,7 @@ def test_kb_index_builds_the_ann_index_and_search_can_stay_exact(tmp_path, tiny_
     (corpus / "n6.txt").write_text("Note 6 on particle number 42.")
     runner.invoke(app, ["kb", "add", "notes", str(corpus), "--ann-min-rows", "3"])
     info = json.loads(runner.invoke(app, ["kb", "info", "notes", "--json"]).stdout)
-    assert info["vector_index"]["type"] == "IVF_HNSW_SQ" and info["vector_index"]["rows_indexed"] == 7
+    assert info["vector_index"]["type"] == "IVF_SQ" and info["vector_index"]["rows_indexed"] == 7
     rebuilt = json.loads(runner.invoke(app, ["kb", "index", "notes", "--rebuild", "--json"]).stdout)
     assert rebuilt["changed"] is True and rebuilt["vector_index"]["rows_at_training"] == 7
     exact = runner.invoke(

@@ -100,7 +100,7 @@ def test_index_is_built_past_the_threshold_and_not_below(make_store):
     store.add(rows_for(400, start=900), vectors[900:])
     assert store.ensure_vector_index() is True
     info = store.vector_index_info()
-    assert info["type"] in ("IVF_HNSW_SQ", "HNSW") and info["rows_indexed"] == 1300, info
+    assert info["type"] in ("IVF_SQ", "HNSW") and info["rows_indexed"] == 1300, info
     assert store.ensure_vector_index() is False, "an index that is current is left alone"
 
 
@@ -170,7 +170,7 @@ def test_ingest_builds_the_index_and_info_shows_it(settings, tmp_path, tiny_enco
         assert collection.info()["vector_index"]["type"] == "exact"
         Ingestor(collection, tiny_encoder).ingest([write_corpus(tmp_path / "corpus")])
         info = collection.info()["vector_index"]
-        assert info["type"] == "IVF_HNSW_SQ" and info["rows_indexed"] == collection.store.count() >= 3
+        assert info["type"] == "IVF_SQ" and info["rows_indexed"] == collection.store.count() >= 3
         searcher = Searcher(collection, tiny_encoder)
         approximate = searcher.search("cache keys", mode="dense", k=3)
         exact = searcher.search("cache keys", mode="dense", k=3, exact=True)
@@ -205,6 +205,31 @@ def test_lancedb_folds_new_rows_in_and_retrains_when_grown(tmp_path):
         assert store.ensure_vector_index() is True
         assert store.vector_index_info()["rows_at_training"] == 6200
         assert recall_at_10(store, queries_near(vectors, 20, seed=6)) >= 0.95
+    finally:
+        store.close()
+
+
+def test_lancedb_replaces_an_index_of_an_earlier_type(tmp_path):
+    """A collection indexed by an earlier version (IVF_HNSW_SQ) is still searched with it, and the
+    next `ensure_vector_index` (after an ingest, or `kb index`) trains the current type."""
+    import json
+
+    from embedhub.kb.store import lance
+
+    store = open_store("lancedb", tmp_path / "store", DIMS, index_options=VectorIndexOptions(min_rows=1000))
+    try:
+        vectors = planted(2000)
+        store.add(rows_for(2000), vectors)
+        store.table.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_HNSW_SQ",
+                                 num_partitions=1, replace=True, name=lance.VECTOR_INDEX)  # fmt: skip
+        state = {"type": "IVF_HNSW_SQ", "num_partitions": 1, "rows_at_training": 2000, "trained_at": 0}
+        (tmp_path / "store" / lance.VECTOR_INDEX_FILE).write_text(json.dumps(state))
+        assert recall_at_10(store, queries_near(vectors, 20, seed=7)) >= 0.9, "the old index still answers"
+        assert store.ensure_vector_index() is True
+        info = store.vector_index_info()
+        assert info["type"] == lance.VECTOR_INDEX_TYPE == "IVF_SQ" and info["rows_indexed"] == 2000
+        assert store.ensure_vector_index() is False, "retrained once, then left alone"
+        assert recall_at_10(store, queries_near(vectors, 20, seed=7)) >= 0.95
     finally:
         store.close()
 
