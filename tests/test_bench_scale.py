@@ -59,3 +59,18 @@ def test_recall_falls_when_the_index_returns_wrong_neighbours(tmp_path, monkeypa
     cell = scale.run_cell("lancedb", 1000, options, tmp_path / "cell")
     assert cell["exact_recall_at_10"] == 1.0
     assert cell["recall_at_10"] < 0.5
+
+
+def test_remote_bench_alternates_plain_client_and_ingest_rounds(tiny_model_dir):
+    """`bench-scale --remote` at a tiny size, against a real `embedhub serve`: every round has a
+    plain-client and a `kb add` figure, the ratio is of their medians, and nothing failed."""
+    options = scale.RemoteOptions(model=str(tiny_model_dir), endpoint_counts=[1], texts=24, words=12,
+                                  client_batch=8, rounds=2)  # fmt: skip
+    report = scale.run_remote(options, say=lambda line: None)
+    ingest = report["ingest"]
+    assert len(report["direct_rounds"]) == len(ingest["rounds"]) == len(ingest["ratio_per_round"]) == 2
+    assert ingest["chunks"] == 24 and ingest["failed"] == 0
+    expected = np.median(ingest["rounds"]) / np.median(report["direct_rounds"])
+    assert abs(ingest["ratio_to_direct"] - expected) < 0.01
+    assert report["rows"][0]["endpoints"] == 1 and report["rows"][0]["ratio_to_one"] == 1.0
+    assert "alternating rounds" in scale.remote_markdown(report)
