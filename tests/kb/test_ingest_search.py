@@ -164,6 +164,43 @@ def test_a_model_failure_in_the_pipeline_keeps_committed_documents(collection, t
     assert collection.store.count() == 8
 
 
+def test_hybrid_search_runs_its_lexical_query_beside_the_dense_one(collection, tiny_encoder, tmp_path,
+                                                                  monkeypatch):  # fmt: skip
+    """Hybrid latency is the longer of the two searches, not their sum: the BM25 query waits for
+    the dense search to have started and still answers; the results equal a run one after the
+    other, and a failing dense search raises its own error."""
+    import threading
+
+    (tmp_path / "a.md").write_text(
+        "# Cache\n\nThe cache is keyed by token ids.\n\n# Other\n\nUnrelated words."
+    )
+    Ingestor(collection, tiny_encoder).ingest([tmp_path / "a.md"])
+    searcher = Searcher(collection, tiny_encoder)
+    before = [(r.chunk_id, round(r.score, 6)) for r in searcher.search("cache token ids", k=5)]
+    store, dense_started, overlapped = collection.store, threading.Event(), []
+    dense, lexical = store.dense_search, store.lexical_search
+
+    def dense_search(*args, **kwargs):
+        dense_started.set()
+        return dense(*args, **kwargs)
+
+    def lexical_search(*args, **kwargs):
+        overlapped.append(dense_started.wait(timeout=20))
+        return lexical(*args, **kwargs)
+
+    monkeypatch.setattr(store, "dense_search", dense_search)
+    monkeypatch.setattr(store, "lexical_search", lexical_search)
+    after = [(r.chunk_id, round(r.score, 6)) for r in searcher.search("cache token ids", k=5)]
+    assert overlapped == [True] and after == before
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the vector index is unreadable")
+
+    monkeypatch.setattr(store, "dense_search", broken)
+    with pytest.raises(RuntimeError, match="unreadable"):
+        searcher.search("cache token ids", k=5)
+
+
 def test_model_mismatch_is_refused(collection, minilm_encoder):
     with pytest.raises(ModelMismatchError, match="holds vectors of model random-qwen3-tiny"):
         Ingestor(collection, minilm_encoder)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -20,6 +21,10 @@ from embedhub.models.base import Encoder
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES = ("hybrid", "dense", "lexical")
+#: a hybrid search runs its BM25 query here while the calling thread encodes the query and runs
+#: the dense search (both wait in the store's native code, not in Python), so its latency is the
+#: longer of the two instead of their sum (docs/performance.md, "Scale")
+_LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="embedhub-lexical")
 #: fused candidates reranked by default: max(RERANK_FACTOR * k, RERANK_MINIMUM)
 RERANK_FACTOR = 3
 RERANK_MINIMUM = 30
@@ -179,11 +184,19 @@ class Searcher:
         where = where or SearchFilter()
         fetch = candidates or max(k * 4, 50, pool_size if rerank else 0)
         rankings: dict[str, list[Hit]] = {}
-        if mode in ("dense", "hybrid"):
-            rankings["dense"] = self._dense(query, fetch, where, exact)
+        lexical = None
         if mode in ("lexical", "hybrid"):
             terms = " ".join(self.analyzer.terms(query))
-            rankings["lexical"] = self.collection.store.lexical_search(terms, fetch, where)
+            lexical = _LEXICAL.submit(self.collection.store.lexical_search, terms, fetch, where)
+        if mode in ("dense", "hybrid"):
+            try:
+                rankings["dense"] = self._dense(query, fetch, where, exact)
+            except BaseException:
+                if lexical is not None:
+                    lexical.cancel()  # not started yet: never run; running: its answer is dropped
+                raise
+        if lexical is not None:
+            rankings["lexical"] = lexical.result()
         rankings = self._visible(rankings, where)
         if mode == "hybrid":
             hits = fuse_hits(rankings["dense"], rankings["lexical"], fusion, dense_weight)
