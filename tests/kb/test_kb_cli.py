@@ -79,6 +79,11 @@ def test_kb_add_and_search_in_human_output(tmp_path, tiny_model_dir, monkeypatch
     found = runner.invoke(app, ["kb", "search", "human", "helium nucleus", "--local"])
     assert found.exit_code == 0, found.output
     assert "1. " in found.stdout and "a.md" in found.stdout
+    found = runner.invoke(app, ["kb", "search", "human", "helium nucleus"])  # no server: loads here
+    assert found.exit_code == 0 and "a.md" in found.stdout
+    assert "for this search; with `embedhub serve` running for this home, the next one skips that" in (
+        found.stderr
+    ), found.stderr
 
 
 def test_kb_search_uses_the_running_server(tmp_path, tiny_model_dir, monkeypatch):

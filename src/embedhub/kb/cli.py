@@ -385,7 +385,7 @@ def _collection_here(settings: Settings, name: str, mode: str, what: str, announ
     if announce:
         print(
             f"embedhub: loaded {collection.config.model} in {time.perf_counter() - started:.1f}s "
-            f"for this {what}; with `embedhub serve` running for this home, {what}s skip that",
+            f"for this {what}; with `embedhub serve` running for this home, the next one skips that",
             file=sys.stderr,
         )
     return collection, encoder
