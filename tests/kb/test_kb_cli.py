@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -186,6 +187,9 @@ def test_kb_index_builds_the_ann_index_and_search_can_stay_exact(tmp_path, tiny_
     assert added.exit_code == 0, added.output
     info = json.loads(runner.invoke(app, ["kb", "info", "notes", "--json"]).stdout)
     assert info["vector_index"]["type"] == "exact", "6 chunks are below --ann-min-rows 100"
+    human = runner.invoke(app, ["kb", "info", "notes"]).stdout
+    assert "vector_index: none: exact search (an index is built at 50,000 chunks" in human, human
+    assert re.search(r"^created_at: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", human, re.MULTILINE), human
     # past a lowered threshold, the next ingest builds it
     (corpus / "n6.txt").write_text("Note 6 on particle number 42.")
     runner.invoke(app, ["kb", "add", "notes", str(corpus), "--ann-min-rows", "3"])
@@ -193,6 +197,9 @@ def test_kb_index_builds_the_ann_index_and_search_can_stay_exact(tmp_path, tiny_
     assert info["vector_index"]["type"] == "IVF_SQ" and info["vector_index"]["rows_indexed"] == 7
     rebuilt = json.loads(runner.invoke(app, ["kb", "index", "notes", "--rebuild", "--json"]).stdout)
     assert rebuilt["changed"] is True and rebuilt["vector_index"]["rows_at_training"] == 7
+    human = runner.invoke(app, ["kb", "index", "notes"]).stdout
+    assert human.startswith("notes: vector index already current in ") and "{" not in human, human
+    assert "IVF_SQ, 7 chunks indexed; partitions 1; search: partitions probed 1, refine factor 3" in human
     exact = runner.invoke(
         app, ["kb", "search", "notes", "particle", "--mode", "dense", "--exact", "--local", "--json"]
     )

@@ -666,6 +666,12 @@ def info(name: Annotated[str, typer.Argument(help="Collection name.")], as_json:
         typer.echo(json.dumps(details, ensure_ascii=False))
         return
     for key, value in details.items():
+        if key == "vector_index":
+            value = describe_vector_index(value)
+        elif key.endswith("_at") and isinstance(value, int | float):
+            value = _local_time(value)
+        elif value is None or value == "":
+            value = "-"
         if key != "failures":
             typer.echo(f"{key}: {value}")
     for failure in details["failures"]:
@@ -698,7 +704,41 @@ def index(
         typer.echo(json.dumps(details, ensure_ascii=False))
         return
     state = "updated" if changed else "already current"
-    typer.echo(f"{name}: vector index {state} in {details['seconds']} s: {details['vector_index']}")
+    typer.echo(f"{name}: vector index {state} in {details['seconds']} s: "
+               f"{describe_vector_index(details['vector_index'])}")  # fmt: skip
+
+
+def _local_time(timestamp: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(sep=" ", timespec="seconds")
+
+
+#: how `describe_vector_index` names the index's parameters
+_INDEX_LABELS = {
+    "num_partitions": "partitions", "m": "M", "ef_construction": "efConstruction",
+    "nprobes": "partitions probed", "refine_factor": "refine factor", "ef": "ef",
+}  # fmt: skip
+
+
+def describe_vector_index(info: dict) -> str:
+    """One line for people: the `vector_index` object of `kb info --json` / the API."""
+    if info.get("type") == "exact":
+        return (f"none: exact search (an index is built at {info.get('min_rows', 0):,} chunks, or now "
+                "with `embedhub kb index NAME`)")  # fmt: skip
+    parts = [f"{info['type']}, {info.get('rows_indexed', 0):,} chunks indexed"]
+    if info.get("rows_unindexed"):
+        parts[0] += f" ({info['rows_unindexed']:,} newer ones scanned until they are folded in)"
+    built = [f"{_INDEX_LABELS[key]} {info[key]:,}" for key in ("num_partitions", "m", "ef_construction")
+             if key in info]  # fmt: skip
+    if built:
+        parts.append(", ".join(built))
+    if info.get("search"):
+        searched = [f"{_INDEX_LABELS.get(key, key)} {value:,}" for key, value in info["search"].items()]
+        parts.append("search: " + ", ".join(searched))
+    if info.get("trained_at"):
+        parts.append(f"trained {_local_time(info['trained_at'])} in {info.get('build_seconds', 0):.1f} s")
+    return "; ".join(parts)
 
 
 @app.command("remove")
