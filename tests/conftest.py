@@ -14,16 +14,24 @@ SHARED_DATA = Path(os.environ.get("EMBEDHUB_SHARED_DATA", ROOT.parent / "shared"
 
 
 #: the files that take minutes (README commands, shutdowns, model conversions, Ray, browsers), run
-#: first: xdist hands test files to its two workers in collection order, and one of these left for
-#: last kept one worker busy for minutes while the other sat idle
+#: first: xdist hands test files to its two workers in collection order (pyproject's addopts turn
+#: off its default reordering by test count, which put the one-test README files last), and one of
+#: these left for last kept one worker busy for minutes while the other sat idle. The README's
+#: commands are split into groups, a file each (tests/docs_commands.py), so both workers share them.
 LONG_FILES = (
-    "tests/test_docs_commands.py",
+    "tests/test_readme_knowledge_base.py",
     "tests/test_kb_shutdown.py",
+    "tests/test_readme_milvus.py",
     "tests/test_gguf.py",
+    "tests/test_readme_answers.py",
     "tests/test_bench.py",
+    "tests/test_readme_models.py",
     "tests/test_packed_model.py",
+    "tests/test_readme_remote_encoders.py",
     "tests/kb/test_ray_ingest.py",
+    "tests/test_readme_server.py",
     "tests/test_ui_accounts_browser.py",
+    "tests/test_readme_ray.py",
     "tests/test_ui_browser.py",
     "tests/test_remote_backend.py",
 )
