@@ -186,7 +186,8 @@ def _click_command(words: list[str]):
 
     command = typer.main.get_command(app)
     for word in words[1:]:
-        sub = getattr(command, "commands", {}).get(word)
+        # get_command, not .commands: a group may be imported on first use (embedhub.cli)
+        sub = command.get_command(None, word) if hasattr(command, "get_command") else None
         if sub is None:
             break
         command = sub
