@@ -157,9 +157,9 @@ class Group:
         return [step.find(commands) for step in self.setup]
 
 
-# Each group's commands took 20-90 s alone on the 2-core machine (the knowledge base's 130 s is
-# split in two: answers re-create `notes` first); the ANN index section reuses the Milvus
-# section's `wiki`, so the two stay one group.
+# Each group's commands took 20-75 s alone on the 2-core machine, 30-120 s in a whole `make test`
+# (the knowledge base's 130 s alone is split in two: answers re-create `notes` first); the ANN
+# index section reuses the Milvus section's `wiki`, so the two stay one group.
 GROUPS = {
     group.name: group
     for group in (
