@@ -13,19 +13,30 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EMBEDHUB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
-#: the files that take minutes (README commands, shutdowns, model conversions, Ray, browsers), run
-#: first: xdist hands test files to its two workers in collection order, and one of these left for
-#: last kept one worker busy for minutes while the other sat idle
+#: the files that take longest, longest first (seconds in a whole `make test` run on the 2-core
+#: machine, `pytest --durations=0` summed per file): xdist hands test files to its two workers in
+#: collection order (pyproject's addopts turn off its default reordering by test count, which put
+#: the one-test README file last), and one of these left for last kept one worker busy for minutes
+#: while the other sat idle. The README's commands run in groups, a file each (tests/docs_commands.py).
 LONG_FILES = (
-    "tests/test_docs_commands.py",
-    "tests/test_kb_shutdown.py",
-    "tests/test_gguf.py",
-    "tests/test_bench.py",
-    "tests/test_packed_model.py",
-    "tests/kb/test_ray_ingest.py",
-    "tests/test_ui_accounts_browser.py",
-    "tests/test_ui_browser.py",
-    "tests/test_remote_backend.py",
+    "tests/kb/test_ray_ingest.py",  # 169
+    "tests/test_readme_knowledge_base.py",  # 121
+    "tests/test_gguf.py",  # 75
+    "tests/test_readme_milvus.py",  # 69
+    "tests/test_readme_answers.py",  # 58
+    "tests/test_readme_models.py",  # 53
+    "tests/test_readme_remote_encoders.py",  # 43
+    "tests/test_backends.py",  # 41
+    "tests/test_readme_server.py",  # 35
+    "tests/test_bench.py",  # 34
+    "tests/test_remote_backend.py",  # 34
+    "tests/test_ui_browser.py",  # 31
+    "tests/test_readme_ray.py",  # 29
+    "tests/test_mcp.py",  # 26
+    "tests/kb/test_vector_index.py",  # 25
+    "tests/test_ui_accounts_browser.py",  # 21
+    "tests/test_kb_shutdown.py",  # 20
+    "tests/test_packed_model.py",  # 8
 )
 
 

@@ -215,3 +215,24 @@ def test_embed_too_long_names_the_cli_option(runner):
     assert json.loads(cut.stdout)["usage"]["prompt_tokens"] == 256
     tokens = runner.invoke(app, ["tokenize", long_text, "--model", "all-MiniLM-L6-v2"])
     assert tokens.exit_code == 2 and "--truncate" in tokens.stderr
+
+
+def test_start_up_imports_only_what_every_command_needs():
+    """`embedhub kb list`, `kb --help` or a `kb search` a running server answers import the
+    command line only: the eval task definitions and the ingest pipeline load with their commands."""
+    import subprocess
+    import sys
+
+    heavy = ["embedhub.eval.cli", "embedhub.kb.ingest", "numpy", "torch", "transformers", "lancedb"]
+    probe = f"import sys, embedhub.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stdout
+
+
+def test_eval_group_loads_on_first_use(runner):
+    """The eval group is imported when used; its commands, help and task-name errors are intact."""
+    listed = runner.invoke(app, ["--help"])
+    assert listed.exit_code == 0 and "eval" in listed.output and "Matryoshka" in listed.output
+    tasks = runner.invoke(app, ["eval", "nosuchtask"])
+    assert tasks.exit_code == 2 and "retrieval" in tasks.output
+    assert runner.invoke(app, ["eval", "retrieval", "--help"]).exit_code == 0

@@ -12,7 +12,6 @@ import typer
 from embedhub.cli_support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
-from embedhub.kb.ingest import Progress
 
 app = typer.Typer(help="Knowledge bases: create, add files, search, ask.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -140,46 +139,50 @@ def _store_label(config) -> str:
     return config.store + (f" at {config.store_uri}" if config.store_uri else "")
 
 
-class _RichProgress(Progress):
+def _rich_progress():
     """The ingest progress bar. It subclasses the ingest `Progress` callbacks, so a callback added
-    there later has a do-nothing default here instead of crashing the human output."""
+    there later has a do-nothing default here instead of crashing the human output. (Defined here:
+    `embedhub.kb.ingest` is imported by the commands that ingest, not by `kb list` or `kb --help`.)"""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
 
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import Progress as Bar
+    from embedhub.kb.ingest import Progress
 
-        self.bar = Bar(
-            TextColumn("[bold]ingesting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn(
-                "files  {task.fields[chunks]} chunks  {task.fields[tokens]} tokens  {task.fields[last]}"
-            ),
-            TimeRemainingColumn(),
-            transient=False,
-        )
-        self.task = None
-        self.chunks = 0
-        self.tokens = 0
+    class RichProgress(Progress):
+        def __init__(self) -> None:
+            self.bar = Bar(
+                TextColumn("[bold]ingesting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(
+                    "files  {task.fields[chunks]} chunks  {task.fields[tokens]} tokens  {task.fields[last]}"
+                ),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self.task = None
+            self.chunks = 0
+            self.tokens = 0
 
-    def start(self, files: int) -> None:
-        self.bar.start()
-        self.task = self.bar.add_task("ingest", total=files, chunks=0, tokens=0, last="")
+        def start(self, files: int) -> None:
+            self.bar.start()
+            self.task = self.bar.add_task("ingest", total=files, chunks=0, tokens=0, last="")
 
-    def stage(self, path: Path, stage: str) -> None:
-        if self.task is not None:
-            self.bar.update(self.task, last=f"{stage} {path.name[:40]}")
+        def stage(self, path: Path, stage: str) -> None:
+            if self.task is not None:
+                self.bar.update(self.task, last=f"{stage} {path.name[:40]}")
 
-    def file_done(self, outcome) -> None:
-        if outcome.status in ("added", "updated"):
-            self.chunks += outcome.chunks
-            self.tokens += outcome.tokens
-        self.bar.update(
-            self.task, advance=1, chunks=self.chunks, tokens=self.tokens, last=Path(outcome.path).name[:40]
-        )
+        def file_done(self, outcome) -> None:
+            if outcome.status in ("added", "updated"):
+                self.chunks += outcome.chunks
+                self.tokens += outcome.tokens
+            last = Path(outcome.path).name[:40]
+            self.bar.update(self.task, advance=1, chunks=self.chunks, tokens=self.tokens, last=last)
 
-    def stop(self) -> None:
-        self.bar.stop()
+        def stop(self) -> None:
+            self.bar.stop()
+
+    return RichProgress()
 
 
 @app.command("add")
@@ -223,7 +226,7 @@ def add(
 
         import_ray()  # without Ray: say how to install it before anything loads
     collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
-    progress = None if as_json else _RichProgress()
+    progress = None if as_json else _rich_progress()
     runner = None
     try:
         if address is None:
