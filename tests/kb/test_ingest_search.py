@@ -132,6 +132,45 @@ def test_files_are_read_while_the_previous_batch_is_embedded(collection, tiny_en
     assert {hit.path.rsplit("/", 1)[-1] for hit in hits} >= {"note007.txt"}
 
 
+def test_an_encoder_that_runs_batches_at_once_gets_the_next_batch_before_the_last_is_back(
+    collection, tiny_encoder, tmp_path, monkeypatch
+):
+    """A remote encoder's endpoints idle between batches unless the next batch's requests are
+    queued while one batch's answers are parsed and stored: with `concurrent_batches` > 1 two
+    batches are embedded at once. The first call waits until a second one has started. Every
+    document still ends up stored once, under its own generation."""
+    import threading
+
+    import embedhub.kb.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "BATCH_CHUNKS", 4)
+    monkeypatch.setattr(tiny_encoder, "concurrent_batches", 2, raising=False)
+    second_started, overlapped, calls = threading.Event(), [], []
+    embed = ingest_module.embed_chunks
+
+    def endpoint(encoder, chunks, *args):
+        calls.append(len(chunks))
+        if len(calls) == 1:
+            overlapped.append(second_started.wait(timeout=20))
+        else:
+            second_started.set()
+        return embed(encoder, chunks, *args)
+
+    monkeypatch.setattr(ingest_module, "embed_chunks", endpoint)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for index in range(40):
+        (folder / f"note{index:03d}.txt").write_text(f"note number {index} about topic {index % 5}")
+    report = Ingestor(collection, tiny_encoder).ingest([folder])
+    assert overlapped == [True], "the second batch was not embedded while the first was"
+    assert report.count("added") == 40 and collection.store.count() == 40 and sum(calls) == 40
+    committed = collection.manifest.committed_generations()
+    assert len(committed) == 40
+    for record in collection.manifest.documents():
+        rows = collection.store.rows_of(record.doc_id)
+        assert [row.generation for row in rows] == [committed[record.doc_id]]
+
+
 def test_a_model_failure_in_the_pipeline_keeps_committed_documents(collection, tiny_encoder, tmp_path,
                                                                    monkeypatch):  # fmt: skip
     """The batch embedded in the background fails: the run raises that error, the documents

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +45,10 @@ BATCH_CHUNKS = 256
 #: runs several batches at once (a remote encoder's endpoints) gets this many per batch it can run
 #: (`Encoder.concurrent_batches`), or its endpoints would take turns with one request in flight
 EMBED_CHUNKS = 32
+#: batches embedded at the same time for an encoder that runs several batches at once (a remote
+#: one): while one batch's answers are parsed and stored, the next one's requests are already
+#: queued at the endpoints, which otherwise sat idle between batches (docs/performance.md, "Scale")
+OVERLAPPING_BATCHES = 2
 T = TypeVar("T")
 
 
@@ -291,9 +297,16 @@ class DocumentWriter:
         self._open: list[_Document] = []
         self._written_chunks = 0
         self.group_documents = GROUP_DOCUMENTS
+        self._reporting = threading.Lock()  # outcomes come from the pipeline thread too (Ingestor)
+        self._stopping = False  # a failing run stops the pipeline thread at its next check
+
+    def report_outcome(self, outcome: FileOutcome) -> None:
+        with self._reporting:
+            self.report.outcomes.append(outcome)
+            self.progress.file_done(outcome)
 
     def check_stop(self) -> None:
-        if self.should_stop():
+        if self._stopping or self.should_stop():
             raise IngestCancelled("the ingest was cancelled; nothing of the unfinished files was kept")
 
     def unchanged(self, path: Path, digest: str) -> bool:
@@ -302,8 +315,7 @@ class DocumentWriter:
         existing = self.collection.manifest.get(document_id(path))
         if existing and existing.file_hash == digest and existing.status == "done":
             outcome = FileOutcome(str(path), "skipped", existing.chunks, existing.tokens)
-            self.report.outcomes.append(outcome)
-            self.progress.file_done(outcome)
+            self.report_outcome(outcome)
             return True
         return False
 
@@ -320,9 +332,9 @@ class DocumentWriter:
         self._open.append(document)
         return document
 
-    def store(self, pairs: Sequence[tuple[_Document, Chunk]], vectors: np.ndarray) -> None:
-        """Write chunks of open documents with their vectors (one `store.add` of the generation)."""
-        generation, analyzer = self._generation, self.collection.config.analyzer
+    def store(self, pairs: Sequence[tuple[_Document, Chunk]], vectors: np.ndarray, generation: int) -> None:
+        """Write chunks of open documents with their vectors (one `store.add` of `generation`)."""
+        analyzer = self.collection.config.analyzer
         rows = [
             ChunkRow(
                 id=f"{document.doc_id}:{generation}:{chunk.index}",
@@ -343,7 +355,6 @@ class DocumentWriter:
             for document, chunk in pairs
         ]
         self.collection.store.add(rows, vectors)
-        self._written_chunks += len(rows)
 
     def group_full(self, pending_chunks: int = 0) -> bool:
         documents_full = len(self._open) >= self.group_documents
@@ -361,7 +372,9 @@ class DocumentWriter:
                                        prepared.pages, prepared.title, prepared.encoding)  # fmt: skip
         for start in range(0, len(prepared.chunks), BATCH_CHUNKS):
             chunks = prepared.chunks[start : start + BATCH_CHUNKS]
-            self.store([(document, chunk) for chunk in chunks], prepared.vectors[start : start + len(chunks)])
+            pairs = [(document, chunk) for chunk in chunks]
+            self.store(pairs, prepared.vectors[start : start + len(chunks)], self._generation)
+            self._written_chunks += len(chunks)
         document.chunks = len(prepared.chunks)
         document.tokens = sum(chunk.tokens for chunk in prepared.chunks)
         document.finished = True
@@ -372,8 +385,14 @@ class DocumentWriter:
         """Make every finished document of the open generation the committed version."""
         if self._generation is None:
             return
-        manifest, store = self.collection.manifest, self.collection.store
         generation, group = self._generation, [d for d in self._open if d.finished]
+        self._generation, self._open, self._written_chunks = None, [], 0
+        self.commit_group(generation, group)
+
+    def commit_group(self, generation: int, group: list[_Document]) -> None:
+        """One manifest transaction makes `generation` these documents' version; then their
+        older rows go."""
+        manifest, store = self.collection.manifest, self.collection.store
         manifest.commit(
             generation,
             [
@@ -395,16 +414,16 @@ class DocumentWriter:
         doc_ids = [d.doc_id for d in group]
         store.delete_documents(doc_ids, except_generation=generation)
         manifest.cleanup_done(doc_ids)
-        self._generation, self._open, self._written_chunks = None, [], 0
         for document in group:
             outcome = FileOutcome(str(document.path), document.status, document.chunks, document.tokens)
-            self.report.outcomes.append(outcome)
-            self.progress.file_done(outcome)
+            self.report_outcome(outcome)
 
     def drop_document(self, document: _Document) -> None:
         """Delete one document's rows of the open generation (its previous version stays)."""
         self._open = [d for d in self._open if d is not document]
-        generation = self._generation
+        self.drop_rows(document, self._generation)
+
+    def drop_rows(self, document: _Document, generation: int) -> None:
         self.collection.store.delete_documents([document.doc_id], only_generation=generation)
         self.collection.manifest.clear_pending([(document.doc_id, generation)])
 
@@ -419,8 +438,7 @@ class DocumentWriter:
     def fail(self, path: Path, digest: str | None, error: str) -> None:
         self.collection.manifest.record_failure(document_id(path), str(path), digest, error)
         outcome = FileOutcome(str(path), "failed", error=error)
-        self.report.outcomes.append(outcome)
-        self.progress.file_done(outcome)
+        self.report_outcome(outcome)
 
     def sync(self, paths: Sequence[Path], present: set[str]) -> None:
         """Remove the documents under these paths whose files are gone."""
@@ -473,12 +491,14 @@ class Ingestor(DocumentWriter):
     (`iter_chunks`) and embedded and stored `BATCH_CHUNKS` at a time, each batch one `store.add`
     under the open generation (see manifest.py); the chunks of small documents share a batch.
 
-    Embedding is pipelined: a full batch is embedded and stored on one background thread while
-    this thread reads, parses, chunks and tokenises the next one, so the model (or a remote
-    encoder's endpoints) is not idle while files are read. At most two batches of chunks, token
-    ids and vectors are in memory: the one being embedded and the one being filled; the next
-    batch waits for the previous one, and a commit, a dropped document or a roll-back waits for
-    it too, so the generation protocol sees the same order of writes as without the pipeline.
+    Ingestion is pipelined: full batches are embedded on a background thread (two at once for
+    an encoder that runs several batches at once, `OVERLAPPING_BATCHES`), and stored and
+    committed, in order, on another, while this thread reads, parses, chunks and tokenises the
+    next files; so the model (or a remote encoder's endpoints) is not idle while files are read
+    or rows written. At most `OVERLAPPING_BATCHES` + 1 batches of chunks, token ids and vectors
+    are in memory. A dropped document or a roll-back waits for the work in flight, so the
+    generation protocol sees the same order of writes as without the pipeline; a failure stops
+    the pieces handed over after it, and the groups not committed are rolled back.
 
     `should_stop` is polled before every batch: when it turns true, nothing more is embedded,
     the open generation's rows are deleted (documents committed earlier stay, and a document's
@@ -498,19 +518,27 @@ class Ingestor(DocumentWriter):
         # small files: a group of one-chunk documents is what one embedding call gets
         self.group_documents = GROUP_DOCUMENTS * encoder.concurrent_batches
         self._batch: list[tuple[_Document, Chunk]] = []
-        self._embedding: Future | None = None  # the batch being embedded and stored
-        self._pipeline: ThreadPoolExecutor | None = None
+        self._embedding: Future | None = None  # the last piece of work handed to the pipeline
+        self._pipeline: ThreadPoolExecutor | None = None  # stores and commits, in order
+        self._embedder: ThreadPoolExecutor | None = None  # embeds batches, OVERLAPPING_BATCHES at once
+        self._overlapping = OVERLAPPING_BATCHES if encoder.concurrent_batches > 1 else 1
+        self._in_flight: deque[Future] = deque()  # the batches handed over and not stored yet
+        self._handed: list[tuple[int, list[_Document]]] = []  # groups handed over, not yet committed
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.encoder.content_ids(list(texts))] if texts else []
 
     def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False) -> IngestReport:
-        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedhub-ingest-embed")
+        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedhub-ingest-write")
+        self._embedder = ThreadPoolExecutor(
+            max_workers=self._overlapping, thread_name_prefix="embedhub-ingest-embed"
+        )
         try:
             return self.run(paths, glob, sync, self._ingest_files)
         finally:
+            self._embedder.shutdown(wait=True, cancel_futures=True)
             self._pipeline.shutdown(wait=True)
-            self._pipeline = None
+            self._pipeline = self._embedder = None
 
     def _ingest_files(self, files: list[Path]) -> None:
         for path in files:
@@ -518,6 +546,8 @@ class Ingestor(DocumentWriter):
             self._ingest_file(path)
             if self.group_full(len(self._batch)):
                 self.commit()
+        self.commit()
+        self._wait_for_embedding()  # the run is over when the last group is committed
 
     def _ingest_file(self, path: Path, data: bytes | None = None) -> None:
         try:
@@ -555,25 +585,52 @@ class Ingestor(DocumentWriter):
         document.finished = True
 
     def _flush(self) -> None:
-        """Hand the current batch to the embedding thread (after the previous one is stored)."""
+        """Hand the current batch over to be embedded and stored, once fewer than the batches the
+        encoder can overlap are in flight (so at most that many plus one are in memory)."""
         if not self._batch:
             return
         self.check_stop()
         batch, self._batch = self._batch, []
-        self._wait_for_embedding()
-        if self._pipeline is None:  # not inside `ingest` (a writer used directly): no pipeline
-            self._embed_and_store(batch)
+        self._written_chunks += len(batch)
+        if self._pipeline is None or self._embedder is None:
+            self._store_batch(batch, self._embed_batch(batch), self._generation)
             return
-        self._embedding = self._pipeline.submit(self._embed_and_store, batch)
+        while len(self._in_flight) >= self._overlapping:
+            self._in_flight.popleft().result()
+        vectors = self._embedder.submit(self._embed_batch, batch)
+        self._hand_over(self._store_batch, batch, vectors, self._generation)
+        self._in_flight.append(self._embedding)
+
+    def _hand_over(self, work: Callable[..., None], *arguments) -> None:
+        """Run `work` on the pipeline thread after everything handed over before it, or here
+        when there is no pipeline (the writer used outside `ingest`). It is skipped when an
+        earlier piece failed: that failure is what the next wait raises."""
+        if self._pipeline is None:
+            work(*arguments)
+            return
+        previous = self._embedding
+
+        def after_previous() -> None:
+            if previous is not None:
+                previous.result()  # finished already (one thread, in order); re-raises its failure
+            work(*arguments)
+
+        self._embedding = self._pipeline.submit(after_previous)
 
     def _wait_for_embedding(self) -> None:
-        """Let the batch in flight finish; its error (a cancel, a model failure) is raised here."""
+        """Let the work handed over finish; its error (a cancel, a model failure) is raised here."""
         embedding, self._embedding = self._embedding, None
+        self._in_flight.clear()  # the last piece runs after all the others
         if embedding is not None:
             embedding.result()
 
-    def _embed_and_store(self, batch: list[tuple[_Document, Chunk]]) -> None:
-        """Embed one batch and store it (one `store.add` of the open generation)."""
+    def _store_batch(self, batch: list[tuple[_Document, Chunk]], vectors: Future | np.ndarray,
+                     generation: int) -> None:  # fmt: skip
+        """One `store.add` of the batch's generation, when its vectors are there."""
+        self.store(batch, vectors.result() if isinstance(vectors, Future) else vectors, generation)
+
+    def _embed_batch(self, batch: list[tuple[_Document, Chunk]]) -> np.ndarray:
+        """The batch's vectors, `EMBED_CHUNKS` per model call (per batch the model runs at once)."""
         parts = []
         step = EMBED_CHUNKS * self.encoder.concurrent_batches
         for start in range(0, len(batch), step):
@@ -583,21 +640,31 @@ class Ingestor(DocumentWriter):
             document, chunk = part[-1]
             fraction = min(1.0, chunk.char_end / document.total_chars)
             self.progress.embedded(document.path, chunk.index + 1, fraction)
-        vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        self.store(batch, vectors)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def _embed(self, chunks: list[Chunk]) -> np.ndarray:
         config = self.collection.config
         vectors, computed = embed_chunks(self.encoder, chunks, self.collection.cache, config.dimensions)
-        self.report.embedded_chunks += computed
-        self.report.cached_chunks += len(chunks) - computed
+        with self._reporting:  # batches may be embedded on two threads at once
+            self.report.embedded_chunks += computed
+            self.report.cached_chunks += len(chunks) - computed
         return vectors
 
     def commit(self) -> None:
-        if self._generation is not None:
-            self._flush()
-            self._wait_for_embedding()
-        super().commit()
+        """Hand the open group's last batch and its commit to the pipeline: this thread goes on
+        reading the next group's files while they are embedded and committed."""
+        if self._generation is None:
+            return
+        self._flush()
+        generation, group = self._generation, [d for d in self._open if d.finished]
+        self._generation, self._open, self._written_chunks = None, [], 0
+        handed = (generation, group)
+        self._handed.append(handed)
+        self._hand_over(self._commit_handed, handed)
+
+    def _commit_handed(self, handed: tuple[int, list[_Document]]) -> None:
+        self.commit_group(*handed)
+        self._handed.remove(handed)
 
     def drop_document(self, document: _Document) -> None:
         self._batch = [(d, c) for d, c in self._batch if d is not document]
@@ -605,10 +672,21 @@ class Ingestor(DocumentWriter):
         super().drop_document(document)
 
     def roll_back(self) -> None:
+        """Stop the pipeline at its next check, then delete the rows of every group not committed:
+        the open one and any handed over whose commit did not happen."""
         self._batch = []
-        with contextlib.suppress(BaseException):  # the run is failing already: that error is raised
-            self._wait_for_embedding()
-        super().roll_back()
+        self._stopping = True
+        try:
+            with contextlib.suppress(BaseException):  # the run is failing already: that error is raised
+                self._wait_for_embedding()
+            for generation, group in self._handed:
+                for document in group:
+                    with contextlib.suppress(Exception):  # left pending: recovery on next open
+                        self.drop_rows(document, generation)
+            self._handed = []
+            super().roll_back()
+        finally:
+            self._stopping = False
 
 
 def _parse_error(path: Path, error: Exception) -> str:
