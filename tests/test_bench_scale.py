@@ -74,3 +74,7 @@ def test_remote_bench_alternates_plain_client_and_ingest_rounds(tiny_model_dir):
     assert abs(ingest["ratio_to_direct"] - expected) < 0.01
     assert report["rows"][0]["endpoints"] == 1 and report["rows"][0]["ratio_to_one"] == 1.0
     assert "alternating rounds" in scale.remote_markdown(report)
+    if scale.one_core_each():  # two CPUs here: the endpoint and the client measured apart too
+        pinned = report["ingest_one_core_each"]
+        assert len(pinned["rounds"]) == len(pinned["direct_rounds"]) == 2 and pinned["failed"] == 0
+        assert "One core each" in scale.remote_markdown(report)

@@ -578,8 +578,9 @@ class RemoteOptions:
 
 
 @contextmanager
-def embedhub_endpoints(count: int, model: str, threads: int, home: Path):
-    """`count` `embedhub serve` processes on 127.0.0.1 (free ports), embedding cache off."""
+def embedhub_endpoints(count: int, model: str, threads: int, home: Path, cpus: set[int] | None = None):
+    """`count` `embedhub serve` processes on 127.0.0.1 (free ports), embedding cache off; with
+    `cpus`, each may run on those CPUs only."""
     processes, urls = [], []
     try:
         for index in range(count):
@@ -588,8 +589,15 @@ def embedhub_endpoints(count: int, model: str, threads: int, home: Path):
                            "EMBEDHUB_THREADS": str(threads), "EMBEDHUB_CACHE_MB": "0"}  # fmt: skip
             command = [sys.executable, "-c", "from embedhub.cli import app; app()", "serve", "--model", model,
                        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
+            pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
             processes.append(
-                subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                subprocess.Popen(
+                    command,
+                    env=environment,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    preexec_fn=pin,
+                )
             )
             urls.append(f"http://127.0.0.1:{port}")
         for process, url in zip(processes, urls, strict=True):
@@ -664,10 +672,10 @@ def run_remote(options: RemoteOptions, say=print) -> dict[str, Any]:
     """Throughput of the remote backend over 1, 2, 4 ... local embedhub endpoints (each limited to
     `threads` torch threads, standing for one machine each), as a ratio to one endpoint; and a
     knowledge-base ingest through the remote backend against what one endpoint gives a plain
-    client on the same texts (the target: within 10%)."""
+    client on the same texts (the target: within 10%), twice: with the endpoint and the client
+    sharing the machine's cores, and pinned to one core each (an endpoint on its own machine, as
+    a GPU server would be: the ingest's own parsing and writing then do not slow the endpoint)."""
     from embedhub.config import Settings
-    from embedhub.kb.collection import KnowledgeBase
-    from embedhub.kb.ingest import Ingestor
     from embedhub.models.backends import load_encoder
     from embedhub.models.loading import resolve
 
@@ -706,47 +714,85 @@ def run_remote(options: RemoteOptions, say=print) -> dict[str, Any]:
             folder.mkdir()
             for index, text in enumerate(texts):
                 (folder / f"text{index:05d}.txt").write_text(text + "\n", encoding="utf-8")
-            # the plain client and `kb add` alternate, so a drift of the shared machine (the plain
-            # client's figure moved 122 -> 195 texts/s between two runs) hits both alike
-            directs, ingests, failed, chunks = [direct], [], 0, 0
-            knowledge_base = KnowledgeBase(settings)
-            try:
-                reference = f"remote:{urls[0]}#{name}"
-                encoder = load_encoder(reference, settings)
-                for round_number in range(options.rounds):
-                    if round_number:
-                        directs.append(direct_throughput(
-                            urls[0], name, texts, options.client_batch, settings.remote_concurrency
-                        ))  # fmt: skip
-                    collection = knowledge_base.create(
-                        f"remote{round_number}", encoder, model_reference=reference
+            shared = ingest_rounds(urls[0], name, texts, folder, settings, options, direct, say)
+            report["direct_rounds"] = shared.pop("direct_rounds")
+            report["direct_texts_per_second"] = shared.pop("direct_texts_per_second")
+            report["ingest"] = shared
+        pinned = one_core_each()
+        if pinned:
+            endpoint_cpu, client_cpu = pinned
+            say(f"one core each: the endpoint on CPU {endpoint_cpu}, this client on CPU {client_cpu}")
+            endpoint = embedhub_endpoints(
+                1, options.model, options.threads, home / "pinned", cpus={endpoint_cpu}
+            )
+            with endpoint as urls:
+                before = os.sched_getaffinity(0)
+                os.sched_setaffinity(0, {client_cpu})
+                try:
+                    settings = Settings(home=home / "client-pinned", backend="auto", cache_mb=0)
+                    report["ingest_one_core_each"] = ingest_rounds(
+                        urls[0], name, texts, home / "documents", settings, options, None, say
                     )
-                    started = time.perf_counter()
-                    ingest = Ingestor(collection, encoder).ingest([folder])
-                    seconds = time.perf_counter() - started
-                    chunks = collection.store.count()
-                    ingests.append(chunks / seconds)
-                    failed += ingest.summary()["failed"]
-                    say(f"round {round_number + 1}: plain client {directs[-1]:.1f} texts/s, "
-                        f"kb ingest {ingests[-1]:.1f} chunks/s")  # fmt: skip
-                encoder.close()
-            finally:
-                knowledge_base.close()
-            report["direct_rounds"] = [round(value, 2) for value in directs]
-            report["direct_texts_per_second"] = round(statistics.median(directs), 2)
-            ingest_speed = statistics.median(ingests)
-            report["ingest"] = {
-                "documents": len(texts), "chunks": chunks, "rounds": [round(value, 2) for value in ingests],
-                "chunks_per_second": round(ingest_speed, 2),
-                "ratio_to_direct": round(ingest_speed / statistics.median(directs), 3),
-                "ratio_per_round": [round(i / d, 3) for i, d in zip(ingests, directs, strict=True)],
-                "failed": failed,
-            }  # fmt: skip
-            say(f"kb ingest through the remote backend: {ingest_speed:.1f} chunks/s (median)")
+                finally:
+                    os.sched_setaffinity(0, before)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     report["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return report
+
+
+def one_core_each() -> tuple[int, int] | None:
+    """Two CPUs this process may use (the endpoint's, the client's), or None where affinity
+    cannot be set: pinned apart they stand for an endpoint on its own machine."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return (allowed[0], allowed[1]) if len(allowed) >= 2 else None
+
+
+def ingest_rounds(url: str, name: str, texts: list[str], folder: Path, settings, options: RemoteOptions,
+                  direct: float | None, say) -> dict[str, Any]:  # fmt: skip
+    """`kb add` of `folder` (one text a file) through the remote backend on one endpoint, and a
+    plain client on the same texts, alternating `options.rounds` times (a drift of the shared
+    machine then hits both alike: the plain client's figure once moved 122 -> 195 texts/s between
+    two runs); `direct` is a first plain-client figure already measured."""
+    from embedhub.kb.collection import KnowledgeBase
+    from embedhub.kb.ingest import Ingestor
+    from embedhub.models.backends import load_encoder
+
+    directs, ingests, failed, chunks = [direct] if direct else [], [], 0, 0
+    knowledge_base = KnowledgeBase(settings)
+    try:
+        reference = f"remote:{url}#{name}"
+        encoder = load_encoder(reference, settings)
+        for round_number in range(options.rounds):
+            if round_number or not directs:
+                directs.append(
+                    direct_throughput(url, name, texts, options.client_batch, settings.remote_concurrency)
+                )
+            collection = knowledge_base.create(f"remote{round_number}", encoder, model_reference=reference)
+            started = time.perf_counter()
+            ingest = Ingestor(collection, encoder).ingest([folder])
+            seconds = time.perf_counter() - started
+            chunks = collection.store.count()
+            ingests.append(chunks / seconds)
+            failed += ingest.summary()["failed"]
+            say(f"round {round_number + 1}: plain client {directs[-1]:.1f} texts/s, "
+                f"kb ingest {ingests[-1]:.1f} chunks/s")  # fmt: skip
+        encoder.close()
+    finally:
+        knowledge_base.close()
+    ingest_speed = statistics.median(ingests)
+    say(f"kb ingest through the remote backend: {ingest_speed:.1f} chunks/s (median)")
+    return {
+        "direct_rounds": [round(value, 2) for value in directs],
+        "direct_texts_per_second": round(statistics.median(directs), 2),
+        "documents": len(texts), "chunks": chunks, "rounds": [round(value, 2) for value in ingests],
+        "chunks_per_second": round(ingest_speed, 2),
+        "ratio_to_direct": round(ingest_speed / statistics.median(directs), 3),
+        "ratio_per_round": [round(i / d, 3) for i, d in zip(ingests, directs, strict=True)],
+        "failed": failed,
+    }  # fmt: skip
 
 
 def remote_markdown(report: dict[str, Any]) -> str:
@@ -771,6 +817,16 @@ def remote_markdown(report: dict[str, Any]) -> str:
             f"{', '.join(f'{v:,.1f}' for v in report['direct_rounds'])} texts/s, `kb add` "
             f"{', '.join(f'{v:,.1f}' for v in ingest['rounds'])} chunks/s, ratio per round "
             f"{', '.join(f'{v:.2f}' for v in ingest['ratio_per_round'])}.",
+        ]
+    pinned = report.get("ingest_one_core_each")
+    if pinned:
+        lines += [
+            "",
+            f"One core each (the endpoint pinned to one CPU, the client to the other): plain client "
+            f"{pinned['direct_texts_per_second']:,.1f} texts/s, `kb add` {pinned['chunks_per_second']:,.1f} "
+            f"chunks/s, ratio {pinned['ratio_to_direct']:.2f} (rounds: plain client "
+            f"{', '.join(f'{v:,.1f}' for v in pinned['direct_rounds'])}, `kb add` "
+            f"{', '.join(f'{v:,.1f}' for v in pinned['rounds'])}).",
         ]
     return "\n".join(lines)
 
