@@ -264,22 +264,49 @@ def _torch_dtype(spec: RerankerSpec, settings: Settings):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name], name
 
 
+def _open_tokenizer(reranker: Reranker, folder: Path, missing: str) -> None:
+    """The folder's fast tokenizer, untouched by padding or truncation (the reranker builds its
+    inputs itself), and a `Cutter` over it; `missing` says what the error should name."""
+    from tokenizers import Tokenizer
+
+    if not (folder / "tokenizer.json").exists():
+        raise ModelLoadError(f"{folder} has no tokenizer.json{missing}")
+    reranker.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    reranker.tokenizer.no_truncation()
+    reranker.tokenizer.no_padding()
+    reranker.cutter = Cutter(reranker.tokenizer)
+
+
+def _load_weights(model_class, folder: Path, dtype, what: str, **options):
+    try:
+        return model_class.from_pretrained(str(folder), dtype=dtype, **options).eval()
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"cannot load {what} weights from {folder}: {error}") from error
+
+
+def _set_runtime(
+    reranker: Reranker, settings: Settings, dtype_name: str, pad: int | None, pad_token: str
+) -> None:
+    """What both torch rerankers keep for scoring: the pad id (the config's, or `pad_token`'s),
+    the backend name of the dtype, the batch limits, and torch itself (imported lazily)."""
+    import torch
+
+    reranker.pad_id = pad if pad is not None else (reranker.tokenizer.token_to_id(pad_token) or 0)
+    reranker.backend = "torch" if dtype_name == "float32" else "torch-bf16"
+    reranker.max_batch_tokens = settings.max_batch_tokens
+    reranker.max_batch_size = settings.max_batch_size
+    reranker.torch = torch
+
+
 class Qwen3Reranker(Reranker):
     """Qwen3-Reranker: a causal LM judged by P("yes") over P("no") at the answer position."""
 
     def __init__(self, spec: RerankerSpec, folder: Path, settings: Settings) -> None:
-        import torch
-        from tokenizers import Tokenizer
         from transformers import AutoModelForCausalLM
 
         self.spec = spec
         self.folder = folder
-        if not (folder / "tokenizer.json").exists():
-            raise ModelLoadError(f"{folder} has no tokenizer.json; copy the model's tokenizer files there")
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
-        self.cutter = Cutter(self.tokenizer)
+        _open_tokenizer(self, folder, "; copy the model's tokenizer files there")
         self.yes_id = self.tokenizer.token_to_id("yes")
         self.no_id = self.tokenizer.token_to_id("no")
         if self.yes_id is None or self.no_id is None:
@@ -287,20 +314,13 @@ class Qwen3Reranker(Reranker):
         self.prefix_ids = tuple(self.tokenizer.encode(spec.prefix, add_special_tokens=False).ids)
         self.suffix_ids = tuple(self.tokenizer.encode(spec.suffix, add_special_tokens=False).ids)
         dtype, dtype_name = _torch_dtype(spec, settings)
-        try:
-            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, attn_implementation="sdpa")
-        except (OSError, ValueError) as error:
-            raise ModelLoadError(f"cannot load reranker weights from {folder}: {error}") from error
-        self.model = model.eval()
+        self.model = _load_weights(
+            AutoModelForCausalLM, folder, dtype, "reranker", attn_implementation="sdpa"
+        )
         # Only two logits are ever read: their rows of the output head, in float32.
         head = self.model.get_output_embeddings().weight
         self.answer_rows = head[[self.no_id, self.yes_id]].detach().float().clone()
-        pad = self.model.config.pad_token_id
-        self.pad_id = pad if pad is not None else (self.tokenizer.token_to_id("<|endoftext|>") or 0)
-        self.backend = "torch" if dtype_name == "float32" else "torch-bf16"
-        self.max_batch_tokens = settings.max_batch_tokens
-        self.max_batch_size = settings.max_batch_size
-        self.torch = torch
+        _set_runtime(self, settings, dtype_name, self.model.config.pad_token_id, "<|endoftext|>")
 
     def tokenize_pairs(self, query, documents, *, instruction=None, truncate=False, max_tokens=None):
         _check_texts(query, documents)
@@ -358,26 +378,13 @@ class CrossEncoderReranker(Reranker):
     """A BERT-style cross-encoder (AutoModelForSequenceClassification with one label)."""
 
     def __init__(self, spec: RerankerSpec, folder: Path, settings: Settings) -> None:
-        import torch
-        from tokenizers import Tokenizer
         from transformers import AutoModelForSequenceClassification
 
         self.spec = spec
         self.folder = folder
-        if not (folder / "tokenizer.json").exists():
-            raise ModelLoadError(
-                f"{folder} has no tokenizer.json (a fast tokenizer file) for the cross-encoder"
-            )
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_padding()
-        self.tokenizer.no_truncation()
-        self.cutter = Cutter(self.tokenizer)
+        _open_tokenizer(self, folder, " (a fast tokenizer file) for the cross-encoder")
         dtype, dtype_name = _torch_dtype(spec, settings)
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(str(folder), dtype=dtype)
-        except (OSError, ValueError) as error:
-            raise ModelLoadError(f"cannot load cross-encoder weights from {folder}: {error}") from error
-        self.model = model.eval()
+        self.model = _load_weights(AutoModelForSequenceClassification, folder, dtype, "cross-encoder")
         config = self.model.config
         if int(config.num_labels) != 1:
             raise ModelLoadError(
@@ -391,12 +398,7 @@ class CrossEncoderReranker(Reranker):
             )
         self.activation = _ACTIVATIONS.get(activation, "sigmoid")
         self.uses_type_ids = int(getattr(config, "type_vocab_size", 1) or 1) > 1
-        pad = config.pad_token_id
-        self.pad_id = pad if pad is not None else (self.tokenizer.token_to_id("[PAD]") or 0)
-        self.backend = "torch" if dtype_name == "float32" else "torch-bf16"
-        self.max_batch_tokens = settings.max_batch_tokens
-        self.max_batch_size = settings.max_batch_size
-        self.torch = torch
+        _set_runtime(self, settings, dtype_name, config.pad_token_id, "[PAD]")
 
     def tokenize_pairs(self, query, documents, *, instruction=None, truncate=False, max_tokens=None):
         _check_texts(query, documents)
