@@ -518,7 +518,7 @@ class Ingestor(DocumentWriter):
         # small files: a group of one-chunk documents is what one embedding call gets
         self.group_documents = GROUP_DOCUMENTS * encoder.concurrent_batches
         self._batch: list[tuple[_Document, Chunk]] = []
-        self._embedding: Future | None = None  # the last piece of work handed to the pipeline
+        self._last_handed: Future | None = None  # the last piece of work handed to the pipeline
         self._pipeline: ThreadPoolExecutor | None = None  # stores and commits, in order
         self._embedder: ThreadPoolExecutor | None = None  # embeds batches, OVERLAPPING_BATCHES at once
         self._overlapping = OVERLAPPING_BATCHES if encoder.concurrent_batches > 1 else 1
@@ -547,7 +547,7 @@ class Ingestor(DocumentWriter):
             if self.group_full(len(self._batch)):
                 self.commit()
         self.commit()
-        self._wait_for_embedding()  # the run is over when the last group is committed
+        self._wait_for_pipeline()  # the run is over when the last group is committed
 
     def _ingest_file(self, path: Path, data: bytes | None = None) -> None:
         try:
@@ -592,14 +592,14 @@ class Ingestor(DocumentWriter):
         self.check_stop()
         batch, self._batch = self._batch, []
         self._written_chunks += len(batch)
-        if self._pipeline is None or self._embedder is None:
+        if self._embedder is None:  # not inside `ingest` (the writer used directly): no pipeline
             self._store_batch(batch, self._embed_batch(batch), self._generation)
             return
         while len(self._in_flight) >= self._overlapping:
             self._in_flight.popleft().result()
         vectors = self._embedder.submit(self._embed_batch, batch)
         self._hand_over(self._store_batch, batch, vectors, self._generation)
-        self._in_flight.append(self._embedding)
+        self._in_flight.append(self._last_handed)
 
     def _hand_over(self, work: Callable[..., None], *arguments) -> None:
         """Run `work` on the pipeline thread after everything handed over before it, or here
@@ -608,21 +608,21 @@ class Ingestor(DocumentWriter):
         if self._pipeline is None:
             work(*arguments)
             return
-        previous = self._embedding
+        previous = self._last_handed
 
         def after_previous() -> None:
             if previous is not None:
                 previous.result()  # finished already (one thread, in order); re-raises its failure
             work(*arguments)
 
-        self._embedding = self._pipeline.submit(after_previous)
+        self._last_handed = self._pipeline.submit(after_previous)
 
-    def _wait_for_embedding(self) -> None:
+    def _wait_for_pipeline(self) -> None:
         """Let the work handed over finish; its error (a cancel, a model failure) is raised here."""
-        embedding, self._embedding = self._embedding, None
+        last, self._last_handed = self._last_handed, None
         self._in_flight.clear()  # the last piece runs after all the others
-        if embedding is not None:
-            embedding.result()
+        if last is not None:
+            last.result()
 
     def _store_batch(self, batch: list[tuple[_Document, Chunk]], vectors: Future | np.ndarray,
                      generation: int) -> None:  # fmt: skip
@@ -651,24 +651,24 @@ class Ingestor(DocumentWriter):
         return vectors
 
     def commit(self) -> None:
-        """Hand the open group's last batch and its commit to the pipeline: this thread goes on
+        if self._generation is not None:
+            self._flush()
+        super().commit()
+
+    def commit_group(self, generation: int, group: list[_Document]) -> None:
+        """Hand the group's commit to the pipeline, after its last batch: this thread goes on
         reading the next group's files while they are embedded and committed."""
-        if self._generation is None:
-            return
-        self._flush()
-        generation, group = self._generation, [d for d in self._open if d.finished]
-        self._generation, self._open, self._written_chunks = None, [], 0
         handed = (generation, group)
         self._handed.append(handed)
         self._hand_over(self._commit_handed, handed)
 
     def _commit_handed(self, handed: tuple[int, list[_Document]]) -> None:
-        self.commit_group(*handed)
+        super().commit_group(*handed)
         self._handed.remove(handed)
 
     def drop_document(self, document: _Document) -> None:
         self._batch = [(d, c) for d, c in self._batch if d is not document]
-        self._wait_for_embedding()  # its rows in flight are written before they are deleted
+        self._wait_for_pipeline()  # its rows in flight are written before they are deleted
         super().drop_document(document)
 
     def roll_back(self) -> None:
@@ -678,7 +678,7 @@ class Ingestor(DocumentWriter):
         self._stopping = True
         try:
             with contextlib.suppress(BaseException):  # the run is failing already: that error is raised
-                self._wait_for_embedding()
+                self._wait_for_pipeline()
             for generation, group in self._handed:
                 for document in group:
                     with contextlib.suppress(Exception):  # left pending: recovery on next open
