@@ -139,52 +139,6 @@ def _store_label(config) -> str:
     return config.store + (f" at {config.store_uri}" if config.store_uri else "")
 
 
-def _rich_progress():
-    """The ingest progress bar. It subclasses the ingest `Progress` callbacks, so a callback added
-    there later has a do-nothing default here instead of crashing the human output. (Defined here:
-    `embedhub.kb.ingest` is imported by the commands that ingest, not by `kb list` or `kb --help`.)"""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-    from rich.progress import Progress as Bar
-
-    from embedhub.kb.ingest import Progress
-
-    class RichProgress(Progress):
-        def __init__(self) -> None:
-            self.bar = Bar(
-                TextColumn("[bold]ingesting"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn(
-                    "files  {task.fields[chunks]} chunks  {task.fields[tokens]} tokens  {task.fields[last]}"
-                ),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self.task = None
-            self.chunks = 0
-            self.tokens = 0
-
-        def start(self, files: int) -> None:
-            self.bar.start()
-            self.task = self.bar.add_task("ingest", total=files, chunks=0, tokens=0, last="")
-
-        def stage(self, path: Path, stage: str) -> None:
-            if self.task is not None:
-                self.bar.update(self.task, last=f"{stage} {path.name[:40]}")
-
-        def file_done(self, outcome) -> None:
-            if outcome.status in ("added", "updated"):
-                self.chunks += outcome.chunks
-                self.tokens += outcome.tokens
-            last = Path(outcome.path).name[:40]
-            self.bar.update(self.task, advance=1, chunks=self.chunks, tokens=self.tokens, last=last)
-
-        def stop(self) -> None:
-            self.bar.stop()
-
-    return RichProgress()
-
-
 @app.command("add")
 @user_errors
 def add(
@@ -226,7 +180,9 @@ def add(
 
         import_ray()  # without Ray: say how to install it before anything loads
     collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
-    progress = None if as_json else _rich_progress()
+    from embedhub.kb.progress_bar import RichProgress
+
+    progress = None if as_json else RichProgress()
     runner = None
     try:
         if address is None:
