@@ -34,6 +34,15 @@ def write_corpus(folder):
     return folder
 
 
+def one_line_notes(folder, count: int, topics: int | None = None):
+    """`count` one-chunk text files noteNNN.txt in a new `folder` (each its own document)."""
+    folder.mkdir()
+    for index in range(count):
+        about = f" about topic {index % topics}" if topics else ""
+        (folder / f"note{index:03d}.txt").write_text(f"note number {index}{about}")
+    return folder
+
+
 def test_ingest_is_incremental_and_isolates_failures(collection, tiny_encoder, tmp_path):
     folder = write_corpus(tmp_path / "corpus")
     (folder / "empty.txt").write_text("")
@@ -88,10 +97,7 @@ def test_a_model_with_concurrent_batches_gets_that_many_per_embedding_call(colle
 
     monkeypatch.setattr(ingest_module, "embed_chunks", counting)
     monkeypatch.setattr(tiny_encoder, "concurrent_batches", 3, raising=False)
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for index in range(200):
-        (folder / f"note{index:03d}.txt").write_text(f"note number {index} about topic {index % 7}")
+    folder = one_line_notes(tmp_path / "many", 200, topics=7)
     report = Ingestor(collection, tiny_encoder).ingest([folder])
     assert report.count("added") == 200 and collection.store.count() == 200
     assert max(calls) == 3 * ingest_module.EMBED_CHUNKS and sum(calls) == 200
@@ -121,10 +127,7 @@ def test_files_are_read_while_the_previous_batch_is_embedded(collection, tiny_en
                 later_file_parsed.set()
 
     monkeypatch.setattr(ingest_module, "embed_chunks", slow_endpoint)
-    folder = tmp_path / "notes"
-    folder.mkdir()
-    for index in range(12):
-        (folder / f"note{index:03d}.txt").write_text(f"note number {index} about topic {index % 5}")
+    folder = one_line_notes(tmp_path / "notes", 12, topics=5)
     report = Ingestor(collection, tiny_encoder, Watch()).ingest([folder])
     assert overlapped == [True], "the next files were not read while a batch was being embedded"
     assert report.count("added") == 12 and collection.store.count() == 12
@@ -157,10 +160,7 @@ def test_an_encoder_that_runs_batches_at_once_gets_the_next_batch_before_the_las
         return embed(encoder, chunks, *args)
 
     monkeypatch.setattr(ingest_module, "embed_chunks", endpoint)
-    folder = tmp_path / "notes"
-    folder.mkdir()
-    for index in range(40):
-        (folder / f"note{index:03d}.txt").write_text(f"note number {index} about topic {index % 5}")
+    folder = one_line_notes(tmp_path / "notes", 40, topics=5)
     report = Ingestor(collection, tiny_encoder).ingest([folder])
     assert overlapped == [True], "the second batch was not embedded while the first was"
     assert report.count("added") == 40 and collection.store.count() == 40 and sum(calls) == 40
@@ -188,10 +188,7 @@ def test_a_model_failure_in_the_pipeline_keeps_committed_documents(collection, t
         return embed(encoder, chunks, *args)
 
     monkeypatch.setattr(ingest_module, "embed_chunks", failing_on_the_third)
-    folder = tmp_path / "notes"
-    folder.mkdir()
-    for index in range(8):
-        (folder / f"note{index:03d}.txt").write_text(f"note number {index}")
+    folder = one_line_notes(tmp_path / "notes", 8)
     with pytest.raises(RuntimeError, match="went away"):
         Ingestor(collection, tiny_encoder).ingest([folder])
     committed = collection.manifest.committed_generations()
