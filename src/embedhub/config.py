@@ -73,8 +73,15 @@ class Settings(BaseSettings):
             "How models run: torch (float32), torch-bf16, torch-int8, onnx-int8 (needs the onnx "
             "extra), gguf (.gguf files through llama.cpp; needs the gguf extra), remote "
             "(remote:URL#MODEL references: OpenAI-compatible endpoints elsewhere), or auto (the "
-            "model's measured default, ModelSpec.default_backend; gguf for a .gguf file, remote "
-            "for a remote: reference)."
+            "model's measured default for this CPU class, ModelSpec.default_backends; gguf for a "
+            ".gguf file, remote for a remote: reference)."
+        ),
+    )
+    cpu_class: str | None = Field(
+        default=None,
+        description=(
+            "Treat this CPU as another class when choosing backends and int8 formats (baseline, "
+            "avx2, avx2-vnni, avx512, avx512-vnni, avx512-bf16, amx; models/cpu.py); unset: detected."
         ),
     )
     device: str = Field(default="cpu", description="torch device for local encoders.")
