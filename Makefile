@@ -7,7 +7,7 @@ SYSTEM_PYTHON ?= python3
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: install install-gguf test-gguf browser run test test-slow test-clients install-clients lint format clean
+.PHONY: install install-gguf test-gguf browser emulator run test test-slow test-clients install-clients lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -28,11 +28,19 @@ browser:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null \
 		|| echo "could not install chromium (not root?): the browser tests will be skipped"; }
 
+# qemu's user-mode emulator for tests/test_cpu.py: it runs the int8 code on an emulated AVX2 CPU
+# (no AVX-512, no VNNI), so every machine checks what AVX2 machines run.
+emulator:
+	@command -v qemu-x86_64 >/dev/null 2>&1 || { \
+		echo "installing Debian qemu-user for the emulated-CPU test"; \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user) >/dev/null \
+		|| echo "could not install qemu-user (not root?): the emulated-CPU test will be skipped"; }
+
 lint: install
 	$(VENV)/bin/ruff check
 	$(VENV)/bin/ruff format --check
 
-test: install browser lint
+test: install browser emulator lint
 	$(VENV)/bin/pytest -q
 
 test-slow: install
@@ -44,18 +52,18 @@ test-slow: install
 # the README's test command. `make install-gguf` installs it once into the venv; after that
 # `make test` runs tests/test_gguf.py too (they skip, naming this target, without it), and
 # .ci/run builds it and runs `make test-gguf` after `make test`.
-# Flags: a portable build (GGML_NATIVE=OFF) with the x86-64 features named explicitly, so the
-# same flags give the same library on any builder (-march=native would follow whichever CPU
-# compiled it); AVX-512 with VNNI and BF16 because the CPU embedhub is measured on has them and
-# ggml has kernels for them (int8 and bfloat16 dot products). The library then stops with
-# "illegal instruction" on a CPU without AVX-512: build there with
-# `make install-gguf GGUF_CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF"`. LLAVA_BUILD=OFF skips
-# the multimodal library, which embeddings do not use. The sdist is kept: llama.cpp's
-# convert_hf_to_gguf.py (used by tests/test_gguf.py and docs/backends.md) ships inside it.
+# Flags: one portable build for every x86-64 CPU embedhub is run on (GGML_NATIVE=OFF, so the
+# library does not follow whichever CPU compiled it): AVX2, FMA, F16C and BMI2, which every
+# x86-64 CPU of the last decade has (Intel Haswell, AMD Zen and later). ggml's int8 (Q8_0) and
+# Q4_K dot products have AVX2 kernels. The earlier build named AVX-512 (VNNI, BF16) and stopped
+# with "illegal instruction" on AVX2-only CPUs, which are common. A build for this CPU
+# only: `make install-gguf GGUF_CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF"`.
+# LLAVA_BUILD=OFF skips the multimodal library, which embeddings do not use. The sdist is kept:
+# llama.cpp's convert_hf_to_gguf.py (used by tests/test_gguf.py and docs/backends.md) ships
+# inside it. --no-cache-dir: pip would otherwise reuse a wheel it built earlier with other flags.
 LLAMA_CPP_VERSION ?= 0.3.36
 GGUF_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-	-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON \
-	-DLLAVA_BUILD=OFF
+	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DLLAVA_BUILD=OFF
 LLAMA_CPP_SRC := $(VENV)/share/llama-cpp-python
 GGUF_STAMP := $(VENV)/.installed-gguf-$(LLAMA_CPP_VERSION)
 
@@ -63,7 +71,7 @@ $(GGUF_STAMP): | $(STAMP)
 	mkdir -p $(LLAMA_CPP_SRC)
 	$(PYTHON) -m pip download -q --no-deps --no-binary :all: llama-cpp-python==$(LLAMA_CPP_VERSION) -d $(LLAMA_CPP_SRC)
 	@echo "compiling llama.cpp (about 20 minutes on 2 busy cores); log: $(LLAMA_CPP_SRC)/build.log"
-	CMAKE_ARGS="$(GGUF_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PYTHON) -m pip install -v \
+	CMAKE_ARGS="$(GGUF_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PYTHON) -m pip install -v --no-cache-dir \
 		$(LLAMA_CPP_SRC)/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz > $(LLAMA_CPP_SRC)/build.log 2>&1 \
 		|| { tail -40 $(LLAMA_CPP_SRC)/build.log; exit 1; }
 	$(PYTHON) -m pip install -q -e '.[dev,gguf]'

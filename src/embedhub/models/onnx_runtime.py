@@ -1,5 +1,18 @@
 """The onnx-int8 backend: the model exported to ONNX from its local folder, weights quantised to
-int8 per channel, run by ONNX Runtime (MatMulInteger).
+int8 per channel, activations quantised per token at run time, run by ONNX Runtime
+(MatMulInteger).
+
+Why per token, and why the weight format follows the CPU (measured on the gate's texts, cosine
+to float32, worst vector; docs/backends.md):
+- ONNX Runtime's own dynamic quantisation gives the whole batch ONE activation scale
+  (DynamicQuantizeLinear), so a row's precision depended on its neighbours: all-MiniLM-L6-v2
+  failed the gate at 0.986. Each token gets its own symmetric scale here (max |x| / 127, zero
+  point 128): MiniLM 0.993, multilingual-e5-small 0.999, the tiny Qwen3 0.998.
+- u8 activations x s8 weights run on `vpmaddubsw` where the CPU has no VNNI (AVX2, AVX-512
+  without VNNI): it adds pairs of products into 16 bits and saturates, and the gate failed at
+  0.950 on an AVX2 CPU (reproduced under an emulated Haswell). u8 x u8 weights widen to 16 bits
+  first and are exact there; VNNI's `vpdpbusd` is exact for u8 x s8 and 28% faster than u8 x u8.
+  So the weights are s8 where `CpuInfo.vnni`, u8 elsewhere, and each format is its own variant.
 
 Export uses `torch.onnx.export(dynamo=True)` on the transformers model itself (optimum would
 need transformers < 4.58): batch and length are dynamic, the graph returns the last hidden
@@ -23,15 +36,21 @@ from tokenizers import Tokenizer
 
 from embedhub.config import Settings
 from embedhub.errors import ModelLoadError
+from embedhub.models.cpu import detect_cpu
 from embedhub.models.spec import ModelSpec
 from embedhub.models.transformer import LocalEncoder, load_transformers_model, pool
 from embedhub.models.variants import variant_dir
 
 logger = logging.getLogger(__name__)
 BACKEND = "onnx-int8"
-FORMAT_VERSION = 3  # bump when the export or quantisation changes, so cached files are rebuilt
+FORMAT_VERSION = 4  # bump when the export or quantisation changes, so cached files are rebuilt
 MODEL_FILE = "model.int8.onnx"
 OPSET = 18
+#: ONNX Runtime's MatMulInteger + Cast + Mul fusion reads the activation scale as one value per
+#: tensor or column: with the per-token scales it gave cosine 0.71 on MiniLM. Kept unfused.
+UNFUSED = ["MatMulIntegerToFloatFusion"]
+#: zero point of the per-token u8 activations: symmetric codes 1..255 around it
+ACTIVATION_ZERO_POINT = 128
 #: protobuf files cannot exceed 2 GiB: bigger models keep their tensors in a side file
 EXTERNAL_DATA_BYTES = 1 << 30
 
@@ -107,15 +126,21 @@ def _feed_forward_outputs(source: Path, folder: Path) -> list[str]:
     ]
 
 
-def quantize_onnx(source: Path, out: Path, folder: Path) -> None:
-    """Dynamic int8 quantisation of the MatMul weights, one scale per output channel."""
+def weight_format(settings: Settings) -> str:
+    """`s8` where the CPU multiplies u8 x s8 without saturating (VNNI), `u8` elsewhere."""
+    return "s8" if detect_cpu(settings.cpu_class).vnni else "u8"
+
+
+def quantize_onnx(source: Path, out: Path, folder: Path, weights: str = "s8") -> None:
+    """int8 MatMul weights, one scale per output channel (`weights` s8 or u8), then activations
+    quantised per token (`per_token_activations`)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
         str(source),
         str(out),
         per_channel=True,
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8 if weights == "s8" else QuantType.QUInt8,
         op_types_to_quantize=["MatMul"],
         nodes_to_exclude=_feed_forward_outputs(source, folder),
         use_external_data_format=_large(folder),
@@ -123,11 +148,65 @@ def quantize_onnx(source: Path, out: Path, folder: Path) -> None:
         # (scores, softmax x values) per tensor cost the most accuracy
         extra_options={"MatMulConstBOnly": True},
     )
+    per_token_activations(out, large=_large(folder))
+
+
+def per_token_activations(path: Path, *, large: bool = False) -> None:
+    """Replace each DynamicQuantizeLinear (one scale for the whole tensor) by per-token symmetric
+    quantisation: scale = max(|x|) / 127 over the last axis, codes round(x / scale) + 128.
+
+    The replacement keeps the three output names, so the quantiser's MatMulInteger (zero point
+    now the constant 128) and its Mul by activation scale x weight scale (now [..., 1] x [N],
+    broadcast) are untouched."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    constants = {
+        "per_token_axes": np.array([-1], dtype=np.int64),
+        "per_token_tiny": np.array(1e-12, dtype=np.float32),
+        "per_token_levels": np.array(127.0, dtype=np.float32),
+        "per_token_shift": np.array(float(ACTIVATION_ZERO_POINT), dtype=np.float32),
+        "per_token_low": np.array(0.0, dtype=np.float32),
+        "per_token_high": np.array(255.0, dtype=np.float32),
+        "per_token_zero_point": np.array(ACTIVATION_ZERO_POINT, dtype=np.uint8),
+    }
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "DynamicQuantizeLinear":
+            nodes.append(node)
+            continue
+        (source,) = node.input
+        codes, scale, zero_point = node.output
+        step = f"{source}_per_token"
+        nodes += [
+            helper.make_node("Abs", [source], [f"{step}_abs"]),
+            helper.make_node("ReduceMax", [f"{step}_abs", "per_token_axes"], [f"{step}_max"], keepdims=1),
+            helper.make_node("Max", [f"{step}_max", "per_token_tiny"], [f"{step}_range"]),
+            helper.make_node("Div", [f"{step}_range", "per_token_levels"], [scale]),
+            helper.make_node("Div", [source, scale], [f"{step}_scaled"]),
+            helper.make_node("Round", [f"{step}_scaled"], [f"{step}_rounded"]),
+            helper.make_node("Add", [f"{step}_rounded", "per_token_shift"], [f"{step}_shifted"]),
+            helper.make_node(
+                "Clip", [f"{step}_shifted", "per_token_low", "per_token_high"], [f"{step}_clipped"]
+            ),
+            helper.make_node("Cast", [f"{step}_clipped"], [codes], to=TensorProto.UINT8),
+            helper.make_node("Identity", ["per_token_zero_point"], [zero_point]),
+        ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
+    if large:
+        onnx.save(model, str(path), save_as_external_data=True, location=path.name + ".data")
+    else:
+        onnx.save(model, str(path))
 
 
 def ensure_onnx_int8(spec: ModelSpec, folder: Path, settings: Settings) -> Path:
     """The quantised ONNX file for the weights in `folder`, built once (atomic rename)."""
-    target = variant_dir(settings, spec.name, folder, BACKEND, FORMAT_VERSION)
+    weights = weight_format(settings)
+    target = variant_dir(settings, spec.name, folder, f"{BACKEND}-{weights}", FORMAT_VERSION)
     if (target / MODEL_FILE).exists():
         return target / MODEL_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +214,7 @@ def ensure_onnx_int8(spec: ModelSpec, folder: Path, settings: Settings) -> Path:
     try:
         logger.info("exporting %s to ONNX int8 (once per weights) into %s", spec.name, target)
         export_onnx(folder, spec, staging / "model.onnx")
-        quantize_onnx(staging / "model.onnx", staging / MODEL_FILE, folder)
+        quantize_onnx(staging / "model.onnx", staging / MODEL_FILE, folder, weights)
         for path in staging.glob("model.onnx*"):
             path.unlink()  # the float32 export is only a step
         try:
@@ -183,7 +262,9 @@ class OnnxEncoder(LocalEncoder):
         options.inter_op_num_threads = 1
         # Spinning worker threads hold cores other work needs (see config.prefer_passive_openmp_waiting).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=UNFUSED
+        )
 
     def run_padded(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         (hidden,) = self.session.run(["last_hidden_state"], {"input_ids": input_ids, "attention_mask": mask})

@@ -4,7 +4,9 @@ Two checks on fixed texts (English, Chinese, German, other languages, code; shor
 every vector's cosine to the float32 vector of the same input >= MIN_COSINE (documents and
 queries, so instructions and prefixes are covered), and the top-K neighbours of each query in a
 small corpus overlap the float32 neighbours by >= MIN_OVERLAP on average (what retrieval feels).
-The result is cached beside the variant (models/variants.py), so the gate runs once per weights.
+The result is cached beside the variant (models/variants.py), once per weights and CPU class:
+the same int8 variant can pass on one CPU and fail on another (models/cpu.py), so a home moved to
+another machine, or `EMBEDHUB_CPU_CLASS`, measures again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from embedhub.config import Settings
 from embedhub.models.base import Encoder
+from embedhub.models.cpu import detect_cpu
 from embedhub.models.variants import variant_dir, write_json_atomic
 
 MIN_COSINE = 0.99
@@ -169,7 +172,8 @@ def ensure_quality(
     beside = getattr(candidate, "variant_folder", None)
     if beside is None:
         beside = variant_dir(settings, candidate.spec.name, folder, candidate.backend, GATE_VERSION)
-    path = Path(beside) / f"quality-v{GATE_VERSION}.json"
+    cpu_class = detect_cpu(settings.cpu_class).cpu_class
+    path = Path(beside) / f"quality-v{GATE_VERSION}-{cpu_class}.json"
     if path.exists():
         try:
             figures = json.loads(path.read_text(encoding="utf-8"))
