@@ -3,30 +3,40 @@ gate, the on-disk ONNX cache, and the errors that list the choices.
 
 Tolerances (cosine to the float32 vector of the same input): torch-bf16 >= 0.999; the int8
 backends >= 0.99 (the accuracy gate's own bar). Batch invariance (one text alone vs inside a
-padded batch): torch and torch-int8 >= 0.9999 (int8 scales are per token, so a row never sees its
-neighbours), torch-bf16 >= 0.999, onnx-int8 >= 0.99 (ONNX Runtime quantises activations per
-tensor, so the batch shares one scale).
+padded batch): torch and both int8 backends >= 0.9999 (int8 scales are per token, so a row never
+sees its neighbours), torch-bf16 >= 0.999.
+
+CPU classes (models/cpu.py): no verdict here depends on the machine's instruction set. The torch
+bfloat16 / int8 backends are loaded as on a CPU that has their kernels (Settings.cpu_class), so
+their arithmetic is checked everywhere (emulated kernels are slow, not wrong, and the tiny model
+is small); onnx-int8 runs in the format of the detected class, and both formats are built and
+gated on every machine (the u8 one is what AVX2 CPUs run, exact on any CPU).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from types import MappingProxyType
 
 import httpx
 import numpy as np
 import pytest
 
+from embedhub.config import Settings
 from embedhub.errors import ConfigurationError, ModelLoadError
 from embedhub.models import backends as backends_module
 from embedhub.models import quality
 from embedhub.models.backends import BACKENDS, Backend, available_backends, get_backend, load_encoder
+from embedhub.models.cpu import CPU_CLASSES
 from embedhub.models.spec import ENDOFTEXT_ID
 from embedhub.server.app import create_app
 from tests.live_server import live_server
 
 PARITY = {"torch": 0.99999, "torch-bf16": 0.999, "torch-int8": 0.99, "onnx-int8": 0.99}
-BATCH_INVARIANCE = {"torch": 0.9999, "torch-bf16": 0.999, "torch-int8": 0.9999, "onnx-int8": 0.99}
+BATCH_INVARIANCE = {"torch": 0.9999, "torch-bf16": 0.999, "torch-int8": 0.9999, "onnx-int8": 0.9999}
+#: a class whose CPUs have torch's bfloat16 and int8 kernels (see the module docstring)
+NATIVE_KERNELS = "avx512-bf16"
 # backends that run model folders (the gguf backend runs .gguf files: tests/test_gguf.py; the
 # remote backend runs remote: references: tests/test_remote_backend.py)
 INSTALLED = [
@@ -47,9 +57,16 @@ def _with_backend(settings, name, **extra):
     return settings.model_copy(update={"backend": name, **extra})
 
 
+def _as_on_native_kernels(settings, name):
+    """Settings that load `name`; torch's bfloat16 / int8 backends as on a CPU with their kernels."""
+    if BACKENDS[name].kernel:
+        return _with_backend(settings, name, cpu_class=NATIVE_KERNELS)
+    return _with_backend(settings, name)
+
+
 @pytest.fixture(scope="module", params=INSTALLED)
 def tiny_backend(request, tiny_model_dir, settings):
-    return load_encoder(str(tiny_model_dir), _with_backend(settings, request.param))
+    return load_encoder(str(tiny_model_dir), _as_on_native_kernels(settings, request.param))
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -80,36 +97,94 @@ def test_missing_packages_name_the_extra(monkeypatch):
         get_backend("fancy")
 
 
-def _default_backend(monkeypatch, name: str) -> None:
-    """Make every spec derived from a folder name `name` as its measured default."""
+def _default_backend(monkeypatch, name: str, classes: tuple[str, ...] = CPU_CLASSES) -> None:
+    """Make every spec derived from a folder name `name` as its measured default on `classes`."""
     from embedhub.models import loading
 
     real = loading.spec_from_folder
+    rule = MappingProxyType(dict.fromkeys(classes, name))
     monkeypatch.setattr(
         loading,
         "spec_from_folder",
-        lambda *args, **kw: dataclasses.replace(real(*args, **kw), default_backend=name),
+        lambda *args, **kw: dataclasses.replace(real(*args, **kw), default_backends=rule),
     )
 
 
-def test_auto_uses_the_models_default_backend(tiny_model_dir, settings, monkeypatch):
+def test_auto_uses_the_models_default_backend_for_the_cpu_class(tiny_model_dir, settings, monkeypatch):
     _default_backend(monkeypatch, "torch")
     assert load_encoder(str(tiny_model_dir), _with_backend(settings, "auto")).backend == "torch"
-    _default_backend(monkeypatch, "torch-bf16")
-    monkeypatch.setattr(backends_module, "native_bfloat16", lambda: True)
-    assert load_encoder(str(tiny_model_dir), _with_backend(settings, "auto")).backend == "torch-bf16"
-    # where bfloat16 would be emulated (slower than float32), auto keeps float32
-    monkeypatch.setattr(backends_module, "native_bfloat16", lambda: False)
-    assert load_encoder(str(tiny_model_dir), _with_backend(settings, "auto")).backend == "torch"
+    _default_backend(monkeypatch, "torch-bf16", classes=("avx512-bf16", "amx"))
+    on_bf16 = load_encoder(str(tiny_model_dir), _with_backend(settings, "auto", cpu_class="amx"))
+    assert on_bf16.backend == "torch-bf16"
+    assert "measured default" in on_bf16.backend_reason and "CPU class amx" in on_bf16.backend_reason
+    # a class the rule does not name runs float32
+    on_avx2 = load_encoder(str(tiny_model_dir), _with_backend(settings, "auto", cpu_class="avx2"))
+    assert on_avx2.backend == "torch"
 
 
-def test_auto_runs_the_measured_models_in_bfloat16_where_the_cpu_has_it(monkeypatch):
+def test_auto_runs_the_measured_backend_of_each_cpu_class():
     from embedhub.models.registry import ALL_MINILM_L6_V2, MULTILINGUAL_E5_SMALL_Q4, QWEN3_EMBEDDING_0_6B
 
-    monkeypatch.setattr(backends_module, "native_bfloat16", lambda: True)
-    assert backends_module.auto_backend(MULTILINGUAL_E5_SMALL_Q4) == "torch-bf16"
-    assert backends_module.auto_backend(ALL_MINILM_L6_V2) == "torch-bf16"
-    assert backends_module.auto_backend(QWEN3_EMBEDDING_0_6B) == "torch-bf16"  # published in bfloat16
+    def auto(spec, cpu_class):
+        return backends_module.auto_backend(spec, Settings(cpu_class=cpu_class))
+
+    for cpu_class in ("avx512-bf16", "amx"):  # bfloat16 in hardware
+        assert auto(MULTILINGUAL_E5_SMALL_Q4, cpu_class) == "torch-bf16"
+        assert auto(ALL_MINILM_L6_V2, cpu_class) == "torch-bf16"
+        assert auto(QWEN3_EMBEDDING_0_6B, cpu_class) == "torch-bf16"  # published in bfloat16
+    onnx = "onnx-int8" if "onnx-int8" in available_backends() else "torch"
+    for cpu_class in ("avx2", "avx2-vnni", "avx512", "avx512-vnni"):  # no bfloat16 kernels
+        assert auto(MULTILINGUAL_E5_SMALL_Q4, cpu_class) == onnx
+        assert auto(ALL_MINILM_L6_V2, cpu_class) == onnx
+        assert auto(QWEN3_EMBEDDING_0_6B, cpu_class) == "torch"
+    assert auto(ALL_MINILM_L6_V2, "baseline") == "torch"
+
+
+def test_auto_runs_float32_when_the_measured_backend_is_not_installed(monkeypatch):
+    from embedhub.models.registry import ALL_MINILM_L6_V2
+
+    missing = dataclasses.replace(BACKENDS["onnx-int8"], requires=("no_such_module_x",))
+    monkeypatch.setattr(backends_module, "BACKENDS", {**BACKENDS, "onnx-int8": missing})
+    settings = Settings(cpu_class="avx2")
+    assert backends_module.auto_backend(ALL_MINILM_L6_V2, settings) == "torch"
+    assert "pip install 'embedhub[onnx]'" in backends_module.auto_reason(ALL_MINILM_L6_V2, settings)
+
+
+SLOW_KERNELS = {"float32": 52.0, "bfloat16": 0.8, "int8": 1.1}  # measured on an AVX2 EPYC
+
+
+@pytest.mark.parametrize("name", ["torch-bf16", "torch-int8"])
+def test_torch_kernels_slower_than_float32_are_refused_with_the_figures(
+    name, tiny_model_dir, settings, monkeypatch
+):
+    monkeypatch.setattr(backends_module, "kernel_speed", SLOW_KERNELS.__getitem__)
+    with pytest.raises(ConfigurationError) as caught:
+        load_encoder(str(tiny_model_dir), _with_backend(settings, name, cpu_class="avx2"))
+    message = str(caught.value)
+    kernel = BACKENDS[name].kernel
+    assert f"backend {name} would be" in message and "slower than float32" in message
+    assert f"{SLOW_KERNELS[kernel]:.1f}" in message and "52.0 GFLOP/s" in message
+    assert "class avx2" in message and "--backend" in message
+
+
+def test_torch_kernels_are_measured_only_where_the_class_lacks_them(tiny_model_dir, settings, monkeypatch):
+    measured = []
+
+    def speed(kernel):
+        measured.append(kernel)
+        return 100.0  # as fast as float32: allowed
+
+    monkeypatch.setattr(backends_module, "kernel_speed", speed)
+    load_encoder(str(tiny_model_dir), _with_backend(settings, "torch-bf16", cpu_class="amx"))
+    assert measured == []
+    encoder = load_encoder(str(tiny_model_dir), _with_backend(settings, "torch-bf16", cpu_class="avx512"))
+    assert encoder.backend == "torch-bf16" and "bfloat16" in measured
+
+
+def test_kernel_speed_measures_this_machine():
+    float32 = backends_module.kernel_speed("float32")
+    assert float32 > 0.5  # GFLOP/s: any CPU that runs these tests
+    assert backends_module.kernel_speed("float32") == float32  # cached
 
 
 def test_backend_parity_with_float32(tiny_backend, tiny_encoder):
@@ -162,10 +237,12 @@ def test_query_and_document_differ(tiny_backend):
 
 @pytest.mark.parametrize("name", [n for n in INSTALLED if BACKENDS[n].quantised])
 def test_gate_result_is_cached_beside_the_variant(name, tiny_model_dir, settings, monkeypatch):
-    chosen = _with_backend(settings, name)
+    chosen = _as_on_native_kernels(settings, name)
     first = load_encoder(str(tiny_model_dir), chosen)
     assert first.backend == name
-    assert list((settings.cache_dir / "variants").glob(f"*{name}*/quality-v*.json"))
+    assert "accuracy gate passed" in first.backend_reason
+    cpu_class = chosen.cpu_class or backends_module.detect_cpu().cpu_class
+    assert list((settings.cache_dir / "variants").glob(f"*{name}*/quality-v*-{cpu_class}.json"))
 
     def no_second_measurement(*args, **kwargs):
         raise AssertionError("the gate ran again although its result is cached")
@@ -177,15 +254,16 @@ def test_gate_result_is_cached_beside_the_variant(name, tiny_model_dir, settings
 def test_a_failing_variant_is_refused_with_its_figures(tiny_model_dir, settings, monkeypatch):
     monkeypatch.setattr(quality.QualityReport, "passed", property(lambda self: False))
     with pytest.raises(ModelLoadError, match=r"torch-int8 is too inaccurate.*cosine to float32 min 0\.9"):
-        load_encoder(str(tiny_model_dir), _with_backend(settings, "torch-int8"))
+        load_encoder(str(tiny_model_dir), _as_on_native_kernels(settings, "torch-int8"))
 
 
 def test_auto_falls_back_to_float32_when_its_variant_fails(tiny_model_dir, settings, monkeypatch, capsys):
     monkeypatch.setattr(quality.QualityReport, "passed", property(lambda self: False))
     _default_backend(monkeypatch, "torch-int8")
-    encoder = load_encoder(str(tiny_model_dir), _with_backend(settings, "auto"))
+    encoder = load_encoder(str(tiny_model_dir), _with_backend(settings, "auto", cpu_class=NATIVE_KERNELS))
     assert encoder.backend == "torch"
     assert "failed the accuracy gate" in capsys.readouterr().err
+    assert "failed the accuracy gate" in encoder.backend_reason
 
 
 @pytest.mark.skipif("onnx-int8" not in INSTALLED, reason="pip install 'embedhub[onnx]'")
@@ -216,7 +294,7 @@ def test_int8_gate_passes_on_minilm(minilm_encoder, settings, monkeypatch):
         return reports[-1]
 
     monkeypatch.setattr(quality, "compare", keep)
-    encoder = load_encoder("all-MiniLM-L6-v2", _with_backend(settings, "torch-int8"))
+    encoder = load_encoder("all-MiniLM-L6-v2", _as_on_native_kernels(settings, "torch-int8"))
     assert encoder.backend == "torch-int8"  # the gate ran while loading and let it through
     if reports:  # not cached from an earlier test in this session
         assert reports[0].min_cosine >= quality.MIN_COSINE, reports[0].describe()
@@ -224,7 +302,7 @@ def test_int8_gate_passes_on_minilm(minilm_encoder, settings, monkeypatch):
 
 
 def test_bf16_keeps_minilm_vectors(minilm_encoder, settings):
-    encoder = load_encoder("all-MiniLM-L6-v2", _with_backend(settings, "torch-bf16"))
+    encoder = load_encoder("all-MiniLM-L6-v2", _as_on_native_kernels(settings, "torch-bf16"))
     report = quality.compare(encoder, minilm_encoder)
     assert report.min_cosine >= 0.999, report.describe()
 
@@ -233,19 +311,24 @@ def test_bf16_keeps_minilm_vectors(minilm_encoder, settings):
 @pytest.mark.parametrize("name", [n for n in INSTALLED if BACKENDS[n].quantised])
 def test_gate_passes_on_multilingual_e5(name, settings):
     reference = load_encoder("multilingual-e5-small-q4", _with_backend(settings, "torch"))
-    encoder = load_encoder("multilingual-e5-small-q4", _with_backend(settings, name))
+    encoder = load_encoder("multilingual-e5-small-q4", _as_on_native_kernels(settings, name))
     report = quality.compare(encoder, reference)
     assert report.passed, report.describe()
 
 
-def test_model_card_and_metrics_name_the_backend(tiny_model_dir, settings):
-    encoder = load_encoder(str(tiny_model_dir), _with_backend(settings, "torch-bf16"))
-    app = create_app(settings.model_copy(update={"cache_mb": 0}), encoders={"tiny": encoder})
+def test_model_card_and_metrics_name_the_backend_and_the_cpu_class(tiny_model_dir, settings):
+    chosen = _as_on_native_kernels(settings, "torch-bf16")
+    encoder = load_encoder(str(tiny_model_dir), chosen)
+    app = create_app(chosen.model_copy(update={"cache_mb": 0}), encoders={"tiny": encoder})
     with live_server(app, "/ready") as url:
         card = httpx.get(url + "/v1/models").json()["data"][0]
         metrics = httpx.get(url + "/metrics").text
     assert card["backend"] == "torch-bf16"
+    assert (
+        card["backend_reason"].startswith("asked for") and "CPU class avx512-bf16" in card["backend_reason"]
+    )
     assert 'embedhub_model_backend{backend="torch-bf16",model="random-qwen3-tiny"} 1.0' in metrics
+    assert 'cpu_class="avx512-bf16"' in metrics and "embedhub_cpu_info{" in metrics
 
 
 def test_cli_backend_flag_reaches_the_encoder_and_rejects_unknown_names(tiny_model_dir, tiny_encoder):
@@ -258,7 +341,9 @@ def test_cli_backend_flag_reaches_the_encoder_and_rejects_unknown_names(tiny_mod
     assert wrong.exit_code == 2
     assert "unknown backend 'nope'" in wrong.output and "torch-bf16" in wrong.output
     bf16 = runner.invoke(
-        app, ["embed", "hello", "--model", str(tiny_model_dir), "--backend", "torch-bf16", "--json"]
+        app,
+        ["embed", "hello", "--model", str(tiny_model_dir), "--backend", "torch-bf16", "--json"],
+        env={"EMBEDHUB_CPU_CLASS": NATIVE_KERNELS},
     )
     assert bf16.exit_code == 0, bf16.output
     vector = np.array(json.loads(bf16.stdout)["data"][0]["embedding"], dtype=np.float32)
@@ -268,3 +353,10 @@ def test_cli_backend_flag_reaches_the_encoder_and_rejects_unknown_names(tiny_mod
     payload = json.loads(listed.stdout)
     assert {row["backend"] for row in payload["models"]} == {"torch-int8"}
     assert "torch" in payload["backends"]
+    assert payload["cpu"]["class"] == backends_module.detect_cpu().cpu_class
+    human = runner.invoke(
+        app, ["models", "list"], env={"EMBEDHUB_CPU_CLASS": "avx2", "EMBEDHUB_BACKEND": "auto"}
+    )
+    assert human.exit_code == 0, human.output
+    assert "class avx2 (set by EMBEDHUB_CPU_CLASS)" in human.output
+    assert "measured default for this class" in human.output

@@ -16,6 +16,7 @@ from embedhub.bench.runner import INFINITY_WORKER, child_environment, probe_infi
 from embedhub.bench.texts import build_text_sets, read_corpus, synthetic_documents
 from embedhub.cli import app
 from embedhub.models.backends import auto_backend
+from embedhub.models.cpu import detect_cpu
 from embedhub.models.loading import load_tokenizer, resolve, spec_from_folder
 from tests.conftest import shared_data
 
@@ -111,6 +112,10 @@ def test_bench_prints_table_and_writes_plot(bench_report, tiny_model_dir):
     assert f"| random-qwen3-tiny | 24 | 2 | **embedhub {default}** (default) | " in stdout
     assert stdout.count("(default)") == 2  # batch sizes 1 and 2
     assert (folder / "bench.png").stat().st_size > 1000
+    # the CPU class decides the default: every report names it, with the flags behind it
+    cpu = detect_cpu()
+    assert f"CPU: {cpu.model}, class {cpu.cpu_class} (flags: " in stdout
+    assert json.loads((folder / "bench.json").read_text())["machine"]["cpu"]["class"] == cpu.cpu_class
 
 
 def test_plot_without_matplotlib_says_so(bench_report, monkeypatch, tmp_path):

@@ -557,6 +557,7 @@ def models_list(as_json: JsonOption = False) -> None:
     """Registered models, whether their weights are usable offline here, and the backend that
     would run them (EMBEDHUB_BACKEND, or the per-model default under auto)."""
     from embedhub.models.backends import AUTO, auto_backend, available_backends
+    from embedhub.models.cpu import detect_cpu
     from embedhub.models.loading import locate
     from embedhub.models.registry import REGISTRY
 
@@ -575,16 +576,24 @@ def models_list(as_json: JsonOption = False) -> None:
                 "available": found is not None,
                 "source": found.source if found else "not on this machine",
                 "path": str(found.folder) if found else None,
-                "backend": auto_backend(spec) if chosen == AUTO else chosen,
+                "backend": auto_backend(spec, settings) if chosen == AUTO else chosen,
             }
         )
     rerankers = _reranker_rows(settings)
+    cpu = detect_cpu(settings.cpu_class)
     if as_json:
-        typer.echo(json.dumps({"models": rows, "rerankers": rerankers, "backends": available_backends()}))
+        listing = {"models": rows, "rerankers": rerankers, "backends": available_backends()}
+        typer.echo(json.dumps(listing | {"cpu": cpu.as_dict()}))
         return
     from rich.console import Console
     from rich.table import Table
 
+    why = (
+        "each model's backend is its measured default for this class (EMBEDHUB_BACKEND=auto)"
+        if chosen == AUTO
+        else f"every model runs {chosen} (EMBEDHUB_BACKEND)"
+    )
+    typer.echo(f"CPU: {cpu.describe()}\n{why}")
     table = Table("name", "dims", "max tokens", "MRL", "languages", "backend", "source")
     for row in rows:
         style = None if row["available"] else "dim"

@@ -27,7 +27,15 @@ def _times(ratio: float | None) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """Peaks, then one table of every measured cell, then the peers that did not run."""
     peaks = report["peaks"]["gflops"]
+    cpu = report["machine"].get("cpu")
     lines = [
+        (
+            f"CPU: {cpu['model']}, class {cpu['class']} (flags: {' '.join(cpu['flags']) or 'none'}); "
+            "default backend per model chosen for that class"
+            if cpu
+            else "CPU: not recorded"
+        ),
+        "",
         "Matmul peaks (GFLOP/s, int8: GOP/s): "
         + (", ".join(f"{name} {value:,.0f}" for name, value in peaks.items()) or "not measured")
         + f"; threads {report['machine']['threads']}; texts: {report['texts']}",

@@ -26,6 +26,7 @@ from embedhub.bench.flops import PRECISION_OF, ForwardCost
 from embedhub.bench.texts import TextSet, build_text_sets, read_corpus, synthetic_documents
 from embedhub.config import Settings
 from embedhub.errors import ConfigurationError, UnknownModelError
+from embedhub.models.cpu import detect_cpu
 from embedhub.models.spec import ModelSpec
 
 BASELINE = "sentence-transformers"
@@ -513,7 +514,8 @@ def assemble(
             key = (run["model"], cell["length"], cell["batch_size"])
             infinity[key] = max(infinity.get(key, 0.0), cell["docs_per_second"])
     by_name = {model.name: model for model in models}
-    defaults = {model.name: default_backend(model.spec) for model in models}
+    settings = Settings()
+    defaults = {model.name: default_backend(model.spec, settings) for model in models}
     rows = []
     for run in runs:
         for cell in run.get("cells", []):
@@ -560,6 +562,8 @@ def assemble(
             "torch": peaks.get("torch"),
             "threads": peaks.get("threads"),
             "native_bfloat16": peaks.get("native_bfloat16"),
+            # the CPU's class and flags decide the default backend: every report names them
+            "cpu": detect_cpu(settings.cpu_class).as_dict(),
             "load_average_before": [round(value, 2) for value in load_before],
             "load_average_after": [round(value, 2) for value in os.getloadavg()],
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
@@ -609,11 +613,11 @@ def _ratio(value: float, reference: float | None) -> float | None:
     return round(value / reference, 3) if reference else None
 
 
-def default_backend(spec: ModelSpec) -> str:
+def default_backend(spec: ModelSpec, settings: Settings | None = None) -> str:
     """The backend `auto` (the default of serve, ingestion and eval) picks for this model here."""
     from embedhub.models.backends import auto_backend
 
-    return auto_backend(spec)
+    return auto_backend(spec, settings)
 
 
 def _run_summary(run: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,15 @@
 """Backends by name: how a model's weights are run on this machine.
 
 `Settings.backend` (EMBEDHUB_BACKEND, `--backend`) names one of `BACKENDS`; `auto` picks the
-per-model default from `AUTO_BACKENDS` (the ONE place to change once the speed benchmark,
-benchmarks/backends.py, has been run on the target machine); a single weights file (a .gguf) runs
-with the one backend that reads such files. An unknown name, or a backend whose packages are
-missing, is an error that lists the choices and the extra to install.
+model's measured default for this CPU class (ModelSpec.default_backends, models/cpu.py); a single
+weights file (a .gguf) runs with the one backend that reads such files. An unknown name, or a
+backend whose packages are missing, is an error that lists the choices and the extra to install.
+Every loaded encoder says which backend runs it and why (`Encoder.backend_reason`).
+
+torch's bfloat16 and int8 kernels are fast only where the CPU has them (AVX-512 BF16 / AMX, VNNI);
+elsewhere they run 50-100x slower than float32 without a word. So on such a CPU torch-bf16 and
+torch-int8 are measured first (`kernel_speed`, a fraction of a second) and refused with the
+figures when they are slower than float32 (`check_kernels`).
 
 Quantised backends (int8) are accepted only after the accuracy gate (models/quality.py) has
 compared them with float32 on a fixed multilingual text set; the result is cached per weights.
@@ -27,6 +32,7 @@ from embedhub.config import Settings
 from embedhub.errors import ConfigurationError, ModelLoadError
 from embedhub.models.allocator import keep_activations_on_heap
 from embedhub.models.base import Encoder
+from embedhub.models.cpu import CpuInfo, detect_cpu
 from embedhub.models.loading import (
     ResolvedModel,
     _notice,
@@ -59,6 +65,8 @@ class Backend:
     quantised: bool = False
     file_suffix: str | None = None
     scheme: str | None = None
+    #: the torch kernel it depends on ("bfloat16", "int8"): measured where the CPU class lacks it
+    kernel: str | None = None
 
     @property
     def installed(self) -> bool:
@@ -118,12 +126,14 @@ BACKENDS: Mapping[str, Backend] = MappingProxyType(
                 "torch-bf16",
                 "torch, bfloat16 weights and matmuls (AVX-512 BF16), pooling in float32",
                 _torch_loader("bfloat16", name="torch-bf16"),
+                kernel="bfloat16",
             ),
             Backend(
                 "torch-int8",
                 "torch, int8 Linear weights per channel, activations quantised per token at run time",
                 _torch_loader("float32", int8=True, name="torch-int8"),
                 quantised=True,
+                kernel="int8",
             ),
             Backend(
                 "onnx-int8",
@@ -188,21 +198,87 @@ def get_backend(name: str) -> Backend:
     return backend
 
 
-def native_bfloat16() -> bool:
+def native_bfloat16(settings: Settings | None = None) -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX). Elsewhere torch
     emulates it, slower than float32, so `auto` must not pick torch-bf16 there."""
+    return detect_cpu(settings.cpu_class if settings else None).native_bfloat16
+
+
+def auto_backend(spec: ModelSpec, settings: Settings | None = None) -> str:
+    """The backend `auto` means for this model on this machine: the spec's choice for this CPU
+    class, or float32 torch when that backend's packages are not installed here."""
+    choice = spec.default_backend(detect_cpu(settings.cpu_class if settings else None).cpu_class)
+    backend = BACKENDS.get(choice)
+    return choice if backend is not None and backend.installed else FLOAT32
+
+
+def auto_reason(spec: ModelSpec, settings: Settings | None = None) -> str:
+    """Why `auto` runs `auto_backend(spec)` here, in words."""
+    cpu = detect_cpu(settings.cpu_class if settings else None)
+    measured = spec.default_backend(cpu.cpu_class)
+    chosen = auto_backend(spec, settings)
+    if chosen != measured:
+        extra = BACKENDS[measured].extra if measured in BACKENDS else None
+        return (
+            f"auto: {measured} is the measured default for {cpu.cpu_class} CPUs, but its packages are "
+            f"not installed (pip install 'embedhub[{extra}]'); running {chosen}"
+        )
+    return f"auto: the measured default for {spec.name} on {cpu.cpu_class} CPUs"
+
+
+#: a kernel slower than this share of float32 is refused (the ones it guards are 50-100x slower
+#: where they are emulated, and 4-9x faster where they are native)
+SLOW_KERNEL_RATIO = 0.5
+_kernel_speeds: dict[str, float] = {}
+
+
+def kernel_speed(kernel: str) -> float:
+    """Measured matmul throughput here, in G(FL)OP/s, of 'float32', 'bfloat16' or 'int8' torch
+    kernels (256 x 256 products for ~0.1 s; cached for the process)."""
+    if kernel in _kernel_speeds:
+        return _kernel_speeds[kernel]
+    import time
+
     import torch
 
-    cpu = torch.cpu
-    return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    size = 256
+    if kernel == "int8":
+        left = torch.randint(-127, 127, (size, size), dtype=torch.int8)
+        right = torch.randint(-127, 127, (size, size), dtype=torch.int8)
+        product = torch._int_mm
+    else:
+        dtype = torch.bfloat16 if kernel == "bfloat16" else torch.float32
+        left, right = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        product = torch.matmul
+    product(left, right)  # warm-up: kernel selection, first-touch
+    runs, started = 0, time.perf_counter()
+    while runs < 3 or (time.perf_counter() - started < 0.1 and runs < 200):
+        product(left, right)
+        runs += 1
+    _kernel_speeds[kernel] = 2 * size**3 * runs / (time.perf_counter() - started) / 1e9
+    return _kernel_speeds[kernel]
 
 
-def auto_backend(spec: ModelSpec) -> str:
-    """The backend `auto` means for this model on this machine."""
-    choice = spec.default_backend
-    if choice == "torch-bf16" and not native_bfloat16():
-        return FLOAT32
-    return choice
+def check_kernels(backend: Backend, cpu: CpuInfo) -> None:
+    """Refuse a torch backend whose kernels this CPU lacks when they measure slower than float32
+    (so it is never silently 50x slower); nothing is measured where the CPU class has them."""
+    if backend.kernel is None:
+        return
+    native = cpu.native_bfloat16 if backend.kernel == "bfloat16" else cpu.vnni
+    if native:
+        return
+    speed, reference = kernel_speed(backend.kernel), kernel_speed("float32")
+    if speed >= SLOW_KERNEL_RATIO * reference:
+        return
+    unit = "GOP/s" if backend.kernel == "int8" else "GFLOP/s"
+    faster = "onnx-int8" if BACKENDS["onnx-int8"].installed else FLOAT32
+    raise ConfigurationError(
+        f"backend {backend.name} would be {reference / max(speed, 1e-9):.0f}x slower than float32 on "
+        f"this CPU ({cpu.describe()}): torch's {backend.kernel} matmuls measured {speed:.1f} {unit} "
+        f"here against {reference:.1f} GFLOP/s for float32, because the CPU has no "
+        f"{'AVX-512 BF16 or AMX' if backend.kernel == 'bfloat16' else 'VNNI'} instructions; use "
+        f"--backend {faster} (or auto, which picks by CPU class)"
+    )
 
 
 def file_backend(path: Path) -> str | None:
@@ -256,28 +332,36 @@ def load_encoder(reference: str | None, settings: Settings, registry: ModelRegis
 def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
     """Load resolved weights with `settings.backend`; quantised variants pass the gate first."""
     if resolved.source == "remote":
-        return _load_remote(resolved, settings, settings.backend.strip().lower())
+        encoder = _load_remote(resolved, settings, settings.backend.strip().lower())
+        return _explained(encoder, "a remote: reference runs on its endpoint", detect_cpu(settings.cpu_class))
     import torch
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     requested = settings.backend.strip().lower()
     automatic = requested == AUTO
-    if automatic:
-        backend = get_backend(file_backend(resolved.folder) or auto_backend(resolved.spec))
+    cpu = detect_cpu(settings.cpu_class)
+    if automatic and file_backend(resolved.folder):
+        backend = get_backend(file_backend(resolved.folder))
+        reason = f"auto: the only backend that runs {resolved.folder.suffix} files"
+    elif automatic:
+        backend = get_backend(auto_backend(resolved.spec, settings))
+        reason = auto_reason(resolved.spec, settings)
     else:
         backend = get_backend(requested)
+        reason = "asked for (EMBEDHUB_BACKEND / --backend)"
     _check_weights_fit(backend, resolved)
+    check_kernels(backend, cpu)
     if settings.threads:
         torch.set_num_threads(settings.threads)
     if settings.heap_activations:
         keep_activations_on_heap()
     if backend.file_suffix:
-        return backend.load(resolved.spec, resolved.folder, None, settings)
+        return _explained(backend.load(resolved.spec, resolved.folder, None, settings), reason, cpu)
     folder = model_folder(resolved, settings)
     encoder = backend.load(resolved.spec, folder, load_tokenizer(folder, resolved.spec, settings), settings)
     if not backend.quantised:
-        return encoder
+        return _explained(encoder, reason, cpu)
     from embedhub.models.quality import ensure_quality
 
     reference = _torch_loader("float32")
@@ -288,15 +372,24 @@ def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
         settings,
     )
     if report.passed:
-        return encoder
+        return _explained(encoder, f"{reason}; accuracy gate passed ({report.describe()})", cpu)
     encoder.close()
     if not automatic:
+        alternative = "torch-bf16" if cpu.native_bfloat16 else FLOAT32
         raise ModelLoadError(
-            f"backend {backend.name} is too inaccurate for {resolved.spec.name}: {report.describe()}; "
-            "use --backend torch or torch-bf16"
+            f"backend {backend.name} is too inaccurate for {resolved.spec.name} on this CPU "
+            f"({cpu.cpu_class}): {report.describe()}; use --backend {alternative} or auto"
         )
-    _notice(
+    message = (
         f"backend {backend.name} failed the accuracy gate for {resolved.spec.name} "
         f"({report.describe()}); running torch float32 instead"
     )
-    return reference(resolved.spec, folder, load_tokenizer(folder, resolved.spec, settings), settings)
+    _notice(message)
+    fallback = reference(resolved.spec, folder, load_tokenizer(folder, resolved.spec, settings), settings)
+    return _explained(fallback, f"auto: {message}", cpu)
+
+
+def _explained(encoder: Encoder, reason: str, cpu: CpuInfo) -> Encoder:
+    """Record on the encoder why its backend serves, and on which CPU class."""
+    encoder.backend_reason = f"{reason}; CPU class {cpu.cpu_class}"
+    return encoder

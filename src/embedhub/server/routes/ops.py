@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
 from embedhub.errors import InputTooLongError, InvalidInputError
+from embedhub.models.cpu import detect_cpu
 from embedhub.server.deps import AUTH, HubDep, MetricsDep, ReadyHubDep, SettingsDep
 from embedhub.server.errors import ERRORS_DOC
 from embedhub.server.schemas import TokenizedInput, TokenizeRequest, TokenizeResponse
@@ -34,9 +35,11 @@ async def ready(hub: HubDep):
 
 
 @router.get("/metrics", dependencies=AUTH)
-async def metrics(hub: HubDep, metrics: MetricsDep) -> Response:
+async def metrics(hub: HubDep, metrics: MetricsDep, settings: SettingsDep) -> Response:
     """Prometheus text format."""
     metrics.ready.set(1 if hub.ready else 0)
+    cpu = detect_cpu(settings.cpu_class)
+    metrics.cpu.labels(cpu.model, cpu.cpu_class, " ".join(cpu.relevant_flags)).set(1)
     for name, service in hub.services.items():
         metrics.queue_depth.labels(name).set(service.queue.depth)
         metrics.model_backend.labels(name, service.encoder.backend).set(1)
