@@ -133,11 +133,14 @@ def test_auto_runs_the_measured_backend_of_each_cpu_class():
         assert auto(ALL_MINILM_L6_V2, cpu_class) == "torch-bf16"
         assert auto(QWEN3_EMBEDDING_0_6B, cpu_class) == "torch-bf16"  # published in bfloat16
     onnx = "onnx-int8" if "onnx-int8" in available_backends() else "torch"
-    for cpu_class in ("avx2", "avx2-vnni", "avx512", "avx512-vnni"):  # no bfloat16 kernels
+    for cpu_class in ("avx2-vnni", "avx512-vnni"):  # exact, fast int8 (VNNI); bfloat16 emulated
         assert auto(MULTILINGUAL_E5_SMALL_Q4, cpu_class) == onnx
         assert auto(ALL_MINILM_L6_V2, cpu_class) == onnx
         assert auto(QWEN3_EMBEDDING_0_6B, cpu_class) == "torch"
-    assert auto(ALL_MINILM_L6_V2, "baseline") == "torch"
+    for cpu_class in ("avx2", "avx512", "baseline"):  # neither: float32
+        assert auto(MULTILINGUAL_E5_SMALL_Q4, cpu_class) == "torch"
+        assert auto(ALL_MINILM_L6_V2, cpu_class) == "torch"
+        assert auto(QWEN3_EMBEDDING_0_6B, cpu_class) == "torch"
 
 
 def test_auto_runs_float32_when_the_measured_backend_is_not_installed(monkeypatch):
@@ -145,7 +148,7 @@ def test_auto_runs_float32_when_the_measured_backend_is_not_installed(monkeypatc
 
     missing = dataclasses.replace(BACKENDS["onnx-int8"], requires=("no_such_module_x",))
     monkeypatch.setattr(backends_module, "BACKENDS", {**BACKENDS, "onnx-int8": missing})
-    settings = Settings(cpu_class="avx2")
+    settings = Settings(cpu_class="avx512-vnni")
     assert backends_module.auto_backend(ALL_MINILM_L6_V2, settings) == "torch"
     assert "pip install 'embedhub[onnx]'" in backends_module.auto_reason(ALL_MINILM_L6_V2, settings)
 

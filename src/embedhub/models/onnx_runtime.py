@@ -226,8 +226,8 @@ def ensure_onnx_int8(spec: ModelSpec, folder: Path, settings: Settings) -> Path:
         raise
     except Exception as error:
         raise ModelLoadError(
-            f"could not export {spec.name} to ONNX: {type(error).__name__}: {error}; "
-            "use --backend torch-int8 or torch-bf16"
+            f"could not export {spec.name} to ONNX: {type(error).__name__}: {error}; use --backend "
+            + ("torch-bf16" if detect_cpu(settings.cpu_class).native_bfloat16 else "torch")
         ) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -22,22 +22,23 @@ BFLOAT16 = "torch-bf16"
 INT8_ONNX = "onnx-int8"
 
 #: What `auto` runs on each CPU class (models/cpu.py), chosen by measurement (docs/performance.md,
-#: one table per class; docs/backends.md):
+#: "By CPU class"; docs/backends.md). A class not named runs float32 torch.
 #: - native bfloat16 (avx512-bf16, amx): bfloat16 ran all-MiniLM-L6-v2 and multilingual-e5-small-q4
 #:   2.65x / 2.77x faster than float32 with every vector at cosine >= 0.9999 and SciFact nDCG@10
 #:   unchanged, and the Qwen3-0.6B shape 4x (852 vs 206 tokens/s at 512 tokens) at cosine >= 0.9998
 #:   on random weights; Qwen publishes Qwen3-Embedding in bfloat16.
-#: - no native bfloat16: torch's bfloat16 matmuls are emulated there (under 1 GFLOP/s against ~50
-#:   for float32 on an AVX2 EPYC), and so is its int8 (`torch._int_mm` ~1 GOP/s). ONNX Runtime's
-#:   int8 MatMulInteger ran at 74-89 GOP/s (u8 x u8, exact there) on the same AVX2 CPU against
-#:   50-56 GFLOP/s for float32, so the small encoders run onnx-int8 (per-token activations; gate
-#:   0.993 / 0.999 for MiniLM / e5 in the AVX2 format). Qwen3 keeps float32 torch there: exporting a
-#:   4B or 8B model to ONNX needs more memory than the machines it would help.
+#: - VNNI without bfloat16 (avx2-vnni, avx512-vnni): torch's bfloat16 is emulated there; onnx-int8
+#:   in its VNNI format (s8 weights, per-token activations) ran the small encoders 1.18-1.45x
+#:   torch float32 on a VNNI CPU (e5: 4,327 vs 2,992 tokens/s at 128 tokens, 3,076 vs 2,616 at
+#:   512; MiniLM 7,934 vs 6,311 at 128; CPU time of one batch of 32, 2 threads), gate 0.993-0.999.
+#: - AVX2 or AVX-512 without VNNI (avx2, avx512): float32 torch. torch's bfloat16 and int8 kernels
+#:   are emulated there (under 1 GFLOP/s and ~1 GOP/s against ~50 GFLOP/s float32 on an AVX2 EPYC),
+#:   and onnx-int8's exact u8 format measured 1.03-1.16x float32 (e5 at 512 / 128 tokens) with
+#:   the same kernels' AVX-512 versions: not enough to be worth its export and gate until the ONNX
+#:   graph's attention is fused.
 SMALL_ENCODER_BACKENDS = MappingProxyType(
     {
-        "avx2": INT8_ONNX,
         "avx2-vnni": INT8_ONNX,
-        "avx512": INT8_ONNX,
         "avx512-vnni": INT8_ONNX,
         "avx512-bf16": BFLOAT16,
         "amx": BFLOAT16,
