@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedhub.errors import InputTooLongError, InvalidInputError, ModelLoadError, UnknownModelError
+from embedhub.errors import (
+    ConfigurationError,
+    InputTooLongError,
+    InvalidInputError,
+    ModelLoadError,
+    UnknownModelError,
+)
 from embedhub.models.reranker import (
     QWEN3_RERANK_INSTRUCTION,
     QWEN3_RERANK_MAX_TOKENS,
@@ -204,3 +210,12 @@ def test_cross_encoder_matches_sentence_transformers(tiny_cross_encoder_dir, set
         ours.score_pairs(QUERY, documents, instruction="anything")
     cut = ours.tokenize_pairs(QUERY, ["word " * 300], truncate=True)[0]
     assert cut.truncated and len(cut) == 128 and cut.ids[-1] == ours.tokenizer.token_to_id("[SEP]")
+
+
+def test_bfloat16_is_refused_where_the_cpu_emulates_it(tiny_reranker_dir, settings, monkeypatch):
+    from embedhub.models import backends
+
+    monkeypatch.setattr(backends, "kernel_speed", {"float32": 52.0, "bfloat16": 0.8}.__getitem__)
+    chosen = settings.model_copy(update={"backend": "torch-bf16", "cpu_class": "avx2"})
+    with pytest.raises(ConfigurationError, match=r"torch-bf16 would be 65x slower than float32"):
+        load_reranker(str(tiny_reranker_dir), chosen)

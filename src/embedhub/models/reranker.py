@@ -251,12 +251,14 @@ def _torch_dtype(spec: RerankerSpec, settings: Settings):
     bfloat16 only where the CPU runs it natively (as `auto` decides for encoders)."""
     import torch
 
-    from embedhub.models.backends import native_bfloat16
+    from embedhub.models.backends import BACKENDS, check_kernels, native_bfloat16
+    from embedhub.models.cpu import detect_cpu
 
     requested = settings.backend.strip().lower()
     if requested == "torch":
         name = settings.dtype
     elif requested == "torch-bf16":
+        check_kernels(BACKENDS["torch-bf16"], detect_cpu(settings.cpu_class))  # never silently 30x slower
         name = "bfloat16"
     else:
         bf16 = spec.default_backend == "torch-bf16" and native_bfloat16(settings)
