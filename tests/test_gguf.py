@@ -385,7 +385,7 @@ def test_the_build_runs_on_an_avx2_cpu(tiny_gguf, tiny_encoder, tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     np.save(tmp_path / "reference.npy", tiny_encoder.encode(TEXTS).vectors)
-    files = [str(tiny_gguf["f32"]), str(tiny_gguf["q8_0"])]
+    files = [str(tiny_gguf["q8_0"])]  # one file: under emulation each takes about a minute
     script = root / "tests" / "emulated_cpu.py"
     arguments = [str(tiny_encoder.folder), str(tmp_path / "reference.npy"), *files]
     result = subprocess.run(
@@ -398,5 +398,4 @@ def test_the_build_runs_on_an_avx2_cpu(tiny_gguf, tiny_encoder, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     worst = json.loads(result.stdout.strip().splitlines()[-1])
-    assert worst[files[0]] >= 0.9999, worst
-    assert worst[files[1]] >= 0.99, worst
+    assert worst[files[0]] >= 0.99, worst  # Q8_0 natively: 0.9989
