@@ -1,7 +1,7 @@
 """How the MCP tools reach the knowledge base, by the rule `embedhub kb search` follows.
 
-- A running `embedhub serve` for the same EMBEDHUB_HOME (found by server/discovery.py): every tool
-  goes through its HTTP API (server/client.py). The server owns the store and has the model
+- A running `embedhub serve` for the same EMBEDHUB_HOME (found by access/discovery.py): every tool
+  goes through its HTTP API (access/client.py). The server owns the store and has the model
   loaded; nothing is opened here, so two processes never write one LanceDB folder. Adding files
   queues the server's ingestion jobs and waits for them. While it loads its model (503) a tool
   says so instead of opening the store beside it.
@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from embedhub.access.client import ServerClient
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 from embedhub.kb.search import SearchResult
 from embedhub.kb.store import SearchFilter
-from embedhub.server.client import ServerClient
 
 #: how long `add` through a server waits for its ingestion jobs before answering with the rest
 #: still running (they go on in the server)

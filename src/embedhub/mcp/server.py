@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 from typing import Any
 
 import anyio
@@ -16,6 +17,17 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import ToolAnnotations
 
+from embedhub.accounts.errors import AuthenticationError
+from embedhub.accounts.keys import (
+    INVALID_KEY,
+    MISSING_KEY,
+    InvalidKeyError,
+    MissingKeyError,
+    bearer_token,
+    check_shared_key,
+    matches_api_key,
+)
+from embedhub.accounts.policy import SERVICE, Principal
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 from embedhub.mcp.backends import Access
@@ -132,44 +144,37 @@ class RequireApiKey:
             self.store = AccountStore.for_home(settings.home)
 
     def identify(self, authorization: str):
+        """The caller (None with accounts off); AuthenticationError when the key is missing or wrong."""
         from embedhub.mcp.backends import Caller
-        from embedhub.server.errors import ApiError
-        from embedhub.server.security import check_api_key, matches_api_key
 
         if self.store is None:
-            check_api_key(self.settings, authorization)
+            check_shared_key(self.settings, authorization)
             return None
-        from embedhub.accounts.policy import SERVICE, Principal
-
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY' (your own key)",
-                           "invalid_request_error", "invalid_api_key")  # fmt: skip
+        token = bearer_token(authorization)
+        if token is None:
+            raise MissingKeyError(f"{MISSING_KEY} (your own key)")
         if matches_api_key(self.settings, token):
             return Caller(SERVICE, token, self.store)
         user = self.store.user_for_key(token)
         if user is None:
-            raise ApiError(401, "invalid API key (unknown, revoked, or its user is disabled)",
-                           "invalid_request_error", "invalid_api_key")  # fmt: skip
+            raise InvalidKeyError(f"{INVALID_KEY} (unknown, revoked, or its user is disabled)")
         return Caller(Principal("user", user.name, user.role, user.groups), token, self.store)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
             from starlette.responses import Response
 
-            from embedhub.server.errors import ApiError, error_body
-
             headers = dict(scope.get("headers") or ())
             try:
                 caller = await anyio.to_thread.run_sync(
                     self.identify, headers.get(b"authorization", b"").decode("latin-1")
                 )
-            except ApiError as error:
-                body = error_body(str(error), error.type, error.code)
-                await Response(body, status_code=error.status, media_type="application/json")(
-                    scope, receive, send
-                )
+            except AuthenticationError as error:
+                # the OpenAI error format the HTTP server answers with
+                error_ = {"message": str(error), "type": "invalid_request_error", "param": None,
+                          "code": "invalid_api_key"}  # fmt: skip
+                body = json.dumps({"error": error_}, ensure_ascii=False).encode()
+                await Response(body, status_code=401, media_type="application/json")(scope, receive, send)
                 return
             scope.setdefault("state", {})[CALLER_STATE] = caller
         await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from embedhub import __version__
+from embedhub.access.discovery import announced
 from embedhub.accounts.guard import CollectionGuard
 from embedhub.accounts.store import AccountStore
 from embedhub.accounts.throttle import SignInThrottle
@@ -24,7 +25,6 @@ from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.jobs import JobManager
 from embedhub.models.base import Encoder
 from embedhub.models.reranker import Reranker
-from embedhub.server.discovery import announced
 from embedhub.server.errors import install_error_handlers
 from embedhub.server.metrics import Metrics
 from embedhub.server.routes import auth, kb, openai, ops, rerank

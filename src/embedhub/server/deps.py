@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Request
 
 from embedhub.accounts.errors import AuthenticationError
 from embedhub.accounts.guard import CollectionGuard
+from embedhub.accounts.keys import matches_api_key
 from embedhub.accounts.policy import LOCAL, SERVICE, Principal
 from embedhub.accounts.store import AccountStore
 from embedhub.config import Settings
@@ -22,7 +23,7 @@ from embedhub.kb.collection import Collection, KnowledgeBase
 from embedhub.kb.jobs import JobManager
 from embedhub.server.errors import ApiError
 from embedhub.server.metrics import Metrics
-from embedhub.server.security import check_api_key, matches_api_key
+from embedhub.server.security import check_api_key
 
 SESSION_COOKIE = "embedhub_session"
 CSRF_HEADER = "X-CSRF-Token"

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from embedhub.cli_support import user_errors
+from embedhub.commands.support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 
@@ -180,9 +180,9 @@ def add(
 
         import_ray()  # without Ray: say how to install it before anything loads
     collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
-    from embedhub.kb.progress_bar import RichProgress
+    from embedhub.commands.ingest_progress import IngestProgressBar
 
-    progress = None if as_json else RichProgress()
+    progress = None if as_json else IngestProgressBar()
     runner = None
     try:
         if address is None:
@@ -319,7 +319,7 @@ def _reranker_here(settings: Settings, reference: str | None, announce: bool):
 
 def _search_through_server(settings: Settings, name: str, request: dict) -> list[dict] | None:
     """Results from a running server for this home; None when there is none or it is not ready."""
-    from embedhub.server.client import ServerClient, ServerUnavailableError
+    from embedhub.access.client import ServerClient, ServerUnavailableError
 
     client = ServerClient.for_home(settings)
     if client is None:
@@ -498,7 +498,7 @@ def _evidence_through_server(settings: Settings, name: str, question: str, histo
         return None
     import httpx
 
-    from embedhub.server.discovery import auth_headers, find_server
+    from embedhub.access.discovery import auth_headers, find_server
 
     analyzer = Analyzer()
     url = find_server(settings)
@@ -785,7 +785,7 @@ def access(
     name: Annotated[str, typer.Argument(help="Collection name.")], as_json: JsonOption = False
 ) -> None:
     """Who owns a collection and whom it is shared with (accounts, see `embedhub users`)."""
-    from embedhub.accounts.cli import CLI_PRINCIPAL
+    from embedhub.commands.accounts import CLI_PRINCIPAL
 
     guard = _guard()
     collection, level = guard.open(CLI_PRINCIPAL, name)
@@ -801,7 +801,7 @@ def chown(
 ) -> None:
     """Give a collection to a user (one made before accounts, or by `kb create`, has no owner
     and only admins see it)."""
-    from embedhub.accounts.cli import CLI_PRINCIPAL
+    from embedhub.commands.accounts import CLI_PRINCIPAL
 
     _print_access(name, _guard().chown(CLI_PRINCIPAL, name, user), as_json)
 
@@ -828,7 +828,7 @@ def share(
     as_json: JsonOption = False,
 ) -> None:
     """Share a collection with a user or a group."""
-    from embedhub.accounts.cli import CLI_PRINCIPAL
+    from embedhub.commands.accounts import CLI_PRINCIPAL
 
     kind, member = _member(user, group)
     _print_access(name, _guard().share(CLI_PRINCIPAL, name, kind, member, role), as_json)
@@ -843,7 +843,7 @@ def unshare(
     as_json: JsonOption = False,
 ) -> None:
     """Stop sharing a collection with a user or a group."""
-    from embedhub.accounts.cli import CLI_PRINCIPAL
+    from embedhub.commands.accounts import CLI_PRINCIPAL
 
     kind, member = _member(user, group)
     _print_access(name, _guard().unshare(CLI_PRINCIPAL, name, kind, member), as_json)

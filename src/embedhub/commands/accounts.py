@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from embedhub.accounts.policy import Principal
-from embedhub.cli_support import user_errors
+from embedhub.commands.support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import InvalidInputError
 

@@ -37,7 +37,7 @@ class ServerClient:
     @classmethod
     def for_home(cls, settings: Settings, token: str | None = None) -> ServerClient | None:
         """The client of the live server for `settings.home`, or None when none runs."""
-        from embedhub.server.discovery import find_server
+        from embedhub.access.discovery import find_server
 
         url = find_server(settings, token=token)
         return None if url is None else cls(url, settings, token=token)
@@ -46,7 +46,7 @@ class ServerClient:
         """The decoded JSON answer of one request (None for an empty body)."""
         import httpx
 
-        from embedhub.server.discovery import auth_headers
+        from embedhub.access.discovery import auth_headers
 
         try:
             answer = httpx.request(
