@@ -25,7 +25,7 @@ _EXPECTED = {
     "chat_url": "the chat API's base URL, such as http://127.0.0.1:11434/v1",
     "remote_endpoints": 'a JSON object mapping model to URLs, such as {"m": ["http://h:8000/v1"]}',
 }
-_SECRET_SETTINGS = {"api_keys", "chat_api_key", "milvus_token", "remote_api_key"}
+_SECRET_SETTINGS = {"api_key", "api_keys", "chat_api_key", "milvus_token", "remote_api_key"}
 
 
 def _default_home() -> Path:
@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Bearer keys; empty means no auth. Comma-separated or JSON."
+    )
+    api_key: str | None = Field(
+        default=None,
+        description="Your own key as a client: `kb search` / `kb ask` / `embedhub mcp` send it to the "
+        "running `embedhub serve` for this home (with accounts on, a user's key, made in the web UI "
+        "or with POST /v1/auth/keys: the server then applies that user's access). Unset: the first of "
+        "api_keys, if any.",
     )
     milvus_token: str | None = Field(
         default=None,

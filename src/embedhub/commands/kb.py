@@ -28,6 +28,15 @@ BackendOption = Annotated[
 LocalOption = Annotated[
     bool, typer.Option("--local", help="Load the model here even when a server for this home runs.")
 ]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="Your key for the running `embedhub serve` (with accounts on: a user's key, and the "
+        "server applies that user's access). [env: EMBEDHUB_API_KEY]",
+        show_default=False,
+    ),
+]
 LoadHereBackendOption = Annotated[
     str | None,
     typer.Option(
@@ -267,26 +276,31 @@ def search(
         ),
     ] = False,
     local: LocalOption = False,
+    api_key: ApiKeyOption = None,
     backend: LoadHereBackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search a collection; results cite file, page and heading.
 
     When `embedhub serve` runs for the same EMBEDHUB_HOME, the search goes through it (the model
-    is already loaded there: milliseconds instead of seconds); otherwise the model loads here."""
-    settings = _settings(backend)
-    request = {
-        "query": query, "k": k, "mode": mode, "fusion": fusion, "per_document": per_document,
-        "path_glob": path_glob,
-        "file_types": list(file_type or ()), "page_min": page_min, "page_max": page_max,
-        "rerank": rerank or reranker is not None, "rerank_candidates": rerank_candidates,
-        "min_score": min_score, "exact": exact,
-    }  # fmt: skip
-    results = None
-    if not local and reranker is None and backend is None:
-        results = _search_through_server(settings, name, request)
-    if results is None:
-        results = _search_here(settings, name, request, reranker, announce=not as_json)
+    is already loaded there: milliseconds instead of seconds), with --api-key / EMBEDHUB_API_KEY as
+    your key (with accounts on, the server then applies your access); otherwise the model loads
+    here, and stderr says why."""
+    from embedhub.kb.store import SearchFilter  # numpy: 0.16 s that `kb list` does not pay
+
+    settings = _client_settings(backend, api_key)
+    where = SearchFilter(path_glob, tuple(file_type or ()), page_min, page_max)
+    rerank = rerank or reranker is not None
+
+    def run(knowledge_base) -> list[dict]:
+        with knowledge_base.searcher(name, rerank=rerank, needs_model=mode != "lexical") as context:
+            found = context.searcher.search(
+                query, k=k, mode=mode, where=where, fusion=fusion, per_document=per_document,
+                rerank=rerank, rerank_candidates=rerank_candidates, min_score=min_score, exact=exact,
+            )  # fmt: skip
+        return [result.to_dict() for result in found]
+
+    results = _reach(settings, "search", rerank, reranker, local, backend, as_json).run(run)
     if as_json:
         keys = ("text", "score", "retrievers", "path", "page_start", "page_end", "heading_path",
                 "char_start", "char_end", "snippet", "rerank_score")  # fmt: skip
@@ -296,78 +310,19 @@ def search(
     _print_results(results)
 
 
-def _reranker_here(settings: Settings, reference: str | None, announce: bool):
-    """Load the reranker --reranker or EMBEDHUB_RERANKER names, in this process."""
-    import sys
-    import time
-
-    reference = reference or settings.reranker
-    if reference is None:
-        raise EmbedhubError(
-            "--rerank needs a reranker: no `embedhub serve` for this home answered, so name one to "
-            "load here with --reranker Qwen3-Reranker-0.6B (or a folder), or set EMBEDHUB_RERANKER"
-        )
-    from embedhub.models.reranker import load_reranker
-
-    started = time.perf_counter()
-    reranker = load_reranker(reference, settings)
-    if announce:
-        print(f"embedhub: loaded reranker {reranker.name} in {time.perf_counter() - started:.1f}s",
-              file=sys.stderr)  # fmt: skip
-    return reranker
+def _client_settings(backend: str | None, api_key: str | None) -> Settings:
+    settings = _settings(backend)
+    return settings.model_copy(update={"api_key": api_key}) if api_key else settings
 
 
-def _search_through_server(settings: Settings, name: str, request: dict) -> list[dict] | None:
-    """Results from a running server for this home; None when there is none or it is not ready."""
-    from embedhub.access.client import ServerClient, ServerUnavailableError
+def _reach(settings: Settings, what: str, rerank: bool, reranker, local: bool, backend, as_json: bool):
+    """Through a running server for this home, or here (commands/kb_reach.py)."""
+    from embedhub.commands.kb_reach import Reach  # the search code: numpy, 0.25 s `kb list` skips
 
-    client = ServerClient.for_home(settings)
-    if client is None:
-        return None
-    try:
-        return client.call("POST", f"/v1/collections/{name}/search", json=request)["results"]
-    except ServerUnavailableError:
-        return None  # unreachable or still loading: search here instead
-
-
-def _collection_here(settings: Settings, name: str, mode: str, what: str, announce: bool):
-    """The collection and (unless lexical) its model, loaded in this process, saying how long the
-    load took and that a running server would have skipped it."""
-    import sys
-    import time
-
-    collection = _knowledge_base().get(name)
-    if mode == "lexical":
-        return collection, None
-    started = time.perf_counter()
-    encoder = _encoder_for(collection, settings.backend)
-    if announce:
-        print(
-            f"embedhub: loaded {collection.config.model} in {time.perf_counter() - started:.1f}s "
-            f"for this {what}; with `embedhub serve` running for this home, the next one skips that",
-            file=sys.stderr,
-        )
-    return collection, encoder
-
-
-def _search_here(
-    settings: Settings, name: str, request: dict, reranker_reference: str | None, announce: bool
-):
-
-    from embedhub.kb.search import Searcher
-    from embedhub.kb.store import SearchFilter
-
-    collection, encoder = _collection_here(settings, name, request["mode"], "search", announce)
-    where = SearchFilter(request["path_glob"], tuple(request["file_types"]), request["page_min"],
-                         request["page_max"])  # fmt: skip
-    reranker = _reranker_here(settings, reranker_reference, announce) if request["rerank"] else None
-    found = Searcher(collection, encoder, reranker).search(
-        request["query"], k=request["k"], mode=request["mode"], where=where, fusion=request["fusion"],
-        per_document=request["per_document"], rerank=request["rerank"],
-        rerank_candidates=request["rerank_candidates"], min_score=request["min_score"],
-        exact=request["exact"],
-    )  # fmt: skip
-    return [result.to_dict() for result in found]
+    flags = (("--local", local), ("--reranker", reranker is not None), ("--backend", backend is not None))
+    here_because = next((flag for flag, given in flags if given), None)
+    say = (lambda line: None) if as_json else (lambda line: typer.echo(line, err=True))
+    return Reach(settings, what=what, rerank=rerank, reranker=reranker, here_because=here_because, say=say)
 
 
 def _print_results(results: list[dict]) -> None:
@@ -428,6 +383,7 @@ def ask(
         ),
     ] = None,
     local: LocalOption = False,
+    api_key: ApiKeyOption = None,
     backend: LoadHereBackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -444,19 +400,23 @@ def ask(
         check_k,
         check_question,
         collect,
+        gather_evidence,
         normalise_history,
     )
 
-    settings = _settings(backend)
+    settings = _client_settings(backend, api_key)
     question = check_question(question)
     check_k(k)
     history = normalise_history(_read_conversation(conversation)) if conversation else []
-    request = {"k": k, "mode": mode, "per_document": per_document, "rerank": rerank or reranker is not None}
-    retrieval = None
-    if not local and reranker is None and backend is None:
-        retrieval = _evidence_through_server(settings, name, question, history, request)
-    if retrieval is None:
-        retrieval = _evidence_here(settings, name, question, history, request, reranker, announce=not as_json)
+    rerank = rerank or reranker is not None
+
+    def run(knowledge_base):
+        with knowledge_base.searcher(name, rerank=rerank, needs_model=mode != "lexical") as context:
+            return gather_evidence(
+                context.searcher, question, history=history, k=k, mode=mode, per_document=per_document
+            )
+
+    retrieval = _reach(settings, "question", rerank, reranker, local, backend, as_json).run(run)
     events = answer_events(question, retrieval, history=history, chat=ChatSettings.from_settings(settings))
     if as_json:
         answer = collect(events)
@@ -482,46 +442,6 @@ def _read_conversation(path: Path) -> list:
     if not isinstance(turns, list):
         raise EmbedhubError(f"{path} is not a conversation: expected a JSON list of {{role, content}}")
     return turns
-
-
-def _evidence_through_server(settings: Settings, name: str, question: str, history: list, request: dict):
-    """The numbered evidence, searched by a running server for this home; None without one."""
-    from dataclasses import fields
-
-    from embedhub.kb.ask import Retrieval, number_evidence, retrieval_query
-    from embedhub.kb.lexical import Analyzer
-    from embedhub.kb.search import SearchResult
-
-    query = retrieval_query(question, history)
-    results = _search_through_server(settings, name, {**request, "query": query})
-    if results is None:
-        return None
-    import httpx
-
-    from embedhub.access.discovery import auth_headers, find_server
-
-    analyzer = Analyzer()
-    url = find_server(settings)
-    if url is not None:
-        info = httpx.get(f"{url}/v1/collections/{name}", headers=auth_headers(settings), timeout=30)
-        if info.status_code == 200:
-            analyzer = Analyzer(info.json().get("lexical_language", "english"))
-    names = [field.name for field in fields(SearchResult)]
-    found = [SearchResult(**{key: result.get(key) for key in names}) for result in results]
-    return Retrieval(query, number_evidence(found, query, analyzer))
-
-
-def _evidence_here(settings, name, question, history, request, reranker_reference, announce: bool):
-
-    from embedhub.kb.ask import gather_evidence
-    from embedhub.kb.search import Searcher
-
-    collection, encoder = _collection_here(settings, name, request["mode"], "question", announce)
-    reranker = _reranker_here(settings, reranker_reference, announce) if request["rerank"] else None
-    return gather_evidence(
-        Searcher(collection, encoder, reranker), question, history=history, k=request["k"],
-        mode=request["mode"], per_document=request["per_document"],
-    )  # fmt: skip
 
 
 def _stream_answer(events):

@@ -17,6 +17,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import ToolAnnotations
 
+from embedhub.access.choice import Access
+from embedhub.access.contract import CALLER, Caller
 from embedhub.accounts.errors import AuthenticationError
 from embedhub.accounts.keys import (
     INVALID_KEY,
@@ -30,7 +32,6 @@ from embedhub.accounts.keys import (
 from embedhub.accounts.policy import SERVICE, Principal
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
-from embedhub.mcp.backends import Access
 from embedhub.mcp.tools import COLLECTION_TOOLS, KnowledgeBaseTools
 
 HTTP_PATH = "/mcp"
@@ -108,8 +109,6 @@ class KnowledgeBaseServer(MCPServer):
 @contextlib.contextmanager
 def _as_caller(request: Any):
     """Run a request's tools as the caller the HTTP middleware identified (none on stdio)."""
-    from embedhub.mcp.backends import CALLER
-
     state = getattr(request, "scope", {}).get("state") or {} if request is not None else {}
     token = CALLER.set(state.get(CALLER_STATE))
     try:
@@ -145,8 +144,6 @@ class RequireApiKey:
 
     def identify(self, authorization: str):
         """The caller (None with accounts off); AuthenticationError when the key is missing or wrong."""
-        from embedhub.mcp.backends import Caller
-
         if self.store is None:
             check_shared_key(self.settings, authorization)
             return None

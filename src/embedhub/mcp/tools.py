@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from embedhub.access.choice import Access
 from embedhub.errors import InvalidInputError
 from embedhub.kb.store import SearchFilter
-from embedhub.mcp.backends import Access
 
 #: the tools that take a collection name: their descriptions list the collections
 COLLECTION_TOOLS = ("list_collections", "search", "fetch_chunk", "add", "delete_document", "ask")

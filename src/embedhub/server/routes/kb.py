@@ -23,7 +23,6 @@ from embedhub.engine.queue import QueueStopped
 from embedhub.engine.reranking import ScheduledReranker
 from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.errors import EmbedhubError, InvalidInputError
-from embedhub.kb.access import OUTSIDE_BY_SYMLINK, check_folder, check_servable, is_within
 from embedhub.kb.ask import (
     AskEvent,
     ChatSettings,
@@ -34,6 +33,7 @@ from embedhub.kb.ask import (
     gather_evidence,
 )
 from embedhub.kb.collection import Collection, CollectionNotFoundError
+from embedhub.kb.folders import OUTSIDE_BY_SYMLINK, check_folder, check_servable, is_within
 from embedhub.kb.ingest import gather_files, remove_documents
 from embedhub.kb.jobs import JobError
 from embedhub.kb.loaders import LOADERS, check_content
