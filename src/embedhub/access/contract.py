@@ -7,9 +7,12 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from embedhub.errors import EmbedhubError
+
+if TYPE_CHECKING:
+    from embedhub.kb.ask import AskOptions
 
 
 class DocumentNotFoundError(EmbedhubError, LookupError):
@@ -54,4 +57,4 @@ class KnowledgeBaseAccess(Protocol):
     def document(self, name: str, doc_id: str) -> dict: ...
     def add(self, name: str, path: Path, glob: str | None) -> dict: ...
     def delete(self, name: str, doc_ids: list[str]) -> None: ...
-    def ask(self, name: str, question: str, *, k: int, rerank: bool) -> dict: ...
+    def ask(self, name: str, options: AskOptions, *, rerank: bool) -> dict: ...

@@ -15,6 +15,7 @@ from typing import Any
 from embedhub.access.contract import CALLER, DocumentNotFoundError, SearchContext
 from embedhub.accounts.guard import CollectionGuard
 from embedhub.config import Settings
+from embedhub.kb.ask import AskOptions, ChatSettings, answer_events, collect, gather_evidence
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.folders import OUTSIDE_BY_SYMLINK, check_folder, is_within
 from embedhub.kb.search import Searcher
@@ -116,16 +117,13 @@ class LocalKnowledgeBase:
             reranker = self._loaded_reranker() if rerank else None
             yield SearchContext(Searcher(collection, encoder, reranker), collection, encoder)
 
-    def ask(self, name: str, question: str, *, k: int, rerank: bool) -> dict:
-        """embedhub.kb.ask in this process, with the chat endpoint of this process's settings."""
-        from embedhub.kb.ask import ChatSettings, ask
-
-        with self.searcher(name, rerank=rerank) as context:
-            answer = ask(
-                context.collection, context.encoder, question, k=k,
-                reranker=context.searcher.reranker, chat=ChatSettings.from_settings(self.settings),
-            )  # fmt: skip
-        return answer.to_dict()
+    def ask(self, name: str, options: AskOptions, *, rerank: bool) -> dict:
+        """embedhub.kb.ask in this process, with the chat endpoint of this process's settings
+        (reranked when `rerank` and this process has a reranker)."""
+        with self.searcher(name, rerank=rerank, needs_model=options.mode != "lexical") as context:
+            retrieval = gather_evidence(context.searcher, options)
+        chat = ChatSettings.from_settings(self.settings)
+        return collect(answer_events(options, retrieval, chat=chat)).to_dict()
 
     def documents(self, name: str) -> list[dict]:
         with self._opened() as knowledge_base:

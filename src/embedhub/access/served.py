@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 from embedhub.access.client import ServerClient
 from embedhub.access.contract import SearchContext
+from embedhub.kb.ask import AskOptions
 from embedhub.kb.lexical import Analyzer
-from embedhub.kb.search import SearchResult
-from embedhub.kb.store import SearchFilter
+from embedhub.kb.search import SearchOptions, SearchResult
 
 #: how long `add` through a server waits for its ingestion jobs before answering with the rest
 #: still running (they go on in the server)
@@ -28,7 +28,7 @@ OUTCOMES = ("added", "updated", "skipped")
 
 
 class RemoteSearcher:
-    """`Searcher.search` answered by the server's search endpoint (same parameters and results)."""
+    """`Searcher.find` / `search` answered by the server's search endpoint (same options and results)."""
 
     _FIELDS = tuple(field.name for field in fields(SearchResult))
 
@@ -47,23 +47,11 @@ class RemoteSearcher:
             self._analyzer = Analyzer(info.get("lexical_language", "english"))
         return self._analyzer
 
-    def search(
-        self,
-        query: str,
-        *,
-        k: int = 10,
-        mode: str = "hybrid",
-        where: SearchFilter | None = None,
-        fusion: str = "weighted",
-        per_document: int | None = None,
-        **options: Any,
-    ) -> list[SearchResult]:
-        where = where or SearchFilter()
-        request = {
-            "query": query, "k": k, "mode": mode, "fusion": fusion, "per_document": per_document,
-            "path_glob": where.path_glob, "file_types": list(where.file_types), "page_min": where.page_min,
-            "page_max": where.page_max, **options,
-        }  # fmt: skip
+    def search(self, query: str, **options: Any) -> list[SearchResult]:
+        return self.find(SearchOptions(query, **options))
+
+    def find(self, options: SearchOptions) -> list[SearchResult]:
+        request = options.request()
         if self.rerank:
             request["rerank"] = True
         path = f"/v1/collections/{quote(self.name, safe='')}/search"
@@ -128,7 +116,10 @@ class ServedKnowledgeBase:
         for doc_id in doc_ids:
             self.client.call("DELETE", f"{self._collection_path(name)}/documents/{quote(doc_id, safe='')}")
 
-    def ask(self, name: str, question: str, *, k: int, rerank: bool) -> dict:
+    def ask(self, name: str, options: AskOptions, *, rerank: bool) -> dict:
         """The server's ask route (its chat endpoint, its reranker), answered as one JSON."""
-        request = {"question": question, "k": k, "stream": False, "rerank": rerank}
+        request = {
+            "question": options.question, "history": list(options.history), "k": options.k,
+            "mode": options.mode, "per_document": options.per_document, "stream": False, "rerank": rerank,
+        }  # fmt: skip
         return self.client.call("POST", f"{self._collection_path(name)}/ask", json=request)

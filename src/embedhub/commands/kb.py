@@ -286,19 +286,20 @@ def search(
     is already loaded there: milliseconds instead of seconds), with --api-key / EMBEDHUB_API_KEY as
     your key (with accounts on, the server then applies your access); otherwise the model loads
     here, and stderr says why."""
-    from embedhub.kb.store import SearchFilter  # numpy: 0.16 s that `kb list` does not pay
+    from embedhub.kb.search import SearchOptions  # numpy: 0.25 s that `kb list` does not pay
+    from embedhub.kb.store import SearchFilter
 
-    settings = _client_settings(backend, api_key)
-    where = SearchFilter(path_glob, tuple(file_type or ()), page_min, page_max)
     rerank = rerank or reranker is not None
+    options = SearchOptions(
+        query, k=k, mode=mode, where=SearchFilter(path_glob, tuple(file_type or ()), page_min, page_max),
+        fusion=fusion, per_document=per_document, rerank=rerank, rerank_candidates=rerank_candidates,
+        min_score=min_score, exact=exact,
+    )  # fmt: skip
+    settings = _client_settings(backend, api_key)
 
     def run(knowledge_base) -> list[dict]:
         with knowledge_base.searcher(name, rerank=rerank, needs_model=mode != "lexical") as context:
-            found = context.searcher.search(
-                query, k=k, mode=mode, where=where, fusion=fusion, per_document=per_document,
-                rerank=rerank, rerank_candidates=rerank_candidates, min_score=min_score, exact=exact,
-            )  # fmt: skip
-        return [result.to_dict() for result in found]
+            return [result.to_dict() for result in context.searcher.find(options)]
 
     results = _reach(settings, "search", rerank, reranker, local, backend, as_json).run(run)
     if as_json:
@@ -394,30 +395,19 @@ def ask(
     SGLang or a hosted API. Without one, the ranked passages are shown with their best sentences
     highlighted. Retrieval goes through a running `embedhub serve` for this home when there is one;
     the chat endpoint is always the one configured here."""
-    from embedhub.kb.ask import (
-        ChatSettings,
-        answer_events,
-        check_k,
-        check_question,
-        collect,
-        gather_evidence,
-        normalise_history,
-    )
+    from embedhub.kb.ask import AskOptions, ChatSettings, answer_events, collect, gather_evidence
 
-    settings = _client_settings(backend, api_key)
-    question = check_question(question)
-    check_k(k)
-    history = normalise_history(_read_conversation(conversation)) if conversation else []
     rerank = rerank or reranker is not None
+    history = tuple(_read_conversation(conversation)) if conversation else ()
+    options = AskOptions(question, history, k=k, mode=mode, per_document=per_document)
+    settings = _client_settings(backend, api_key)
 
     def run(knowledge_base):
         with knowledge_base.searcher(name, rerank=rerank, needs_model=mode != "lexical") as context:
-            return gather_evidence(
-                context.searcher, question, history=history, k=k, mode=mode, per_document=per_document
-            )
+            return gather_evidence(context.searcher, options)
 
     retrieval = _reach(settings, "question", rerank, reranker, local, backend, as_json).run(run)
-    events = answer_events(question, retrieval, history=history, chat=ChatSettings.from_settings(settings))
+    events = answer_events(options, retrieval, chat=ChatSettings.from_settings(settings))
     if as_json:
         answer = collect(events)
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
@@ -425,8 +415,8 @@ def ask(
         answer = _stream_answer(events)
     if conversation and answer.status == "answered":
         turns = [
-            *history,
-            {"role": "user", "content": question},
+            *options.history,
+            {"role": "user", "content": options.question},
             {"role": "assistant", "content": answer.answer},
         ]
         conversation.write_text(json.dumps(turns, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -46,7 +46,7 @@ from embedhub.config import Settings
 from embedhub.errors import EmbedhubError, InvalidInputError
 from embedhub.kb.collection import Collection
 from embedhub.kb.lexical import DEFAULT_ANALYZER, Analyzer
-from embedhub.kb.search import Mode, Reranker, Searcher, SearchResult, highlight
+from embedhub.kb.search import Mode, Reranker, Searcher, SearchOptions, SearchResult, highlight
 from embedhub.kb.store import SearchFilter
 from embedhub.models.base import Encoder
 
@@ -178,6 +178,36 @@ class Evidence:
         return {"number": self.number, **self.result.to_dict(), "highlights": self.highlights}
 
 
+@dataclass(frozen=True)
+class AskOptions:
+    """What one question asks for, checked once where it enters (an HTTP body, CLI flags, an MCP
+    tool call, a library call) and passed down whole: the question (stripped), the conversation so
+    far (normalised: user and assistant turns, the last MAX_HISTORY_MESSAGES), how many passages
+    to send (1..MAX_K) and how to search for them (`rerank` None: when the searcher has a
+    reranker)."""
+
+    question: str
+    history: tuple[dict[str, str], ...] = ()
+    k: int = DEFAULT_K
+    mode: Mode = "hybrid"
+    per_document: int | None = None
+    where: SearchFilter = field(default_factory=SearchFilter)
+    rerank: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "question", check_question(self.question))
+        check_k(self.k)
+        object.__setattr__(self, "history", tuple(normalise_history(self.history)))
+        self.search_options()  # the mode and per_document, checked as a search checks them
+
+    def search_options(self) -> SearchOptions:
+        """The retrieval search: the question after the earlier questions (`retrieval_query`)."""
+        return SearchOptions(
+            retrieval_query(self.question, self.history), k=self.k, mode=self.mode, where=self.where,
+            per_document=self.per_document, rerank=self.rerank,
+        )  # fmt: skip
+
+
 @dataclass
 class Retrieval:
     """The query that was searched (the question, with earlier questions for a follow-up) and the
@@ -298,42 +328,27 @@ def ask_stream(
 ) -> Iterator[AskEvent]:
     """`ask` as events: one EvidenceEvent, TokenEvents as the answer arrives, then a DoneEvent (the
     Answer) or an ErrorEvent (a chat endpoint failure). Close it to stop early."""
-    retrieval = gather_evidence(
-        Searcher(collection, encoder, reranker), question, history=history, k=k, mode=mode,
-        per_document=per_document, where=where,
-    )  # fmt: skip
-    yield from answer_events(question, retrieval, history=history, chat=chat)
+    options = AskOptions(
+        question, tuple(history), k=k, mode=mode, per_document=per_document, where=where or SearchFilter()
+    )
+    retrieval = gather_evidence(Searcher(collection, encoder, reranker), options)
+    yield from answer_events(options, retrieval, chat=chat)
 
 
-def gather_evidence(
-    searcher: Searcher,
-    question: str,
-    *,
-    history: Sequence[Mapping[str, str]] = (),
-    k: int = DEFAULT_K,
-    mode: Mode = "hybrid",
-    per_document: int | None = None,
-    where: SearchFilter | None = None,
-) -> Retrieval:
+def gather_evidence(searcher: Searcher, options: AskOptions) -> Retrieval:
     """The retrieval step alone (the HTTP API runs it before it starts streaming, so a bad request
-    or a full model queue is an HTTP status, not an event)."""
-    question = check_question(question)
-    check_k(k)
-    query = retrieval_query(question, normalise_history(history))
-    results = searcher.search(query, k=k, mode=mode, where=where, per_document=per_document)
-    return Retrieval(query, number_evidence(results, query, searcher.analyzer))
+    or a full model queue is an HTTP status, not an event). `searcher` is a Searcher or anything
+    with its `find` and `analyzer` (the served searcher of embedhub.access)."""
+    search = options.search_options()
+    results = searcher.find(search)
+    return Retrieval(search.query, number_evidence(results, search.query, searcher.analyzer))
 
 
 def answer_events(
-    question: str,
-    retrieval: Retrieval,
-    *,
-    history: Sequence[Mapping[str, str]] = (),
-    chat: ChatSettings | None = None,
+    options: AskOptions, retrieval: Retrieval, *, chat: ChatSettings | None = None
 ) -> Iterator[AskEvent]:
-    """The events of an answer to `question` from evidence already retrieved."""
-    question = check_question(question)
-    turns = normalise_history(history)
+    """The events of an answer to `options.question` from evidence already retrieved."""
+    question, turns = options.question, list(options.history)
     evidence = retrieval.evidence
     yield EvidenceEvent(evidence, retrieval.query)
 

@@ -11,10 +11,13 @@ from pydantic import Field
 
 from embedhub.access.choice import Access
 from embedhub.errors import InvalidInputError
+from embedhub.kb.ask import MAX_QUESTION_CHARS, AskOptions
+from embedhub.kb.search import MAX_QUERY_CHARS, SearchOptions
 from embedhub.kb.store import SearchFilter
 
 #: the tools that take a collection name: their descriptions list the collections
 COLLECTION_TOOLS = ("list_collections", "search", "fetch_chunk", "add", "delete_document", "ask")
+#: results and evidence per tool call: fewer than a search may return, each lands in the agent's context
 MAX_K = 50
 MAX_NEIGHBOURS = 10
 
@@ -93,7 +96,9 @@ class KnowledgeBaseTools:
     def search(
         self,
         collection: CollectionName,
-        query: Annotated[str, Field(min_length=1, max_length=4000, description="What to look for.")],
+        query: Annotated[
+            str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")
+        ],
         mode: Mode = "hybrid",
         k: K = 5,
         path_glob: PathGlob = None,
@@ -108,8 +113,9 @@ class KnowledgeBaseTools:
         path. Cite results by their citation label."""
         knowledge_base = self.access.current()
         where = SearchFilter(path_glob, tuple(file_types or ()), page_min, page_max)
+        options = SearchOptions(query, k=k, mode=mode, where=where, per_document=per_document)
         with knowledge_base.searcher(collection, rerank=rerank, needs_model=mode != "lexical") as context:
-            found = context.searcher.search(query, k=k, mode=mode, where=where, per_document=per_document)
+            found = context.searcher.find(options)
         results = [
             {
                 "rank": result.rank, "chunk_id": result.chunk_id, "doc_id": result.doc_id,
@@ -226,7 +232,9 @@ class KnowledgeBaseTools:
     def ask(
         self,
         collection: CollectionName,
-        question: Annotated[str, Field(min_length=1, max_length=4000, description="The question.")],
+        question: Annotated[
+            str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The question.")
+        ],
         k: Annotated[int, Field(ge=1, le=MAX_K, description="Chunks of evidence to use.")] = 6,
         rerank: Rerank = False,
     ) -> dict[str, Any]:
@@ -234,6 +242,7 @@ class KnowledgeBaseTools:
         [n], and `citations` maps each [n] it used to its file, page and heading. With no chat
         endpoint configured (EMBEDHUB_CHAT_URL), `status` is "no_chat" and the answer is the ranked
         evidence with its best sentences highlighted."""
+        options = AskOptions(question, k=k)
         knowledge_base = self.access.current()
-        answer = knowledge_base.ask(collection, question, k=k, rerank=rerank)
+        answer = knowledge_base.ask(collection, options, rerank=rerank)
         return {**answer, "via": knowledge_base.via}

@@ -39,7 +39,6 @@ from embedhub.kb.jobs import JobError
 from embedhub.kb.loaders import LOADERS, check_content
 from embedhub.kb.loaders.pdf import render_page
 from embedhub.kb.search import Searcher
-from embedhub.kb.store import SearchFilter
 from embedhub.kb.uploads import (
     OnConflict,
     relative_path,
@@ -452,21 +451,8 @@ async def search(name: str, body: SearchRequest, allowed: Viewable, hub: ReadyHu
     # the query's forward pass goes through the model's queue and cache (429 when it is full)
     encoder = None if body.mode == "lexical" else ScheduledEncoder(hub.get(collection.config.model))
     reranker = _served_reranker(hub) if body.rerank else None
-    where = SearchFilter(body.path_glob, tuple(body.file_types), body.page_min, body.page_max)
-    results = await asyncio.to_thread(
-        Searcher(collection, encoder, reranker).search,
-        body.query,
-        k=body.k,
-        mode=body.mode,
-        where=where,
-        fusion=body.fusion,
-        dense_weight=body.dense_weight,
-        per_document=body.per_document,
-        rerank=body.rerank,
-        rerank_candidates=body.rerank_candidates,
-        min_score=body.min_score,
-        exact=body.exact,
-    )
+    options = body.options()
+    results = await asyncio.to_thread(Searcher(collection, encoder, reranker).find, options)
     return {
         "results": [
             {**r.to_dict(), "name": Path(r.path).name, "relative_path": relative_path(collection, r.path)}
@@ -580,14 +566,9 @@ async def ask(name: str, body: AskRequest, request: Request, allowed: Viewable, 
     collection = allowed.collection
     encoder = None if body.mode == "lexical" else ScheduledEncoder(hub.get(collection.config.model))
     reranker = _served_reranker(hub) if body.rerank else None
-    history = [message.model_dump() for message in body.history]
-    retrieval = await asyncio.to_thread(
-        gather_evidence, Searcher(collection, encoder, reranker), body.question, history=history, k=body.k,
-        mode=body.mode, per_document=body.per_document,
-    )  # fmt: skip
-    events = answer_events(
-        body.question, retrieval, history=history, chat=ChatSettings.from_settings(settings)
-    )
+    options = body.options()
+    retrieval = await asyncio.to_thread(gather_evidence, Searcher(collection, encoder, reranker), options)
+    events = answer_events(options, retrieval, chat=ChatSettings.from_settings(settings))
     if not body.stream:
         answer = None
         async with aclosing(_pumped(events, request)) as stream:
