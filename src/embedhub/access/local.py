@@ -91,7 +91,7 @@ class LocalKnowledgeBase:
 
     def _record(self, knowledge_base, action: str, name: str, detail: str) -> None:
         caller = CALLER.get()
-        if caller is not None and caller.store is not None:
+        if caller is not None:
             caller.store.record(caller.principal.label, action, name, detail)
 
     def collection_names(self) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from embedhub.accounts.policy import Principal
+from embedhub.accounts.roles import PrincipalKind, Role
 from embedhub.commands.support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import InvalidInputError
@@ -21,7 +22,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 #: how the audit log names changes made on the command line
 CLI_ACTOR = "cli"
 #: whoever runs the CLI on the server's machine can read the home folder: an admin
-CLI_PRINCIPAL = Principal("cli")
+CLI_PRINCIPAL = Principal(PrincipalKind.CLI, None, Role.ADMIN)
 
 
 def _store():

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -52,10 +53,25 @@ OVERLAPPING_BATCHES = 2
 T = TypeVar("T")
 
 
+class FileStatus(StrEnum):
+    """What an ingest did with one file (str-valued: summaries, job outcomes and JSON keep the words)."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    REMOVED = "removed"
+    UNSUPPORTED = "unsupported"
+
+
+#: the outcomes that stored new chunks
+CHANGED = (FileStatus.ADDED, FileStatus.UPDATED)
+
+
 @dataclass
 class FileOutcome:
     path: str
-    status: str  # added | updated | skipped | failed | removed | unsupported
+    status: FileStatus
     chunks: int = 0
     tokens: int = 0
     error: str | None = None
@@ -68,23 +84,18 @@ class IngestReport:
     embedded_chunks: int = 0
     cached_chunks: int = 0
 
-    def count(self, status: str) -> int:
+    def count(self, status: FileStatus) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
 
     @property
     def failures(self) -> list[FileOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        return [o for o in self.outcomes if o.status == FileStatus.FAILED]
 
     def summary(self) -> dict:
         return {
-            "added": self.count("added"),
-            "updated": self.count("updated"),
-            "skipped": self.count("skipped"),
-            "failed": self.count("failed"),
-            "removed": self.count("removed"),
-            "unsupported": self.count("unsupported"),
-            "chunks": sum(o.chunks for o in self.outcomes if o.status in ("added", "updated")),
-            "tokens": sum(o.tokens for o in self.outcomes if o.status in ("added", "updated")),
+            **{status.value: self.count(status) for status in FileStatus},
+            "chunks": sum(o.chunks for o in self.outcomes if o.status in CHANGED),
+            "tokens": sum(o.tokens for o in self.outcomes if o.status in CHANGED),
             "embedded_chunks": self.embedded_chunks,
             "cached_chunks": self.cached_chunks,
             "seconds": round(self.seconds, 3),
@@ -262,7 +273,7 @@ class _Document:
     pages: int | None
     title: str | None
     encoding: str | None
-    status: str
+    status: FileStatus  # ADDED or UPDATED
     total_chars: int = 1
     chunks: int = 0
     tokens: int = 0
@@ -314,7 +325,7 @@ class DocumentWriter:
         skipped and nothing more is done)."""
         existing = self.collection.manifest.get(document_id(path))
         if existing and existing.file_hash == digest and existing.status == "done":
-            outcome = FileOutcome(str(path), "skipped", existing.chunks, existing.tokens)
+            outcome = FileOutcome(str(path), FileStatus.SKIPPED, existing.chunks, existing.tokens)
             self.report_outcome(outcome)
             return True
         return False
@@ -324,7 +335,7 @@ class DocumentWriter:
         """Open a document in the current generation (started if none is open)."""
         doc_id = document_id(path)
         existing = self.collection.manifest.get(doc_id)
-        status = "updated" if existing and existing.generation is not None else "added"
+        status = FileStatus.UPDATED if existing and existing.generation is not None else FileStatus.ADDED
         document = _Document(doc_id, path, file_type, digest, size, pages, title, encoding, status)
         if self._generation is None:
             self._generation = self.collection.manifest.next_generation()
@@ -437,7 +448,7 @@ class DocumentWriter:
 
     def fail(self, path: Path, digest: str | None, error: str) -> None:
         self.collection.manifest.record_failure(document_id(path), str(path), digest, error)
-        outcome = FileOutcome(str(path), "failed", error=error)
+        outcome = FileOutcome(str(path), FileStatus.FAILED, error=error)
         self.report_outcome(outcome)
 
     def sync(self, paths: Sequence[Path], present: set[str]) -> None:
@@ -451,7 +462,7 @@ class DocumentWriter:
             and not Path(record.path).exists()
         ]
         remove_documents(self.collection, [record.doc_id for record in gone])
-        self.report.outcomes.extend(FileOutcome(record.path, "removed") for record in gone)
+        self.report.outcomes.extend(FileOutcome(record.path, FileStatus.REMOVED) for record in gone)
 
     def run(
         self,
@@ -469,7 +480,7 @@ class DocumentWriter:
         files, unsupported = gather_files(paths, glob)
         excluded = {str(path) for path in exclude}
         files = [path for path in files if str(path) not in excluded]
-        report.outcomes.extend(FileOutcome(str(p), "unsupported") for p in unsupported)
+        report.outcomes.extend(FileOutcome(str(p), FileStatus.UNSUPPORTED) for p in unsupported)
         self.progress.start(len(files))
         try:
             write_files(files)

@@ -41,7 +41,15 @@ from embedhub.engine.queue import QueueStopped, SubmitCancelled
 from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.errors import EmbedhubError
 from embedhub.kb.collection import KnowledgeBase
-from embedhub.kb.ingest import FileOutcome, IngestCancelled, Ingestor, Progress, document_id
+from embedhub.kb.ingest import (
+    CHANGED,
+    FileOutcome,
+    FileStatus,
+    IngestCancelled,
+    Ingestor,
+    Progress,
+    document_id,
+)
 from embedhub.models.base import Encoder
 
 logger = logging.getLogger(__name__)
@@ -112,7 +120,7 @@ class _FolderProgress(Progress):
 
     def file_done(self, outcome: FileOutcome) -> None:
         self.done += 1
-        self.chunks += outcome.chunks if outcome.status in ("added", "updated") else 0
+        self.chunks += outcome.chunks if outcome.status in CHANGED else 0
         self.manager._update(self.job, chunks=self.chunks, progress=round(self.done / self.total, 4))
 
 
@@ -375,7 +383,7 @@ class JobManager:
         finally:
             with self._lock:
                 self._stop_events.pop(job.id, None)
-        if outcome.status == "failed":
+        if outcome.status == FileStatus.FAILED:
             self._update(job, status="failed", error=outcome.error, outcome="failed")
         else:
             self._update(job, status="done", chunks=outcome.chunks, tokens=outcome.tokens,

@@ -29,7 +29,8 @@ from embedhub.accounts.keys import (
     check_shared_key,
     matches_api_key,
 )
-from embedhub.accounts.policy import SERVICE, Principal
+from embedhub.accounts.policy import SERVICE, user_principal
+from embedhub.accounts.store import AccountStore, NoAccounts
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 from embedhub.mcp.tools import COLLECTION_TOOLS, KnowledgeBaseTools
@@ -136,15 +137,11 @@ class RequireApiKey:
     def __init__(self, app, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.store = None
-        if settings.accounts_enabled:
-            from embedhub.accounts.store import AccountStore
-
-            self.store = AccountStore.for_home(settings.home)
+        self.store = AccountStore.for_home(settings.home) if settings.accounts_enabled else NoAccounts()
 
     def identify(self, authorization: str):
         """The caller (None with accounts off); AuthenticationError when the key is missing or wrong."""
-        if self.store is None:
+        if not self.store.enabled:
             check_shared_key(self.settings, authorization)
             return None
         token = bearer_token(authorization)
@@ -155,7 +152,7 @@ class RequireApiKey:
         user = self.store.user_for_key(token)
         if user is None:
             raise InvalidKeyError(f"{INVALID_KEY} (unknown, revoked, or its user is disabled)")
-        return Caller(Principal("user", user.name, user.role, user.groups), token, self.store)
+        return Caller(user_principal(user), token, self.store)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":

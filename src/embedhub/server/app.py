@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from embedhub import __version__
 from embedhub.access.discovery import announced
 from embedhub.accounts.guard import CollectionGuard
-from embedhub.accounts.store import AccountStore
+from embedhub.accounts.store import AccountStore, NoAccounts
 from embedhub.accounts.throttle import SignInThrottle
 from embedhub.config import Settings, prefer_passive_openmp_waiting
 from embedhub.engine.hub import EncoderFactory, ModelHub, RerankerFactory
@@ -82,11 +82,11 @@ def create_app(
         app.state.stopping = threading.Event()
         knowledge_base = KnowledgeBase(settings)
         app.state.knowledge_base = knowledge_base
-        accounts = AccountStore.for_home(settings.home) if settings.accounts_enabled else None
+        accounts = AccountStore.for_home(settings.home) if settings.accounts_enabled else NoAccounts()
         app.state.accounts = accounts
         app.state.guard = CollectionGuard(knowledge_base, accounts)
         app.state.sign_in_throttle = SignInThrottle(settings.login_max_failures, settings.login_window)
-        if accounts is not None and not accounts.has_admin():
+        if accounts.enabled and not accounts.has_admin():
             logger.warning(FIRST_ADMIN_HINT)
         app.state.jobs = JobManager(
             knowledge_base,
@@ -116,8 +116,7 @@ def create_app(
             app.state.stopping.set()
             app.state.jobs.close()
             knowledge_base.close()
-            if accounts is not None:
-                accounts.close()
+            accounts.close()
             hub.close()
 
     app = FastAPI(

@@ -15,7 +15,7 @@ from fastapi import Depends, Header, Request
 from embedhub.accounts.errors import AuthenticationError
 from embedhub.accounts.guard import CollectionGuard
 from embedhub.accounts.keys import matches_api_key
-from embedhub.accounts.policy import LOCAL, SERVICE, Principal
+from embedhub.accounts.policy import LOCAL, SERVICE, Principal, user_principal
 from embedhub.accounts.store import AccountStore
 from embedhub.config import Settings
 from embedhub.engine.hub import ModelHub
@@ -71,19 +71,15 @@ def identify(request: Request, authorization: str | None) -> tuple[Principal, st
         if user is None:
             raise ApiError(401, "invalid API key (unknown, revoked, or its user is disabled)",
                            "invalid_request_error", "invalid_api_key")  # fmt: skip
-        return _principal(user), None
+        return user_principal(user), None
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         found = store.session(cookie)
         if found is not None:
             user, csrf = found
-            return _principal(user), csrf
+            return user_principal(user), csrf
         raise AuthenticationError(f"your session has expired or was ended; {SIGN_IN}")
     raise AuthenticationError(f"not signed in: {SIGN_IN}")
-
-
-def _principal(user) -> Principal:
-    return Principal("user", user.name, user.role, user.groups)
 
 
 async def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
