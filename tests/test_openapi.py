@@ -91,7 +91,7 @@ def test_kb_response_models_keep_every_field(tmp_path):
         "stored_chunks",
         "vector_index",
         "folder",
-        "owner",  # accounts: added by the routes (server/routes/kb.py `_info`)
+        "owner",  # accounts: added by the routes (server/routes/kb/collections.py `_info`)
         "you",
     ]
     outcome = list(store_upload(tmp_path / "uploads", "a.txt", b"text", "keep_both"))

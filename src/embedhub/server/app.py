@@ -79,7 +79,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.stopping = threading.Event()
+        app.state.stopping.clear()  # a new start of the same app
         knowledge_base = KnowledgeBase(settings)
         app.state.knowledge_base = knowledge_base
         accounts = AccountStore.for_home(settings.home) if settings.accounts_enabled else NoAccounts()
@@ -130,6 +130,9 @@ def create_app(
     app.state.settings = settings
     app.state.hub = hub
     app.state.metrics = metrics
+    #: the app's one shutdown flag (server/streaming.py): set by the lifespan at shutdown and, as
+    #: soon as a stop signal arrives, by whoever runs the server (`embedhub serve`)
+    app.state.stopping = threading.Event()
     install_error_handlers(app)
     app.include_router(openai.router)
     app.include_router(rerank.router)
