@@ -17,6 +17,7 @@ from embedhub.accounts.guard import CollectionGuard
 from embedhub.config import Settings
 from embedhub.kb.ask import AskOptions, ChatSettings, answer_events, collect, gather_evidence
 from embedhub.kb.collection import KnowledgeBase
+from embedhub.kb.files import gather_files
 from embedhub.kb.folders import OUTSIDE_BY_SYMLINK, check_folder, is_within
 from embedhub.kb.search import Searcher
 
@@ -140,7 +141,7 @@ class LocalKnowledgeBase:
             return {**asdict(record), "chunks": chunks}
 
     def add(self, name: str, path: Path, glob: str | None) -> dict:
-        from embedhub.kb.ingest import Ingestor, gather_files  # the parsers: only when adding
+        from embedhub.kb.ingest import Ingestor  # the parsers: only when adding
 
         # the same folder rule as the HTTP API's: any folder when only this machine can reach the
         # tools (stdio, a loopback bind), the listed roots otherwise

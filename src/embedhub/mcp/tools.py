@@ -12,6 +12,7 @@ from pydantic import Field
 from embedhub.access.choice import Access
 from embedhub.errors import InvalidInputError
 from embedhub.kb.ask import MAX_QUESTION_CHARS, AskOptions
+from embedhub.kb.files import under_paths
 from embedhub.kb.search import MAX_QUERY_CHARS, SearchOptions
 from embedhub.kb.store import SearchFilter
 
@@ -211,8 +212,6 @@ class KnowledgeBaseTools:
         ],
     ) -> dict[str, Any]:
         """Delete a document (all its chunks) from a collection, by doc_id or by file path."""
-        from embedhub.kb.ingest import under_paths
-
         knowledge_base = self.access.current()
         records = knowledge_base.documents(collection)
         chosen = [record for record in records if record["doc_id"] == document]

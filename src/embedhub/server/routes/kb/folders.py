@@ -8,8 +8,8 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from embedhub.errors import InvalidInputError
+from embedhub.kb.files import gather_files
 from embedhub.kb.folders import OUTSIDE_BY_SYMLINK, check_folder, is_within
-from embedhub.kb.ingest import gather_files
 from embedhub.server.deps import AUTH, Editable, GuardDep, JobsDep, ReadyHubDep, SettingsDep
 from embedhub.server.errors import ERRORS_DOC, ApiError
 from embedhub.server.schemas import FolderRequest, FolderResult
