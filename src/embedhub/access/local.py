@@ -15,7 +15,8 @@ from typing import Any
 from embedhub.access.contract import CALLER, DocumentNotFoundError, SearchContext
 from embedhub.accounts.guard import CollectionGuard
 from embedhub.config import Settings
-from embedhub.kb.ask import AskOptions, ChatSettings, answer_events, collect, gather_evidence
+from embedhub.kb.ask import AskOptions, answer_events, collect, gather_evidence
+from embedhub.kb.chat import ChatSettings
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.files import gather_files
 from embedhub.kb.folders import OUTSIDE_BY_SYMLINK, check_folder, is_within

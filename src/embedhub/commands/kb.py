@@ -395,7 +395,8 @@ def ask(
     SGLang or a hosted API. Without one, the ranked passages are shown with their best sentences
     highlighted. Retrieval goes through a running `embedhub serve` for this home when there is one;
     the chat endpoint is always the one configured here."""
-    from embedhub.kb.ask import AskOptions, ChatSettings, answer_events, collect, gather_evidence
+    from embedhub.kb.ask import AskOptions, answer_events, collect, gather_evidence
+    from embedhub.kb.chat import ChatSettings
 
     rerank = rerank or reranker is not None
     history = tuple(_read_conversation(conversation)) if conversation else ()

@@ -28,7 +28,7 @@ from embedhub.errors import (
     UnknownModelError,
     UnsupportedDimensionsError,
 )
-from embedhub.kb.ask import ChatEndpointError, ChatTimeoutError, ChatUnreachableError
+from embedhub.kb.chat import ChatEndpointError, ChatTimeoutError, ChatUnreachableError
 from embedhub.kb.collection import CollectionExistsError, CollectionNotFoundError, ModelMismatchError
 from embedhub.kb.folders import FolderNotAllowedError
 from embedhub.kb.jobs import JobError

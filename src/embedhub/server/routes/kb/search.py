@@ -17,13 +17,13 @@ from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.errors import EmbedhubError
 from embedhub.kb.ask import (
     AskEvent,
-    ChatSettings,
     DoneEvent,
     ErrorEvent,
     EvidenceEvent,
     answer_events,
     gather_evidence,
 )
+from embedhub.kb.chat import ChatSettings
 from embedhub.kb.collection import Collection
 from embedhub.kb.search import Searcher
 from embedhub.kb.uploads import relative_path
