@@ -3,6 +3,8 @@ other module receives a `Settings` (CLI flags map onto its fields)."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -335,8 +337,6 @@ class Settings(BaseSettings):
 
 def _split_list(value: Any, separator: str) -> Any:
     """A list from the environment: a JSON list, or plain items joined by `separator`."""
-    import json
-
     if not isinstance(value, str):
         return value
     text = value.strip()
@@ -377,8 +377,6 @@ def _describe_settings_error(error: ValidationError | SettingsError, values: dic
 
 def is_loopback(host: str) -> bool:
     """Whether a bind address is reachable from this machine only (policies differ for others)."""
-    import ipaddress
-
     if host in ("localhost", ""):
         return True
     try:

@@ -13,6 +13,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from embedhub.config import Settings
 
 FILE_NAME = "server.json"
@@ -75,8 +77,6 @@ class ServerProbe:
 
 def probe_server(settings: Settings, timeout: float = 1.0, token: str | None = None) -> ServerProbe:
     """Look for a live server for this home (no file, a dead process, another home: none)."""
-    import httpx  # 0.1 s of start-up that `kb list` and `kb --help` do not need
-
     try:
         record = json.loads(_file(settings).read_text())
         url, pid = str(record["url"]), int(record["pid"])

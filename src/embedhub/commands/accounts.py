@@ -12,6 +12,7 @@ import typer
 
 from embedhub.accounts.policy import Principal
 from embedhub.accounts.roles import PrincipalKind, Role
+from embedhub.accounts.store import AccountStore, check_name, check_role
 from embedhub.commands.support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import InvalidInputError
@@ -26,8 +27,6 @@ CLI_PRINCIPAL = Principal(PrincipalKind.CLI, None, Role.ADMIN)
 
 
 def _store():
-    from embedhub.accounts.store import AccountStore
-
     return AccountStore.for_home(Settings().home)
 
 
@@ -63,8 +62,6 @@ def add_user(
     as_json: JsonOption = False,
 ) -> None:
     """Create a user (asks for the password twice unless --password-stdin)."""
-    from embedhub.accounts.store import check_name, check_role
-
     check_name(name, "user")
     check_role(role)
     store = _store()

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from embedhub.accounts.store import AccountStore
 from embedhub.commands.support import BackendOption, check_backend, user_errors
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError, ModelLoadError
@@ -143,8 +144,6 @@ def _announce_accounts(settings: Settings) -> None:
     """Say whether users sign in, and how to create the first admin when there is none."""
     if not settings.accounts_enabled:
         return
-    from embedhub.accounts.store import AccountStore
-
     store = AccountStore.for_home(settings.home)
     try:
         has_admin = store.has_admin()
