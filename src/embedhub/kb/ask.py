@@ -42,7 +42,7 @@ from embedhub.errors import InvalidInputError
 from embedhub.kb.chat import ChatEndpointError, ChatSettings, resolve_model, stream_chat
 from embedhub.kb.collection import Collection
 from embedhub.kb.lexical import DEFAULT_ANALYZER, Analyzer
-from embedhub.kb.search import Mode, Reranker, Searcher, SearchOptions, SearchResult, highlight
+from embedhub.kb.search import Mode, PassageScorer, Searcher, SearchOptions, SearchResult, highlight
 from embedhub.kb.store import SearchFilter
 from embedhub.models.base import Encoder
 
@@ -250,7 +250,7 @@ def ask(
     mode: Mode = "hybrid",
     per_document: int | None = None,
     where: SearchFilter | None = None,
-    reranker: Reranker | None = None,
+    reranker: PassageScorer | None = None,
     chat: ChatSettings | None = None,
 ) -> Answer:
     """Answer `question` from `collection` (see the module docstring). `encoder` is the collection's
@@ -272,7 +272,7 @@ def ask_stream(
     mode: Mode = "hybrid",
     per_document: int | None = None,
     where: SearchFilter | None = None,
-    reranker: Reranker | None = None,
+    reranker: PassageScorer | None = None,
     chat: ChatSettings | None = None,
 ) -> Iterator[AskEvent]:
     """`ask` as events: one EvidenceEvent, TokenEvents as the answer arrives, then a DoneEvent (the

@@ -40,7 +40,7 @@ def default_rerank_candidates(k: int) -> int:
     return max(k * RERANK_FACTOR, RERANK_MINIMUM)
 
 
-class Reranker(Protocol):
+class PassageScorer(Protocol):
     """Scores (query, passage) pairs; higher is more relevant (embedhub.models.reranker implements
     it, and so does the server's queue-backed engine.reranking.ScheduledReranker)."""
 
@@ -198,7 +198,7 @@ class SearchOptions:
 
 class Searcher:
     def __init__(
-        self, collection: Collection, encoder: Encoder | None, reranker: Reranker | None = None
+        self, collection: Collection, encoder: Encoder | None, reranker: PassageScorer | None = None
     ) -> None:
         if encoder is not None:
             collection.check_encoder(encoder)
