@@ -405,7 +405,7 @@ class SearchRequest(BaseModel):
 
 # Responses of the knowledge-base routes. Each mirrors what the route returns (a collection's
 # config and totals, a job, a manifest record, a search result, plus the fields the route adds), so
-# the OpenAPI document describes the API; tests/test_openapi.py checks they keep every field of
+# the OpenAPI document describes the API; tests/server/test_openapi.py checks they keep every field of
 # the kb dataclasses they mirror.
 
 

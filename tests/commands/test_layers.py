@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[1] / "src" / "embedhub"
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "embedhub"
 
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"embedhub", "errors", "config", "ui"}),
@@ -82,7 +82,9 @@ def layer_of(name: str, layers=LAYERS) -> int:
     for index, members in enumerate(layers):
         if name in members:
             return index
-    raise AssertionError(f"package {name!r} is in no layer: add it to LAYERS in tests/test_layers.py")
+    raise AssertionError(
+        f"package {name!r} is in no layer: add it to LAYERS in tests/commands/test_layers.py"
+    )
 
 
 def upward_imports(graph: dict[str, set[str]], top: str, layers=LAYERS) -> list[str]:
