@@ -133,9 +133,11 @@ class Settings(BaseSettings):
         ),
     )
     ray_actors: int | None = Field(
-        default=None, ge=1, description="Ray actors (model copies) an ingest starts (default: the "
+        default=None,
+        ge=1,
+        description="Ray actors (model copies) an ingest starts (default: the "
         "cluster's CPUs / ray_actor_cpus, at least 1).",
-    )  # fmt: skip
+    )
     ray_actor_cpus: int = Field(
         default=1, ge=1, description="CPUs each Ray ingest actor reserves, and its torch threads."
     )

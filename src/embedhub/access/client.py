@@ -47,9 +47,12 @@ class ServerClient:
         """The decoded JSON answer of one request (None for an empty body)."""
         try:
             answer = httpx.request(
-                method, self.url + path, json=json, headers=auth_headers(self.settings, self.token),
+                method,
+                self.url + path,
+                json=json,
+                headers=auth_headers(self.settings, self.token),
                 timeout=timeout or self.timeout,
-            )  # fmt: skip
+            )
         except httpx.HTTPError as error:
             raise ServerUnavailableError(f"embedhub serve at {self.url} did not answer ({error})") from None
         if answer.status_code == 503:

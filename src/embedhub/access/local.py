@@ -29,10 +29,15 @@ OnLoad = Callable[[str, str, float], None]
 def chunk_view(row) -> dict:
     """A stored chunk as the HTTP API's document detail shows it."""
     return {
-        "id": row.id, "index": row.chunk_index, "text": row.text, "page_start": row.page_start,
-        "page_end": row.page_end, "heading_path": list(row.heading_path), "char_start": row.char_start,
+        "id": row.id,
+        "index": row.chunk_index,
+        "text": row.text,
+        "page_start": row.page_start,
+        "page_end": row.page_end,
+        "heading_path": list(row.heading_path),
+        "char_start": row.char_start,
         "char_end": row.char_end,
-    }  # fmt: skip
+    }
 
 
 class LocalKnowledgeBase:

@@ -119,7 +119,12 @@ class ServedKnowledgeBase:
     def ask(self, name: str, options: AskOptions, *, rerank: bool) -> dict:
         """The server's ask route (its chat endpoint, its reranker), answered as one JSON."""
         request = {
-            "question": options.question, "history": list(options.history), "k": options.k,
-            "mode": options.mode, "per_document": options.per_document, "stream": False, "rerank": rerank,
-        }  # fmt: skip
+            "question": options.question,
+            "history": list(options.history),
+            "k": options.k,
+            "mode": options.mode,
+            "per_document": options.per_document,
+            "stream": False,
+            "rerank": rerank,
+        }
         return self.client.call("POST", f"{self._collection_path(name)}/ask", json=request)

@@ -45,8 +45,13 @@ PasswordStdin = Annotated[
 
 
 def _user_row(user) -> dict:
-    return {"name": user.name, "role": user.role, "disabled": user.disabled, "created": user.created,
-            "groups": sorted(user.groups)}  # fmt: skip
+    return {
+        "name": user.name,
+        "role": user.role,
+        "disabled": user.disabled,
+        "created": user.created,
+        "groups": sorted(user.groups),
+    }
 
 
 def _done(as_json: bool, row: dict, line: str) -> None:

@@ -144,10 +144,17 @@ def create(
     encoder = load_encoder(reference, settings)
     stable_reference = reference if reference != "auto" else resolved.spec.name
     collection = _knowledge_base().create(
-        name, encoder, model_reference=stable_reference, dimensions=dimensions, instruction=instruction,
-        chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, lexical_language=lexical_language,
-        store=store, store_uri=uri,
-    )  # fmt: skip
+        name,
+        encoder,
+        model_reference=stable_reference,
+        dimensions=dimensions,
+        instruction=instruction,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+        lexical_language=lexical_language,
+        store=store,
+        store_uri=uri,
+    )
     config = collection.config
     typer.echo(
         f"created {name}: model {config.model}, {config.dimensions} dims, "
@@ -302,10 +309,17 @@ def search(
 
     rerank = rerank or reranker is not None
     options = SearchOptions(
-        query, k=k, mode=mode, where=SearchFilter(path_glob, tuple(file_type or ()), page_min, page_max),
-        fusion=fusion, per_document=per_document, rerank=rerank, rerank_candidates=rerank_candidates,
-        min_score=min_score, exact=exact,
-    )  # fmt: skip
+        query,
+        k=k,
+        mode=mode,
+        where=SearchFilter(path_glob, tuple(file_type or ()), page_min, page_max),
+        fusion=fusion,
+        per_document=per_document,
+        rerank=rerank,
+        rerank_candidates=rerank_candidates,
+        min_score=min_score,
+        exact=exact,
+    )
     settings = _client_settings(backend, api_key)
 
     def run(knowledge_base) -> list[dict]:
@@ -314,10 +328,22 @@ def search(
 
     results = _reach(settings, "search", rerank, reranker, local, backend, as_json).run(run)
     if as_json:
-        keys = ("text", "score", "retrievers", "path", "page_start", "page_end", "heading_path",
-                "char_start", "char_end", "snippet", "rerank_score")  # fmt: skip
-        typer.echo(json.dumps({"results": [{key: r[key] for key in keys} for r in results]},
-                              ensure_ascii=False))  # fmt: skip
+        keys = (
+            "text",
+            "score",
+            "retrievers",
+            "path",
+            "page_start",
+            "page_end",
+            "heading_path",
+            "char_start",
+            "char_end",
+            "snippet",
+            "rerank_score",
+        )
+        typer.echo(
+            json.dumps({"results": [{key: r[key] for key in keys} for r in results]}, ensure_ascii=False)
+        )
         return
     _print_results(results)
 
@@ -573,14 +599,19 @@ def index(
     collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
     started = time.perf_counter()
     changed = collection.maintain_index(force=force, rebuild=rebuild)
-    details = {"changed": changed, "seconds": round(time.perf_counter() - started, 3),
-               "vector_index": collection.store.vector_index_info()}  # fmt: skip
+    details = {
+        "changed": changed,
+        "seconds": round(time.perf_counter() - started, 3),
+        "vector_index": collection.store.vector_index_info(),
+    }
     if as_json:
         typer.echo(json.dumps(details, ensure_ascii=False))
         return
     state = "updated" if changed else "already current"
-    typer.echo(f"{name}: vector index {state} in {details['seconds']} s: "
-               f"{describe_vector_index(details['vector_index'])}")  # fmt: skip
+    typer.echo(
+        f"{name}: vector index {state} in {details['seconds']} s: "
+        f"{describe_vector_index(details['vector_index'])}"
+    )
 
 
 def _local_time(timestamp: float) -> str:
@@ -589,21 +620,30 @@ def _local_time(timestamp: float) -> str:
 
 #: how `describe_vector_index` names the index's parameters
 _INDEX_LABELS = {
-    "num_partitions": "partitions", "m": "M", "ef_construction": "efConstruction",
-    "nprobes": "partitions probed", "refine_factor": "refine factor", "ef": "ef",
-}  # fmt: skip
+    "num_partitions": "partitions",
+    "m": "M",
+    "ef_construction": "efConstruction",
+    "nprobes": "partitions probed",
+    "refine_factor": "refine factor",
+    "ef": "ef",
+}
 
 
 def describe_vector_index(info: dict) -> str:
     """One line for people: the `vector_index` object of `kb info --json` / the API."""
     if info.get("type") == "exact":
-        return (f"none: exact search (an index is built at {info.get('min_rows', 0):,} chunks, or now "
-                "with `embedhub kb index NAME`)")  # fmt: skip
+        return (
+            f"none: exact search (an index is built at {info.get('min_rows', 0):,} chunks, or now "
+            "with `embedhub kb index NAME`)"
+        )
     parts = [f"{info['type']}, {info.get('rows_indexed', 0):,} chunks indexed"]
     if info.get("rows_unindexed"):
         parts[0] += f" ({info['rows_unindexed']:,} newer ones scanned until they are folded in)"
-    built = [f"{_INDEX_LABELS[key]} {info[key]:,}" for key in ("num_partitions", "m", "ef_construction")
-             if key in info]  # fmt: skip
+    built = [
+        f"{_INDEX_LABELS[key]} {info[key]:,}"
+        for key in ("num_partitions", "m", "ef_construction")
+        if key in info
+    ]
     if built:
         parts.append(", ".join(built))
     if info.get("search"):

@@ -119,9 +119,15 @@ class Evidence:
     def citation(self) -> Citation:
         result = self.result
         return Citation(
-            self.number, result.path, result.page_start, result.page_end, list(result.heading_path),
-            result.chunk_id, result.doc_id, result.snippet,
-        )  # fmt: skip
+            self.number,
+            result.path,
+            result.page_start,
+            result.page_end,
+            list(result.heading_path),
+            result.chunk_id,
+            result.doc_id,
+            result.snippet,
+        )
 
     def to_dict(self) -> dict:
         return {"number": self.number, **self.result.to_dict(), "highlights": self.highlights}
@@ -152,9 +158,13 @@ class AskOptions:
     def search_options(self) -> SearchOptions:
         """The retrieval search: the question after the earlier questions (`retrieval_query`)."""
         return SearchOptions(
-            retrieval_query(self.question, self.history), k=self.k, mode=self.mode, where=self.where,
-            per_document=self.per_document, rerank=self.rerank,
-        )  # fmt: skip
+            retrieval_query(self.question, self.history),
+            k=self.k,
+            mode=self.mode,
+            where=self.where,
+            per_document=self.per_document,
+            rerank=self.rerank,
+        )
 
 
 @dataclass
@@ -257,9 +267,19 @@ def ask(
     model (None for mode "lexical"); `reranker` reorders the fused candidates before the top `k`
     are kept; `per_document` limits the chunks of one document. Raises ChatEndpointError."""
     return collect(
-        ask_stream(collection, encoder, question, history=history, k=k, mode=mode,
-                   per_document=per_document, where=where, reranker=reranker, chat=chat)
-    )  # fmt: skip
+        ask_stream(
+            collection,
+            encoder,
+            question,
+            history=history,
+            k=k,
+            mode=mode,
+            per_document=per_document,
+            where=where,
+            reranker=reranker,
+            chat=chat,
+        )
+    )
 
 
 def ask_stream(
@@ -404,8 +424,10 @@ def best_sentences(
         if shared:
             scored.append((shared, -index, sentence))
     best = sorted(sorted(scored, reverse=True)[:count], key=lambda item: -item[1])
-    return [highlight(sentence, query, width=min(len(sentence), 400), analyzer=analyzer)
-            for _, _, sentence in best]  # fmt: skip
+    return [
+        highlight(sentence, query, width=min(len(sentence), 400), analyzer=analyzer)
+        for _, _, sentence in best
+    ]
 
 
 def number_evidence(

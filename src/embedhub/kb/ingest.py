@@ -196,8 +196,13 @@ class FileEmbedder:
     The chunks of all the files given in one call are embedded together, `EMBED_CHUNKS` at a
     time, as the in-process `Ingestor` batches small documents together."""
 
-    def __init__(self, encoder: Encoder, chunking: ChunkingOptions, dimensions: int,
-                 cache: EmbeddingCache | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        encoder: Encoder,
+        chunking: ChunkingOptions,
+        dimensions: int,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
         self.encoder, self.chunking, self.dimensions, self.cache = encoder, chunking, dimensions, cache
         self.count_tokens = partial(content_tokens, encoder)
 
@@ -220,8 +225,10 @@ class FileEmbedder:
                 continue
             extracted = parsed.extracted
             document.file_type, document.pages, document.title = (
-                extracted.file_type, extracted.pages, extracted.title,
-            )  # fmt: skip
+                extracted.file_type,
+                extracted.pages,
+                extracted.title,
+            )
             document.encoding = parsed.encoding
         pairs = [(document, chunk) for document in prepared for chunk in document.chunks]
         parts: dict[int, list[np.ndarray]] = {id(document): [] for document in prepared}
@@ -369,8 +376,16 @@ class DocumentWriter:
             return True
         return False
 
-    def begin_document(self, path: Path, digest: str, size: int, file_type: str, pages: int | None,
-                       title: str | None, encoding: str | None) -> _Document:  # fmt: skip
+    def begin_document(
+        self,
+        path: Path,
+        digest: str,
+        size: int,
+        file_type: str,
+        pages: int | None,
+        title: str | None,
+        encoding: str | None,
+    ) -> _Document:
         """Open a document in the current generation (started if none is open)."""
         doc_id = document_id(path)
         existing = self.collection.manifest.get(doc_id)
@@ -422,8 +437,15 @@ class DocumentWriter:
             self.fail(path, prepared.file_hash, prepared.error)
             return
         self.check_stop()
-        document = self.begin_document(path, prepared.file_hash, prepared.size, prepared.file_type,
-                                       prepared.pages, prepared.title, prepared.encoding)  # fmt: skip
+        document = self.begin_document(
+            path,
+            prepared.file_hash,
+            prepared.size,
+            prepared.file_type,
+            prepared.pages,
+            prepared.title,
+            prepared.encoding,
+        )
         for start in range(0, len(prepared.chunks), BATCH_CHUNKS):
             chunks = prepared.chunks[start : start + BATCH_CHUNKS]
             pairs = [(document, chunk) for chunk in chunks]
@@ -591,9 +613,12 @@ class Ingestor:
         self.count_tokens = partial(content_tokens, encoder)
         # small files: a group of one-chunk documents is what one embedding call gets
         self.writer = DocumentWriter(
-            collection, progress, should_stop=should_stop,
-            group_documents=GROUP_DOCUMENTS * encoder.concurrent_batches, pipeline=Pipeline(),
-        )  # fmt: skip
+            collection,
+            progress,
+            should_stop=should_stop,
+            group_documents=GROUP_DOCUMENTS * encoder.concurrent_batches,
+            pipeline=Pipeline(),
+        )
         self.progress = self.writer.progress
         self._batch: list[tuple[_Document, Chunk]] = []
         self._embedder: ThreadPoolExecutor | None = None  # embeds batches, OVERLAPPING_BATCHES at once
@@ -651,8 +676,9 @@ class Ingestor:
             return
         del data  # the bytes are not needed any more; a 50 MB file should not be held twice
         extracted = parsed.extracted
-        document = writer.begin_document(path, digest, parsed.size, extracted.file_type, extracted.pages,
-                                         extracted.title, parsed.encoding)  # fmt: skip
+        document = writer.begin_document(
+            path, digest, parsed.size, extracted.file_type, extracted.pages, extracted.title, parsed.encoding
+        )
         document.total_chars = parsed.total_chars
         self.progress.stage(path, "embedding")
         try:

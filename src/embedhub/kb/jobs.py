@@ -215,8 +215,15 @@ class JobManager:
                     "is gone; upload it again (or put it back and retry the job)",
                 )
                 continue
-            self._update(job, status="queued", cancel_requested=False, progress=0.0, chunks=0,
-                         resumed=job.resumed + 1, error=None)  # fmt: skip
+            self._update(
+                job,
+                status="queued",
+                cancel_requested=False,
+                progress=0.0,
+                chunks=0,
+                resumed=job.resumed + 1,
+                error=None,
+            )
             self._pool.submit(self._run, job)
             resumed.append(job)
         return resumed
@@ -228,15 +235,29 @@ class JobManager:
         job = Job(id=uuid.uuid4().hex[:12], collection=collection, path=str(path), name=name or path.name)
         return self._enqueue(job)
 
-    def submit_folder(self, collection: str, folder: Path, *, ray: str, glob: str | None = None,
-                      exclude: list[Path] | None = None) -> Job:  # fmt: skip
+    def submit_folder(
+        self,
+        collection: str,
+        folder: Path,
+        *,
+        ray: str,
+        glob: str | None = None,
+        exclude: list[Path] | None = None,
+    ) -> Job:
         """One job that ingests a whole folder on Ray (kb/distributed.py): its workers parse and
         embed, this process commits; `progress` is the share of the folder's files done."""
         if self._closing.is_set():
             raise QueueStopped("the server is shutting down; submit the folder again after it restarts")
-        job = Job(id=uuid.uuid4().hex[:12], collection=collection, path=str(folder),
-                  name=folder.name or str(folder), kind="folder", ray=ray, glob=glob,
-                  exclude=[str(path) for path in exclude or ()])  # fmt: skip
+        job = Job(
+            id=uuid.uuid4().hex[:12],
+            collection=collection,
+            path=str(folder),
+            name=folder.name or str(folder),
+            kind="folder",
+            ray=ray,
+            glob=glob,
+            exclude=[str(path) for path in exclude or ()],
+        )
         return self._enqueue(job)
 
     def _enqueue(self, job: Job) -> Job:
@@ -386,20 +407,41 @@ class JobManager:
         if outcome.status == FileStatus.FAILED:
             self._update(job, status="failed", error=outcome.error, outcome="failed")
         else:
-            self._update(job, status="done", chunks=outcome.chunks, tokens=outcome.tokens,
-                         outcome=outcome.status, progress=1.0)  # fmt: skip
+            self._update(
+                job,
+                status="done",
+                chunks=outcome.chunks,
+                tokens=outcome.tokens,
+                outcome=outcome.status,
+                progress=1.0,
+            )
 
     def _run_folder(self, job: Job, collection, stop: threading.Event) -> None:
         from embedhub.kb.distributed import RayIngest
 
-        runner = RayIngest(collection, self.settings, _FolderProgress(self, job), address=job.ray,
-                           should_stop=stop.is_set, stay_connected=True)  # fmt: skip
+        runner = RayIngest(
+            collection,
+            self.settings,
+            _FolderProgress(self, job),
+            address=job.ray,
+            should_stop=stop.is_set,
+            stay_connected=True,
+        )
         summary = runner.ingest([Path(job.path)], glob=job.glob, exclude=[Path(p) for p in job.exclude])
-        summary = {**summary.summary(), "ray": {"address": runner.address, "actors": runner.started,
-                                                "replaced": runner.replaced}}  # fmt: skip
+        summary = {
+            **summary.summary(),
+            "ray": {"address": runner.address, "actors": runner.started, "replaced": runner.replaced},
+        }
         counts = ", ".join(f"{key} {summary[key]}" for key in ("added", "updated", "skipped", "failed"))
-        self._update(job, status="done", chunks=summary["chunks"], tokens=summary["tokens"],
-                     outcome=counts, progress=1.0, summary=summary)  # fmt: skip
+        self._update(
+            job,
+            status="done",
+            chunks=summary["chunks"],
+            tokens=summary["tokens"],
+            outcome=counts,
+            progress=1.0,
+            summary=summary,
+        )
 
     def _stopped(self, job: Job, error: Exception) -> None:
         if job.cancel_requested:

@@ -188,12 +188,21 @@ class SearchOptions:
         """The body of the HTTP API's search request (`candidates` is not part of it)."""
         where = self.where
         return {
-            "query": self.query, "k": self.k, "mode": self.mode, "fusion": self.fusion,
-            "dense_weight": self.dense_weight, "per_document": self.per_document,
-            "path_glob": where.path_glob, "file_types": list(where.file_types), "page_min": where.page_min,
-            "page_max": where.page_max, "rerank": bool(self.rerank),
-            "rerank_candidates": self.rerank_candidates, "min_score": self.min_score, "exact": self.exact,
-        }  # fmt: skip
+            "query": self.query,
+            "k": self.k,
+            "mode": self.mode,
+            "fusion": self.fusion,
+            "dense_weight": self.dense_weight,
+            "per_document": self.per_document,
+            "path_glob": where.path_glob,
+            "file_types": list(where.file_types),
+            "page_min": where.page_min,
+            "page_max": where.page_max,
+            "rerank": bool(self.rerank),
+            "rerank_candidates": self.rerank_candidates,
+            "min_score": self.min_score,
+            "exact": self.exact,
+        }
 
 
 class Searcher:

@@ -165,8 +165,12 @@ class RequireApiKey:
                 )
             except AuthenticationError as error:
                 # the OpenAI error format the HTTP server answers with
-                error_ = {"message": str(error), "type": "invalid_request_error", "param": None,
-                          "code": "invalid_api_key"}  # fmt: skip
+                error_ = {
+                    "message": str(error),
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_api_key",
+                }
                 body = json.dumps({"error": error_}, ensure_ascii=False).encode()
                 await Response(body, status_code=401, media_type="application/json")(scope, receive, send)
                 return

@@ -59,9 +59,13 @@ def citation(path: str, page_start: int | None, page_end: int | None, heading_pa
         pages = f"p. {page_start}" if page_start == page_end else f"pp. {page_start}-{page_end}"
     label = " | ".join(part for part in (Path(path).name, pages, " > ".join(heading_path)) if part)
     return {
-        "file": Path(path).name, "path": path, "page_start": page_start, "page_end": page_end,
-        "heading_path": list(heading_path), "label": label,
-    }  # fmt: skip
+        "file": Path(path).name,
+        "path": path,
+        "page_start": page_start,
+        "page_end": page_end,
+        "heading_path": list(heading_path),
+        "label": label,
+    }
 
 
 def absolute_path(text: str) -> Path:
@@ -86,12 +90,15 @@ class KnowledgeBaseTools:
         knowledge_base = self.access.current()
         rows = [
             {
-                "name": row["name"], "model": row["model"], "documents": row["done"],
-                "chunks": row["stored_chunks"], "failed_documents": row["failed"],
+                "name": row["name"],
+                "model": row["model"],
+                "documents": row["done"],
+                "chunks": row["stored_chunks"],
+                "failed_documents": row["failed"],
                 "description": row.get("description") or "",
             }
             for row in knowledge_base.collections()
-        ]  # fmt: skip
+        ]
         return {"collections": rows, "via": knowledge_base.via}
 
     def search(
@@ -119,12 +126,16 @@ class KnowledgeBaseTools:
             found = context.searcher.find(options)
         results = [
             {
-                "rank": result.rank, "chunk_id": result.chunk_id, "doc_id": result.doc_id,
-                "score": round(result.score, 6), "retrievers": result.retrievers, "text": result.text,
+                "rank": result.rank,
+                "chunk_id": result.chunk_id,
+                "doc_id": result.doc_id,
+                "score": round(result.score, 6),
+                "retrievers": result.retrievers,
+                "text": result.text,
                 "citation": citation(result.path, result.page_start, result.page_end, result.heading_path),
             }
             for result in found
-        ]  # fmt: skip
+        ]
         reranked = any(name.startswith("rerank:") for result in found for name in result.retrievers)
         answer: dict[str, Any] = {"results": results, "reranked": reranked, "via": knowledge_base.via}
         if rerank and found and not reranked:
@@ -171,10 +182,13 @@ class KnowledgeBaseTools:
 
         def view(chunk: dict) -> dict:
             return {
-                "chunk_id": chunk["id"], "index": chunk["index"], "text": chunk["text"],
-                "citation": citation(document["path"], chunk["page_start"], chunk["page_end"],
-                                     chunk["heading_path"]),
-            }  # fmt: skip
+                "chunk_id": chunk["id"],
+                "index": chunk["index"],
+                "text": chunk["text"],
+                "citation": citation(
+                    document["path"], chunk["page_start"], chunk["page_end"], chunk["heading_path"]
+                ),
+            }
 
         chunk = view(chunks[position])
         return {

@@ -69,8 +69,12 @@ def identify(request: Request, authorization: str | None) -> tuple[Principal, st
             return SERVICE, None
         user = store.user_for_key(token)
         if user is None:
-            raise ApiError(401, "invalid API key (unknown, revoked, or its user is disabled)",
-                           "invalid_request_error", "invalid_api_key")  # fmt: skip
+            raise ApiError(
+                401,
+                "invalid API key (unknown, revoked, or its user is disabled)",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
         return user_principal(user), None
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:

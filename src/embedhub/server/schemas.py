@@ -397,10 +397,18 @@ class SearchRequest(BaseModel):
         schema cannot say, such as a query of spaces)."""
         where = SearchFilter(self.path_glob, tuple(self.file_types), self.page_min, self.page_max)
         return SearchOptions(
-            self.query, k=self.k, mode=self.mode, where=where, fusion=self.fusion,
-            dense_weight=self.dense_weight, per_document=self.per_document, rerank=self.rerank,
-            rerank_candidates=self.rerank_candidates, min_score=self.min_score, exact=self.exact,
-        )  # fmt: skip
+            self.query,
+            k=self.k,
+            mode=self.mode,
+            where=where,
+            fusion=self.fusion,
+            dense_weight=self.dense_weight,
+            per_document=self.per_document,
+            rerank=self.rerank,
+            rerank_candidates=self.rerank_candidates,
+            min_score=self.min_score,
+            exact=self.exact,
+        )
 
 
 # Responses of the knowledge-base routes. Each mirrors what the route returns (a collection's
@@ -634,9 +642,13 @@ class AskRequest(BaseModel):
         """The question this request asks (`rerank`: with the server's reranker, or a 400)."""
         history = tuple(message.model_dump() for message in self.history)
         return AskOptions(
-            self.question, history, k=self.k, mode=self.mode, per_document=self.per_document,
+            self.question,
+            history,
+            k=self.k,
+            mode=self.mode,
+            per_document=self.per_document,
             rerank=self.rerank,
-        )  # fmt: skip
+        )
 
 
 class EvidenceItem(SearchHit):

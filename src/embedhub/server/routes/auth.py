@@ -70,9 +70,14 @@ async def login(body: LoginRequest, request: Request, settings: SettingsDep) -> 
     token, csrf = await asyncio.to_thread(store.create_session, user.name, settings.session_lifetime)
     response = JSONResponse({"user": user.public(), "csrf_token": csrf})
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=settings.session_lifetime, path="/", httponly=True,
-        samesite="strict", secure=request.url.scheme == "https",
-    )  # fmt: skip
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_lifetime,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -83,8 +88,9 @@ async def logout(request: Request) -> Response:
     if token:
         await asyncio.to_thread(_store(request).delete_session, token)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")  # fmt: skip
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
     return response
 
 

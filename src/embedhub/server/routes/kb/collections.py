@@ -48,8 +48,9 @@ async def list_collections(guard: GuardDep, principal: PrincipalDep) -> dict:
 
 
 @router.post("/collections", status_code=201, response_model=CollectionInfo)
-async def create_collection(body: CollectionCreate, kb: KnowledgeBaseDep, hub: ReadyHubDep, guard: GuardDep,
-                            principal: PrincipalDep) -> dict:  # fmt: skip
+async def create_collection(
+    body: CollectionCreate, kb: KnowledgeBaseDep, hub: ReadyHubDep, guard: GuardDep, principal: PrincipalDep
+) -> dict:
     guard.check_create(principal)
     if body.store_uri is not None and not body.store_uri.startswith(NETWORK_SCHEMES):
         # a file URI would let a client write a Milvus Lite database anywhere on the server's disk
@@ -81,8 +82,9 @@ async def get_collection(name: str, allowed: Viewable, guard: GuardDep) -> dict:
 
 
 @router.delete("/collections/{name}", response_model=CollectionDropped)
-async def drop_collection(name: str, allowed: Manageable, kb: KnowledgeBaseDep, jobs: JobsDep,
-                          guard: GuardDep) -> dict:  # fmt: skip
+async def drop_collection(
+    name: str, allowed: Manageable, kb: KnowledgeBaseDep, jobs: JobsDep, guard: GuardDep
+) -> dict:
     """Cancel the collection's jobs (waiting for running ones to roll back), then drop it (its
     owner or an admin)."""
     await asyncio.to_thread(jobs.cancel_collection, name)

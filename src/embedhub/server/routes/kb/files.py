@@ -31,10 +31,12 @@ async def upload_files(
     ],
     on_conflict: Annotated[
         OnConflict,
-        Form(description="When the path already holds different content: keep both (`name (2).ext`), "
-             "replace it, or reject the file (409)."),
+        Form(
+            description="When the path already holds different content: keep both (`name (2).ext`), "
+            "replace it, or reject the file (409)."
+        ),
     ] = "keep_both",
-) -> dict:  # fmt: skip
+) -> dict:
     """Store the files under the collection's uploads/ folder and queue one ingestion job per file.
 
     Each accepted entry says where the file went: `stored_as` (relative path), `renamed_from`

@@ -18,8 +18,15 @@ router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["knowledge base"], res
 
 
 @router.post("/collections/{name}/folders", status_code=202, response_model=FolderResult)
-async def register_folder(name: str, body: FolderRequest, allowed: Editable, guard: GuardDep, jobs: JobsDep,
-                          settings: SettingsDep, hub: ReadyHubDep) -> dict:  # fmt: skip
+async def register_folder(
+    name: str,
+    body: FolderRequest,
+    allowed: Editable,
+    guard: GuardDep,
+    jobs: JobsDep,
+    settings: SettingsDep,
+    hub: ReadyHubDep,
+) -> dict:
     """Queue a job for every supported file under a folder on the server (within the allowed
     roots, see `folder_roots`; files reached through a symlink leading outside are refused)."""
     if not settings.allow_server_folders:

@@ -100,8 +100,9 @@ def _event_data(event: AskEvent, collection: Collection) -> dict:
         504: {"description": "OpenAI-format error: the chat endpoint timed out (stream false)"},
     },
 )
-async def ask(name: str, body: AskRequest, request: Request, allowed: Viewable, hub: ReadyHubDep,
-              settings: SettingsDep):  # fmt: skip
+async def ask(
+    name: str, body: AskRequest, request: Request, allowed: Viewable, hub: ReadyHubDep, settings: SettingsDep
+):
     """Answer a question from the collection's passages, citing them as [n].
 
     The passages are retrieved first (hybrid search by default; for a follow-up, with the earlier
