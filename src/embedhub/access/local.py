@@ -14,6 +14,7 @@ from typing import Any
 
 from embedhub.access.contract import CALLER, DocumentNotFoundError, SearchContext
 from embedhub.accounts.guard import CollectionGuard
+from embedhub.accounts.roles import Need
 from embedhub.config import Settings
 from embedhub.kb.ask import AskOptions, answer_events, collect, gather_evidence
 from embedhub.kb.chat import ChatSettings
@@ -89,7 +90,7 @@ class LocalKnowledgeBase:
         if self.on_load is not None:
             self.on_load(what, name, time.perf_counter() - started)
 
-    def _collection(self, knowledge_base, name: str, need: str = "view"):
+    def _collection(self, knowledge_base, name: str, need: Need = Need.VIEW):
         """The collection, through the access rule when a user calls (accounts on)."""
         caller = CALLER.get()
         if caller is None:
@@ -153,7 +154,7 @@ class LocalKnowledgeBase:
         # tools (stdio, a loopback bind), the listed roots otherwise
         roots = check_folder(self.settings, path, str(path))
         with self._opened() as knowledge_base:
-            collection = self._collection(knowledge_base, name, "edit")
+            collection = self._collection(knowledge_base, name, Need.EDIT)
             encoder = self._encoder(collection)
             files, unsupported = gather_files([path], glob)
             refused = {file for file in files if roots is not None and not is_within(file, roots)}
@@ -171,7 +172,7 @@ class LocalKnowledgeBase:
         from embedhub.kb.uploads import remove_uploaded_copy
 
         with self._opened() as knowledge_base:
-            collection = self._collection(knowledge_base, name, "edit")
+            collection = self._collection(knowledge_base, name, Need.EDIT)
             records = [collection.manifest.get(doc_id) for doc_id in doc_ids]
             remove_documents(collection, doc_ids)
             for record in records:

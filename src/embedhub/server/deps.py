@@ -16,6 +16,7 @@ from embedhub.accounts.errors import AuthenticationError
 from embedhub.accounts.guard import CollectionGuard
 from embedhub.accounts.keys import matches_api_key
 from embedhub.accounts.policy import LOCAL, SERVICE, Principal, user_principal
+from embedhub.accounts.roles import Need
 from embedhub.accounts.store import AccountStore
 from embedhub.config import Settings
 from embedhub.engine.hub import ModelHub
@@ -120,7 +121,7 @@ class Allowed:
     principal: Principal
 
 
-def collection_access(need: str):
+def collection_access(need: Need):
     """The dependency of every route under /v1/collections/{name}: the collection, if the caller
     may `need` (view | edit | manage) it; 404 when hidden (as for a missing one), 403 when
     visible but not allowed (policy.py)."""
@@ -146,8 +147,8 @@ HubDep = Annotated[ModelHub, Depends(get_hub)]
 ReadyHubDep = Annotated[ModelHub, Depends(get_ready_hub)]
 AUTH = [Depends(authenticate)]
 GuardDep = Annotated[CollectionGuard, Depends(get_guard)]
-Viewable = Annotated[Allowed, Depends(collection_access("view"))]
-Editable = Annotated[Allowed, Depends(collection_access("edit"))]
-Manageable = Annotated[Allowed, Depends(collection_access("manage"))]
+Viewable = Annotated[Allowed, Depends(collection_access(Need.VIEW))]
+Editable = Annotated[Allowed, Depends(collection_access(Need.EDIT))]
+Manageable = Annotated[Allowed, Depends(collection_access(Need.MANAGE))]
 KnowledgeBaseDep = Annotated[KnowledgeBase, Depends(get_knowledge_base)]
 JobsDep = Annotated[JobManager, Depends(get_jobs)]

@@ -6,6 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 
+from embedhub.accounts.roles import Level
 from embedhub.errors import InvalidInputError
 from embedhub.server.deps import (
     AUTH,
@@ -73,7 +74,7 @@ async def create_collection(
         chunk_overlap=body.chunk_overlap,
     )
     guard.created(principal, collection)
-    return _info(guard, Allowed(collection, guard.level(principal, collection) or "admin", principal))
+    return _info(guard, Allowed(collection, guard.level(principal, collection) or Level.ADMIN, principal))
 
 
 @router.get("/collections/{name}", response_model=CollectionInfo)

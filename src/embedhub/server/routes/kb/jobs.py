@@ -9,6 +9,7 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
+from embedhub.accounts.roles import Need
 from embedhub.kb.collection import CollectionNotFoundError
 from embedhub.kb.jobs import JobError
 from embedhub.server.deps import AUTH, GuardDep, JobsDep, PrincipalDep, Viewable
@@ -26,7 +27,7 @@ async def list_jobs(name: str, allowed: Viewable, jobs: JobsDep) -> dict:
 
 @router.get("/jobs/{job_id}", response_model=JobInfo)
 async def get_job(job_id: str, jobs: JobsDep, guard: GuardDep, principal: PrincipalDep) -> dict:
-    return _job(jobs, guard, principal, job_id, "view").to_dict()
+    return _job(jobs, guard, principal, job_id, Need.VIEW).to_dict()
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobInfo)
@@ -34,7 +35,7 @@ async def cancel_job(job_id: str, jobs: JobsDep, guard: GuardDep, principal: Pri
     """Cancel a queued or running job. A running one stops at its next batch and rolls back; the
     answer comes once it has (or after 10 s, with `cancel_requested` true and the job still
     active: it then ends as cancelled shortly)."""
-    _job(jobs, guard, principal, job_id, "edit")
+    _job(jobs, guard, principal, job_id, Need.EDIT)
     job = jobs.cancel(job_id)
     await asyncio.to_thread(jobs.wait_finished, [job.id], 10.0)
     return job.to_dict()
@@ -42,11 +43,11 @@ async def cancel_job(job_id: str, jobs: JobsDep, guard: GuardDep, principal: Pri
 
 @router.post("/jobs/{job_id}/retry", response_model=JobInfo)
 async def retry_job(job_id: str, jobs: JobsDep, guard: GuardDep, principal: PrincipalDep) -> dict:
-    _job(jobs, guard, principal, job_id, "edit")
+    _job(jobs, guard, principal, job_id, Need.EDIT)
     return jobs.retry(job_id).to_dict()
 
 
-def _job(jobs, guard, principal, job_id: str, need: str):
+def _job(jobs, guard, principal, job_id: str, need: Need):
     """The job, if the caller may `need` its collection; a job of a hidden collection is as
     unknown as a missing job."""
     job = jobs.get(job_id)
