@@ -31,12 +31,12 @@ LONG_FILES = (
     "tests/test_readme_server.py",  # 35
     "tests/test_bench.py",  # 34
     "tests/test_remote_backend.py",  # 34
-    "tests/test_ui_browser.py",  # 31
+    "tests/server/test_ui_browser.py",  # 31
     "tests/test_readme_ray.py",  # 29
-    "tests/test_mcp.py",  # 26
+    "tests/mcp/test_mcp.py",  # 26
     "tests/kb/test_vector_index.py",  # 25
-    "tests/test_ui_accounts_browser.py",  # 21
-    "tests/test_kb_shutdown.py",  # 20
+    "tests/server/test_ui_accounts_browser.py",  # 21
+    "tests/server/test_kb_shutdown.py",  # 20
     "tests/test_packed_model.py",  # 8
 )
 

@@ -1,23 +1,24 @@
-"""The `embedhub` command line. Flags map onto `Settings`; errors print to stderr with exit code 2."""
+"""The `embedhub` command: the command groups of `embedhub.commands` put together (the `models`
+and `bench` commands are still written here). Flags map onto `Settings`; errors print to stderr
+with exit code 2."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
-from embedhub.cli_support import user_errors
+from embedhub.commands import accounts as accounts_commands
+from embedhub.commands import encode as encode_commands
+from embedhub.commands import kb as kb_commands
+from embedhub.commands import serve as serve_commands
+from embedhub.commands.support import JsonOption, user_errors
 from embedhub.config import Settings
-from embedhub.errors import EmbedhubError, InputTooLongError, ModelLoadError
-
-CLI_TRUNCATE_HINT = "shorten or split it, or pass --truncate to cut it to the limit"
 
 
 class _NotImportedYet(TyperGroup):
@@ -27,7 +28,7 @@ class _NotImportedYet(TyperGroup):
 #: command groups whose modules are imported only when the group is used: `embedhub eval` builds
 #: its commands from every task definition (numpy and eight task modules, about 0.1 s), which
 #: `kb list` or a `kb search` answered by a running server (0.5 s in all) should not pay
-_IMPORTED_ON_USE = {"eval": "embedhub.eval.cli"}
+_IMPORTED_ON_USE = {"eval": "embedhub.commands.eval"}
 
 
 class _Commands(TyperGroup):
@@ -47,364 +48,18 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Known and local models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.command()(encode_commands.embed)
+app.command()(encode_commands.tokenize)
+app.command()(serve_commands.serve)
+app.command()(serve_commands.mcp)
 
 
 def _register_subcommands() -> None:
-    from embedhub.accounts.cli import audit, groups_app, users_app
-    from embedhub.kb.cli import app as kb_app
-
-    app.add_typer(kb_app, name="kb")
+    app.add_typer(kb_commands.app, name="kb")
     app.add_typer(typer.Typer(cls=_NotImportedYet), name="eval")
-    app.add_typer(users_app, name="users")
-    app.add_typer(groups_app, name="groups")
-    app.command("audit")(audit)
-
-
-ModelOption = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help="Registry name, local folder, .gguf file, hub id or remote:URL#MODEL (default: auto).",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-BackendOption = Annotated[
-    str | None,
-    typer.Option(
-        "--backend",
-        help="torch | torch-bf16 | torch-int8 | onnx-int8 | gguf | remote | auto (per-model default). "
-        "[env: EMBEDHUB_BACKEND]",
-        show_default=False,
-    ),
-]
-
-
-def _settings(model: str | None = None, backend: str | None = None) -> Settings:
-    settings = Settings()
-    updates = {key: value for key, value in (("model", model), ("backend", backend)) if value}
-    return settings.model_copy(update=updates) if updates else settings
-
-
-def _check_backend(settings: Settings) -> None:
-    """An unknown or not-installed backend fails before any weights load."""
-    from embedhub.models.backends import AUTO, get_backend
-
-    if settings.backend.strip().lower() != AUTO:
-        get_backend(settings.backend)
-
-
-def _read_texts(texts: list[str] | None) -> list[str]:
-    if texts:
-        return texts
-    lines = [line.rstrip("\n") for line in sys.stdin]
-    return [line for line in lines if line.strip()]
-
-
-@app.command()
-@user_errors
-def embed(
-    texts: Annotated[list[str] | None, typer.Argument(help="Texts to embed (stdin lines when none).")] = None,
-    model: ModelOption = None,
-    query: Annotated[bool, typer.Option("--query", help="Embed as queries (with the instruction).")] = False,
-    document: Annotated[bool, typer.Option("--document", help="Embed as documents (default).")] = False,
-    instruction: Annotated[str | None, typer.Option(help="Query instruction overriding the default.")] = None,
-    dimensions: Annotated[
-        int | None, typer.Option(help="Matryoshka output size (truncate, then normalise).")
-    ] = None,
-    truncate: Annotated[
-        bool, typer.Option("--truncate", help="Cut over-long inputs instead of failing.")
-    ] = False,
-    backend: BackendOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Embed texts and print the vectors."""
-    from embedhub.models.loading import load_encoder
-
-    if query and document:
-        raise EmbedhubError("choose one of --query and --document")
-    if instruction is not None and not query:
-        query = True  # an instruction only makes sense on a query
-    values = _read_texts(texts)
-    if not values:
-        raise EmbedhubError("no text given: pass TEXT arguments or lines on stdin")
-    settings = _settings(model, backend)
-    _check_backend(settings)
-    encoder = load_encoder(settings.model, settings)
-    try:
-        result = encoder.encode(
-            values,
-            kind="query" if query else "document",
-            instruction=instruction,
-            dimensions=dimensions,
-            truncate=truncate,
-        )
-    except InputTooLongError as error:
-        raise error.with_hint(CLI_TRUNCATE_HINT) from None
-    if as_json:
-        payload = {
-            "model": encoder.spec.name,
-            "dimensions": result.dimensions,
-            "data": [
-                {"index": index, "embedding": [float(x) for x in vector]}
-                for index, vector in enumerate(result.vectors)
-            ],
-            "usage": {"prompt_tokens": result.prompt_tokens},
-        }
-        typer.echo(json.dumps(payload))
-        return
-    typer.echo(f"model {encoder.spec.name}, {result.dimensions} dimensions, {result.prompt_tokens} tokens")
-    for index, (vector, tokens) in enumerate(zip(result.vectors, result.token_counts, strict=True)):
-        head = ", ".join(f"{x:+.4f}" for x in vector[:6])
-        typer.echo(f"[{index}] {tokens:>5} tokens  [{head}, ...]")
-
-
-@app.command()
-@user_errors
-def tokenize(
-    text: Annotated[str, typer.Argument(help="Text to tokenise.")],
-    model: ModelOption = None,
-    query: Annotated[
-        bool, typer.Option("--query", help="Tokenise as a query (with the instruction).")
-    ] = False,
-    instruction: Annotated[str | None, typer.Option(help="Query instruction overriding the default.")] = None,
-    truncate: Annotated[
-        bool, typer.Option("--truncate", help="Cut an over-long input as `embed --truncate` would.")
-    ] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Show the token ids exactly as the model receives them."""
-    from embedhub.models.loading import load_encoder
-
-    settings = _settings(model)
-    encoder = load_encoder(settings.model, settings)
-    kind = "query" if query or instruction is not None else "document"
-    try:
-        ids = encoder.tokenize([text], kind=kind, instruction=instruction, truncate=truncate)[0]
-    except InputTooLongError as error:
-        raise error.with_hint(CLI_TRUNCATE_HINT) from None
-    tokens = encoder.token_strings(ids)
-    if as_json:
-        typer.echo(json.dumps({"model": encoder.spec.name, "ids": ids, "tokens": tokens}, ensure_ascii=False))
-        return
-    typer.echo(f"{len(ids)} tokens ({encoder.spec.name})")
-    for token_id, token in zip(ids, tokens, strict=True):
-        typer.echo(f"{token_id:>7}  {token!r}")
-
-
-@app.command()
-@user_errors
-def serve(
-    model: Annotated[
-        list[str] | None, typer.Option("--model", "-m", help="Model to serve; repeat for several.")
-    ] = None,
-    alias: Annotated[
-        list[str] | None, typer.Option(help="ALIAS=MODEL: another request name for a served model.")
-    ] = None,
-    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
-    api_key: Annotated[
-        list[str] | None, typer.Option("--api-key", help="Accepted bearer key; repeat.")
-    ] = None,
-    allow_public: Annotated[
-        bool, typer.Option("--allow-public", help="Allow a non-loopback bind without an API key.")
-    ] = False,
-    truncate: Annotated[
-        bool | None,
-        typer.Option(
-            "--truncate/--no-truncate",
-            help=(
-                "Cut over-long inputs to the model's limit (default, counted in usage.truncated_inputs) "
-                'or answer 400; a request\'s own "truncate" field wins. Env: EMBEDHUB_TRUNCATE.'
-            ),
-            show_default=False,
-        ),
-    ] = None,
-    accept_token_ids: Annotated[
-        bool,
-        typer.Option(
-            "--accept-token-ids",
-            help=(
-                "Accept token-id arrays as input. Only for clients that tokenise with the served "
-                "model's own tokenizer: ids from tiktoken (LangChain's default) give wrong vectors. "
-                "Env: EMBEDHUB_ACCEPT_TOKEN_IDS=1."
-            ),
-        ),
-    ] = False,
-    reranker: Annotated[
-        str | None,
-        typer.Option(
-            "--reranker",
-            help="Serve a reranker at /v1/rerank and for kb search: Qwen3-Reranker-0.6B|4B|8B or a "
-            "folder (Qwen3-Reranker or cross-encoder). Env: EMBEDHUB_RERANKER.",
-            show_default=False,
-        ),
-    ] = None,
-    accounts: Annotated[
-        str | None,
-        typer.Option(
-            "--accounts",
-            help="auto (on for a non-loopback --host) | on | off: users sign in and own private "
-            "collections. Env: EMBEDHUB_ACCOUNTS.",
-            show_default=False,
-        ),
-    ] = None,
-    backend: BackendOption = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-) -> None:
-    """Start the OpenAI-compatible embedding server."""
-    import uvicorn
-
-    from embedhub.models.loading import resolve
-    from embedhub.server.app import create_app
-    from embedhub.server.security import check_bind_policy
-
-    updates: dict = {}
-    if model:
-        updates["serve_models"] = model
-    if alias:
-        pairs = [item.split("=", 1) for item in alias]
-        if any(len(pair) != 2 or not all(pair) for pair in pairs):
-            raise EmbedhubError("--alias takes ALIAS=MODEL")
-        updates["aliases"] = dict(pairs)
-    if host:
-        updates["host"] = host
-    if port is not None:
-        updates["port"] = port
-    if api_key:
-        updates["api_keys"] = api_key
-    if allow_public:
-        updates["allow_public"] = True
-    if truncate is not None:
-        updates["truncate"] = truncate
-    if accept_token_ids:
-        updates["accept_token_ids"] = True
-    if backend:
-        updates["backend"] = backend
-    if reranker:
-        updates["reranker"] = reranker
-    if accounts:
-        updates["accounts"] = accounts
-    settings = Settings(**updates) if accounts else Settings().model_copy(update=updates)
-    check_bind_policy(settings)
-    _announce_accounts(settings)
-    _check_backend(settings)
-    # Every served model must be findable before the port opens: a missing one fails here with
-    # its reason, instead of a server whose /ready answers 503 forever. (Finding is cheap; the
-    # weights load in the background.)
-    for reference in settings.serve_models or [settings.model]:
-        resolve(reference, settings)
-    if settings.reranker:
-        from embedhub.models.reranker import resolve_reranker
-
-        resolve_reranker(settings.reranker, settings)
-    app_instance = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app_instance,
-            host=settings.host,
-            port=settings.port,
-            log_level=log_level,
-            timeout_graceful_shutdown=5,  # running ingest jobs roll back within a batch
-        )
-    )
-    hub = app_instance.state.hub
-    watcher = threading.Thread(target=_stop_on_load_failure, args=(hub, server), daemon=True)
-    watcher.start()
-    typer.echo(f"embedhub: serving on http://{settings.host}:{settings.port} (models load in the background)")
-    server.run()
-    if hub.load_error is not None:
-        raise ModelLoadError(f"model loading failed, server stopped: {hub.load_error}")
-
-
-def _announce_accounts(settings: Settings) -> None:
-    """Say whether users sign in, and how to create the first admin when there is none."""
-    if not settings.accounts_enabled:
-        return
-    from embedhub.accounts.store import AccountStore
-
-    store = AccountStore.for_home(settings.home)
-    try:
-        has_admin = store.has_admin()
-    finally:
-        store.close()
-    typer.echo("embedhub: accounts are on: users sign in, collections are private to their owners", err=True)
-    if not has_admin:
-        typer.echo(
-            "embedhub: no admin exists yet; create the first one on this machine with\n"
-            "    embedhub users add NAME --role admin\n"
-            f"  (with the same EMBEDHUB_HOME, {settings.home}), then sign in at the web UI",
-            err=True,
-        )
-
-
-def _stop_on_load_failure(hub, server, poll_seconds: float = 0.2) -> None:
-    """A server whose models failed to load would only ever answer 503: stop it instead, so the
-    process exits non-zero and a supervisor sees the failure."""
-    while not server.should_exit:
-        if hub.load_error is not None:
-            server.should_exit = True
-            return
-        if hub.ready:
-            return
-        time.sleep(poll_seconds)
-
-
-MCP_PORT = 8001  # beside the embedding server's 8000
-
-
-@app.command()
-@user_errors
-def mcp(
-    transport: Annotated[
-        str, typer.Option(help="stdio (what desktop clients launch) | http (streamable HTTP at /mcp).")
-    ] = "stdio",
-    host: Annotated[str, typer.Option(help="http: bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="http: port.")] = MCP_PORT,
-    api_key: Annotated[
-        list[str] | None,
-        typer.Option("--api-key", help="http: accepted bearer key; repeat. [env: EMBEDHUB_API_KEYS]"),
-    ] = None,
-    allow_public: Annotated[
-        bool, typer.Option("--allow-public", help="http: allow a non-loopback bind without an API key.")
-    ] = False,
-    reranker: Annotated[
-        str | None,
-        typer.Option(
-            help="Reranker folder (a cross-encoder or Qwen3-Reranker) for searches with rerank, when "
-            "the tools work in-process."
-        ),
-    ] = None,
-    log_level: Annotated[str, typer.Option(help="http: uvicorn log level.")] = "warning",
-) -> None:
-    """The knowledge base as MCP tools for agents (list_collections, search, fetch_chunk, add,
-    delete_document, ask). With `embedhub serve` running for the same EMBEDHUB_HOME the tools go
-    through it; otherwise they work in this process."""
-    from embedhub.server.security import check_bind_policy
-
-    if transport not in ("stdio", "http"):
-        raise EmbedhubError(f"unknown transport {transport!r}; choose stdio or http")
-    updates: dict = {"host": host if transport == "http" else "127.0.0.1", "port": port}
-    if api_key:
-        updates["api_keys"] = api_key
-    if allow_public:
-        updates["allow_public"] = True
-    settings = Settings().model_copy(update=updates)
-    if transport == "stdio" or settings.accounts == "auto":
-        # stdio is this machine's user; over HTTP, users' keys are checked only when asked for
-        # (EMBEDHUB_ACCOUNTS=on): a public MCP bind otherwise still needs a key, as before
-        settings = settings.model_copy(update={"accounts": "off"})
-    check_bind_policy(settings)
-    _announce_accounts(settings)
-    try:
-        from embedhub.mcp.server import run
-    except ModuleNotFoundError as error:
-        if error.name != "mcp" and not (error.name or "").startswith("mcp."):
-            raise
-        raise EmbedhubError("the MCP SDK is not installed: pip install 'mcp>=2.3,<3'") from None
-    if transport == "http":
-        typer.echo(f"embedhub: MCP over streamable HTTP at http://{host}:{port}/mcp", err=True)
-    run(settings, transport, reranker=reranker, log_level=log_level)
+    app.add_typer(accounts_commands.users_app, name="users")
+    app.add_typer(accounts_commands.groups_app, name="groups")
+    app.command("audit")(accounts_commands.audit)
 
 
 @app.command()

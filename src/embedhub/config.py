@@ -3,6 +3,8 @@ other module receives a `Settings` (CLI flags map onto its fields)."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,7 +27,7 @@ _EXPECTED = {
     "chat_url": "the chat API's base URL, such as http://127.0.0.1:11434/v1",
     "remote_endpoints": 'a JSON object mapping model to URLs, such as {"m": ["http://h:8000/v1"]}',
 }
-_SECRET_SETTINGS = {"api_keys", "chat_api_key", "milvus_token", "remote_api_key"}
+_SECRET_SETTINGS = {"api_key", "api_keys", "chat_api_key", "milvus_token", "remote_api_key"}
 
 
 def _default_home() -> Path:
@@ -138,9 +140,11 @@ class Settings(BaseSettings):
         ),
     )
     ray_actors: int | None = Field(
-        default=None, ge=1, description="Ray actors (model copies) an ingest starts (default: the "
+        default=None,
+        ge=1,
+        description="Ray actors (model copies) an ingest starts (default: the "
         "cluster's CPUs / ray_actor_cpus, at least 1).",
-    )  # fmt: skip
+    )
     ray_actor_cpus: int = Field(
         default=1, ge=1, description="CPUs each Ray ingest actor reserves, and its torch threads."
     )
@@ -168,6 +172,13 @@ class Settings(BaseSettings):
     )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Bearer keys; empty means no auth. Comma-separated or JSON."
+    )
+    api_key: str | None = Field(
+        default=None,
+        description="Your own key as a client: `kb search` / `kb ask` / `embedhub mcp` send it to the "
+        "running `embedhub serve` for this home (with accounts on, a user's key, made in the web UI "
+        "or with POST /v1/auth/keys: the server then applies that user's access). Unset: the first of "
+        "api_keys, if any.",
     )
     milvus_token: str | None = Field(
         default=None,
@@ -335,8 +346,6 @@ class Settings(BaseSettings):
 
 def _split_list(value: Any, separator: str) -> Any:
     """A list from the environment: a JSON list, or plain items joined by `separator`."""
-    import json
-
     if not isinstance(value, str):
         return value
     text = value.strip()
@@ -377,8 +386,6 @@ def _describe_settings_error(error: ValidationError | SettingsError, values: dic
 
 def is_loopback(host: str) -> bool:
     """Whether a bind address is reachable from this machine only (policies differ for others)."""
-    import ipaddress
-
     if host in ("localhost", ""):
         return True
     try:

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from embedhub.eval import cli
+from embedhub.commands import eval as cli
 from embedhub.eval.suite import SuitePlan
 from embedhub.eval.tasks import TASKS, TaskDef, get_task, make_options
 

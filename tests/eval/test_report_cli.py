@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from embedhub.eval.cli import app
+from embedhub.commands.eval import app
 from embedhub.eval.core import Curve, ModelInfo, Record, TaskResult
 from embedhub.eval.report import format_value, markdown_table, write_report
 from embedhub.eval.suite import load_suite, parse_suite

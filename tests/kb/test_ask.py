@@ -10,10 +10,6 @@ import pytest
 from embedhub.config import Settings
 from embedhub.errors import ConfigurationError, InvalidInputError
 from embedhub.kb.ask import (
-    ChatEndpointError,
-    ChatSettings,
-    ChatTimeoutError,
-    ChatUnreachableError,
     DoneEvent,
     ErrorEvent,
     EvidenceEvent,
@@ -25,6 +21,7 @@ from embedhub.kb.ask import (
     retrieval_query,
     without_thinking,
 )
+from embedhub.kb.chat import ChatEndpointError, ChatSettings, ChatTimeoutError, ChatUnreachableError
 from embedhub.kb.ingest import Ingestor
 from tests.chat_standin import ERROR_MESSAGE, MODEL, chat_standin, refused_url
 from tests.kb.conftest import make_pdf

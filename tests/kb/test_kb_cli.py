@@ -205,3 +205,50 @@ def test_kb_index_builds_the_ann_index_and_search_can_stay_exact(tmp_path, tiny_
     )
     assert exact.exit_code == 0, exact.output
     assert len(json.loads(exact.stdout)["results"]) == 7
+
+
+def test_kb_search_with_accounts_on_uses_the_users_key_and_says_what_it_did(
+    tmp_path, tiny_model_dir, tiny_encoder, settings, monkeypatch
+):
+    """With accounts on, the server refuses a command without a key: the search runs here and says
+    that server refused it (not that a server would skip the load); with a user's key (--api-key or
+    EMBEDHUB_API_KEY) it goes through the server, which applies that user's access."""
+    from embedhub.accounts.store import AccountStore
+    from embedhub.kb.collection import KnowledgeBase
+    from embedhub.server.app import create_app
+    from tests.live_server import free_port, live_server
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("EMBEDHUB_HOME", str(home))
+    monkeypatch.delenv("EMBEDHUB_API_KEY", raising=False)
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\n")
+    assert runner.invoke(app, ["kb", "create", "notes", "--model", str(tiny_model_dir)]).exit_code == 0
+    assert runner.invoke(app, ["kb", "add", "notes", str(corpus), "--json"]).exit_code == 0
+    here = json.loads(runner.invoke(app, ["kb", "search", "notes", "helium", "--json"]).stdout)
+    store = AccountStore.for_home(home)
+    store.add_user("alice", "editor", "correct horse battery")
+    store.add_user("bob", "viewer", "correct horse battery")
+    keys = {name: store.create_key(name, "cli")["key"] for name in ("alice", "bob")}
+    configured = settings.model_copy(update={"home": home, "accounts": "on", "port": free_port()})
+    store.set_owner("notes", KnowledgeBase(configured).get("notes").config.created_at, "alice")
+    served = create_app(configured, encoders={str(tiny_model_dir): tiny_encoder})
+    with live_server(served, ready_path="/ready", port=configured.port) as url:
+        refused = runner.invoke(app, ["kb", "search", "notes", "helium nucleus"])
+        assert refused.exit_code == 0 and "a.md" in refused.stdout
+        assert f"the embedhub serve for this home ({url}) refused this command's key" in refused.stderr
+        assert "--api-key" in refused.stderr and "the next one skips that" not in refused.stderr
+        through = runner.invoke(
+            app, ["kb", "search", "notes", "helium", "--json", "--api-key", keys["alice"]]
+        )
+        assert through.exit_code == 0 and "loaded" not in through.stderr
+        assert json.loads(through.stdout)["results"] == here["results"]
+        monkeypatch.setenv("EMBEDHUB_API_KEY", keys["alice"])
+        said = runner.invoke(app, ["kb", "search", "notes", "helium"])
+        assert said.exit_code == 0 and "a.md" in said.stdout
+        assert f"this search went through embedhub serve at {url} with your API key" in said.stderr
+        hidden = runner.invoke(app, ["kb", "search", "notes", "helium", "--api-key", keys["bob"]])
+        assert hidden.exit_code == 2 and "no collection named 'notes'" in hidden.stderr
+    store.close()

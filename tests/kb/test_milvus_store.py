@@ -227,7 +227,7 @@ def test_http_create_collection_chooses_the_store(settings, tiny_encoder, tmp_pa
 
     from embedhub.server.app import create_app
     from tests.live_server import live_server
-    from tests.test_kb_api import wait_for_jobs
+    from tests.server.test_kb_api import wait_for_jobs
 
     app = create_app(settings.model_copy(update={"home": tmp_path / "home"}), encoders={"tiny": tiny_encoder})
     with live_server(app, "/ready") as url, httpx.Client(base_url=url, timeout=60) as api:

@@ -244,7 +244,7 @@ def test_server_folder_on_ray_is_one_job_with_a_summary(
     from embedhub.kb.collection import KnowledgeBase
     from embedhub.server.app import create_app
     from tests.live_server import live_server
-    from tests.test_kb_api import wait_for_jobs
+    from tests.server.test_kb_api import wait_for_jobs
 
     knowledge_base = KnowledgeBase(ray_settings)
     create(knowledge_base, "served", tiny_encoder, tiny_model_dir)

@@ -6,32 +6,27 @@ from __future__ import annotations
 
 from embedhub.accounts.errors import AccessDeniedError
 from embedhub.accounts.policy import Principal, authorize, check_may_create, level_of
-from embedhub.accounts.store import AccountStore, CollectionAccess
+from embedhub.accounts.roles import Level, Need, PrincipalKind, ShareKind
+from embedhub.accounts.store import Accounts, CollectionAccess
 from embedhub.errors import InvalidInputError
 from embedhub.kb.collection import Collection, CollectionNotFoundError, KnowledgeBase
 
-ACCOUNTS_OFF = (
-    "accounts are off on this server (a loopback bind with EMBEDHUB_ACCOUNTS=auto, or "
-    "EMBEDHUB_ACCOUNTS=off); start it with EMBEDHUB_ACCOUNTS=on to use them"
-)
-
 
 class CollectionGuard:
-    """`store` None: accounts are off, every caller is the machine's one user and sees everything."""
+    """`store` NoAccounts: accounts are off, every caller is the machine's one user and sees
+    everything; sharing and owners say accounts are off."""
 
-    def __init__(self, knowledge_base: KnowledgeBase, store: AccountStore | None) -> None:
+    def __init__(self, knowledge_base: KnowledgeBase, store: Accounts) -> None:
         self.knowledge_base = knowledge_base
         self.store = store
 
     def access(self, collection: Collection) -> CollectionAccess:
-        if self.store is None:
-            return CollectionAccess()
         return self.store.access(collection.name, collection.config.created_at)
 
-    def level(self, principal: Principal, collection: Collection) -> str | None:
+    def level(self, principal: Principal, collection: Collection) -> Level | None:
         return level_of(principal, self.access(collection))
 
-    def visible(self, principal: Principal) -> list[tuple[Collection, str]]:
+    def visible(self, principal: Principal) -> list[tuple[Collection, Level]]:
         """The collections the caller may see, with their level, by name."""
         seen = []
         for name in self.knowledge_base.names():
@@ -49,7 +44,7 @@ class CollectionGuard:
         known = ", ".join(collection.name for collection, _ in self.visible(principal)) or "none yet"
         return CollectionNotFoundError(f"no collection named {name!r}; collections: {known}")
 
-    def open(self, principal: Principal, name: str, need: str = "view") -> tuple[Collection, str]:
+    def open(self, principal: Principal, name: str, need: Need | str = Need.VIEW) -> tuple[Collection, Level]:
         """The collection and the caller's level, if they may `need` (view | edit | manage) it."""
         try:
             collection = self.knowledge_base.get(name)
@@ -65,19 +60,17 @@ class CollectionGuard:
 
     def created(self, principal: Principal, collection: Collection) -> None:
         """A new collection belongs to the user who created it (shared keys and the CLI: nobody)."""
-        if self.store is not None:
-            if principal.kind == "user":
-                self.store.set_owner(collection.name, collection.config.created_at, principal.name)
-            else:
-                self.store.forget_collection(collection.name)
+        if principal.kind == PrincipalKind.USER:
+            self.store.set_owner(collection.name, collection.config.created_at, principal.name)
+        else:
+            self.store.forget_collection(collection.name)
         self.record(principal, "create", collection.name)
 
     def dropped(self, principal: Principal, name: str) -> None:
-        if self.store is not None:
-            self.store.forget_collection(name)
+        self.store.forget_collection(name)
         self.record(principal, "drop", name)
 
-    def describe(self, principal: Principal, collection: Collection, level: str | None = None) -> dict:
+    def describe(self, principal: Principal, collection: Collection, level: Level | None = None) -> dict:
         """`{"owner", "shares", "you"}`: who owns it, whom it is shared with, the caller's level."""
         access = self.access(collection)
         return {
@@ -87,35 +80,28 @@ class CollectionGuard:
         }
 
     def share(self, principal: Principal, name: str, kind: str, member: str, role: str) -> dict:
-        collection, level = self.open(principal, name, "manage")
-        store = self._store()
-        if kind == "user" and member == self.access(collection).owner:
+        collection, level = self.open(principal, name, Need.MANAGE)
+        if kind == ShareKind.USER and member == self.access(collection).owner:
             raise InvalidInputError(f"{member!r} owns collection {name!r} already")
-        store.share(collection.name, collection.config.created_at, kind, member, role)
+        self.store.share(collection.name, collection.config.created_at, kind, member, role)
         self.record(principal, "share", name, f"{kind} {member} as {role}")
         return self.describe(principal, collection, level)
 
     def unshare(self, principal: Principal, name: str, kind: str, member: str) -> dict:
-        collection, level = self.open(principal, name, "manage")
-        self._store().unshare(collection.name, collection.config.created_at, kind, member)
+        collection, level = self.open(principal, name, Need.MANAGE)
+        self.store.unshare(collection.name, collection.config.created_at, kind, member)
         self.record(principal, "unshare", name, f"{kind} {member}")
         return self.describe(principal, collection, level)
 
     def chown(self, principal: Principal, name: str, owner: str | None) -> dict:
         if not principal.is_admin:
             raise AccessDeniedError("only an admin may give a collection to another owner")
-        collection, level = self.open(principal, name, "manage")
-        self._store().set_owner(collection.name, collection.config.created_at, owner)
+        collection, level = self.open(principal, name, Need.MANAGE)
+        self.store.set_owner(collection.name, collection.config.created_at, owner)
         self.record(principal, "chown", name, f"owner {owner}")
         return self.describe(principal, collection, level)
 
     def record(
         self, principal: Principal, action: str, collection: str | None = None, detail: str = ""
     ) -> None:
-        if self.store is not None:
-            self.store.record(principal.label, action, collection, detail)
-
-    def _store(self) -> AccountStore:
-        if self.store is None:
-            raise InvalidInputError(ACCOUNTS_OFF)
-        return self.store
+        self.store.record(principal.label, action, collection, detail)

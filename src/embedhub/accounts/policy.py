@@ -15,74 +15,84 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from embedhub.accounts.errors import AccessDeniedError
+from embedhub.accounts.roles import Level, Need, PrincipalKind, Role, ShareKind, ShareRole
 from embedhub.accounts.store import CollectionAccess
 
 #: what an action needs, and which access levels grant it
 NEEDS = {
-    "view": ("viewer", "editor", "owner", "admin"),
-    "edit": ("editor", "owner", "admin"),
-    "manage": ("owner", "admin"),
+    Need.VIEW: (Level.VIEWER, Level.EDITOR, Level.OWNER, Level.ADMIN),
+    Need.EDIT: (Level.EDITOR, Level.OWNER, Level.ADMIN),
+    Need.MANAGE: (Level.OWNER, Level.ADMIN),
 }
-_RANK = {"viewer": 1, "editor": 2}
-_WHAT = {"edit": "change its documents", "manage": "share or drop it"}
+_RANK = {ShareRole.VIEWER: 1, ShareRole.EDITOR: 2}
+_WHAT = {Need.EDIT: "change its documents", Need.MANAGE: "share or drop it"}
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who makes a request. `kind`: a signed-in or keyed `user`; the shared API keys (`service`,
-    admin-equivalent); or `local` (accounts off: the single user of today's loopback server)."""
+    """Who makes a request (see PrincipalKind) and their role; the role is always given: the
+    kinds that act as admins (the shared keys, the machine's user, the CLI) say so below."""
 
-    kind: str
-    name: str | None = None
-    role: str = "admin"
+    kind: PrincipalKind
+    name: str | None
+    role: Role
     groups: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
     @property
     def label(self) -> str:
         """How the audit log names the caller."""
-        return self.name or {"service": "api-key", "local": "local"}.get(self.kind, self.kind)
+        return self.name or {PrincipalKind.SERVICE: "api-key", PrincipalKind.LOCAL: "local"}.get(
+            self.kind, str(self.kind)
+        )
 
 
-LOCAL = Principal("local")
-SERVICE = Principal("service")
+LOCAL = Principal(PrincipalKind.LOCAL, None, Role.ADMIN)
+SERVICE = Principal(PrincipalKind.SERVICE, None, Role.ADMIN)
 
 
-def level_of(principal: Principal, access: CollectionAccess) -> str | None:
+def user_principal(user) -> Principal:
+    """A signed-in or keyed user (an accounts.store.User) as a caller."""
+    return Principal(PrincipalKind.USER, user.name, user.role, user.groups)
+
+
+def level_of(principal: Principal, access: CollectionAccess) -> Level | None:
     """owner | admin | editor | viewer, or None when the collection is hidden from the caller."""
     if principal.name is not None and access.owner == principal.name:
-        return "owner"
+        return Level.OWNER
     if principal.is_admin:
-        return "admin"
+        return Level.ADMIN
     best = None
     for share in access.shares:
-        mine = (share.kind == "user" and share.name == principal.name) or (
-            share.kind == "group" and share.name in principal.groups
+        mine = (share.kind == ShareKind.USER and share.name == principal.name) or (
+            share.kind == ShareKind.GROUP and share.name in principal.groups
         )
         if mine and (best is None or _RANK[share.role] > _RANK[best]):
             best = share.role
-    return best
+    return None if best is None else Level(best)
 
 
-def authorize(principal: Principal, access: CollectionAccess, need: str, collection: str) -> str | None:
+def authorize(
+    principal: Principal, access: CollectionAccess, need: Need | str, collection: str
+) -> Level | None:
     """The caller's level if it allows `need`; None when the collection is hidden from them (the
     caller answers as for a missing collection); AccessDeniedError when visible but not allowed."""
     level = level_of(principal, access)
     if level is None:
         return None
-    if level not in NEEDS[need]:
+    if level not in NEEDS[Need(need)]:
         raise AccessDeniedError(
-            f"you are a {level} of collection {collection!r}: you may not {_WHAT[need]}; ask its owner "
+            f"you are a {level} of collection {collection!r}: you may not {_WHAT[Need(need)]}; ask its owner "
             "or an admin"
         )
     return level
 
 
 def check_may_create(principal: Principal) -> None:
-    if principal.role not in ("admin", "editor"):
+    if principal.role not in (Role.ADMIN, Role.EDITOR):
         raise AccessDeniedError(
             "viewers may not create collections; an admin can change your role "
             "(`embedhub users role NAME editor`)"

@@ -23,11 +23,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from embedhub.accounts.errors import AccountExistsError, AccountNotFoundError
+from embedhub.accounts.roles import Role, ShareKind, ShareRole
 from embedhub.errors import InvalidInputError
 
-ROLES = ("admin", "editor", "viewer")
-SHARE_ROLES = ("viewer", "editor")
-SHARE_KINDS = ("user", "group")
+ROLES = tuple(Role)
+SHARE_ROLES = tuple(ShareRole)
+SHARE_KINDS = tuple(ShareKind)
+ACCOUNTS_OFF = (
+    "accounts are off on this server (a loopback bind with EMBEDHUB_ACCOUNTS=auto, or "
+    "EMBEDHUB_ACCOUNTS=off); start it with EMBEDHUB_ACCOUNTS=on to use them"
+)
 FILE_NAME = "accounts.sqlite"
 KEY_PREFIX = "ehk_"
 MIN_PASSWORD_LENGTH = 8
@@ -56,7 +61,7 @@ CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
 @dataclass(frozen=True)
 class User:
     name: str
-    role: str
+    role: Role
     disabled: bool = False
     created: float = 0.0
     groups: frozenset[str] = field(default_factory=frozenset)
@@ -67,9 +72,9 @@ class User:
 
 @dataclass(frozen=True)
 class Share:
-    kind: str
+    kind: ShareKind
     name: str
-    role: str
+    role: ShareRole
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "name": self.name, "role": self.role}
@@ -112,6 +117,9 @@ def digest(secret: str) -> str:
 
 class AccountStore:
     """Thread-safe: one connection, one lock (every statement is short)."""
+
+    #: accounts are on (NoAccounts says off)
+    enabled = True
 
     def __init__(self, path: Path, hasher: PasswordHasher | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +166,7 @@ class AccountStore:
 
     def _user_from_row(self, row: tuple) -> User:
         name, role, disabled, created = row
+        role = Role(role)
         groups = frozenset(g for (g,) in self._query("SELECT grp FROM members WHERE user = ?", (name,)))
         return User(name, role, bool(disabled), created, groups)
 
@@ -328,7 +337,8 @@ class AccountStore:
         shares = self._query(
             "SELECT kind, name, role FROM shares WHERE collection = ? ORDER BY kind DESC, name", (collection,)
         )
-        return CollectionAccess(rows[0][1], tuple(Share(*row) for row in shares))
+        found = (Share(ShareKind(kind), name, ShareRole(role)) for kind, name, role in shares)
+        return CollectionAccess(rows[0][1], tuple(found))
 
     def _claim(self, collection: str, created_at: float) -> None:
         """The collection's row, for this incarnation of the name."""
@@ -347,7 +357,7 @@ class AccountStore:
     def share(self, collection: str, created_at: float, kind: str, name: str, role: str) -> None:
         check_role(kind, SHARE_KINDS)
         check_role(role, SHARE_ROLES)
-        if kind == "user":
+        if kind == ShareKind.USER:
             self.user(name)
         else:
             self._group(name)
@@ -388,3 +398,48 @@ class AccountStore:
         )
         fields = ("id", "time", "user", "action", "collection", "detail")
         return [dict(zip(fields, row, strict=True)) for row in rows]
+
+
+class NoAccounts:
+    """The account store of a server with accounts off, instead of None: every collection is open
+    to the machine's one user (no owner, no shares), nothing is audited, there are no users or
+    groups, and what only accounts can do (sharing, owners, sign-in) says accounts are off."""
+
+    enabled = False
+
+    def close(self) -> None:
+        pass
+
+    def has_admin(self) -> bool:
+        return False
+
+    def access(self, collection: str, created_at: float) -> CollectionAccess:
+        return CollectionAccess()
+
+    def forget_collection(self, collection: str) -> None:
+        pass
+
+    def record(self, user: str | None, action: str, collection: str | None = None, detail: str = "") -> None:
+        pass
+
+    def users(self) -> list[User]:
+        return []
+
+    def groups(self) -> list[dict]:
+        return []
+
+    def audit(self, limit: int = 100, before: int | None = None) -> list[dict]:
+        return []
+
+    def set_owner(self, collection: str, created_at: float, owner: str | None) -> None:
+        raise InvalidInputError(ACCOUNTS_OFF)
+
+    def share(self, collection: str, created_at: float, kind: str, name: str, role: str) -> None:
+        raise InvalidInputError(ACCOUNTS_OFF)
+
+    def unshare(self, collection: str, created_at: float, kind: str, name: str) -> None:
+        raise InvalidInputError(ACCOUNTS_OFF)
+
+
+#: where accounts are kept: the SQLite store, or nothing when they are off
+Accounts = AccountStore | NoAccounts

@@ -166,10 +166,14 @@ class BatchQueue:
         if wait_when_full and len(inputs) > self.max_queue_items:
             step = self.max_queue_items
             parts = [
-                self.submit_blocking(inputs[start : start + step], wait_when_full=True,
-                                     should_stop=should_stop, poll_seconds=poll_seconds)
+                self.submit_blocking(
+                    inputs[start : start + step],
+                    wait_when_full=True,
+                    should_stop=should_stop,
+                    poll_seconds=poll_seconds,
+                )
                 for start in range(0, len(inputs), step)
-            ]  # fmt: skip
+            ]
             return np.concatenate(parts)
         request = _Request(
             None,

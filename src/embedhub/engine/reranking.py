@@ -2,7 +2,7 @@
 the embedding models (engine/queue.py), so pairs from concurrent /v1/rerank requests and from
 knowledge-base searches share forward passes, length-sorted within a token budget.
 
-`ScheduledReranker` is the knowledge base's view of it (kb/search.py's `Reranker`: `name` and
+`ScheduledReranker` is the knowledge base's view of it (kb/search.py's `PassageScorer`: `name` and
 `score(query, passages)`), whose forward passes go through the queue like every other request.
 """
 
@@ -99,7 +99,7 @@ class RerankService:
 
 
 class ScheduledReranker:
-    """kb/search.py's `Reranker` on a served reranker: scores come through its queue."""
+    """kb/search.py's `PassageScorer` on a served reranker: scores come through its queue."""
 
     def __init__(self, service: RerankService) -> None:
         self.service = service

@@ -84,10 +84,16 @@ class KnowledgeBaseRun:
                 ranked: list[str] = []
                 if text.strip():
                     hits = searcher.search(
-                        text, k=CHUNKS_PER_QUERY, mode=mode, candidates=CHUNKS_PER_QUERY, per_document=1,
-                        fusion=job.options.fusion, dense_weight=job.options.dense_weight,
-                        rerank=reranker is not None, rerank_candidates=rerank_candidates,
-                    )  # fmt: skip
+                        text,
+                        k=CHUNKS_PER_QUERY,
+                        mode=mode,
+                        candidates=CHUNKS_PER_QUERY,
+                        per_document=1,
+                        fusion=job.options.fusion,
+                        dense_weight=job.options.dense_weight,
+                        rerank=reranker is not None,
+                        rerank_candidates=rerank_candidates,
+                    )
                     ranked = [self.document_of_path[hit.path] for hit in hits]
                 out[query_id] = ranked
                 advance(1)

@@ -15,6 +15,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,6 @@ class ReportFiles:
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("embedhub")
     except Exception:  # pragma: no cover - not installed as a distribution
         return "unknown"

@@ -31,22 +31,18 @@ question was about.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import httpx
-
-from embedhub.config import Settings
-from embedhub.errors import EmbedhubError, InvalidInputError
+from embedhub.errors import InvalidInputError
+from embedhub.kb.chat import ChatEndpointError, ChatSettings, resolve_model, stream_chat
 from embedhub.kb.collection import Collection
 from embedhub.kb.lexical import DEFAULT_ANALYZER, Analyzer
-from embedhub.kb.search import Mode, Reranker, Searcher, SearchResult, highlight
+from embedhub.kb.search import Mode, PassageScorer, Searcher, SearchOptions, SearchResult, highlight
 from embedhub.kb.store import SearchFilter
 from embedhub.models.base import Encoder
 
@@ -80,53 +76,6 @@ Status = Literal["answered", "no_chat", "no_evidence"]
 # [1], [1, 2], [1-3], [2][3], and the full-width brackets some models write in Chinese: 【1】 ［1］
 _MARKER = re.compile(r"[\[【［]\s*(\d{1,4}(?:\s*[,;，、\-–]\s*\d{1,4})*)\s*[\]】］]")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])|\n\s*")
-
-
-class ChatEndpointError(EmbedhubError):
-    """The chat endpoint answered an error or something that is not a chat completion stream."""
-
-    code = "chat_error"
-
-
-class ChatUnreachableError(ChatEndpointError):
-    """No connection to the chat endpoint (refused, unknown host)."""
-
-    code = "chat_unreachable"
-
-
-class ChatTimeoutError(ChatEndpointError):
-    """The chat endpoint did not connect, or stayed silent, within the configured timeouts."""
-
-    code = "chat_timeout"
-
-
-@dataclass(frozen=True)
-class ChatSettings:
-    """Where answers come from: an OpenAI-compatible API's base URL (…/v1), its model, its key."""
-
-    url: str | None = None
-    model: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    connect_timeout: float = 5.0
-    #: the longest silence allowed: before the first token and between two pieces of the answer
-    read_timeout: float = 120.0
-    #: the longest one answer may take in all
-    total_timeout: float = 600.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ChatSettings:
-        return cls(
-            url=settings.chat_url,
-            model=settings.chat_model,
-            api_key=settings.chat_api_key,
-            connect_timeout=settings.chat_connect_timeout,
-            read_timeout=settings.chat_read_timeout,
-            total_timeout=settings.chat_timeout,
-        )
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.url)
 
 
 @dataclass
@@ -170,12 +119,52 @@ class Evidence:
     def citation(self) -> Citation:
         result = self.result
         return Citation(
-            self.number, result.path, result.page_start, result.page_end, list(result.heading_path),
-            result.chunk_id, result.doc_id, result.snippet,
-        )  # fmt: skip
+            self.number,
+            result.path,
+            result.page_start,
+            result.page_end,
+            list(result.heading_path),
+            result.chunk_id,
+            result.doc_id,
+            result.snippet,
+        )
 
     def to_dict(self) -> dict:
         return {"number": self.number, **self.result.to_dict(), "highlights": self.highlights}
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    """What one question asks for, checked once where it enters (an HTTP body, CLI flags, an MCP
+    tool call, a library call) and passed down whole: the question (stripped), the conversation so
+    far (normalised: user and assistant turns, the last MAX_HISTORY_MESSAGES), how many passages
+    to send (1..MAX_K) and how to search for them (`rerank` None: when the searcher has a
+    reranker)."""
+
+    question: str
+    history: tuple[dict[str, str], ...] = ()
+    k: int = DEFAULT_K
+    mode: Mode = "hybrid"
+    per_document: int | None = None
+    where: SearchFilter = field(default_factory=SearchFilter)
+    rerank: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "question", check_question(self.question))
+        check_k(self.k)
+        object.__setattr__(self, "history", tuple(normalise_history(self.history)))
+        self.search_options()  # the mode and per_document, checked as a search checks them
+
+    def search_options(self) -> SearchOptions:
+        """The retrieval search: the question after the earlier questions (`retrieval_query`)."""
+        return SearchOptions(
+            retrieval_query(self.question, self.history),
+            k=self.k,
+            mode=self.mode,
+            where=self.where,
+            per_document=self.per_document,
+            rerank=self.rerank,
+        )
 
 
 @dataclass
@@ -271,16 +260,26 @@ def ask(
     mode: Mode = "hybrid",
     per_document: int | None = None,
     where: SearchFilter | None = None,
-    reranker: Reranker | None = None,
+    reranker: PassageScorer | None = None,
     chat: ChatSettings | None = None,
 ) -> Answer:
     """Answer `question` from `collection` (see the module docstring). `encoder` is the collection's
     model (None for mode "lexical"); `reranker` reorders the fused candidates before the top `k`
     are kept; `per_document` limits the chunks of one document. Raises ChatEndpointError."""
     return collect(
-        ask_stream(collection, encoder, question, history=history, k=k, mode=mode,
-                   per_document=per_document, where=where, reranker=reranker, chat=chat)
-    )  # fmt: skip
+        ask_stream(
+            collection,
+            encoder,
+            question,
+            history=history,
+            k=k,
+            mode=mode,
+            per_document=per_document,
+            where=where,
+            reranker=reranker,
+            chat=chat,
+        )
+    )
 
 
 def ask_stream(
@@ -293,47 +292,32 @@ def ask_stream(
     mode: Mode = "hybrid",
     per_document: int | None = None,
     where: SearchFilter | None = None,
-    reranker: Reranker | None = None,
+    reranker: PassageScorer | None = None,
     chat: ChatSettings | None = None,
 ) -> Iterator[AskEvent]:
     """`ask` as events: one EvidenceEvent, TokenEvents as the answer arrives, then a DoneEvent (the
     Answer) or an ErrorEvent (a chat endpoint failure). Close it to stop early."""
-    retrieval = gather_evidence(
-        Searcher(collection, encoder, reranker), question, history=history, k=k, mode=mode,
-        per_document=per_document, where=where,
-    )  # fmt: skip
-    yield from answer_events(question, retrieval, history=history, chat=chat)
+    options = AskOptions(
+        question, tuple(history), k=k, mode=mode, per_document=per_document, where=where or SearchFilter()
+    )
+    retrieval = gather_evidence(Searcher(collection, encoder, reranker), options)
+    yield from answer_events(options, retrieval, chat=chat)
 
 
-def gather_evidence(
-    searcher: Searcher,
-    question: str,
-    *,
-    history: Sequence[Mapping[str, str]] = (),
-    k: int = DEFAULT_K,
-    mode: Mode = "hybrid",
-    per_document: int | None = None,
-    where: SearchFilter | None = None,
-) -> Retrieval:
+def gather_evidence(searcher: Searcher, options: AskOptions) -> Retrieval:
     """The retrieval step alone (the HTTP API runs it before it starts streaming, so a bad request
-    or a full model queue is an HTTP status, not an event)."""
-    question = check_question(question)
-    check_k(k)
-    query = retrieval_query(question, normalise_history(history))
-    results = searcher.search(query, k=k, mode=mode, where=where, per_document=per_document)
-    return Retrieval(query, number_evidence(results, query, searcher.analyzer))
+    or a full model queue is an HTTP status, not an event). `searcher` is a Searcher or anything
+    with its `find` and `analyzer` (the served searcher of embedhub.access)."""
+    search = options.search_options()
+    results = searcher.find(search)
+    return Retrieval(search.query, number_evidence(results, search.query, searcher.analyzer))
 
 
 def answer_events(
-    question: str,
-    retrieval: Retrieval,
-    *,
-    history: Sequence[Mapping[str, str]] = (),
-    chat: ChatSettings | None = None,
+    options: AskOptions, retrieval: Retrieval, *, chat: ChatSettings | None = None
 ) -> Iterator[AskEvent]:
-    """The events of an answer to `question` from evidence already retrieved."""
-    question = check_question(question)
-    turns = normalise_history(history)
+    """The events of an answer to `options.question` from evidence already retrieved."""
+    question, turns = options.question, list(options.history)
     evidence = retrieval.evidence
     yield EvidenceEvent(evidence, retrieval.query)
 
@@ -440,8 +424,10 @@ def best_sentences(
         if shared:
             scored.append((shared, -index, sentence))
     best = sorted(sorted(scored, reverse=True)[:count], key=lambda item: -item[1])
-    return [highlight(sentence, query, width=min(len(sentence), 400), analyzer=analyzer)
-            for _, _, sentence in best]  # fmt: skip
+    return [
+        highlight(sentence, query, width=min(len(sentence), 400), analyzer=analyzer)
+        for _, _, sentence in best
+    ]
 
 
 def number_evidence(
@@ -513,150 +499,3 @@ def strip_markers(text: str) -> str:
 
 
 # ---- the chat endpoint ----------------------------------------------------------------------------
-
-
-def _client(chat: ChatSettings) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {chat.api_key}"} if chat.api_key else {}
-    timeout = httpx.Timeout(chat.read_timeout, connect=chat.connect_timeout)
-    return httpx.Client(timeout=timeout, headers=headers, follow_redirects=True)
-
-
-def resolve_model(chat: ChatSettings) -> str:
-    """The configured model, or the first one the endpoint lists at GET /models."""
-    if chat.model:
-        return chat.model
-    address = f"{chat.url}/models"
-    try:
-        with _client(chat) as client:
-            response = client.get(address)
-            if response.status_code >= 400:
-                raise ChatEndpointError(_http_error(address, response) + "; or set EMBEDHUB_CHAT_MODEL")
-            listed = response.json().get("data") or []
-            return str(listed[0]["id"])
-    except httpx.HTTPError as error:
-        raise _transport_error(error, address, chat) from None
-    except (ValueError, AttributeError, LookupError, TypeError):
-        raise ChatEndpointError(
-            f"EMBEDHUB_CHAT_MODEL is not set and {address} lists no model; set EMBEDHUB_CHAT_MODEL"
-        ) from None
-
-
-def stream_chat(chat: ChatSettings, model: str, messages: list[dict[str, str]]) -> Iterator[str]:
-    """The answer's text deltas from POST {url}/chat/completions with `stream: true`. Raises
-    ChatEndpointError (unreachable, timeouts, HTTP errors with the endpoint's message, a stream that
-    is not OpenAI's chat.completion.chunk format or ends before [DONE])."""
-    address = f"{chat.url}/chat/completions"
-    deadline = time.monotonic() + chat.total_timeout
-    request = {"model": model, "messages": messages, "stream": True}
-    try:
-        with _client(chat) as client, client.stream("POST", address, json=request) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise ChatEndpointError(_http_error(address, response))
-            if response.headers.get("content-type", "").startswith("application/json"):
-                # a server that ignores `stream` answers with one chat.completion
-                response.read()
-                yield _whole_answer(response, address)
-                return
-            yield from _stream_deltas(response, address, deadline, chat)
-    except httpx.HTTPError as error:
-        raise _transport_error(error, address, chat) from None
-
-
-def _stream_deltas(response: httpx.Response, address: str, deadline: float, chat: ChatSettings):
-    finished = False
-    for raw in response.iter_lines():
-        if time.monotonic() > deadline:
-            raise ChatTimeoutError(
-                f"the answer from {address} took longer than {chat.total_timeout:g} s; raise "
-                "EMBEDHUB_CHAT_TIMEOUT or ask for fewer passages (k)"
-            )
-        line = raw.strip()
-        if not line.startswith("data:"):
-            continue  # blank lines end events; comments, `event:` and `id:` lines carry no text
-        payload = line[len("data:") :].strip()
-        if payload == "[DONE]":
-            return
-        try:
-            chunk = json.loads(payload)
-        except json.JSONDecodeError:
-            raise ChatEndpointError(
-                f"{address} sent a malformed stream: {payload[:120]!r} is not a JSON chunk"
-            ) from None
-        if isinstance(chunk, dict) and chunk.get("error"):
-            raise ChatEndpointError(f"{address} reported an error mid-answer: {_message_of(chunk)}")
-        text, finish = _delta(chunk, payload, address)
-        finished = finished or finish
-        if text:
-            yield text
-    if not finished:
-        raise ChatEndpointError(f"{address} ended the stream before the answer was complete (no [DONE])")
-
-
-def _delta(chunk: object, payload: str, address: str) -> tuple[str, bool]:
-    """The text and whether the choice finished, from one chat.completion.chunk."""
-    choices = chunk.get("choices") if isinstance(chunk, dict) else None
-    if not isinstance(choices, list):
-        raise ChatEndpointError(
-            f"{address} sent a malformed stream: {payload[:120]!r} is not a chat.completion.chunk"
-        )
-    if not choices:
-        return "", False  # a usage-only chunk
-    choice = choices[0] if isinstance(choices[0], dict) else {}
-    content = (choice.get("delta") or {}).get("content")
-    if content is not None and not isinstance(content, str):
-        raise ChatEndpointError(f"{address} sent a malformed stream: delta content is not text")
-    return content or "", bool(choice.get("finish_reason"))
-
-
-def _whole_answer(response: httpx.Response, address: str) -> str:
-    try:
-        content = response.json()["choices"][0]["message"]["content"]
-    except (ValueError, LookupError, TypeError):
-        raise ChatEndpointError(f"{address} answered JSON that is not a chat completion") from None
-    return content if isinstance(content, str) else ""
-
-
-def _message_of(body: object) -> str:
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        for key in ("error", "message", "detail"):
-            if isinstance(body.get(key), str):
-                return body[key]
-    return json.dumps(body)[:300]
-
-
-def _http_error(address: str, response: httpx.Response) -> str:
-    try:
-        message = _message_of(response.json())
-    except ValueError:
-        message = response.text.strip()[:300] or response.reason_phrase
-    hints = {
-        401: "check EMBEDHUB_CHAT_API_KEY",
-        403: "check EMBEDHUB_CHAT_API_KEY",
-        404: "check EMBEDHUB_CHAT_URL (the API's base, usually ending in /v1) and EMBEDHUB_CHAT_MODEL",
-    }
-    hint = f"; {hints[response.status_code]}" if response.status_code in hints else ""
-    return f"the chat endpoint {address} answered {response.status_code}: {message}{hint}"
-
-
-def _transport_error(error: httpx.HTTPError, address: str, chat: ChatSettings) -> ChatEndpointError:
-    if isinstance(error, httpx.ConnectTimeout):
-        return ChatTimeoutError(
-            f"the chat endpoint {address} did not accept a connection within {chat.connect_timeout:g} s "
-            "(EMBEDHUB_CHAT_CONNECT_TIMEOUT); is EMBEDHUB_CHAT_URL right?"
-        )
-    if isinstance(error, httpx.TimeoutException):
-        return ChatTimeoutError(
-            f"the chat endpoint {address} sent nothing for {chat.read_timeout:g} s "
-            "(EMBEDHUB_CHAT_READ_TIMEOUT); it may be overloaded or stuck"
-        )
-    if isinstance(error, httpx.ConnectError):
-        return ChatUnreachableError(
-            f"cannot reach the chat endpoint {address} ({error}); is the chat server running, and is "
-            "EMBEDHUB_CHAT_URL right?"
-        )
-    reason = str(error) or type(error).__name__
-    return ChatEndpointError(f"the chat endpoint {address} failed mid-answer: {reason}")

@@ -105,9 +105,14 @@ class Collection:
 
     def open_store(self, store_folder: str, dimensions: int) -> Store:
         """The collection's store engine over one store folder (re-embedding opens a second)."""
-        return open_store(self.config.store, self.folder / store_folder, dimensions,
-                          uri=self.config.store_uri, token=self.store_token,
-                          index_options=self.index_options)  # fmt: skip
+        return open_store(
+            self.config.store,
+            self.folder / store_folder,
+            dimensions,
+            uri=self.config.store_uri,
+            token=self.store_token,
+            index_options=self.index_options,
+        )
 
     def maintain_index(self, *, force: bool = False, rebuild: bool = False) -> bool:
         """Bring the ANN vector index up to date after writes were committed (see the store's
@@ -255,14 +260,21 @@ class KnowledgeBase:
         stored.setdefault("lexical_version", 1)
         config = CollectionConfig(**stored)
         collection = Collection(
-            folder, config, self.cache, store_token=self.settings.milvus_token,
+            folder,
+            config,
+            self.cache,
+            store_token=self.settings.milvus_token,
             index_options=VectorIndexOptions.from_settings(self.settings),
-        )  # fmt: skip
+        )
         if config.lexical_version != ANALYZER_VERSION:
             rows = collection.reanalyze()
             self.save_config(collection)
-            logger.info("collection %s: lexical terms of %d chunks re-analysed (analyzer v%d)",
-                        name, rows, ANALYZER_VERSION)  # fmt: skip
+            logger.info(
+                "collection %s: lexical terms of %d chunks re-analysed (analyzer v%d)",
+                name,
+                rows,
+                ANALYZER_VERSION,
+            )
         self._open[name] = collection
         return collection
 

@@ -117,8 +117,12 @@ def _connect(ray, address: str, settings: Settings) -> None:
             with loopback_only(), warnings.catch_warnings():
                 # Ray starts its processes with fork+exec; lancedb warns about the fork alone
                 warnings.filterwarnings("ignore", message="lancedb fork support", category=RuntimeWarning)
-                ray.init(address="local", include_dashboard=False, num_cpus=settings.ray_num_cpus,
-                         log_to_driver=False)  # fmt: skip
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    num_cpus=settings.ray_num_cpus,
+                    log_to_driver=False,
+                )
             return
         host, port = _host_port(address)
         try:  # a wrong address fails in seconds here; Ray itself retries for minutes
@@ -179,8 +183,15 @@ class IngestActor:
         self.embedder: FileEmbedder | None = None
         self.load_error: str | None = None
 
-    def load(self, model_reference: str, settings_values: dict, model: str, native_dimensions: int,
-             chunking: tuple[int, int], dimensions: int) -> int:  # fmt: skip
+    def load(
+        self,
+        model_reference: str,
+        settings_values: dict,
+        model: str,
+        native_dimensions: int,
+        chunking: tuple[int, int],
+        dimensions: int,
+    ) -> int:
         """Load the collection's model (once per actor); returns this worker's process id."""
         from embedhub.engine.cache import EmbeddingCache
         from embedhub.kb.chunking import ChunkingOptions
@@ -257,8 +268,14 @@ class RayIngest:
         self.started = 0
         self.replaced = 0
 
-    def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False,
-               exclude: Sequence[Path] = ()) -> IngestReport:  # fmt: skip
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        *,
+        glob: str | None = None,
+        sync: bool = False,
+        exclude: Sequence[Path] = (),
+    ) -> IngestReport:
         return self.writer.run(paths, glob, sync, self._distribute, exclude)
 
     # --- actors -------------------------------------------------------------------------------
@@ -271,14 +288,22 @@ class RayIngest:
     def _start_actor(self, ray):
         config = self.collection.config
         remote = ray.remote(self.actor_class).options(
-            num_cpus=self.settings.ray_actor_cpus, max_restarts=0, max_task_retries=0,
+            num_cpus=self.settings.ray_actor_cpus,
+            max_restarts=0,
+            max_task_retries=0,
             scheduling_strategy="SPREAD",
-        )  # fmt: skip
+        )
         actor = remote.remote()
         self.started += 1
         values = {**self.settings.model_dump(), **_DRIVER_ONLY, "threads": self.settings.ray_actor_cpus}
-        load = actor.load.remote(config.model_reference, values, config.model, config.native_dimensions,
-                                 (config.chunk_tokens, config.chunk_overlap), config.dimensions)  # fmt: skip
+        load = actor.load.remote(
+            config.model_reference,
+            values,
+            config.model,
+            config.native_dimensions,
+            (config.chunk_tokens, config.chunk_overlap),
+            config.dimensions,
+        )
         return actor, load
 
     # --- the driver loop ---------------------------------------------------------------------
@@ -400,8 +425,12 @@ class RayIngest:
             attempts[path] = attempts.get(path, 0) + 1
             if attempts[path] >= ATTEMPTS:
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                self.writer.fail(Path(path), digest, f"{Path(path).name}: the Ray worker ingesting it died "
-                                 f"{attempts[path]} times (last: {reason})")  # fmt: skip
+                self.writer.fail(
+                    Path(path),
+                    digest,
+                    f"{Path(path).name}: the Ray worker ingesting it died "
+                    f"{attempts[path]} times (last: {reason})",
+                )
             else:
                 retries.append(_Unit([(path, digest, data)], isolated=True))
 

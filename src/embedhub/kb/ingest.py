@@ -10,7 +10,6 @@ and stored in batches and documents committed in groups (see `Ingestor` and mani
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import threading
 import time
@@ -18,8 +17,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import partial
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
@@ -27,8 +27,9 @@ from embedhub.engine.cache import EmbeddingCache, embed_through_cache
 from embedhub.errors import EmbedhubError
 from embedhub.kb.chunking import Chunk, ChunkingOptions, iter_chunks
 from embedhub.kb.collection import Collection
+from embedhub.kb.files import gather_files, under_paths
 from embedhub.kb.lexical import chunk_terms
-from embedhub.kb.loaders import LoaderError, load_file, loader_for
+from embedhub.kb.loaders import LoaderError, load_file
 from embedhub.kb.loaders.base import ExtractedDocument, detect_encoding
 from embedhub.kb.store import ChunkRow
 from embedhub.models.base import Encoder, finish
@@ -49,13 +50,27 @@ EMBED_CHUNKS = 32
 #: one): while one batch's answers are parsed and stored, the next one's requests are already
 #: queued at the endpoints, which otherwise sat idle between batches (docs/performance.md, "Scale")
 OVERLAPPING_BATCHES = 2
-T = TypeVar("T")
+
+
+class FileStatus(StrEnum):
+    """What an ingest did with one file (str-valued: summaries, job outcomes and JSON keep the words)."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    REMOVED = "removed"
+    UNSUPPORTED = "unsupported"
+
+
+#: the outcomes that stored new chunks
+CHANGED = (FileStatus.ADDED, FileStatus.UPDATED)
 
 
 @dataclass
 class FileOutcome:
     path: str
-    status: str  # added | updated | skipped | failed | removed | unsupported
+    status: FileStatus
     chunks: int = 0
     tokens: int = 0
     error: str | None = None
@@ -68,23 +83,18 @@ class IngestReport:
     embedded_chunks: int = 0
     cached_chunks: int = 0
 
-    def count(self, status: str) -> int:
+    def count(self, status: FileStatus) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
 
     @property
     def failures(self) -> list[FileOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        return [o for o in self.outcomes if o.status == FileStatus.FAILED]
 
     def summary(self) -> dict:
         return {
-            "added": self.count("added"),
-            "updated": self.count("updated"),
-            "skipped": self.count("skipped"),
-            "failed": self.count("failed"),
-            "removed": self.count("removed"),
-            "unsupported": self.count("unsupported"),
-            "chunks": sum(o.chunks for o in self.outcomes if o.status in ("added", "updated")),
-            "tokens": sum(o.tokens for o in self.outcomes if o.status in ("added", "updated")),
+            **{status.value: self.count(status) for status in FileStatus},
+            "chunks": sum(o.chunks for o in self.outcomes if o.status in CHANGED),
+            "tokens": sum(o.tokens for o in self.outcomes if o.status in CHANGED),
             "embedded_chunks": self.embedded_chunks,
             "cached_chunks": self.cached_chunks,
             "seconds": round(self.seconds, 3),
@@ -115,26 +125,9 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def gather_files(paths: Iterable[Path], glob: str | None = None) -> tuple[list[Path], list[Path]]:
-    """(supported files, unsupported files) under the given paths; hidden entries are skipped."""
-    files: list[Path] = []
-    unsupported: list[Path] = []
-    for path in paths:
-        path = path.expanduser().resolve()
-        if not path.exists():
-            raise EmbedhubError(f"{path} does not exist")
-        candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        for candidate in candidates:
-            relative = candidate.relative_to(path) if path.is_dir() else Path(candidate.name)
-            if any(part.startswith(".") for part in relative.parts):
-                continue
-            if glob and not (fnmatch.fnmatch(str(relative), glob) or fnmatch.fnmatch(candidate.name, glob)):
-                continue
-            if path.is_dir() and loader_for(candidate) is None:
-                unsupported.append(candidate)
-            else:
-                files.append(candidate)
-    return files, unsupported
+def content_tokens(encoder: Encoder, texts: Sequence[str]) -> list[int]:
+    """Tokens of each text without special tokens: what chunking measures a chunk by."""
+    return [len(ids) for ids in encoder.content_ids(list(texts))] if texts else []
 
 
 @dataclass
@@ -203,12 +196,15 @@ class FileEmbedder:
     The chunks of all the files given in one call are embedded together, `EMBED_CHUNKS` at a
     time, as the in-process `Ingestor` batches small documents together."""
 
-    def __init__(self, encoder: Encoder, chunking: ChunkingOptions, dimensions: int,
-                 cache: EmbeddingCache | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        encoder: Encoder,
+        chunking: ChunkingOptions,
+        dimensions: int,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
         self.encoder, self.chunking, self.dimensions, self.cache = encoder, chunking, dimensions, cache
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.encoder.content_ids(list(texts))] if texts else []
+        self.count_tokens = partial(content_tokens, encoder)
 
     def prepare(self, files: Sequence[tuple[str, str, bytes]]) -> tuple[list[PreparedDocument], int]:
         """(path, content hash, bytes) of each file -> its prepared document, in the same order,
@@ -229,8 +225,10 @@ class FileEmbedder:
                 continue
             extracted = parsed.extracted
             document.file_type, document.pages, document.title = (
-                extracted.file_type, extracted.pages, extracted.title,
-            )  # fmt: skip
+                extracted.file_type,
+                extracted.pages,
+                extracted.title,
+            )
             document.encoding = parsed.encoding
         pairs = [(document, chunk) for document in prepared for chunk in document.chunks]
         parts: dict[int, list[np.ndarray]] = {id(document): [] for document in prepared}
@@ -262,25 +260,70 @@ class _Document:
     pages: int | None
     title: str | None
     encoding: str | None
-    status: str
+    status: FileStatus  # ADDED or UPDATED
     total_chars: int = 1
     chunks: int = 0
     tokens: int = 0
     finished: bool = False
 
 
+class Pipeline:
+    """Pieces of work run in the order they are handed over: on one thread of their own between
+    `open` and `close` (the in-process ingest: rows are stored and groups committed there while
+    the next files are read), at once in the caller otherwise (the Ray driver, a writer used on
+    its own). A piece is skipped when an earlier one failed: that failure is what `wait` raises."""
+
+    def __init__(self) -> None:
+        self._thread: ThreadPoolExecutor | None = None
+        self._last: Future | None = None  # the last piece handed over
+
+    def open(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedhub-ingest-write")
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        self._thread = self._last = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def after(self, work: Callable[..., None], *arguments) -> Future | None:
+        """Run `work` after everything handed over before it (its Future), or now (None)."""
+        if self._thread is None:
+            work(*arguments)
+            return None
+        previous = self._last
+
+        def after_previous() -> None:
+            if previous is not None:
+                previous.result()  # finished already (one thread, in order); re-raises its failure
+            work(*arguments)
+
+        self._last = self._thread.submit(after_previous)
+        return self._last
+
+    def wait(self) -> None:
+        """Let the work handed over finish; its error (a cancel, a model failure) is raised here,
+        once."""
+        last, self._last = self._last, None
+        if last is not None:
+            last.result()
+
+
 class DocumentWriter:
     """The commit side of ingestion: documents' rows are written under one open generation and
     committed in groups (manifest.py's protocol), wherever they were parsed and embedded. The
-    in-process `Ingestor` is a writer that also parses and embeds; the Ray driver
-    (kb/distributed.py) feeds a writer the `PreparedDocument`s its workers return.
+    in-process `Ingestor` parses and embeds, and writes through one; the Ray driver
+    (kb/distributed.py) feeds one the `PreparedDocument`s its workers return.
 
-    Small documents share a generation, committed once `GROUP_DOCUMENTS` documents (times the
-    model's `concurrent_batches` in the `Ingestor`, so one-chunk files still fill a remote
-    encoder's endpoints) or `GROUP_CHUNKS` chunks are written (one store commit and one manifest
-    transaction per group instead of per file). On a cancel or an error, `roll_back` deletes the
-    open generation's rows: documents committed earlier stay, and a document's previous version
-    stays committed."""
+    Small documents share a generation, committed once `group_documents` documents or
+    `GROUP_CHUNKS` chunks are written (one store commit and one manifest transaction per group
+    instead of per file). Commits go through `pipeline` (in order after the rows written before
+    them; at once without a running pipeline). On a cancel or an error, `roll_back` deletes the
+    rows of every group not committed: documents committed earlier stay, and a document's
+    previous version stays committed."""
 
     def __init__(
         self,
@@ -288,22 +331,36 @@ class DocumentWriter:
         progress: Progress | None = None,
         *,
         should_stop: Callable[[], bool] | None = None,
+        group_documents: int = GROUP_DOCUMENTS,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.collection = collection
         self.progress = progress or Progress()
         self.should_stop = should_stop or (lambda: False)
+        self.group_documents = group_documents
+        self.pipeline = pipeline or Pipeline()
         self.report = IngestReport()
         self._generation: int | None = None
         self._open: list[_Document] = []
         self._written_chunks = 0
-        self.group_documents = GROUP_DOCUMENTS
-        self._reporting = threading.Lock()  # outcomes come from the pipeline thread too (Ingestor)
-        self._stopping = False  # a failing run stops the pipeline thread at its next check
+        self._handed: list[tuple[int, list[_Document]]] = []  # groups handed over, not yet committed
+        self._reporting = threading.Lock()  # outcomes and counts come from the pipeline's threads too
+        self._stopping = False  # a failing run stops the pipeline's work at its next check
+
+    @property
+    def generation(self) -> int | None:
+        """The open generation (None between groups)."""
+        return self._generation
 
     def report_outcome(self, outcome: FileOutcome) -> None:
         with self._reporting:
             self.report.outcomes.append(outcome)
             self.progress.file_done(outcome)
+
+    def count_embedded(self, computed: int, cached: int) -> None:
+        with self._reporting:
+            self.report.embedded_chunks += computed
+            self.report.cached_chunks += cached
 
     def check_stop(self) -> None:
         if self._stopping or self.should_stop():
@@ -314,23 +371,35 @@ class DocumentWriter:
         skipped and nothing more is done)."""
         existing = self.collection.manifest.get(document_id(path))
         if existing and existing.file_hash == digest and existing.status == "done":
-            outcome = FileOutcome(str(path), "skipped", existing.chunks, existing.tokens)
+            outcome = FileOutcome(str(path), FileStatus.SKIPPED, existing.chunks, existing.tokens)
             self.report_outcome(outcome)
             return True
         return False
 
-    def begin_document(self, path: Path, digest: str, size: int, file_type: str, pages: int | None,
-                       title: str | None, encoding: str | None) -> _Document:  # fmt: skip
+    def begin_document(
+        self,
+        path: Path,
+        digest: str,
+        size: int,
+        file_type: str,
+        pages: int | None,
+        title: str | None,
+        encoding: str | None,
+    ) -> _Document:
         """Open a document in the current generation (started if none is open)."""
         doc_id = document_id(path)
         existing = self.collection.manifest.get(doc_id)
-        status = "updated" if existing and existing.generation is not None else "added"
+        status = FileStatus.UPDATED if existing and existing.generation is not None else FileStatus.ADDED
         document = _Document(doc_id, path, file_type, digest, size, pages, title, encoding, status)
         if self._generation is None:
             self._generation = self.collection.manifest.next_generation()
         self.collection.manifest.begin(self._generation, [document.doc_id])
         self._open.append(document)
         return document
+
+    def written(self, chunks: int) -> None:
+        """Count chunks of the open generation written (or on their way to the store)."""
+        self._written_chunks += chunks
 
     def store(self, pairs: Sequence[tuple[_Document, Chunk]], vectors: np.ndarray, generation: int) -> None:
         """Write chunks of open documents with their vectors (one `store.add` of `generation`)."""
@@ -368,13 +437,20 @@ class DocumentWriter:
             self.fail(path, prepared.file_hash, prepared.error)
             return
         self.check_stop()
-        document = self.begin_document(path, prepared.file_hash, prepared.size, prepared.file_type,
-                                       prepared.pages, prepared.title, prepared.encoding)  # fmt: skip
+        document = self.begin_document(
+            path,
+            prepared.file_hash,
+            prepared.size,
+            prepared.file_type,
+            prepared.pages,
+            prepared.title,
+            prepared.encoding,
+        )
         for start in range(0, len(prepared.chunks), BATCH_CHUNKS):
             chunks = prepared.chunks[start : start + BATCH_CHUNKS]
             pairs = [(document, chunk) for chunk in chunks]
             self.store(pairs, prepared.vectors[start : start + len(chunks)], self._generation)
-            self._written_chunks += len(chunks)
+            self.written(len(chunks))
         document.chunks = len(prepared.chunks)
         document.tokens = sum(chunk.tokens for chunk in prepared.chunks)
         document.finished = True
@@ -382,12 +458,18 @@ class DocumentWriter:
             self.commit()
 
     def commit(self) -> None:
-        """Make every finished document of the open generation the committed version."""
+        """Make every finished document of the open generation the committed version (through the
+        pipeline, after the rows handed over before)."""
         if self._generation is None:
             return
-        generation, group = self._generation, [d for d in self._open if d.finished]
+        handed = (self._generation, [d for d in self._open if d.finished])
         self._generation, self._open, self._written_chunks = None, [], 0
-        self.commit_group(generation, group)
+        self._handed.append(handed)
+        self.pipeline.after(self._commit_handed, handed)
+
+    def _commit_handed(self, handed: tuple[int, list[_Document]]) -> None:
+        self.commit_group(*handed)
+        self._handed.remove(handed)
 
     def commit_group(self, generation: int, group: list[_Document]) -> None:
         """One manifest transaction makes `generation` these documents' version; then their
@@ -419,7 +501,9 @@ class DocumentWriter:
             self.report_outcome(outcome)
 
     def drop_document(self, document: _Document) -> None:
-        """Delete one document's rows of the open generation (its previous version stays)."""
+        """Delete one document's rows of the open generation (its previous version stays), once
+        its rows in flight are written."""
+        self.pipeline.wait()
         self._open = [d for d in self._open if d is not document]
         self.drop_rows(document, self._generation)
 
@@ -428,30 +512,40 @@ class DocumentWriter:
         self.collection.manifest.clear_pending([(document.doc_id, generation)])
 
     def roll_back(self) -> None:
-        """Cancelled or broken run: delete everything of the open generation."""
-        for document in list(self._open):
-            # on failure the pending marks stay and the collection's recovery finishes it on next open
-            with contextlib.suppress(Exception):
-                self.drop_document(document)
-        self._generation, self._open, self._written_chunks = None, [], 0
+        """Cancelled or broken run: stop the pipeline's work at its next check, then delete the
+        rows of every group not committed: the open one and any handed over whose commit did not
+        happen. On a failure here the pending marks stay and the collection's recovery finishes
+        it on next open."""
+        self._stopping = True
+        try:
+            with contextlib.suppress(BaseException):  # the run is failing already: that error is raised
+                self.pipeline.wait()
+            for generation, group in self._handed:
+                for document in group:
+                    with contextlib.suppress(Exception):
+                        self.drop_rows(document, generation)
+            self._handed = []
+            for document in list(self._open):
+                with contextlib.suppress(Exception):
+                    self.drop_document(document)
+            self._generation, self._open, self._written_chunks = None, [], 0
+        finally:
+            self._stopping = False
 
     def fail(self, path: Path, digest: str | None, error: str) -> None:
         self.collection.manifest.record_failure(document_id(path), str(path), digest, error)
-        outcome = FileOutcome(str(path), "failed", error=error)
+        outcome = FileOutcome(str(path), FileStatus.FAILED, error=error)
         self.report_outcome(outcome)
 
     def sync(self, paths: Sequence[Path], present: set[str]) -> None:
         """Remove the documents under these paths whose files are gone."""
-        roots = [str(p.expanduser().resolve()) for p in paths]
         gone = [
             record
-            for record in self.collection.manifest.documents()
-            if record.path not in present
-            and any(record.path == root or record.path.startswith(root.rstrip("/") + "/") for root in roots)
-            and not Path(record.path).exists()
+            for record in under_paths(self.collection.manifest.documents(), paths, lambda record: record.path)
+            if record.path not in present and not Path(record.path).exists()
         ]
         remove_documents(self.collection, [record.doc_id for record in gone])
-        self.report.outcomes.extend(FileOutcome(record.path, "removed") for record in gone)
+        self.report.outcomes.extend(FileOutcome(record.path, FileStatus.REMOVED) for record in gone)
 
     def run(
         self,
@@ -462,18 +556,19 @@ class DocumentWriter:
         exclude: Iterable[Path] = (),
     ) -> IngestReport:
         """One ingest: gather the files (but `exclude`), let `write_files` parse, embed and write
-        them (in this process, or on Ray workers), commit the last group, then (`sync`) remove
-        what is gone."""
+        them (in this process, or on Ray workers), commit the last group and wait for the
+        pipeline, then (`sync`) remove what is gone."""
         started = time.perf_counter()
         self.report = report = IngestReport()
         files, unsupported = gather_files(paths, glob)
         excluded = {str(path) for path in exclude}
         files = [path for path in files if str(path) not in excluded]
-        report.outcomes.extend(FileOutcome(str(p), "unsupported") for p in unsupported)
+        report.outcomes.extend(FileOutcome(str(p), FileStatus.UNSUPPORTED) for p in unsupported)
         self.progress.start(len(files))
         try:
             write_files(files)
             self.commit()
+            self.pipeline.wait()  # the run is over when the last group is committed
         except BaseException:
             self.roll_back()
             raise
@@ -484,8 +579,8 @@ class DocumentWriter:
         return report
 
 
-class Ingestor(DocumentWriter):
-    """Ingests files in this process, in bounded memory.
+class Ingestor:
+    """Ingests files in this process, in bounded memory, writing through a `DocumentWriter`.
 
     A document is loaded whole (the loaders need its bytes), but its chunks are produced lazily
     (`iter_chunks`) and embedded and stored `BATCH_CHUNKS` at a time, each batch one `store.add`
@@ -493,12 +588,12 @@ class Ingestor(DocumentWriter):
 
     Ingestion is pipelined: full batches are embedded on a background thread (two at once for
     an encoder that runs several batches at once, `OVERLAPPING_BATCHES`), and stored and
-    committed, in order, on another, while this thread reads, parses, chunks and tokenises the
-    next files; so the model (or a remote encoder's endpoints) is not idle while files are read
-    or rows written. At most `OVERLAPPING_BATCHES` + 1 batches of chunks, token ids and vectors
-    are in memory. A dropped document or a roll-back waits for the work in flight, so the
-    generation protocol sees the same order of writes as without the pipeline; a failure stops
-    the pieces handed over after it, and the groups not committed are rolled back.
+    committed, in order, on the writer's pipeline thread, while this thread reads, parses, chunks
+    and tokenises the next files; so the model (or a remote encoder's endpoints) is not idle
+    while files are read or rows written. At most `OVERLAPPING_BATCHES` + 1 batches of chunks,
+    token ids and vectors are in memory. A dropped document or a roll-back waits for the work in
+    flight, so the generation protocol sees the same order of writes as without the pipeline; a
+    failure stops the pieces handed over after it, and the groups not committed are rolled back.
 
     `should_stop` is polled before every batch: when it turns true, nothing more is embedded,
     the open generation's rows are deleted (documents committed earlier stay, and a document's
@@ -513,61 +608,77 @@ class Ingestor(DocumentWriter):
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
         collection.check_encoder(encoder)
-        super().__init__(collection, progress, should_stop=should_stop)
+        self.collection = collection
         self.encoder = encoder
+        self.count_tokens = partial(content_tokens, encoder)
         # small files: a group of one-chunk documents is what one embedding call gets
-        self.group_documents = GROUP_DOCUMENTS * encoder.concurrent_batches
+        self.writer = DocumentWriter(
+            collection,
+            progress,
+            should_stop=should_stop,
+            group_documents=GROUP_DOCUMENTS * encoder.concurrent_batches,
+            pipeline=Pipeline(),
+        )
+        self.progress = self.writer.progress
         self._batch: list[tuple[_Document, Chunk]] = []
-        self._last_handed: Future | None = None  # the last piece of work handed to the pipeline
-        self._pipeline: ThreadPoolExecutor | None = None  # stores and commits, in order
         self._embedder: ThreadPoolExecutor | None = None  # embeds batches, OVERLAPPING_BATCHES at once
         self._overlapping = OVERLAPPING_BATCHES if encoder.concurrent_batches > 1 else 1
         self._in_flight: deque[Future] = deque()  # the batches handed over and not stored yet
-        self._handed: list[tuple[int, list[_Document]]] = []  # groups handed over, not yet committed
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.encoder.content_ids(list(texts))] if texts else []
+    @property
+    def report(self) -> IngestReport:
+        return self.writer.report
 
     def ingest(self, paths: Sequence[Path], *, glob: str | None = None, sync: bool = False) -> IngestReport:
-        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedhub-ingest-write")
+        pipeline = self.writer.pipeline
+        pipeline.open()
         self._embedder = ThreadPoolExecutor(
             max_workers=self._overlapping, thread_name_prefix="embedhub-ingest-embed"
         )
         try:
-            return self.run(paths, glob, sync, self._ingest_files)
+            return self.writer.run(paths, glob, sync, self._ingest_files)
         finally:
+            self._batch = []
+            self._in_flight.clear()
             self._embedder.shutdown(wait=True, cancel_futures=True)
-            self._pipeline.shutdown(wait=True)
-            self._pipeline = self._embedder = None
+            pipeline.close()
+            self._embedder = None
 
     def _ingest_files(self, files: list[Path]) -> None:
         for path in files:
-            self.check_stop()
+            self.writer.check_stop()
             self._ingest_file(path)
-            if self.group_full(len(self._batch)):
+            if self.writer.group_full(len(self._batch)):
                 self.commit()
         self.commit()
-        self._wait_for_pipeline()  # the run is over when the last group is committed
 
-    def _ingest_file(self, path: Path, data: bytes | None = None) -> None:
+    def commit(self) -> None:
+        """Hand over the open generation's last batch, then its commit."""
+        if self.writer.generation is not None:
+            self._flush()
+        self.writer.commit()
+
+    def _ingest_file(self, path: Path) -> None:
+        writer = self.writer
         try:
-            data = path.read_bytes() if data is None else data
+            data = path.read_bytes()
         except OSError as error:
-            self.fail(path, None, f"cannot read the file: {error.strerror or error}")
+            writer.fail(path, None, f"cannot read the file: {error.strerror or error}")
             return
         digest = file_hash(data)
-        if self.unchanged(path, digest):
+        if writer.unchanged(path, digest):
             return
         self.progress.stage(path, "parsing")
         try:
             parsed = parse_file(path, data, digest)
         except FileFailedError as error:
-            self.fail(path, digest, str(error))
+            writer.fail(path, digest, str(error))
             return
         del data  # the bytes are not needed any more; a 50 MB file should not be held twice
         extracted = parsed.extracted
-        document = self.begin_document(path, digest, parsed.size, extracted.file_type, extracted.pages,
-                                       extracted.title, parsed.encoding)  # fmt: skip
+        document = writer.begin_document(
+            path, digest, parsed.size, extracted.file_type, extracted.pages, extracted.title, parsed.encoding
+        )
         document.total_chars = parsed.total_chars
         self.progress.stage(path, "embedding")
         try:
@@ -579,8 +690,9 @@ class Ingestor(DocumentWriter):
                     self._flush()
         except (LoaderError, ValueError) as error:
             # this document is broken; a cancel, a stopped queue or a model error stops the run
-            self.drop_document(document)
-            self.fail(path, digest, _parse_error(path, error))
+            self._batch = [(d, c) for d, c in self._batch if d is not document]
+            writer.drop_document(document)
+            writer.fail(path, digest, _parse_error(path, error))
             return
         document.finished = True
 
@@ -589,45 +701,21 @@ class Ingestor(DocumentWriter):
         encoder can overlap are in flight (so at most that many plus one are in memory)."""
         if not self._batch:
             return
-        self.check_stop()
+        writer = self.writer
+        writer.check_stop()
         batch, self._batch = self._batch, []
-        self._written_chunks += len(batch)
-        if self._embedder is None:  # not inside `ingest` (the writer used directly): no pipeline
-            self._store_batch(batch, self._embed_batch(batch), self._generation)
+        writer.written(len(batch))
+        if self._embedder is None:  # not inside `ingest`: no pipeline
+            writer.store(batch, self._embed_batch(batch), writer.generation)
             return
         while len(self._in_flight) >= self._overlapping:
             self._in_flight.popleft().result()
         vectors = self._embedder.submit(self._embed_batch, batch)
-        self._hand_over(self._store_batch, batch, vectors, self._generation)
-        self._in_flight.append(self._last_handed)
+        self._in_flight.append(writer.pipeline.after(self._store_batch, batch, vectors, writer.generation))
 
-    def _hand_over(self, work: Callable[..., None], *arguments) -> None:
-        """Run `work` on the pipeline thread after everything handed over before it, or here
-        when there is no pipeline (the writer used outside `ingest`). It is skipped when an
-        earlier piece failed: that failure is what the next wait raises."""
-        if self._pipeline is None:
-            work(*arguments)
-            return
-        previous = self._last_handed
-
-        def after_previous() -> None:
-            if previous is not None:
-                previous.result()  # finished already (one thread, in order); re-raises its failure
-            work(*arguments)
-
-        self._last_handed = self._pipeline.submit(after_previous)
-
-    def _wait_for_pipeline(self) -> None:
-        """Let the work handed over finish; its error (a cancel, a model failure) is raised here."""
-        last, self._last_handed = self._last_handed, None
-        self._in_flight.clear()  # the last piece runs after all the others
-        if last is not None:
-            last.result()
-
-    def _store_batch(self, batch: list[tuple[_Document, Chunk]], vectors: Future | np.ndarray,
-                     generation: int) -> None:  # fmt: skip
+    def _store_batch(self, batch: list[tuple[_Document, Chunk]], vectors: Future, generation: int) -> None:
         """One `store.add` of the batch's generation, when its vectors are there."""
-        self.store(batch, vectors.result() if isinstance(vectors, Future) else vectors, generation)
+        self.writer.store(batch, vectors.result(), generation)
 
     def _embed_batch(self, batch: list[tuple[_Document, Chunk]]) -> np.ndarray:
         """The batch's vectors, `EMBED_CHUNKS` per model call (per batch the model runs at once)."""
@@ -636,7 +724,7 @@ class Ingestor(DocumentWriter):
         for start in range(0, len(batch), step):
             part = batch[start : start + step]
             parts.append(self._embed([chunk for _, chunk in part]))
-            self.check_stop()  # a cancel during the forward pass: do not write what it produced
+            self.writer.check_stop()  # a cancel during the forward pass: do not write what it produced
             document, chunk = part[-1]
             fraction = min(1.0, chunk.char_end / document.total_chars)
             self.progress.embedded(document.path, chunk.index + 1, fraction)
@@ -645,48 +733,8 @@ class Ingestor(DocumentWriter):
     def _embed(self, chunks: list[Chunk]) -> np.ndarray:
         config = self.collection.config
         vectors, computed = embed_chunks(self.encoder, chunks, self.collection.cache, config.dimensions)
-        with self._reporting:  # batches may be embedded on two threads at once
-            self.report.embedded_chunks += computed
-            self.report.cached_chunks += len(chunks) - computed
+        self.writer.count_embedded(computed, len(chunks) - computed)  # from two threads at once
         return vectors
-
-    def commit(self) -> None:
-        if self._generation is not None:
-            self._flush()
-        super().commit()
-
-    def commit_group(self, generation: int, group: list[_Document]) -> None:
-        """Hand the group's commit to the pipeline, after its last batch: this thread goes on
-        reading the next group's files while they are embedded and committed."""
-        handed = (generation, group)
-        self._handed.append(handed)
-        self._hand_over(self._commit_handed, handed)
-
-    def _commit_handed(self, handed: tuple[int, list[_Document]]) -> None:
-        super().commit_group(*handed)
-        self._handed.remove(handed)
-
-    def drop_document(self, document: _Document) -> None:
-        self._batch = [(d, c) for d, c in self._batch if d is not document]
-        self._wait_for_pipeline()  # its rows in flight are written before they are deleted
-        super().drop_document(document)
-
-    def roll_back(self) -> None:
-        """Stop the pipeline at its next check, then delete the rows of every group not committed:
-        the open one and any handed over whose commit did not happen."""
-        self._batch = []
-        self._stopping = True
-        try:
-            with contextlib.suppress(BaseException):  # the run is failing already: that error is raised
-                self._wait_for_pipeline()
-            for generation, group in self._handed:
-                for document in group:
-                    with contextlib.suppress(Exception):  # left pending: recovery on next open
-                        self.drop_rows(document, generation)
-            self._handed = []
-            super().roll_back()
-        finally:
-            self._stopping = False
 
 
 def _parse_error(path: Path, error: Exception) -> str:
@@ -703,17 +751,6 @@ def remove_documents(collection: Collection, doc_ids: Sequence[str]) -> None:
     collection.manifest.delete(list(doc_ids))
     collection.store.delete_documents(list(doc_ids))
     collection.manifest.cleanup_done(list(doc_ids))
-
-
-def under_paths(records: Iterable[T], paths: Sequence[Path], path_of: Callable[[T], str]) -> list[T]:
-    """The documents (manifest records, or their JSON form) that are one of these files or lie
-    under one of these folders."""
-    targets = [str(p.expanduser().resolve()) for p in paths]
-    return [
-        record
-        for record in records
-        if any(path_of(record) == t or path_of(record).startswith(t.rstrip("/") + "/") for t in targets)
-    ]
 
 
 def remove_paths(collection: Collection, paths: Sequence[Path]) -> list[str]:

@@ -41,7 +41,15 @@ from embedhub.engine.queue import QueueStopped, SubmitCancelled
 from embedhub.engine.scheduled import ScheduledEncoder
 from embedhub.errors import EmbedhubError
 from embedhub.kb.collection import KnowledgeBase
-from embedhub.kb.ingest import FileOutcome, IngestCancelled, Ingestor, Progress, document_id
+from embedhub.kb.ingest import (
+    CHANGED,
+    FileOutcome,
+    FileStatus,
+    IngestCancelled,
+    Ingestor,
+    Progress,
+    document_id,
+)
 from embedhub.models.base import Encoder
 
 logger = logging.getLogger(__name__)
@@ -112,7 +120,7 @@ class _FolderProgress(Progress):
 
     def file_done(self, outcome: FileOutcome) -> None:
         self.done += 1
-        self.chunks += outcome.chunks if outcome.status in ("added", "updated") else 0
+        self.chunks += outcome.chunks if outcome.status in CHANGED else 0
         self.manager._update(self.job, chunks=self.chunks, progress=round(self.done / self.total, 4))
 
 
@@ -207,8 +215,15 @@ class JobManager:
                     "is gone; upload it again (or put it back and retry the job)",
                 )
                 continue
-            self._update(job, status="queued", cancel_requested=False, progress=0.0, chunks=0,
-                         resumed=job.resumed + 1, error=None)  # fmt: skip
+            self._update(
+                job,
+                status="queued",
+                cancel_requested=False,
+                progress=0.0,
+                chunks=0,
+                resumed=job.resumed + 1,
+                error=None,
+            )
             self._pool.submit(self._run, job)
             resumed.append(job)
         return resumed
@@ -220,15 +235,29 @@ class JobManager:
         job = Job(id=uuid.uuid4().hex[:12], collection=collection, path=str(path), name=name or path.name)
         return self._enqueue(job)
 
-    def submit_folder(self, collection: str, folder: Path, *, ray: str, glob: str | None = None,
-                      exclude: list[Path] | None = None) -> Job:  # fmt: skip
+    def submit_folder(
+        self,
+        collection: str,
+        folder: Path,
+        *,
+        ray: str,
+        glob: str | None = None,
+        exclude: list[Path] | None = None,
+    ) -> Job:
         """One job that ingests a whole folder on Ray (kb/distributed.py): its workers parse and
         embed, this process commits; `progress` is the share of the folder's files done."""
         if self._closing.is_set():
             raise QueueStopped("the server is shutting down; submit the folder again after it restarts")
-        job = Job(id=uuid.uuid4().hex[:12], collection=collection, path=str(folder),
-                  name=folder.name or str(folder), kind="folder", ray=ray, glob=glob,
-                  exclude=[str(path) for path in exclude or ()])  # fmt: skip
+        job = Job(
+            id=uuid.uuid4().hex[:12],
+            collection=collection,
+            path=str(folder),
+            name=folder.name or str(folder),
+            kind="folder",
+            ray=ray,
+            glob=glob,
+            exclude=[str(path) for path in exclude or ()],
+        )
         return self._enqueue(job)
 
     def _enqueue(self, job: Job) -> Job:
@@ -375,23 +404,44 @@ class JobManager:
         finally:
             with self._lock:
                 self._stop_events.pop(job.id, None)
-        if outcome.status == "failed":
+        if outcome.status == FileStatus.FAILED:
             self._update(job, status="failed", error=outcome.error, outcome="failed")
         else:
-            self._update(job, status="done", chunks=outcome.chunks, tokens=outcome.tokens,
-                         outcome=outcome.status, progress=1.0)  # fmt: skip
+            self._update(
+                job,
+                status="done",
+                chunks=outcome.chunks,
+                tokens=outcome.tokens,
+                outcome=outcome.status,
+                progress=1.0,
+            )
 
     def _run_folder(self, job: Job, collection, stop: threading.Event) -> None:
         from embedhub.kb.distributed import RayIngest
 
-        runner = RayIngest(collection, self.settings, _FolderProgress(self, job), address=job.ray,
-                           should_stop=stop.is_set, stay_connected=True)  # fmt: skip
+        runner = RayIngest(
+            collection,
+            self.settings,
+            _FolderProgress(self, job),
+            address=job.ray,
+            should_stop=stop.is_set,
+            stay_connected=True,
+        )
         summary = runner.ingest([Path(job.path)], glob=job.glob, exclude=[Path(p) for p in job.exclude])
-        summary = {**summary.summary(), "ray": {"address": runner.address, "actors": runner.started,
-                                                "replaced": runner.replaced}}  # fmt: skip
+        summary = {
+            **summary.summary(),
+            "ray": {"address": runner.address, "actors": runner.started, "replaced": runner.replaced},
+        }
         counts = ", ".join(f"{key} {summary[key]}" for key in ("added", "updated", "skipped", "failed"))
-        self._update(job, status="done", chunks=summary["chunks"], tokens=summary["tokens"],
-                     outcome=counts, progress=1.0, summary=summary)  # fmt: skip
+        self._update(
+            job,
+            status="done",
+            chunks=summary["chunks"],
+            tokens=summary["tokens"],
+            outcome=counts,
+            progress=1.0,
+            summary=summary,
+        )
 
     def _stopped(self, job: Job, error: Exception) -> None:
         if job.cancel_requested:

@@ -46,8 +46,28 @@ _CJK_RUN = re.compile(rf"^[{_CJK}]+$")
 _CAMEL_JOIN = re.compile(r"[a-z][A-Z]")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
-CHINESE_STOPWORDS = frozenset(("的", "了", "是", "在", "和", "与", "及", "或", "也",
-                               "都", "而", "就", "之", "其", "这", "那", "有", "为"))  # fmt: skip
+CHINESE_STOPWORDS = frozenset(
+    (
+        "的",
+        "了",
+        "是",
+        "在",
+        "和",
+        "与",
+        "及",
+        "或",
+        "也",
+        "都",
+        "而",
+        "就",
+        "之",
+        "其",
+        "这",
+        "那",
+        "有",
+        "为",
+    )
+)
 
 _jieba_lock = threading.Lock()
 _jieba = None

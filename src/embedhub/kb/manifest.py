@@ -113,10 +113,21 @@ class Manifest:
                     "INSERT OR REPLACE INTO documents (doc_id, path, file_type, file_hash, size, generation, "
                     "chunks, tokens, pages, title, status, error, updated_at, encoding) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?,?)",
-                    (doc["doc_id"], doc["path"], doc["file_type"], doc["file_hash"], doc["size"], generation,
-                     doc["chunks"], doc["tokens"], doc.get("pages"), doc.get("title"), time.time(),
-                     doc.get("encoding")),
-                )  # fmt: skip
+                    (
+                        doc["doc_id"],
+                        doc["path"],
+                        doc["file_type"],
+                        doc["file_hash"],
+                        doc["size"],
+                        generation,
+                        doc["chunks"],
+                        doc["tokens"],
+                        doc.get("pages"),
+                        doc.get("title"),
+                        time.time(),
+                        doc.get("encoding"),
+                    ),
+                )
                 self.db.execute(
                     "DELETE FROM pending WHERE doc_id = ? AND generation = ?", (doc["doc_id"], generation)
                 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from embedhub.errors import InvalidInputError
@@ -28,13 +28,19 @@ _LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="embedhub-lexica
 #: fused candidates reranked by default: max(RERANK_FACTOR * k, RERANK_MINIMUM)
 RERANK_FACTOR = 3
 RERANK_MINIMUM = 30
+#: the limits of a search, checked by SearchOptions; the HTTP schemas read them from here
+MAX_QUERY_CHARS = 4000  # over HTTP and MCP (a library call may send longer)
+MAX_K = 1000
+MAX_HTTP_K = 200  # results in one HTTP response
+MAX_PER_DOCUMENT = 1000
+MAX_RERANK_CANDIDATES = 1000
 
 
 def default_rerank_candidates(k: int) -> int:
     return max(k * RERANK_FACTOR, RERANK_MINIMUM)
 
 
-class Reranker(Protocol):
+class PassageScorer(Protocol):
     """Scores (query, passage) pairs; higher is more relevant (embedhub.models.reranker implements
     it, and so does the server's queue-backed engine.reranking.ScheduledReranker)."""
 
@@ -129,9 +135,79 @@ def highlight(text: str, query: str, width: int = 280, analyzer: Analyzer = DEFA
     return prefix + "".join(parts) + suffix
 
 
+@dataclass(frozen=True)
+class SearchOptions:
+    """What one search asks for, checked once where it enters (an HTTP body, CLI flags, MCP tool
+    arguments, a library call) and passed down whole. `rerank` None means: when the searcher has a
+    reranker; `rerank_candidates` fused chunks (default max(3k, 30)) are then scored by it and
+    `min_score` drops those it scored lower; `candidates` is how many hits each side fetches
+    (default: enough for k and the rerank pool); `exact` compares the query with every stored
+    vector instead of using the ANN index (to measure the index's recall)."""
+
+    query: str
+    k: int = 10
+    mode: Mode = "hybrid"
+    where: SearchFilter = field(default_factory=SearchFilter)
+    fusion: Fusion = "weighted"
+    dense_weight: float = DENSE_WEIGHT
+    candidates: int | None = None
+    per_document: int | None = None
+    rerank: bool | None = None
+    rerank_candidates: int | None = None
+    min_score: float | None = None
+    exact: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidInputError(f"unknown search mode {self.mode!r}; choose one of: {', '.join(MODES)}")
+        if not self.query.strip():
+            raise InvalidInputError("the query is empty")
+        if not 1 <= self.k <= MAX_K:
+            raise InvalidInputError(f"k={self.k} is outside 1..{MAX_K}")
+        if self.fusion not in FUSIONS:
+            raise InvalidInputError(f"unknown fusion {self.fusion!r}; choose one of: {', '.join(FUSIONS)}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise InvalidInputError(f"dense_weight={self.dense_weight} is outside 0..1")
+        if self.per_document is not None and self.per_document < 1:
+            raise InvalidInputError(f"per_document={self.per_document} must be at least 1")
+        if self.rerank_candidates is not None and not 1 <= self.rerank_candidates <= MAX_RERANK_CANDIDATES:
+            raise InvalidInputError(
+                f"rerank_candidates={self.rerank_candidates} is outside 1..{MAX_RERANK_CANDIDATES}"
+            )
+        if self.where is None:
+            object.__setattr__(self, "where", SearchFilter())
+
+    @property
+    def rerank_pool(self) -> int:
+        return self.rerank_candidates or default_rerank_candidates(self.k)
+
+    def with_query(self, query: str) -> SearchOptions:
+        return replace(self, query=query)
+
+    def request(self) -> dict:
+        """The body of the HTTP API's search request (`candidates` is not part of it)."""
+        where = self.where
+        return {
+            "query": self.query,
+            "k": self.k,
+            "mode": self.mode,
+            "fusion": self.fusion,
+            "dense_weight": self.dense_weight,
+            "per_document": self.per_document,
+            "path_glob": where.path_glob,
+            "file_types": list(where.file_types),
+            "page_min": where.page_min,
+            "page_max": where.page_max,
+            "rerank": bool(self.rerank),
+            "rerank_candidates": self.rerank_candidates,
+            "min_score": self.min_score,
+            "exact": self.exact,
+        }
+
+
 class Searcher:
     def __init__(
-        self, collection: Collection, encoder: Encoder | None, reranker: Reranker | None = None
+        self, collection: Collection, encoder: Encoder | None, reranker: PassageScorer | None = None
     ) -> None:
         if encoder is not None:
             collection.check_encoder(encoder)
@@ -140,49 +216,21 @@ class Searcher:
         self.reranker = reranker
         self.analyzer = collection.config.analyzer
 
-    def search(
-        self,
-        query: str,
-        *,
-        k: int = 10,
-        mode: Mode = "hybrid",
-        where: SearchFilter | None = None,
-        fusion: Fusion = "weighted",
-        dense_weight: float = DENSE_WEIGHT,
-        candidates: int | None = None,
-        per_document: int | None = None,
-        rerank: bool | None = None,
-        rerank_candidates: int | None = None,
-        min_score: float | None = None,
-        exact: bool = False,
-    ) -> list[SearchResult]:
-        """The best `k` chunks. With a reranker (`rerank` None means: when the Searcher has one),
-        the best `rerank_candidates` fused chunks (default max(3k, 30)) are scored by it and
-        ordered by that score, which becomes each result's `score` and `rerank_score`;
-        `min_score` drops results the reranker scored below it. `exact` compares the query with
-        every stored vector instead of using the ANN index (to measure the index's recall)."""
-        if mode not in MODES:
-            raise InvalidInputError(f"unknown search mode {mode!r}; choose one of: {', '.join(MODES)}")
-        if not query.strip():
-            raise InvalidInputError("the query is empty")
-        if not 1 <= k <= 1000:
-            raise InvalidInputError(f"k={k} is outside 1..1000")
-        if fusion not in FUSIONS:
-            raise InvalidInputError(f"unknown fusion {fusion!r}; choose one of: {', '.join(FUSIONS)}")
-        if not 0.0 <= dense_weight <= 1.0:
-            raise InvalidInputError(f"dense_weight={dense_weight} is outside 0..1")
-        if per_document is not None and per_document < 1:
-            raise InvalidInputError(f"per_document={per_document} must be at least 1")
-        rerank = self.reranker is not None if rerank is None else rerank
+    def search(self, query: str, **options) -> list[SearchResult]:
+        """`find` with the options as keywords (SearchOptions' fields), for scripts and tests."""
+        return self.find(SearchOptions(query, **options))
+
+    def find(self, options: SearchOptions) -> list[SearchResult]:
+        """The best `options.k` chunks, best first (see SearchOptions); reranked results carry the
+        reranker's score as their `score` and `rerank_score`."""
+        rerank = self.reranker is not None if options.rerank is None else options.rerank
         if rerank and self.reranker is None:
             raise InvalidInputError("reranking was asked for, but no reranker is loaded; name one")
-        if rerank_candidates is not None and not 1 <= rerank_candidates <= 1000:
-            raise InvalidInputError(f"rerank_candidates={rerank_candidates} is outside 1..1000")
-        if min_score is not None and not rerank:
+        if options.min_score is not None and not rerank:
             raise InvalidInputError("min_score applies to reranker scores; ask for reranking too")
-        pool_size = rerank_candidates or default_rerank_candidates(k)
-        where = where or SearchFilter()
-        fetch = candidates or max(k * 4, 50, pool_size if rerank else 0)
+        query, mode, where = options.query, options.mode, options.where
+        pool_size = options.rerank_pool
+        fetch = options.candidates or max(options.k * 4, 50, pool_size if rerank else 0)
         rankings: dict[str, list[Hit]] = {}
         lexical = None
         if mode in ("lexical", "hybrid"):
@@ -190,7 +238,7 @@ class Searcher:
             lexical = _LEXICAL.submit(self.collection.store.lexical_search, terms, fetch, where)
         if mode in ("dense", "hybrid"):
             try:
-                rankings["dense"] = self._dense(query, fetch, where, exact)
+                rankings["dense"] = self._dense(query, fetch, where, options.exact)
             except BaseException:
                 if lexical is not None:
                     lexical.cancel()  # not started yet: never run; running: its answer is dropped
@@ -199,7 +247,7 @@ class Searcher:
             rankings["lexical"] = lexical.result()
         rankings = self._visible(rankings, where)
         if mode == "hybrid":
-            hits = fuse_hits(rankings["dense"], rankings["lexical"], fusion, dense_weight)
+            hits = fuse_hits(rankings["dense"], rankings["lexical"], options.fusion, options.dense_weight)
         else:
             hits = rankings[mode]
             for hit in hits:
@@ -212,12 +260,14 @@ class Searcher:
                 hit.score = float(score)
                 hit.retrievers = [*hit.retrievers, f"rerank:{self.reranker.name}"]
             hits = sorted(pool, key=lambda hit: hit.score, reverse=True)
-            if min_score is not None:
-                hits = [hit for hit in hits if hit.score >= min_score]
+            if options.min_score is not None:
+                hits = [hit for hit in hits if hit.score >= options.min_score]
             reranked = True
-        if per_document is not None:
-            hits = one_per_document(hits, per_document)
-        return [self._result(hit, query, rank, reranked) for rank, hit in enumerate(hits[:k], start=1)]
+        if options.per_document is not None:
+            hits = one_per_document(hits, options.per_document)
+        return [
+            self._result(hit, query, rank, reranked) for rank, hit in enumerate(hits[: options.k], start=1)
+        ]
 
     def _dense(self, query: str, fetch: int, where: SearchFilter, exact: bool = False) -> list[Hit]:
         if self.encoder is None:

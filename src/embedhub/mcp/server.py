@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 from typing import Any
 
 import anyio
@@ -16,9 +17,22 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import ToolAnnotations
 
+from embedhub.access.choice import Access
+from embedhub.access.contract import CALLER, Caller
+from embedhub.accounts.errors import AuthenticationError
+from embedhub.accounts.keys import (
+    INVALID_KEY,
+    MISSING_KEY,
+    InvalidKeyError,
+    MissingKeyError,
+    bearer_token,
+    check_shared_key,
+    matches_api_key,
+)
+from embedhub.accounts.policy import SERVICE, user_principal
+from embedhub.accounts.store import AccountStore, NoAccounts
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
-from embedhub.mcp.backends import Access
 from embedhub.mcp.tools import COLLECTION_TOOLS, KnowledgeBaseTools
 
 HTTP_PATH = "/mcp"
@@ -96,8 +110,6 @@ class KnowledgeBaseServer(MCPServer):
 @contextlib.contextmanager
 def _as_caller(request: Any):
     """Run a request's tools as the caller the HTTP middleware identified (none on stdio)."""
-    from embedhub.mcp.backends import CALLER
-
     state = getattr(request, "scope", {}).get("state") or {} if request is not None else {}
     token = CALLER.set(state.get(CALLER_STATE))
     try:
@@ -125,51 +137,42 @@ class RequireApiKey:
     def __init__(self, app, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        self.store = None
-        if settings.accounts_enabled:
-            from embedhub.accounts.store import AccountStore
-
-            self.store = AccountStore.for_home(settings.home)
+        self.store = AccountStore.for_home(settings.home) if settings.accounts_enabled else NoAccounts()
 
     def identify(self, authorization: str):
-        from embedhub.mcp.backends import Caller
-        from embedhub.server.errors import ApiError
-        from embedhub.server.security import check_api_key, matches_api_key
-
-        if self.store is None:
-            check_api_key(self.settings, authorization)
+        """The caller (None with accounts off); AuthenticationError when the key is missing or wrong."""
+        if not self.store.enabled:
+            check_shared_key(self.settings, authorization)
             return None
-        from embedhub.accounts.policy import SERVICE, Principal
-
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "missing API key: send 'Authorization: Bearer KEY' (your own key)",
-                           "invalid_request_error", "invalid_api_key")  # fmt: skip
+        token = bearer_token(authorization)
+        if token is None:
+            raise MissingKeyError(f"{MISSING_KEY} (your own key)")
         if matches_api_key(self.settings, token):
             return Caller(SERVICE, token, self.store)
         user = self.store.user_for_key(token)
         if user is None:
-            raise ApiError(401, "invalid API key (unknown, revoked, or its user is disabled)",
-                           "invalid_request_error", "invalid_api_key")  # fmt: skip
-        return Caller(Principal("user", user.name, user.role, user.groups), token, self.store)
+            raise InvalidKeyError(f"{INVALID_KEY} (unknown, revoked, or its user is disabled)")
+        return Caller(user_principal(user), token, self.store)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
             from starlette.responses import Response
-
-            from embedhub.server.errors import ApiError, error_body
 
             headers = dict(scope.get("headers") or ())
             try:
                 caller = await anyio.to_thread.run_sync(
                     self.identify, headers.get(b"authorization", b"").decode("latin-1")
                 )
-            except ApiError as error:
-                body = error_body(str(error), error.type, error.code)
-                await Response(body, status_code=error.status, media_type="application/json")(
-                    scope, receive, send
-                )
+            except AuthenticationError as error:
+                # the OpenAI error format the HTTP server answers with
+                error_ = {
+                    "message": str(error),
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_api_key",
+                }
+                body = json.dumps({"error": error_}, ensure_ascii=False).encode()
+                await Response(body, status_code=401, media_type="application/json")(scope, receive, send)
                 return
             scope.setdefault("state", {})[CALLER_STATE] = caller
         await self.app(scope, receive, send)

@@ -9,12 +9,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from embedhub.access.choice import Access
 from embedhub.errors import InvalidInputError
+from embedhub.kb.ask import MAX_QUESTION_CHARS, AskOptions
+from embedhub.kb.files import under_paths
+from embedhub.kb.search import MAX_QUERY_CHARS, SearchOptions
 from embedhub.kb.store import SearchFilter
-from embedhub.mcp.backends import Access
 
 #: the tools that take a collection name: their descriptions list the collections
 COLLECTION_TOOLS = ("list_collections", "search", "fetch_chunk", "add", "delete_document", "ask")
+#: results and evidence per tool call: fewer than a search may return, each lands in the agent's context
 MAX_K = 50
 MAX_NEIGHBOURS = 10
 
@@ -55,9 +59,13 @@ def citation(path: str, page_start: int | None, page_end: int | None, heading_pa
         pages = f"p. {page_start}" if page_start == page_end else f"pp. {page_start}-{page_end}"
     label = " | ".join(part for part in (Path(path).name, pages, " > ".join(heading_path)) if part)
     return {
-        "file": Path(path).name, "path": path, "page_start": page_start, "page_end": page_end,
-        "heading_path": list(heading_path), "label": label,
-    }  # fmt: skip
+        "file": Path(path).name,
+        "path": path,
+        "page_start": page_start,
+        "page_end": page_end,
+        "heading_path": list(heading_path),
+        "label": label,
+    }
 
 
 def absolute_path(text: str) -> Path:
@@ -82,18 +90,23 @@ class KnowledgeBaseTools:
         knowledge_base = self.access.current()
         rows = [
             {
-                "name": row["name"], "model": row["model"], "documents": row["done"],
-                "chunks": row["stored_chunks"], "failed_documents": row["failed"],
+                "name": row["name"],
+                "model": row["model"],
+                "documents": row["done"],
+                "chunks": row["stored_chunks"],
+                "failed_documents": row["failed"],
                 "description": row.get("description") or "",
             }
             for row in knowledge_base.collections()
-        ]  # fmt: skip
+        ]
         return {"collections": rows, "via": knowledge_base.via}
 
     def search(
         self,
         collection: CollectionName,
-        query: Annotated[str, Field(min_length=1, max_length=4000, description="What to look for.")],
+        query: Annotated[
+            str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")
+        ],
         mode: Mode = "hybrid",
         k: K = 5,
         path_glob: PathGlob = None,
@@ -108,16 +121,21 @@ class KnowledgeBaseTools:
         path. Cite results by their citation label."""
         knowledge_base = self.access.current()
         where = SearchFilter(path_glob, tuple(file_types or ()), page_min, page_max)
+        options = SearchOptions(query, k=k, mode=mode, where=where, per_document=per_document)
         with knowledge_base.searcher(collection, rerank=rerank, needs_model=mode != "lexical") as context:
-            found = context.searcher.search(query, k=k, mode=mode, where=where, per_document=per_document)
+            found = context.searcher.find(options)
         results = [
             {
-                "rank": result.rank, "chunk_id": result.chunk_id, "doc_id": result.doc_id,
-                "score": round(result.score, 6), "retrievers": result.retrievers, "text": result.text,
+                "rank": result.rank,
+                "chunk_id": result.chunk_id,
+                "doc_id": result.doc_id,
+                "score": round(result.score, 6),
+                "retrievers": result.retrievers,
+                "text": result.text,
                 "citation": citation(result.path, result.page_start, result.page_end, result.heading_path),
             }
             for result in found
-        ]  # fmt: skip
+        ]
         reranked = any(name.startswith("rerank:") for result in found for name in result.retrievers)
         answer: dict[str, Any] = {"results": results, "reranked": reranked, "via": knowledge_base.via}
         if rerank and found and not reranked:
@@ -164,10 +182,13 @@ class KnowledgeBaseTools:
 
         def view(chunk: dict) -> dict:
             return {
-                "chunk_id": chunk["id"], "index": chunk["index"], "text": chunk["text"],
-                "citation": citation(document["path"], chunk["page_start"], chunk["page_end"],
-                                     chunk["heading_path"]),
-            }  # fmt: skip
+                "chunk_id": chunk["id"],
+                "index": chunk["index"],
+                "text": chunk["text"],
+                "citation": citation(
+                    document["path"], chunk["page_start"], chunk["page_end"], chunk["heading_path"]
+                ),
+            }
 
         chunk = view(chunks[position])
         return {
@@ -205,8 +226,6 @@ class KnowledgeBaseTools:
         ],
     ) -> dict[str, Any]:
         """Delete a document (all its chunks) from a collection, by doc_id or by file path."""
-        from embedhub.kb.ingest import under_paths
-
         knowledge_base = self.access.current()
         records = knowledge_base.documents(collection)
         chosen = [record for record in records if record["doc_id"] == document]
@@ -226,7 +245,9 @@ class KnowledgeBaseTools:
     def ask(
         self,
         collection: CollectionName,
-        question: Annotated[str, Field(min_length=1, max_length=4000, description="The question.")],
+        question: Annotated[
+            str, Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="The question.")
+        ],
         k: Annotated[int, Field(ge=1, le=MAX_K, description="Chunks of evidence to use.")] = 6,
         rerank: Rerank = False,
     ) -> dict[str, Any]:
@@ -234,6 +255,7 @@ class KnowledgeBaseTools:
         [n], and `citations` maps each [n] it used to its file, page and heading. With no chat
         endpoint configured (EMBEDHUB_CHAT_URL), `status` is "no_chat" and the answer is the ranked
         evidence with its best sentences highlighted."""
+        options = AskOptions(question, k=k)
         knowledge_base = self.access.current()
-        answer = knowledge_base.ask(collection, question, k=k, rerank=rerank)
+        answer = knowledge_base.ask(collection, options, rerank=rerank)
         return {**answer, "via": knowledge_base.via}

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from embedhub import __version__
+from embedhub.access.discovery import announced
 from embedhub.accounts.guard import CollectionGuard
-from embedhub.accounts.store import AccountStore
+from embedhub.accounts.store import AccountStore, NoAccounts
 from embedhub.accounts.throttle import SignInThrottle
 from embedhub.config import Settings, prefer_passive_openmp_waiting
 from embedhub.engine.hub import EncoderFactory, ModelHub, RerankerFactory
@@ -24,7 +25,6 @@ from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.jobs import JobManager
 from embedhub.models.base import Encoder
 from embedhub.models.reranker import Reranker
-from embedhub.server.discovery import announced
 from embedhub.server.errors import install_error_handlers
 from embedhub.server.metrics import Metrics
 from embedhub.server.routes import auth, kb, openai, ops, rerank
@@ -79,14 +79,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.stopping = threading.Event()
+        app.state.stopping.clear()  # a new start of the same app
         knowledge_base = KnowledgeBase(settings)
         app.state.knowledge_base = knowledge_base
-        accounts = AccountStore.for_home(settings.home) if settings.accounts_enabled else None
+        accounts = AccountStore.for_home(settings.home) if settings.accounts_enabled else NoAccounts()
         app.state.accounts = accounts
         app.state.guard = CollectionGuard(knowledge_base, accounts)
         app.state.sign_in_throttle = SignInThrottle(settings.login_max_failures, settings.login_window)
-        if accounts is not None and not accounts.has_admin():
+        if accounts.enabled and not accounts.has_admin():
             logger.warning(FIRST_ADMIN_HINT)
         app.state.jobs = JobManager(
             knowledge_base,
@@ -116,8 +116,7 @@ def create_app(
             app.state.stopping.set()
             app.state.jobs.close()
             knowledge_base.close()
-            if accounts is not None:
-                accounts.close()
+            accounts.close()
             hub.close()
 
     app = FastAPI(
@@ -131,6 +130,9 @@ def create_app(
     app.state.settings = settings
     app.state.hub = hub
     app.state.metrics = metrics
+    #: the app's one shutdown flag (server/streaming.py): set by the lifespan at shutdown and, as
+    #: soon as a stop signal arrives, by whoever runs the server (`embedhub serve`)
+    app.state.stopping = threading.Event()
     install_error_handlers(app)
     app.include_router(openai.router)
     app.include_router(rerank.router)

@@ -14,7 +14,9 @@ from fastapi import Depends, Header, Request
 
 from embedhub.accounts.errors import AuthenticationError
 from embedhub.accounts.guard import CollectionGuard
-from embedhub.accounts.policy import LOCAL, SERVICE, Principal
+from embedhub.accounts.keys import matches_api_key
+from embedhub.accounts.policy import LOCAL, SERVICE, Principal, user_principal
+from embedhub.accounts.roles import Need
 from embedhub.accounts.store import AccountStore
 from embedhub.config import Settings
 from embedhub.engine.hub import ModelHub
@@ -22,7 +24,7 @@ from embedhub.kb.collection import Collection, KnowledgeBase
 from embedhub.kb.jobs import JobManager
 from embedhub.server.errors import ApiError
 from embedhub.server.metrics import Metrics
-from embedhub.server.security import check_api_key, matches_api_key
+from embedhub.server.security import check_api_key
 
 SESSION_COOKIE = "embedhub_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -68,21 +70,21 @@ def identify(request: Request, authorization: str | None) -> tuple[Principal, st
             return SERVICE, None
         user = store.user_for_key(token)
         if user is None:
-            raise ApiError(401, "invalid API key (unknown, revoked, or its user is disabled)",
-                           "invalid_request_error", "invalid_api_key")  # fmt: skip
-        return _principal(user), None
+            raise ApiError(
+                401,
+                "invalid API key (unknown, revoked, or its user is disabled)",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+        return user_principal(user), None
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         found = store.session(cookie)
         if found is not None:
             user, csrf = found
-            return _principal(user), csrf
+            return user_principal(user), csrf
         raise AuthenticationError(f"your session has expired or was ended; {SIGN_IN}")
     raise AuthenticationError(f"not signed in: {SIGN_IN}")
-
-
-def _principal(user) -> Principal:
-    return Principal("user", user.name, user.role, user.groups)
 
 
 async def authenticate(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
@@ -119,7 +121,7 @@ class Allowed:
     principal: Principal
 
 
-def collection_access(need: str):
+def collection_access(need: Need):
     """The dependency of every route under /v1/collections/{name}: the collection, if the caller
     may `need` (view | edit | manage) it; 404 when hidden (as for a missing one), 403 when
     visible but not allowed (policy.py)."""
@@ -145,8 +147,8 @@ HubDep = Annotated[ModelHub, Depends(get_hub)]
 ReadyHubDep = Annotated[ModelHub, Depends(get_ready_hub)]
 AUTH = [Depends(authenticate)]
 GuardDep = Annotated[CollectionGuard, Depends(get_guard)]
-Viewable = Annotated[Allowed, Depends(collection_access("view"))]
-Editable = Annotated[Allowed, Depends(collection_access("edit"))]
-Manageable = Annotated[Allowed, Depends(collection_access("manage"))]
+Viewable = Annotated[Allowed, Depends(collection_access(Need.VIEW))]
+Editable = Annotated[Allowed, Depends(collection_access(Need.EDIT))]
+Manageable = Annotated[Allowed, Depends(collection_access(Need.MANAGE))]
 KnowledgeBaseDep = Annotated[KnowledgeBase, Depends(get_knowledge_base)]
 JobsDep = Annotated[JobManager, Depends(get_jobs)]

@@ -28,9 +28,9 @@ from embedhub.errors import (
     UnknownModelError,
     UnsupportedDimensionsError,
 )
-from embedhub.kb.access import FolderNotAllowedError
-from embedhub.kb.ask import ChatEndpointError, ChatTimeoutError, ChatUnreachableError
+from embedhub.kb.chat import ChatEndpointError, ChatTimeoutError, ChatUnreachableError
 from embedhub.kb.collection import CollectionExistsError, CollectionNotFoundError, ModelMismatchError
+from embedhub.kb.folders import FolderNotAllowedError
 from embedhub.kb.jobs import JobError
 from embedhub.kb.loaders import ContentMismatchError, EmptyFileError, UnsupportedFileTypeError
 from embedhub.kb.store.base import StoreConflictError, StoreUnavailableError

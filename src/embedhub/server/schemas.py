@@ -13,6 +13,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
+from embedhub.kb.ask import DEFAULT_K, MAX_HISTORY_MESSAGES, MAX_QUESTION_CHARS, AskOptions
+from embedhub.kb.ask import MAX_K as MAX_ASK_K
+from embedhub.kb.fusion import DENSE_WEIGHT
+from embedhub.kb.search import (
+    MAX_HTTP_K,
+    MAX_PER_DOCUMENT,
+    MAX_QUERY_CHARS,
+    MAX_RERANK_CANDIDATES,
+    SearchOptions,
+)
+from embedhub.kb.store import SearchFilter
+
 
 def _encodable(text: str) -> str:
     """JSON may carry lone UTF-16 surrogates ("\\ud800"), which no tokenizer or encoder accepts."""
@@ -345,16 +357,21 @@ class FolderRequest(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
-    k: int = Field(default=10, ge=1, le=200)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    k: int = Field(default=10, ge=1, le=MAX_HTTP_K)
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     fusion: Literal["weighted", "rrf"] = Field(
         default="weighted",
         description="hybrid: weighted sum of normalised scores (default) or reciprocal rank fusion (k=60).",
     )
-    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="Weighted fusion: the dense share.")
+    dense_weight: float = Field(
+        default=DENSE_WEIGHT, ge=0.0, le=1.0, description="Weighted fusion: the dense share."
+    )
     per_document: int | None = Field(
-        default=None, ge=1, le=1000, description="At most this many chunks of one document (default: any)."
+        default=None,
+        ge=1,
+        le=MAX_PER_DOCUMENT,
+        description="At most this many chunks of one document (default: any).",
     )
     path_glob: str | None = None
     file_types: list[str] = Field(default_factory=list)
@@ -365,7 +382,10 @@ class SearchRequest(BaseModel):
         description="Rerank the best fused candidates with the server's reranker (serve --reranker).",
     )
     rerank_candidates: int | None = Field(
-        default=None, ge=1, le=1000, description="How many fused candidates to rerank (default: max(3k, 30))."
+        default=None,
+        ge=1,
+        le=MAX_RERANK_CANDIDATES,
+        description="How many fused candidates to rerank (default: max(3k, 30)).",
     )
     min_score: float | None = Field(
         default=None, description="Drop results whose reranker score is below this (needs rerank)."
@@ -376,10 +396,28 @@ class SearchRequest(BaseModel):
         "big collections; for measuring the index's recall).",
     )
 
+    def options(self) -> SearchOptions:
+        """The search this request asks for (checked once more by SearchOptions: 400 on what the
+        schema cannot say, such as a query of spaces)."""
+        where = SearchFilter(self.path_glob, tuple(self.file_types), self.page_min, self.page_max)
+        return SearchOptions(
+            self.query,
+            k=self.k,
+            mode=self.mode,
+            where=where,
+            fusion=self.fusion,
+            dense_weight=self.dense_weight,
+            per_document=self.per_document,
+            rerank=self.rerank,
+            rerank_candidates=self.rerank_candidates,
+            min_score=self.min_score,
+            exact=self.exact,
+        )
+
 
 # Responses of the knowledge-base routes. Each mirrors what the route returns (a collection's
 # config and totals, a job, a manifest record, a search result, plus the fields the route adds), so
-# the OpenAPI document describes the API; tests/test_openapi.py checks they keep every field of
+# the OpenAPI document describes the API; tests/server/test_openapi.py checks they keep every field of
 # the kb dataclasses they mirror.
 
 
@@ -583,16 +621,18 @@ class ChatMessage(BaseModel):
 
 
 class AskRequest(BaseModel):
-    question: Text = Field(min_length=1, max_length=4000)
+    question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     history: list[ChatMessage] = Field(
         default_factory=list,
-        max_length=50,
+        max_length=MAX_HISTORY_MESSAGES,
         description="The conversation so far, oldest first, without this question (follow-ups).",
     )
-    k: int = Field(default=6, ge=1, le=100, description="Passages retrieved and sent as evidence.")
+    k: int = Field(
+        default=DEFAULT_K, ge=1, le=MAX_ASK_K, description="Passages retrieved and sent as evidence."
+    )
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     per_document: int | None = Field(
-        default=None, ge=1, le=1000, description="At most this many passages of one document."
+        default=None, ge=1, le=MAX_PER_DOCUMENT, description="At most this many passages of one document."
     )
     rerank: StrictBool = Field(
         default=False,
@@ -601,6 +641,18 @@ class AskRequest(BaseModel):
     stream: StrictBool = Field(
         default=True, description="Server-Sent Events (evidence, token, done, error); false: one JSON."
     )
+
+    def options(self) -> AskOptions:
+        """The question this request asks (`rerank`: with the server's reranker, or a 400)."""
+        history = tuple(message.model_dump() for message in self.history)
+        return AskOptions(
+            self.question,
+            history,
+            k=self.k,
+            mode=self.mode,
+            per_document=self.per_document,
+            rerank=self.rerank,
+        )
 
 
 class EvidenceItem(SearchHit):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from embedhub.accounts.keys import InvalidKeyError, MissingKeyError, check_shared_key
 from embedhub.config import Settings, is_loopback
 from embedhub.errors import EmbedhubError
 from embedhub.server.errors import ApiError, error_body
@@ -15,24 +14,10 @@ OPEN_PATHS = frozenset({"/health", "/ready"})
 
 def check_api_key(settings: Settings, authorization: str | None) -> None:
     """Raise 401 unless keys are off or the bearer token matches one (constant-time compare)."""
-    if not settings.api_keys:
-        return
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(
-            401,
-            "missing API key: send 'Authorization: Bearer KEY'",
-            "invalid_request_error",
-            "invalid_api_key",
-        )
-    if not matches_api_key(settings, token.strip()):
-        raise ApiError(401, "invalid API key", "invalid_request_error", "invalid_api_key")
-
-
-def matches_api_key(settings: Settings, token: str) -> bool:
-    """Whether `token` is one of the shared keys (constant-time compare against each)."""
-    given = token.encode("utf-8", "surrogatepass")
-    return any(hmac.compare_digest(given, key.encode()) for key in settings.api_keys)
+    try:
+        check_shared_key(settings, authorization)
+    except (MissingKeyError, InvalidKeyError) as error:
+        raise ApiError(401, str(error), "invalid_request_error", "invalid_api_key") from None
 
 
 def check_bind_policy(settings: Settings) -> None:

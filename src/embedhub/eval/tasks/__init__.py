@@ -20,7 +20,7 @@ READS = frozenset({"dimensions", "data", "datasets", "limit", "seed", "encode_ba
 @dataclass(frozen=True)
 class TaskDef:
     """A task: its options dataclass and run function. `embedhub eval NAME` is built from this
-    (eval/cli.py): one flag per options field (its `help` metadata), plus the shared flags of the
+    (commands/eval.py): one flag per options field (its `help` metadata), plus the shared flags of the
     inputs in `reads`."""
 
     name: str

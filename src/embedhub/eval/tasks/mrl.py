@@ -13,7 +13,7 @@ is corpus documents (retrieval) or distinct sentences (sts) x k x 4 bytes (float
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from embedhub.errors import EmbedhubError
 from embedhub.eval.core import Curve, EvalContext, Record, TaskResult, timed, truncate_normalise
@@ -132,6 +132,4 @@ def run(ctx: EvalContext, options: MrlOptions) -> TaskResult:
 
 
 def _with_datasets(ctx: EvalContext, names: tuple[str, ...]) -> EvalContext:
-    from dataclasses import replace
-
     return replace(ctx, datasets=tuple(names))

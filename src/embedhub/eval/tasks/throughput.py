@@ -51,7 +51,7 @@ def _rss() -> int:
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-class PeakMemory:
+class ResidentMemoryWatch:
     """Samples resident memory on a thread while a block runs."""
 
     def __init__(self, interval: float = 0.005) -> None:
@@ -65,7 +65,7 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     @contextlib.contextmanager
-    def watch(self) -> Iterator[PeakMemory]:
+    def watch(self) -> Iterator[ResidentMemoryWatch]:
         self.peak = _rss()
         thread = threading.Thread(target=self._sample, daemon=True)
         thread.start()
@@ -138,7 +138,7 @@ def run(ctx: EvalContext, options: ThroughputOptions) -> TaskResult:
                     inputs[: min(2, options.batch_size)], dimensions=ctx.dimensions
                 )  # warm-up
                 before = _rss()
-                meter = PeakMemory()
+                meter = ResidentMemoryWatch()
                 with (
                     ctx.progress.track(f"throughput {length} tokens ({ctx.model})", count) as advance,
                     meter.watch(),

@@ -18,9 +18,18 @@ LOADERS: dict[str, Loader] = {
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
 __all__ = [
-    "LOADERS", "Block", "ContentMismatchError", "EmptyFileError", "ExtractedDocument", "Loader",
-    "LoaderError", "UnsupportedFileTypeError", "check_content", "load_file", "loader_for",
-]  # fmt: skip
+    "LOADERS",
+    "Block",
+    "ContentMismatchError",
+    "EmptyFileError",
+    "ExtractedDocument",
+    "Loader",
+    "LoaderError",
+    "UnsupportedFileTypeError",
+    "check_content",
+    "load_file",
+    "loader_for",
+]
 
 
 def supported_extensions() -> list[str]:

@@ -52,9 +52,12 @@ class DocxLoader(Loader):
                     paragraph._p.pPr is not None and paragraph._p.pPr.numPr is not None
                 )
                 blocks.append(
-                    Block(("- " + text) if is_list else text, kind="list" if is_list else "paragraph",
-                          heading_path=tuple(h for _, h in headings))
-                )  # fmt: skip
+                    Block(
+                        ("- " + text) if is_list else text,
+                        kind="list" if is_list else "paragraph",
+                        heading_path=tuple(h for _, h in headings),
+                    )
+                )
             elif tag == "tbl":
                 table = Table(element, document)
                 rows = []

@@ -42,9 +42,31 @@ class CodeLoader(Loader):
 
     name = "code"
     extensions = (
-        ".py", ".js", ".ts", ".tsx", ".jsx", ".java", ".go", ".rs", ".c", ".h", ".cc", ".cpp", ".hpp",
-        ".cs", ".rb", ".php", ".swift", ".kt", ".scala", ".sh", ".sql", ".lua", ".r", ".m",
-    )  # fmt: skip
+        ".py",
+        ".js",
+        ".ts",
+        ".tsx",
+        ".jsx",
+        ".java",
+        ".go",
+        ".rs",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".cs",
+        ".rb",
+        ".php",
+        ".swift",
+        ".kt",
+        ".scala",
+        ".sh",
+        ".sql",
+        ".lua",
+        ".r",
+        ".m",
+    )
     large_class_lines = 80
 
     def load(self, path: Path, data: bytes) -> ExtractedDocument:

@@ -17,9 +17,16 @@ STORES = {
 REMOTE_STORES = {"milvus"}
 
 __all__ = [
-    "REMOTE_STORES", "STORES", "ChunkRow", "Hit", "SearchFilter", "Store", "VectorIndexOptions",
-    "check_store", "open_store",
-]  # fmt: skip
+    "REMOTE_STORES",
+    "STORES",
+    "ChunkRow",
+    "Hit",
+    "SearchFilter",
+    "Store",
+    "VectorIndexOptions",
+    "check_store",
+    "open_store",
+]
 
 
 def check_store(name: str, uri: str | None = None) -> None:

@@ -104,8 +104,13 @@ class Store(ABC):
         """Write rows and their vectors in one atomic commit."""
 
     @abstractmethod
-    def delete_documents(self, doc_ids: Sequence[str], *, except_generation: int | None = None,
-                         only_generation: int | None = None) -> None:  # fmt: skip
+    def delete_documents(
+        self,
+        doc_ids: Sequence[str],
+        *,
+        except_generation: int | None = None,
+        only_generation: int | None = None,
+    ) -> None:
         """Delete the chunks of documents (all, all but one generation, or one generation)."""
 
     @abstractmethod

@@ -205,9 +205,13 @@ class LanceStore(Store):
         partitions = max(1, math.ceil(rows / PARTITION_ROWS))
         started = time.perf_counter()
         self.table.create_index(
-            metric="cosine", vector_column_name="vector", index_type=VECTOR_INDEX_TYPE,
-            num_partitions=partitions, replace=True, name=VECTOR_INDEX,
-        )  # fmt: skip
+            metric="cosine",
+            vector_column_name="vector",
+            index_type=VECTOR_INDEX_TYPE,
+            num_partitions=partitions,
+            replace=True,
+            name=VECTOR_INDEX,
+        )
         state = {
             "type": VECTOR_INDEX_TYPE,
             "num_partitions": partitions,
@@ -231,7 +235,7 @@ class LanceStore(Store):
             "rows_unindexed": stats.num_unindexed_rows if stats else self.count(),
             "search": {"nprobes": state["num_partitions"], "refine_factor": REFINE_FACTOR},
             "min_rows": self.index_options.min_rows,
-        }  # fmt: skip
+        }
 
     def ensure_text_index(self, force: bool = False) -> None:
         """Build the BM25 index, or rebuild it once the rows added since the last build are more

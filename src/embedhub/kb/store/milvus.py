@@ -49,8 +49,21 @@ ID_BATCH = 500  # ids per `in [...]` filter
 MAX_LIMIT = 16384  # Milvus's largest search or query limit
 CONSISTENCY = "Strong"
 TEXT_LIMIT = 65535  # Milvus's largest VARCHAR, bytes
-_SCALARS = ("id", "doc_id", "generation", "chunk_index", "path", "file_type", "text", "char_start",
-            "char_end", "page_start", "page_end", "heading_path", "content_hash")  # fmt: skip
+_SCALARS = (
+    "id",
+    "doc_id",
+    "generation",
+    "chunk_index",
+    "path",
+    "file_type",
+    "text",
+    "char_start",
+    "char_end",
+    "page_start",
+    "page_end",
+    "heading_path",
+    "content_hash",
+)
 OUTPUT_FIELDS = [*_SCALARS, "terms"]
 VECTOR_INDEX = "vector"  # Milvus names a field's index after the field
 HNSW_M = 16  # graph neighbours per node
@@ -173,22 +186,34 @@ class MilvusStore(Store):
         schema.add_field("file_type", DataType.VARCHAR, max_length=64)
         schema.add_field("text", DataType.VARCHAR, max_length=TEXT_LIMIT)
         schema.add_field(
-            "terms", DataType.VARCHAR, max_length=TEXT_LIMIT, enable_analyzer=True,
+            "terms",
+            DataType.VARCHAR,
+            max_length=TEXT_LIMIT,
+            enable_analyzer=True,
             analyzer_params={"tokenizer": "standard"},
-        )  # fmt: skip
+        )
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_field("char_start", DataType.INT64)
         schema.add_field("char_end", DataType.INT64)
         schema.add_field("page_start", DataType.INT32, nullable=True)
         schema.add_field("page_end", DataType.INT32, nullable=True)
-        schema.add_field("heading_path", DataType.ARRAY, element_type=DataType.VARCHAR,
-                         max_capacity=256, max_length=TEXT_LIMIT)  # fmt: skip
+        schema.add_field(
+            "heading_path",
+            DataType.ARRAY,
+            element_type=DataType.VARCHAR,
+            max_capacity=256,
+            max_length=TEXT_LIMIT,
+        )
         schema.add_field("content_hash", DataType.VARCHAR, max_length=256)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimensions)
         schema.add_function(
-            Function(name="terms_bm25", function_type=FunctionType.BM25,
-                     input_field_names=["terms"], output_field_names=["sparse"])
-        )  # fmt: skip
+            Function(
+                name="terms_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["terms"],
+                output_field_names=["sparse"],
+            )
+        )
         index = self.client.prepare_index_params()
         index.add_index(field_name="vector", index_type="FLAT", metric_type="COSINE")
         index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
@@ -237,9 +262,11 @@ class MilvusStore(Store):
         behind its cursor is not read again."""
         rewritten = 0
         iterator = self.client.query_iterator(
-            self.name, batch_size=WRITE_BATCH, output_fields=[*OUTPUT_FIELDS, "vector"],
+            self.name,
+            batch_size=WRITE_BATCH,
+            output_fields=[*OUTPUT_FIELDS, "vector"],
             consistency_level=CONSISTENCY,
-        )  # fmt: skip
+        )
         try:
             while batch := iterator.next():
                 updates = []
@@ -269,10 +296,15 @@ class MilvusStore(Store):
     ) -> list[dict]:
         search_params = {"metric_type": metric, "params": params} if params else {"metric_type": metric}
         results = self.client.search(
-            self.name, data=data, anns_field=field, limit=min(k, MAX_LIMIT),
-            filter=filter_expression(where), output_fields=OUTPUT_FIELDS,
-            search_params=search_params, consistency_level=CONSISTENCY,
-        )  # fmt: skip
+            self.name,
+            data=data,
+            anns_field=field,
+            limit=min(k, MAX_LIMIT),
+            filter=filter_expression(where),
+            output_fields=OUTPUT_FIELDS,
+            search_params=search_params,
+            consistency_level=CONSISTENCY,
+        )
         # the prefilter may let more through than the glob means (see `like_pattern`)
         return [hit for hit in (results[0] if results else []) if where.matches(self._row(hit["entity"]))]
 
@@ -294,9 +326,12 @@ class MilvusStore(Store):
         best_ids: list[str] = []
         best_scores = np.empty(0, dtype=np.float32)
         iterator = self.client.query_iterator(
-            self.name, batch_size=EXACT_BATCH, filter=filter_expression(where),
-            output_fields=["id", "vector"], consistency_level=CONSISTENCY,
-        )  # fmt: skip
+            self.name,
+            batch_size=EXACT_BATCH,
+            filter=filter_expression(where),
+            output_fields=["id", "vector"],
+            consistency_level=CONSISTENCY,
+        )
         try:
             while batch := iterator.next():
                 matrix = np.asarray([record["vector"] for record in batch], dtype=np.float32)
@@ -377,9 +412,11 @@ class MilvusStore(Store):
             self.client.drop_index(self.name, VECTOR_INDEX)
             index = self.client.prepare_index_params()
             index.add_index(
-                field_name="vector", index_type="HNSW", metric_type="COSINE",
+                field_name="vector",
+                index_type="HNSW",
+                metric_type="COSINE",
                 params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION},
-            )  # fmt: skip
+            )
             self.client.create_index(self.name, index, sync="://" in self.uri)
         finally:
             self.client.load_collection(self.name)
@@ -424,9 +461,12 @@ class MilvusStore(Store):
             return list(records)
         # more than one query returns: page through them (Milvus Lite logs a warning for this)
         iterator = self.client.query_iterator(
-            self.name, batch_size=WRITE_BATCH, filter=expression, output_fields=fields,
+            self.name,
+            batch_size=WRITE_BATCH,
+            filter=expression,
+            output_fields=fields,
             consistency_level=CONSISTENCY,
-        )  # fmt: skip
+        )
         records = []
         while batch := iterator.next():
             records.extend(batch)

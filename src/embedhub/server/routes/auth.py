@@ -11,9 +11,8 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from embedhub.accounts.errors import AuthenticationError, SignInThrottledError
-from embedhub.accounts.guard import ACCOUNTS_OFF
 from embedhub.accounts.policy import Principal
-from embedhub.accounts.store import AccountStore
+from embedhub.accounts.store import ACCOUNTS_OFF, AccountStore
 from embedhub.errors import InvalidInputError
 from embedhub.server.deps import AUTH, SESSION_COOKIE, PrincipalDep, SettingsDep, identify
 from embedhub.server.errors import ERRORS_DOC, ApiError
@@ -26,7 +25,7 @@ accounts_router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["accounts"], 
 
 def _store(request: Request) -> AccountStore:
     store = request.app.state.accounts
-    if store is None:
+    if not store.enabled:
         raise InvalidInputError(ACCOUNTS_OFF)
     return store
 
@@ -36,7 +35,7 @@ async def me(request: Request, authorization: Annotated[str | None, Header()] = 
     """Whether accounts are on, who the caller is (null when not signed in) and the session's CSRF
     token (null without a session). Never 401: the web UI asks it to decide whether to show the
     sign-in page."""
-    if request.app.state.accounts is None:
+    if not request.app.state.accounts.enabled:
         return {"accounts": False, "user": None, "csrf_token": None}
     try:
         principal, csrf = await asyncio.to_thread(identify, request, authorization)
@@ -71,9 +70,14 @@ async def login(body: LoginRequest, request: Request, settings: SettingsDep) -> 
     token, csrf = await asyncio.to_thread(store.create_session, user.name, settings.session_lifetime)
     response = JSONResponse({"user": user.public(), "csrf_token": csrf})
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=settings.session_lifetime, path="/", httponly=True,
-        samesite="strict", secure=request.url.scheme == "https",
-    )  # fmt: skip
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_lifetime,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -84,8 +88,9 @@ async def logout(request: Request) -> Response:
     if token:
         await asyncio.to_thread(_store(request).delete_session, token)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")  # fmt: skip
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+    )
     return response
 
 
@@ -123,8 +128,7 @@ async def delete_key(key_id: str, request: Request, principal: PrincipalDep) -> 
 async def list_users(request: Request, principal: PrincipalDep) -> dict:
     """Admins get every user with role and state; others the names of enabled users (to share
     with)."""
-    store = request.app.state.accounts
-    users = store.users() if store is not None else []
+    users = request.app.state.accounts.users()
     if principal.is_admin:
         return {"data": [{"name": u.name, "role": u.role, "disabled": u.disabled} for u in users]}
     return {"data": [{"name": u.name} for u in users if not u.disabled]}
@@ -132,8 +136,7 @@ async def list_users(request: Request, principal: PrincipalDep) -> dict:
 
 @accounts_router.get("/groups")
 async def list_groups(request: Request) -> dict:
-    store = request.app.state.accounts
-    return {"data": store.groups() if store is not None else []}
+    return {"data": request.app.state.accounts.groups()}
 
 
 @accounts_router.get("/audit")
@@ -149,5 +152,4 @@ async def audit(
     the admins' user changes; newest first (admins only: 404 to others)."""
     if not principal.is_admin:
         raise ApiError(404, "Not Found", "not_found_error")
-    store = request.app.state.accounts
-    return {"data": store.audit(limit, before) if store is not None else []}
+    return {"data": request.app.state.accounts.audit(limit, before)}

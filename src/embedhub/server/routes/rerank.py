@@ -69,9 +69,15 @@ async def rerank(body: RerankRequest, hub: ReadyHubDep, settings: SettingsDep, m
     service = hub.get_reranker(body.model)
     texts = [item if isinstance(item, str) else item.text for item in body.documents]
     result = await _score(
-        service, body.query, texts, instruction=body.instruction, truncate=body.truncate,
-        settings=settings, metrics=metrics, field="documents",
-    )  # fmt: skip
+        service,
+        body.query,
+        texts,
+        instruction=body.instruction,
+        truncate=body.truncate,
+        settings=settings,
+        metrics=metrics,
+        field="documents",
+    )
     results = []
     for index in _ranked(result.scores, body.top_n):
         entry = {"index": index, "relevance_score": float(result.scores[index])}
@@ -95,9 +101,15 @@ async def rerank_tei(body: TeiRerankRequest, hub: ReadyHubDep, settings: Setting
     """text-embeddings-inference's rerank shape: `[{"index", "score", "text"?}]`, best first."""
     service = hub.get_reranker()
     result = await _score(
-        service, body.query, body.texts, instruction=None, truncate=body.truncate,
-        settings=settings, metrics=metrics, field="texts",
-    )  # fmt: skip
+        service,
+        body.query,
+        body.texts,
+        instruction=None,
+        truncate=body.truncate,
+        settings=settings,
+        metrics=metrics,
+        field="texts",
+    )
     return [
         {"index": index, "score": float(result.scores[index])}
         | ({"text": body.texts[index]} if body.return_text else {})

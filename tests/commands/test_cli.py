@@ -223,7 +223,7 @@ def test_start_up_imports_only_what_every_command_needs():
     import subprocess
     import sys
 
-    heavy = ["embedhub.eval.cli", "embedhub.kb.ingest", "numpy", "torch", "transformers", "lancedb"]
+    heavy = ["embedhub.commands.eval", "embedhub.kb.ingest", "numpy", "torch", "transformers", "lancedb"]
     probe = f"import sys, embedhub.cli; print([m for m in {heavy!r} if m in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]", loaded.stdout

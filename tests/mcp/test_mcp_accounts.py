@@ -9,15 +9,16 @@ import httpx
 
 from embedhub.accounts.store import AccountStore
 from embedhub.kb.collection import KnowledgeBase
-from tests.test_mcp import data, error_text, http_server, make_home
+from tests.mcp.test_mcp import data, error_text, http_server, make_home
 
 PASSWORD = "correct horse battery"
 
 
 def test_tools_apply_the_callers_access(tmp_path, tiny_encoder, tiny_model_dir, settings):
     import httpx2
-    from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
+
+    from mcp import Client
 
     home = make_home(tmp_path, tiny_encoder, tiny_model_dir, settings)
     store = AccountStore.for_home(home)

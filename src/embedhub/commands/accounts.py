@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from embedhub.accounts.policy import Principal
-from embedhub.cli_support import user_errors
+from embedhub.accounts.roles import PrincipalKind, Role
+from embedhub.accounts.store import AccountStore, check_name, check_role
+from embedhub.commands.support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import InvalidInputError
 
@@ -21,12 +23,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 #: how the audit log names changes made on the command line
 CLI_ACTOR = "cli"
 #: whoever runs the CLI on the server's machine can read the home folder: an admin
-CLI_PRINCIPAL = Principal("cli")
+CLI_PRINCIPAL = Principal(PrincipalKind.CLI, None, Role.ADMIN)
 
 
 def _store():
-    from embedhub.accounts.store import AccountStore
-
     return AccountStore.for_home(Settings().home)
 
 
@@ -45,8 +45,13 @@ PasswordStdin = Annotated[
 
 
 def _user_row(user) -> dict:
-    return {"name": user.name, "role": user.role, "disabled": user.disabled, "created": user.created,
-            "groups": sorted(user.groups)}  # fmt: skip
+    return {
+        "name": user.name,
+        "role": user.role,
+        "disabled": user.disabled,
+        "created": user.created,
+        "groups": sorted(user.groups),
+    }
 
 
 def _done(as_json: bool, row: dict, line: str) -> None:
@@ -62,8 +67,6 @@ def add_user(
     as_json: JsonOption = False,
 ) -> None:
     """Create a user (asks for the password twice unless --password-stdin)."""
-    from embedhub.accounts.store import check_name, check_role
-
     check_name(name, "user")
     check_role(role)
     store = _store()

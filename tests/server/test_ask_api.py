@@ -14,7 +14,7 @@ from embedhub.server.app import create_app
 from tests.chat_standin import ERROR_MESSAGE, chat_standin, refused_url
 from tests.kb.conftest import make_pdf
 from tests.live_server import live_server
-from tests.test_kb_api import wait_for_jobs
+from tests.server.test_kb_api import wait_for_jobs
 
 QUESTION = "What does a helium nucleus hold?"
 

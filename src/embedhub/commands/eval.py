@@ -25,7 +25,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from embedhub.cli_support import user_errors
+from embedhub.commands.support import user_errors
 from embedhub.eval.core import DEFAULT_ENCODE_BATCH
 from embedhub.eval.tasks import TASKS, TaskDef
 
@@ -121,7 +121,7 @@ LimitOption = Annotated[int | None, typer.Option(help=_SHARED["limit"].help)]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help=_SHARED["quiet"].help)]
 
 
-class RichProgress:
+class TaskProgressBar:
     """Progress bars on stderr while a task runs."""
 
     def __init__(self) -> None:
@@ -138,7 +138,7 @@ class RichProgress:
             transient=True,
         )
 
-    def __enter__(self) -> RichProgress:
+    def __enter__(self) -> TaskProgressBar:
         self.progress.start()
         return self
 
@@ -183,7 +183,7 @@ def _execute(plan, quiet: bool, meta: dict[str, Any]) -> None:
     if _chosen["backend"]:
         settings = settings.model_copy(update={"backend": _chosen["backend"]})
     meta = {**meta, "backend": settings.backend}
-    progress = None if quiet else RichProgress()
+    progress = None if quiet else TaskProgressBar()
     with progress if progress else contextlib.nullcontext():
         results, _, files = run_plan(
             plan, settings=settings, progress=progress, skip_missing=len(plan.tasks) > 1, meta=meta

@@ -162,8 +162,9 @@ async def exercise(client, corpus: Path) -> None:
 
 def test_stdio_transport(tmp_path, tiny_encoder, tiny_model_dir, settings):
     """`embedhub mcp` as a desktop client starts it: a child process speaking MCP on stdin/stdout."""
-    from mcp import Client
     from mcp.client.stdio import StdioServerParameters
+
+    from mcp import Client
 
     home = make_home(tmp_path, tiny_encoder, tiny_model_dir, settings)
     parameters = StdioServerParameters(
@@ -256,8 +257,9 @@ def test_streamable_http_transport(tmp_path, tiny_encoder, tiny_model_dir, setti
 
 def test_streamable_http_requires_the_api_key(tmp_path, settings):
     import httpx2
-    from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
+
+    from mcp import Client
 
     keyed = settings.model_copy(update={"home": tmp_path / "home", "api_keys": ["sesame"]})
 
@@ -290,9 +292,8 @@ def test_public_bind_needs_a_key(tmp_path):
 def test_ask_answers_with_citations_from_the_chat_endpoint(tmp_path, tiny_encoder, tiny_model_dir, settings):
     """In-process, `ask` is embedhub's answerer with the chat endpoint of the MCP server's settings:
     the answer's [1] maps to the chunk sent as [1], with its file and heading."""
-    from mcp import Client
-
     from embedhub.mcp.server import build_server
+    from mcp import Client
 
     home = make_home(tmp_path, tiny_encoder, tiny_model_dir, settings)
     with chat_standin("Set it to seven [1].") as standin:
@@ -349,9 +350,8 @@ def running_server(tmp_path, tiny_encoder, tiny_model_dir, settings):
 def test_tools_go_through_a_running_server(running_server, tmp_path, settings):
     """With `embedhub serve` running for the home, every tool goes through its HTTP API (adds are
     its ingestion jobs), and nothing opens the store beside it."""
-    from mcp import Client
-
     from embedhub.mcp.server import build_server
+    from mcp import Client
 
     server = build_server(settings.model_copy(update={"home": running_server}))
 
@@ -373,10 +373,9 @@ def test_search_reranks_with_the_configured_reranker(
 ):
     """`embedhub mcp --reranker FOLDER`: rerank=true puts the reranker's order first and says so;
     rerank=false leaves the fused order."""
-    from mcp import Client
-
     from embedhub.mcp.server import build_server
     from embedhub.models import reranker as rerankers
+    from mcp import Client
 
     class PreferUpgrades:
         name = "prefer-upgrades"

@@ -1,17 +1,29 @@
-"""`embedhub kb ...`: collections from the command line, with a progress bar and a summary."""
+"""`embedhub kb ...`: collections from the command line, with a progress bar and a summary.
+
+Imported by every `embedhub` command, so what only some commands need is imported where they use
+it, measured after `import embedhub.cli` (0.24 s in all): the knowledge base itself (collection,
+store, search, ask: numpy, 0.15-0.25 s), models (torch), the ingest pipeline and Ray, and rich
+(console 25 ms, progress 30 ms) for human output that `--json` and `kb list` do not print."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
+import re
+import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from embedhub.cli_support import user_errors
+from embedhub.accounts.store import AccountStore
+from embedhub.commands.accounts import CLI_PRINCIPAL
+from embedhub.commands.support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
+from embedhub.kb.lexical import Analyzer
 
 app = typer.Typer(help="Knowledge bases: create, add files, search, ask.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -27,6 +39,15 @@ BackendOption = Annotated[
 #: search and ask: they go through a running server for this home unless one of these is given
 LocalOption = Annotated[
     bool, typer.Option("--local", help="Load the model here even when a server for this home runs.")
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        help="Your key for the running `embedhub serve` (with accounts on: a user's key, and the "
+        "server applies that user's access). [env: EMBEDHUB_API_KEY]",
+        show_default=False,
+    ),
 ]
 LoadHereBackendOption = Annotated[
     str | None,
@@ -112,7 +133,6 @@ def create(
     backend: BackendOption = None,
 ) -> None:
     """Create a collection bound to one model, its dimensions and its query instruction."""
-    from embedhub.kb.lexical import Analyzer
     from embedhub.kb.store import check_store
     from embedhub.models.loading import load_encoder, resolve
 
@@ -124,10 +144,17 @@ def create(
     encoder = load_encoder(reference, settings)
     stable_reference = reference if reference != "auto" else resolved.spec.name
     collection = _knowledge_base().create(
-        name, encoder, model_reference=stable_reference, dimensions=dimensions, instruction=instruction,
-        chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, lexical_language=lexical_language,
-        store=store, store_uri=uri,
-    )  # fmt: skip
+        name,
+        encoder,
+        model_reference=stable_reference,
+        dimensions=dimensions,
+        instruction=instruction,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+        lexical_language=lexical_language,
+        store=store,
+        store_uri=uri,
+    )
     config = collection.config
     typer.echo(
         f"created {name}: model {config.model}, {config.dimensions} dims, "
@@ -180,9 +207,9 @@ def add(
 
         import_ray()  # without Ray: say how to install it before anything loads
     collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
-    from embedhub.kb.progress_bar import RichProgress
+    from embedhub.commands.ingest_progress import IngestProgressBar
 
-    progress = None if as_json else RichProgress()
+    progress = None if as_json else IngestProgressBar()
     runner = None
     try:
         if address is None:
@@ -267,107 +294,73 @@ def search(
         ),
     ] = False,
     local: LocalOption = False,
+    api_key: ApiKeyOption = None,
     backend: LoadHereBackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search a collection; results cite file, page and heading.
 
     When `embedhub serve` runs for the same EMBEDHUB_HOME, the search goes through it (the model
-    is already loaded there: milliseconds instead of seconds); otherwise the model loads here."""
-    settings = _settings(backend)
-    request = {
-        "query": query, "k": k, "mode": mode, "fusion": fusion, "per_document": per_document,
-        "path_glob": path_glob,
-        "file_types": list(file_type or ()), "page_min": page_min, "page_max": page_max,
-        "rerank": rerank or reranker is not None, "rerank_candidates": rerank_candidates,
-        "min_score": min_score, "exact": exact,
-    }  # fmt: skip
-    results = None
-    if not local and reranker is None and backend is None:
-        results = _search_through_server(settings, name, request)
-    if results is None:
-        results = _search_here(settings, name, request, reranker, announce=not as_json)
+    is already loaded there: milliseconds instead of seconds), with --api-key / EMBEDHUB_API_KEY as
+    your key (with accounts on, the server then applies your access); otherwise the model loads
+    here, and stderr says why."""
+    from embedhub.kb.search import SearchOptions  # numpy: 0.25 s that `kb list` does not pay
+    from embedhub.kb.store import SearchFilter
+
+    rerank = rerank or reranker is not None
+    options = SearchOptions(
+        query,
+        k=k,
+        mode=mode,
+        where=SearchFilter(path_glob, tuple(file_type or ()), page_min, page_max),
+        fusion=fusion,
+        per_document=per_document,
+        rerank=rerank,
+        rerank_candidates=rerank_candidates,
+        min_score=min_score,
+        exact=exact,
+    )
+    settings = _client_settings(backend, api_key)
+
+    def run(knowledge_base) -> list[dict]:
+        with knowledge_base.searcher(name, rerank=rerank, needs_model=mode != "lexical") as context:
+            return [result.to_dict() for result in context.searcher.find(options)]
+
+    results = _reach(settings, "search", rerank, reranker, local, backend, as_json).run(run)
     if as_json:
-        keys = ("text", "score", "retrievers", "path", "page_start", "page_end", "heading_path",
-                "char_start", "char_end", "snippet", "rerank_score")  # fmt: skip
-        typer.echo(json.dumps({"results": [{key: r[key] for key in keys} for r in results]},
-                              ensure_ascii=False))  # fmt: skip
+        keys = (
+            "text",
+            "score",
+            "retrievers",
+            "path",
+            "page_start",
+            "page_end",
+            "heading_path",
+            "char_start",
+            "char_end",
+            "snippet",
+            "rerank_score",
+        )
+        typer.echo(
+            json.dumps({"results": [{key: r[key] for key in keys} for r in results]}, ensure_ascii=False)
+        )
         return
     _print_results(results)
 
 
-def _reranker_here(settings: Settings, reference: str | None, announce: bool):
-    """Load the reranker --reranker or EMBEDHUB_RERANKER names, in this process."""
-    import sys
-    import time
-
-    reference = reference or settings.reranker
-    if reference is None:
-        raise EmbedhubError(
-            "--rerank needs a reranker: no `embedhub serve` for this home answered, so name one to "
-            "load here with --reranker Qwen3-Reranker-0.6B (or a folder), or set EMBEDHUB_RERANKER"
-        )
-    from embedhub.models.reranker import load_reranker
-
-    started = time.perf_counter()
-    reranker = load_reranker(reference, settings)
-    if announce:
-        print(f"embedhub: loaded reranker {reranker.name} in {time.perf_counter() - started:.1f}s",
-              file=sys.stderr)  # fmt: skip
-    return reranker
+def _client_settings(backend: str | None, api_key: str | None) -> Settings:
+    settings = _settings(backend)
+    return settings.model_copy(update={"api_key": api_key}) if api_key else settings
 
 
-def _search_through_server(settings: Settings, name: str, request: dict) -> list[dict] | None:
-    """Results from a running server for this home; None when there is none or it is not ready."""
-    from embedhub.server.client import ServerClient, ServerUnavailableError
+def _reach(settings: Settings, what: str, rerank: bool, reranker, local: bool, backend, as_json: bool):
+    """Through a running server for this home, or here (commands/kb_reach.py)."""
+    from embedhub.commands.kb_reach import Reach  # the search code: numpy, 0.25 s `kb list` skips
 
-    client = ServerClient.for_home(settings)
-    if client is None:
-        return None
-    try:
-        return client.call("POST", f"/v1/collections/{name}/search", json=request)["results"]
-    except ServerUnavailableError:
-        return None  # unreachable or still loading: search here instead
-
-
-def _collection_here(settings: Settings, name: str, mode: str, what: str, announce: bool):
-    """The collection and (unless lexical) its model, loaded in this process, saying how long the
-    load took and that a running server would have skipped it."""
-    import sys
-    import time
-
-    collection = _knowledge_base().get(name)
-    if mode == "lexical":
-        return collection, None
-    started = time.perf_counter()
-    encoder = _encoder_for(collection, settings.backend)
-    if announce:
-        print(
-            f"embedhub: loaded {collection.config.model} in {time.perf_counter() - started:.1f}s "
-            f"for this {what}; with `embedhub serve` running for this home, the next one skips that",
-            file=sys.stderr,
-        )
-    return collection, encoder
-
-
-def _search_here(
-    settings: Settings, name: str, request: dict, reranker_reference: str | None, announce: bool
-):
-
-    from embedhub.kb.search import Searcher
-    from embedhub.kb.store import SearchFilter
-
-    collection, encoder = _collection_here(settings, name, request["mode"], "search", announce)
-    where = SearchFilter(request["path_glob"], tuple(request["file_types"]), request["page_min"],
-                         request["page_max"])  # fmt: skip
-    reranker = _reranker_here(settings, reranker_reference, announce) if request["rerank"] else None
-    found = Searcher(collection, encoder, reranker).search(
-        request["query"], k=request["k"], mode=request["mode"], where=where, fusion=request["fusion"],
-        per_document=request["per_document"], rerank=request["rerank"],
-        rerank_candidates=request["rerank_candidates"], min_score=request["min_score"],
-        exact=request["exact"],
-    )  # fmt: skip
-    return [result.to_dict() for result in found]
+    flags = (("--local", local), ("--reranker", reranker is not None), ("--backend", backend is not None))
+    here_because = next((flag for flag, given in flags if given), None)
+    say = (lambda line: None) if as_json else (lambda line: typer.echo(line, err=True))
+    return Reach(settings, what=what, rerank=rerank, reranker=reranker, here_because=here_because, say=say)
 
 
 def _print_results(results: list[dict]) -> None:
@@ -428,6 +421,7 @@ def ask(
         ),
     ] = None,
     local: LocalOption = False,
+    api_key: ApiKeyOption = None,
     backend: LoadHereBackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -438,26 +432,20 @@ def ask(
     SGLang or a hosted API. Without one, the ranked passages are shown with their best sentences
     highlighted. Retrieval goes through a running `embedhub serve` for this home when there is one;
     the chat endpoint is always the one configured here."""
-    from embedhub.kb.ask import (
-        ChatSettings,
-        answer_events,
-        check_k,
-        check_question,
-        collect,
-        normalise_history,
-    )
+    from embedhub.kb.ask import AskOptions, answer_events, collect, gather_evidence
+    from embedhub.kb.chat import ChatSettings
 
-    settings = _settings(backend)
-    question = check_question(question)
-    check_k(k)
-    history = normalise_history(_read_conversation(conversation)) if conversation else []
-    request = {"k": k, "mode": mode, "per_document": per_document, "rerank": rerank or reranker is not None}
-    retrieval = None
-    if not local and reranker is None and backend is None:
-        retrieval = _evidence_through_server(settings, name, question, history, request)
-    if retrieval is None:
-        retrieval = _evidence_here(settings, name, question, history, request, reranker, announce=not as_json)
-    events = answer_events(question, retrieval, history=history, chat=ChatSettings.from_settings(settings))
+    rerank = rerank or reranker is not None
+    history = tuple(_read_conversation(conversation)) if conversation else ()
+    options = AskOptions(question, history, k=k, mode=mode, per_document=per_document)
+    settings = _client_settings(backend, api_key)
+
+    def run(knowledge_base):
+        with knowledge_base.searcher(name, rerank=rerank, needs_model=mode != "lexical") as context:
+            return gather_evidence(context.searcher, options)
+
+    retrieval = _reach(settings, "question", rerank, reranker, local, backend, as_json).run(run)
+    events = answer_events(options, retrieval, chat=ChatSettings.from_settings(settings))
     if as_json:
         answer = collect(events)
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
@@ -465,8 +453,8 @@ def ask(
         answer = _stream_answer(events)
     if conversation and answer.status == "answered":
         turns = [
-            *history,
-            {"role": "user", "content": question},
+            *options.history,
+            {"role": "user", "content": options.question},
             {"role": "assistant", "content": answer.answer},
         ]
         conversation.write_text(json.dumps(turns, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -484,51 +472,9 @@ def _read_conversation(path: Path) -> list:
     return turns
 
 
-def _evidence_through_server(settings: Settings, name: str, question: str, history: list, request: dict):
-    """The numbered evidence, searched by a running server for this home; None without one."""
-    from dataclasses import fields
-
-    from embedhub.kb.ask import Retrieval, number_evidence, retrieval_query
-    from embedhub.kb.lexical import Analyzer
-    from embedhub.kb.search import SearchResult
-
-    query = retrieval_query(question, history)
-    results = _search_through_server(settings, name, {**request, "query": query})
-    if results is None:
-        return None
-    import httpx
-
-    from embedhub.server.discovery import auth_headers, find_server
-
-    analyzer = Analyzer()
-    url = find_server(settings)
-    if url is not None:
-        info = httpx.get(f"{url}/v1/collections/{name}", headers=auth_headers(settings), timeout=30)
-        if info.status_code == 200:
-            analyzer = Analyzer(info.json().get("lexical_language", "english"))
-    names = [field.name for field in fields(SearchResult)]
-    found = [SearchResult(**{key: result.get(key) for key in names}) for result in results]
-    return Retrieval(query, number_evidence(found, query, analyzer))
-
-
-def _evidence_here(settings, name, question, history, request, reranker_reference, announce: bool):
-
-    from embedhub.kb.ask import gather_evidence
-    from embedhub.kb.search import Searcher
-
-    collection, encoder = _collection_here(settings, name, request["mode"], "question", announce)
-    reranker = _reranker_here(settings, reranker_reference, announce) if request["rerank"] else None
-    return gather_evidence(
-        Searcher(collection, encoder, reranker), question, history=history, k=request["k"],
-        mode=request["mode"], per_document=request["per_document"],
-    )  # fmt: skip
-
-
 def _stream_answer(events):
     """Print the answer as it arrives, then its sources; the evidence alone when there is no
     answer. A chat failure prints the evidence, then raises (one line, exit code 2)."""
-    import sys
-
     from rich.console import Console
     from rich.markup import escape
 
@@ -584,8 +530,6 @@ def _print_evidence(console, title: str, evidence, with_text: bool = False) -> N
 
 def _rich_marks(snippet: str) -> str:
     """An HTML snippet with <mark>ed terms as rich markup (the rest escaped: text may hold [tags])."""
-    import re
-
     from rich.markup import escape
 
     styles = {"<mark>": "[bold yellow]", "</mark>": "[/bold yellow]"}
@@ -652,44 +596,54 @@ def index(
 ) -> None:
     """Build or update the collection's ANN vector index now (ingests do it past
     --ann-min-rows chunks); dense search then uses it, `kb search --exact` still scans."""
-    import time
-
     collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
     started = time.perf_counter()
     changed = collection.maintain_index(force=force, rebuild=rebuild)
-    details = {"changed": changed, "seconds": round(time.perf_counter() - started, 3),
-               "vector_index": collection.store.vector_index_info()}  # fmt: skip
+    details = {
+        "changed": changed,
+        "seconds": round(time.perf_counter() - started, 3),
+        "vector_index": collection.store.vector_index_info(),
+    }
     if as_json:
         typer.echo(json.dumps(details, ensure_ascii=False))
         return
     state = "updated" if changed else "already current"
-    typer.echo(f"{name}: vector index {state} in {details['seconds']} s: "
-               f"{describe_vector_index(details['vector_index'])}")  # fmt: skip
+    typer.echo(
+        f"{name}: vector index {state} in {details['seconds']} s: "
+        f"{describe_vector_index(details['vector_index'])}"
+    )
 
 
 def _local_time(timestamp: float) -> str:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(sep=" ", timespec="seconds")
 
 
 #: how `describe_vector_index` names the index's parameters
 _INDEX_LABELS = {
-    "num_partitions": "partitions", "m": "M", "ef_construction": "efConstruction",
-    "nprobes": "partitions probed", "refine_factor": "refine factor", "ef": "ef",
-}  # fmt: skip
+    "num_partitions": "partitions",
+    "m": "M",
+    "ef_construction": "efConstruction",
+    "nprobes": "partitions probed",
+    "refine_factor": "refine factor",
+    "ef": "ef",
+}
 
 
 def describe_vector_index(info: dict) -> str:
     """One line for people: the `vector_index` object of `kb info --json` / the API."""
     if info.get("type") == "exact":
-        return (f"none: exact search (an index is built at {info.get('min_rows', 0):,} chunks, or now "
-                "with `embedhub kb index NAME`)")  # fmt: skip
+        return (
+            f"none: exact search (an index is built at {info.get('min_rows', 0):,} chunks, or now "
+            "with `embedhub kb index NAME`)"
+        )
     parts = [f"{info['type']}, {info.get('rows_indexed', 0):,} chunks indexed"]
     if info.get("rows_unindexed"):
         parts[0] += f" ({info['rows_unindexed']:,} newer ones scanned until they are folded in)"
-    built = [f"{_INDEX_LABELS[key]} {info[key]:,}" for key in ("num_partitions", "m", "ef_construction")
-             if key in info]  # fmt: skip
+    built = [
+        f"{_INDEX_LABELS[key]} {info[key]:,}"
+        for key in ("num_partitions", "m", "ef_construction")
+        if key in info
+    ]
     if built:
         parts.append(", ".join(built))
     if info.get("search"):
@@ -764,7 +718,6 @@ def drop(
 def _guard():
     """The collections as an admin on this machine sees them (accounts are managed here)."""
     from embedhub.accounts.guard import CollectionGuard
-    from embedhub.accounts.store import AccountStore
 
     settings = Settings()
     return CollectionGuard(_knowledge_base(), AccountStore.for_home(settings.home))
@@ -785,8 +738,6 @@ def access(
     name: Annotated[str, typer.Argument(help="Collection name.")], as_json: JsonOption = False
 ) -> None:
     """Who owns a collection and whom it is shared with (accounts, see `embedhub users`)."""
-    from embedhub.accounts.cli import CLI_PRINCIPAL
-
     guard = _guard()
     collection, level = guard.open(CLI_PRINCIPAL, name)
     _print_access(name, guard.describe(CLI_PRINCIPAL, collection, level), as_json)
@@ -801,8 +752,6 @@ def chown(
 ) -> None:
     """Give a collection to a user (one made before accounts, or by `kb create`, has no owner
     and only admins see it)."""
-    from embedhub.accounts.cli import CLI_PRINCIPAL
-
     _print_access(name, _guard().chown(CLI_PRINCIPAL, name, user), as_json)
 
 
@@ -828,8 +777,6 @@ def share(
     as_json: JsonOption = False,
 ) -> None:
     """Share a collection with a user or a group."""
-    from embedhub.accounts.cli import CLI_PRINCIPAL
-
     kind, member = _member(user, group)
     _print_access(name, _guard().share(CLI_PRINCIPAL, name, kind, member, role), as_json)
 
@@ -843,7 +790,5 @@ def unshare(
     as_json: JsonOption = False,
 ) -> None:
     """Stop sharing a collection with a user or a group."""
-    from embedhub.accounts.cli import CLI_PRINCIPAL
-
     kind, member = _member(user, group)
     _print_access(name, _guard().unshare(CLI_PRINCIPAL, name, kind, member), as_json)

@@ -15,7 +15,7 @@ from embedhub.server.app import create_app
 from tests.conftest import ROOT, SHARED_DATA
 from tests.kb.conftest import make_docx, make_pdf
 from tests.live_server import live_server
-from tests.test_kb_api import wait_for_jobs
+from tests.server.test_kb_api import wait_for_jobs
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts" / "ui"

@@ -14,7 +14,7 @@ import pytest
 
 from embedhub.server.app import create_app
 from tests.live_server import live_server
-from tests.test_ui_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.server.test_ui_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 PASSWORDS = {"alice": "alice-correct-horse", "bob": "bob-battery-staple", "root": "root-admin-secret"}
 COLLECTION = "alice-private"

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
+from embedhub.access.discovery import auth_headers, find_server
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 
@@ -37,22 +40,19 @@ class ServerClient:
     @classmethod
     def for_home(cls, settings: Settings, token: str | None = None) -> ServerClient | None:
         """The client of the live server for `settings.home`, or None when none runs."""
-        from embedhub.server.discovery import find_server
-
         url = find_server(settings, token=token)
         return None if url is None else cls(url, settings, token=token)
 
     def call(self, method: str, path: str, *, json: Any = None, timeout: float | None = None) -> Any:
         """The decoded JSON answer of one request (None for an empty body)."""
-        import httpx
-
-        from embedhub.server.discovery import auth_headers
-
         try:
             answer = httpx.request(
-                method, self.url + path, json=json, headers=auth_headers(self.settings, self.token),
+                method,
+                self.url + path,
+                json=json,
+                headers=auth_headers(self.settings, self.token),
                 timeout=timeout or self.timeout,
-            )  # fmt: skip
+            )
         except httpx.HTTPError as error:
             raise ServerUnavailableError(f"embedhub serve at {self.url} did not answer ({error})") from None
         if answer.status_code == 503:

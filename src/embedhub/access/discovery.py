@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from embedhub.config import Settings
 
@@ -56,27 +59,43 @@ def _alive(pid: int) -> bool:
 
 
 def auth_headers(settings: Settings, token: str | None = None) -> dict[str, str]:
-    """The bearer header: `token` when given, else the first configured key, else none."""
-    key = token or (settings.api_keys[0] if settings.api_keys else None)
+    """The bearer header: `token` when given, else the caller's own key (`api_key`), else the first
+    of the server's keys, else none."""
+    key = token or settings.api_key or (settings.api_keys[0] if settings.api_keys else None)
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def find_server(settings: Settings, timeout: float = 1.0, token: str | None = None) -> str | None:
-    """The URL of a live server for this home, or None (no file, dead process, other home)."""
-    import httpx
+@dataclass(frozen=True)
+class ServerProbe:
+    """What looking for the home's server found: its URL when it answered for this home; `refused`
+    when one runs for this home's file but refused our key (accounts on, and no or a wrong key)."""
 
+    url: str | None
+    address: str | None = None
+    refused: bool = False
+
+
+def probe_server(settings: Settings, timeout: float = 1.0, token: str | None = None) -> ServerProbe:
+    """Look for a live server for this home (no file, a dead process, another home: none)."""
     try:
         record = json.loads(_file(settings).read_text())
         url, pid = str(record["url"]), int(record["pid"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return ServerProbe(None)
     if not _alive(pid):
-        return None
+        return ServerProbe(None)
     try:
         answer = httpx.get(f"{url}/v1/info", headers=auth_headers(settings, token), timeout=timeout)
+        if answer.status_code in (401, 403):
+            return ServerProbe(None, url, refused=True)
         home = answer.json().get("home") if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
-        return None
+        return ServerProbe(None)
     if not home or Path(home).resolve() != settings.home.resolve():
-        return None
-    return url
+        return ServerProbe(None)
+    return ServerProbe(url, url)
+
+
+def find_server(settings: Settings, timeout: float = 1.0, token: str | None = None) -> str | None:
+    """The URL of a live server for this home, or None (no file, dead process, other home)."""
+    return probe_server(settings, timeout, token).url

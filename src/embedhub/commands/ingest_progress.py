@@ -11,7 +11,7 @@ from rich.progress import Progress as Bar
 from embedhub.kb.ingest import Progress
 
 
-class RichProgress(Progress):
+class IngestProgressBar(Progress):
     """Subclasses the ingest `Progress` callbacks, so a callback added there later has a
     do-nothing default here instead of crashing the human output."""
 

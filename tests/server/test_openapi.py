@@ -4,7 +4,7 @@ missing from a response model would silently disappear from the API's JSON).
 
 After a deliberate API change, rewrite the snapshot and review its diff before committing:
 
-    python -m tests.test_openapi        # from the repository root
+    python -m tests.server.test_openapi        # from the repository root
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from pathlib import Path
 
 from embedhub.config import Settings
 from embedhub.kb.ask import Answer, Citation, Evidence
@@ -24,8 +23,8 @@ from embedhub.kb.uploads import store_upload
 from embedhub.server import schemas
 from tests.conftest import ROOT
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "openapi.json"
-REGENERATE = "python -m tests.test_openapi"
+SNAPSHOT = ROOT / "tests" / "snapshots" / "openapi.json"
+REGENERATE = "python -m tests.server.test_openapi"
 
 
 def openapi_text() -> str:
@@ -91,7 +90,7 @@ def test_kb_response_models_keep_every_field(tmp_path):
         "stored_chunks",
         "vector_index",
         "folder",
-        "owner",  # accounts: added by the routes (server/routes/kb.py `_info`)
+        "owner",  # accounts: added by the routes (server/routes/kb/collections.py `_info`)
         "you",
     ]
     outcome = list(store_upload(tmp_path / "uploads", "a.txt", b"text", "keep_both"))
