@@ -32,7 +32,7 @@ from embedhub.eval.metrics import ir_metrics
 from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.ingest import Ingestor
-from embedhub.models.loading import load_encoder
+from embedhub.models.backends import load_encoder
 
 
 def retrieval(name: str, folder: Path, split: str, encoder) -> dict:

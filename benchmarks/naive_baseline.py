@@ -36,7 +36,7 @@ from embedhub.eval.metrics import ir_metrics, top_k_indices
 from embedhub.eval.retrieval_modes import RetrievalJob, RetrievalOptions
 from embedhub.eval.tasks.retrieval import retrieval_refs
 from embedhub.kb.fusion import reciprocal_rank_fusion
-from embedhub.models.loading import load_encoder
+from embedhub.models.backends import load_encoder
 
 METRICS = ["ndcg@10", "recall@100"]
 DEPTH = 1000

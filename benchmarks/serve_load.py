@@ -123,7 +123,7 @@ class OfflineEncoder:
 
     def __init__(self, model: str, home: Path) -> None:
         from embedhub.config import Settings
-        from embedhub.models.loading import load_encoder
+        from embedhub.models.backends import load_encoder
 
         self.encoder = load_encoder(model, Settings(home=home, cache_mb=0))
         spec = self.encoder.spec

@@ -81,14 +81,14 @@ def tiny_model_dir(tmp_path_factory, settings) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_model_dir, settings):
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     return load_encoder(str(tiny_model_dir), settings)
 
 
 @pytest.fixture(scope="session")
 def minilm_encoder(settings):
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     return load_encoder("all-MiniLM-L6-v2", settings)
 

@@ -13,7 +13,8 @@ import struct
 import numpy as np
 import pytest
 
-from embedhub.models.loading import load_encoder, model_folder, resolve
+from embedhub.models.backends import load_encoder
+from embedhub.models.loading import model_folder, resolve
 from embedhub.models.packed import dequantize_q4_0, ensure_converted
 from embedhub.models.registry import MULTILINGUAL_E5_SMALL_Q4, OFFLINE_FALLBACKS
 

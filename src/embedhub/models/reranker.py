@@ -522,10 +522,10 @@ def resolve_reranker(reference: str, settings: Settings) -> tuple[RerankerSpec, 
             candidate = Path(directory) / name
             if (candidate / "config.json").exists():
                 return spec, candidate
-    from embedhub.models.loading import _hub_folder
+    from embedhub.models.loading import hub_folder
 
     folder = (
-        _hub_folder(spec.hub_id, settings, allow_network=settings.allow_downloads) if spec.hub_id else None
+        hub_folder(spec.hub_id, settings, allow_network=settings.allow_downloads) if spec.hub_id else None
     )
     if folder is None:
         raise ModelLoadError(

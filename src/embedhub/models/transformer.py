@@ -39,7 +39,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, strategy: str) -> torch.Tenso
     raise ModelLoadError(f"unknown pooling {strategy!r}; choose last_token, mean or cls")
 
 
-def _framing(tokenizer: Tokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def framing(tokenizer: Tokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The special ids the tokenizer's post-processor puts around content (e.g. [CLS] ... [SEP])."""
     bare = tokenizer.encode("hello", add_special_tokens=False).ids
     full = tokenizer.encode("hello", add_special_tokens=True).ids
@@ -72,7 +72,7 @@ class LocalEncoder(Encoder):
         if spec.suffix_token_ids:
             self.prefix_ids, self.suffix_ids = (), tuple(spec.suffix_token_ids)
         else:
-            self.prefix_ids, self.suffix_ids = _framing(tokenizer)
+            self.prefix_ids, self.suffix_ids = framing(tokenizer)
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self._vocabulary_size = int(vocabulary_size)

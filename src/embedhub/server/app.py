@@ -41,7 +41,7 @@ UI_FOLDER = Path(__file__).resolve().parents[1] / "ui" / "static"
 def default_factory(settings: Settings) -> EncoderFactory:
     prefer_passive_openmp_waiting()
     from embedhub.models.allocator import keep_activations_on_heap
-    from embedhub.models.loading import load_encoder
+    from embedhub.models.backends import load_encoder
 
     if settings.heap_activations:
         # process-wide, and before the loading and queue threads start: a thread that allocated
