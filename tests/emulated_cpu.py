@@ -9,6 +9,9 @@ Usage: python tests/emulated_cpu.py MODEL_FOLDER REFERENCE.npy FILE.onnx|FILE.gg
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,6 +38,25 @@ def main(folder: Path, reference: Path, files: list[Path]) -> dict[str, float]:
         vectors = encoder.encode(TEXTS).vectors
         worst[str(path)] = float(np.min(np.sum(vectors * expected, axis=1)))
     return worst
+
+
+QEMU = shutil.which("qemu-x86_64")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_emulated(folder: Path, reference: Path, files: list[Path]) -> dict[str, float]:
+    """`main` in a Python run by qemu's Haswell model (an AVX2 CPU); raises when it fails."""
+    result = subprocess.run(
+        [QEMU, "-cpu", "Haswell", sys.executable, __file__, str(folder), str(reference), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"the emulated run failed: {result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -9,11 +9,7 @@ test` installs it), so an AVX-512 machine proves what an AVX2 one runs.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,7 +19,6 @@ from embedhub.errors import ConfigurationError
 from embedhub.models import cpu as cpu_module
 from embedhub.models.backends import BACKENDS, available_backends, load_encoder
 from embedhub.models.cpu import CPU_CLASSES, CpuInfo, classify, detect_cpu, read_cpuinfo
-from tests.conftest import ROOT
 
 ONNX = pytest.mark.skipif("onnx-int8" not in available_backends(), reason="pip install 'embedhub[onnx]'")
 
@@ -138,34 +133,20 @@ def test_each_cpu_class_gets_its_int8_format_and_both_pass_the_gate(
     assert np.sum(mine * reference, axis=1).min() >= 0.99
 
 
-QEMU = shutil.which("qemu-x86_64")
-
-
 @ONNX
-@pytest.mark.skipif(QEMU is None, reason="qemu-x86_64 is not installed (`make test` installs qemu-user)")
+@pytest.mark.skipif(shutil.which("qemu-x86_64") is None, reason="no qemu-x86_64 (`make test` installs it)")
 def test_int8_on_an_emulated_avx2_cpu(tiny_model_dir, tiny_encoder, settings, tmp_path):
     """On an AVX2 CPU (qemu's Haswell) the u8 format reproduces float32, and the s8 format does
     not: its u8 x s8 products run on vpmaddubsw there, whose 16-bit sums saturate (the cause of
     the failure this format avoids; cosine 0.95 on the tiny Qwen3 at ONNX Runtime 1.32)."""
-    from tests.emulated_cpu import TEXTS
+    from tests.emulated_cpu import TEXTS, run_emulated
 
     files = {}
     for cpu_class, weights in (("avx2", "u8"), ("avx512-vnni", "s8")):
         chosen = settings.model_copy(update={"backend": "onnx-int8", "cpu_class": cpu_class})
         files[weights] = load_encoder(str(tiny_model_dir), chosen).variant_folder / "model.int8.onnx"
     np.save(tmp_path / "reference.npy", tiny_encoder.encode(TEXTS).vectors)
-    script = ROOT / "tests" / "emulated_cpu.py"
-    arguments = [str(tiny_model_dir), str(tmp_path / "reference.npy"), str(files["u8"]), str(files["s8"])]
-    result = subprocess.run(
-        [QEMU, "-cpu", "Haswell", sys.executable, str(script), *arguments],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    worst = json.loads(result.stdout.strip().splitlines()[-1])
+    worst = run_emulated(tiny_model_dir, tmp_path / "reference.npy", [files["u8"], files["s8"]])
     assert worst[str(files["u8"])] >= 0.99, worst
     assert worst[str(files["s8"])] < 0.99, worst
 

@@ -381,21 +381,9 @@ def test_the_build_runs_on_an_avx2_cpu(tiny_gguf, tiny_encoder, tmp_path):
     """`make install-gguf` builds one library for every x86-64 CPU: on an emulated AVX2 CPU
     (qemu's Haswell model, no AVX-512) it loads and embeds instead of stopping with an illegal
     instruction, and gives the vectors it gives here."""
-    from tests.emulated_cpu import TEXTS
+    from tests.emulated_cpu import TEXTS, run_emulated
 
-    root = Path(__file__).resolve().parents[1]
     np.save(tmp_path / "reference.npy", tiny_encoder.encode(TEXTS).vectors)
-    files = [str(tiny_gguf["q8_0"])]  # one file: under emulation each takes about a minute
-    script = root / "tests" / "emulated_cpu.py"
-    arguments = [str(tiny_encoder.folder), str(tmp_path / "reference.npy"), *files]
-    result = subprocess.run(
-        [shutil.which("qemu-x86_64"), "-cpu", "Haswell", sys.executable, str(script), *arguments],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    worst = json.loads(result.stdout.strip().splitlines()[-1])
-    assert worst[files[0]] >= 0.99, worst  # Q8_0 natively: 0.9989
+    # one file: under emulation each takes about a minute
+    worst = run_emulated(tiny_encoder.folder, tmp_path / "reference.npy", [tiny_gguf["q8_0"]])
+    assert worst[str(tiny_gguf["q8_0"])] >= 0.99, worst  # Q8_0 natively: 0.9989

@@ -101,20 +101,13 @@ def upward_imports(graph: dict[str, set[str]], top: str, layers=LAYERS) -> list[
     return found
 
 
-def package_cycles(graph: dict[str, set[str]], top: str) -> list[list[str]]:
-    """Cycles between packages (rooms), each as the list of rooms around it."""
-    edges: dict[str, set[str]] = defaultdict(set)
-    for module, imported in graph.items():
-        source = room(module, top)
-        for target_module in imported:
-            target = room(target_module, top)
-            if target is not None and target != source:
-                edges[source].add(target)
+def find_cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle a depth-first walk of `edges` meets, each as the nodes around it."""
     cycles, state = [], {}
 
     def visit(node: str, path: list[str]) -> None:
         state[node] = "open"
-        for following in sorted(edges[node]):
+        for following in sorted(edges.get(node, ())):
             if state.get(following) == "open":
                 cycles.append([*path[path.index(following) :], following])
             elif following not in state:
@@ -125,6 +118,18 @@ def package_cycles(graph: dict[str, set[str]], top: str) -> list[list[str]]:
         if node not in state:
             visit(node, [node])
     return cycles
+
+
+def package_cycles(graph: dict[str, set[str]], top: str) -> list[list[str]]:
+    """Cycles between packages (rooms), each as the list of rooms around it."""
+    edges: dict[str, set[str]] = defaultdict(set)
+    for module, imported in graph.items():
+        source = room(module, top)
+        for target_module in imported:
+            target = room(target_module, top)
+            if target is not None and target != source:
+                edges[source].add(target)
+    return find_cycles(edges)
 
 
 def test_no_import_runs_back_up_the_layers():
@@ -205,22 +210,7 @@ def test_the_cycle_check_fails_on_a_cycle_through_a_function_level_import(tmp_pa
 def module_cycles(graph: dict[str, set[str]], package: str) -> list[list[str]]:
     """Cycles between the modules of one package (`embedhub.models`), each as its modules."""
     inside = {module for module in graph if module.startswith(package + ".")}
-    edges = {module: {target for target in graph[module] if target in inside} for module in inside}
-    cycles, state = [], {}
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = "open"
-        for following in sorted(edges[node]):
-            if state.get(following) == "open":
-                cycles.append([*path[path.index(following) :], following])
-            elif following not in state:
-                visit(following, [*path, following])
-        state[node] = "done"
-
-    for node in sorted(edges):
-        if node not in state:
-            visit(node, [node])
-    return cycles
+    return find_cycles({module: graph[module] & inside for module in inside})
 
 
 def test_models_load_in_one_direction():
