@@ -79,8 +79,23 @@ def child(reference: str, backend: str, folder: Path, length: int, batch: int) -
         "tokens_per_second": round(tokens / seconds, 1),
         "batch_seconds": round(seconds, 2),
         "load_seconds": round(load_seconds, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        **memory_mb(),
     }
+
+
+def memory_mb() -> dict[str, int]:
+    """This process's memory in MB: `peak_rss_mb` (VmHWM: the most it ever had resident, memory
+    mapped weight files included, which the kernel can drop and read again) and, after the
+    timed batch, `resident_mb` (VmRSS) and `private_mb` (RssAnon: memory it cannot give back
+    without swapping). Not getrusage's ru_maxrss: Linux keeps that across exec, so a child of a
+    parent that once held a 16 GB model reported 16 GB."""
+    fields = {"VmHWM:": "peak_rss_mb", "VmRSS:": "resident_mb", "RssAnon:": "private_mb"}
+    found = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key = line.split(maxsplit=1)[0] if line.strip() else ""
+        if key in fields:
+            found[fields[key]] = round(int(line.split()[1]) / 1024)
+    return found or {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 def main() -> None:

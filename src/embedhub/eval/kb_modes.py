@@ -21,15 +21,26 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
-
-if TYPE_CHECKING:  # the registry imports this module to register these modes
-    from embedhub.eval.retrieval_modes import Rankings, RetrievalJob
+from embedhub.eval.core import EvalContext
+from embedhub.eval.datasets import RetrievalSet
 
 CHUNKS_PER_QUERY = 300
+#: per query id, document ids best first
+Rankings = dict[str, list[str]]
+
+
+class RetrievalJob(Protocol):
+    """What these modes need of a retrieval job (eval/retrieval_modes.RetrievalJob, which
+    registers them, so this module names the contract instead of importing it back)."""
+
+    ctx: EvalContext
+    dataset: RetrievalSet
+    options: Any  # RetrievalOptions: fusion, dense_weight
+    resources: dict[str, Any]
 
 
 class KnowledgeBaseRun:
