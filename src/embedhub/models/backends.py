@@ -224,7 +224,7 @@ def auto_reason(spec: ModelSpec, settings: Settings | None = None) -> str:
             f"auto: {measured} is the measured default for {cpu.cpu_class} CPUs, but its packages are "
             f"not installed (pip install 'embedhub[{extra}]'); running {chosen}"
         )
-    return f"auto: the measured default for {spec.name} on {cpu.cpu_class} CPUs"
+    return f"auto: the measured default for {spec.name} on this CPU class"  # _explained names it
 
 
 #: a kernel slower than this share of float32 is refused (the ones it guards are 50-100x slower
