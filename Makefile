@@ -3,22 +3,31 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TORCH_VERSION := 2.13.0
 SYSTEM_PYTHON ?= python3
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
 .PHONY: install install-gguf test-gguf browser emulator run test test-slow test-clients install-clients lint format clean
 
+# The first run installs about 3 GB into .venv (torch's CPU build is 0.75 GB of it) and takes
+# several minutes; pip runs quietly, so each step says what it is doing and that it happens once.
 $(STAMP): pyproject.toml
-	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
-	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@echo "embedhub: installing into $(VENV) (once: about 3 GB, several minutes; later runs start at once)"
+	@test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	@echo "embedhub: [1/3] pip"
+	@$(PYTHON) -m pip install -q --upgrade pip
+	@echo "embedhub: [2/3] torch $(TORCH_VERSION), CPU build (the largest download)"
+	@$(PYTHON) -m pip install -q torch==$(TORCH_VERSION)
+	@echo "embedhub: [3/3] embedhub and its dependencies (the offline default model is one of them)"
+	@$(PYTHON) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+	@echo "embedhub: installed"
 
 install: $(STAMP)
 
 run: install
+	@echo "embedhub: starting the server, knowledge base and web UI (Ctrl-C stops it)"
 	$(VENV)/bin/embedhub serve
 
 # Debian's Chromium for the UI tests (Playwright drives it; its own browser download is not used).
@@ -98,7 +107,7 @@ OPENWEBUI_STAMP := $(OPENWEBUI_VENV)/.installed-$(OPENWEBUI_VERSION)
 $(OPENWEBUI_STAMP):
 	test -x $(OPENWEBUI_VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(OPENWEBUI_VENV)
 	$(OPENWEBUI_VENV)/bin/python -m pip install -q --upgrade pip
-	$(OPENWEBUI_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(OPENWEBUI_VENV)/bin/python -m pip install -q torch==$(TORCH_VERSION)
 	$(OPENWEBUI_VENV)/bin/python -m pip install -q open-webui==$(OPENWEBUI_VERSION)
 	touch $(OPENWEBUI_STAMP)
 
