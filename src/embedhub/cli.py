@@ -241,7 +241,7 @@ def models_list(as_json: JsonOption = False) -> None:
         typer.echo(json.dumps(listing | {"cpu": cpu.as_dict()}))
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     why = (
         "each model's backend is its measured default for this class (EMBEDHUB_BACKEND=auto)"
@@ -249,20 +249,31 @@ def models_list(as_json: JsonOption = False) -> None:
         else f"every model runs {chosen} (EMBEDHUB_BACKEND)"
     )
     typer.echo(f"CPU: {cpu.describe()}\n{why}")
-    table = Table("name", "dims", "max tokens", "MRL", "languages", "backend", "source")
+    # The name is what a user types next (serve --model NAME) and the backend what runs: neither
+    # is ever cut. On a terminal under 110 columns the languages column is left out (--json has it).
+    console = Console()
+    wide = console.width >= 110
+    columns = [
+        Column("name", no_wrap=True),
+        "dims",
+        Column("tokens", no_wrap=True),
+        Column("MRL", no_wrap=True),
+    ]
+    columns += [Column("languages", ratio=1)] if wide else []
+    table = Table(*columns, Column("backend", no_wrap=True), Column("source", ratio=1))
     for row in rows:
-        style = None if row["available"] else "dim"
-        table.add_row(
-            row["name"], str(row["dimensions"]), str(row["max_tokens"]), row["mrl"], row["languages"],
-            row["backend"], row["source"], style=style,
-        )  # fmt: skip
-    Console().print(table)
-    rerank_table = Table("reranker", "max tokens", "source", title="rerankers (serve --reranker NAME)")
+        cells = [row["name"], str(row["dimensions"]), str(row["max_tokens"]), row["mrl"]]
+        cells += [row["languages"]] if wide else []
+        table.add_row(*cells, row["backend"], row["source"], style=None if row["available"] else "dim")
+    console.print(table)
+    rerank_table = Table(
+        Column("reranker", no_wrap=True), "max tokens", "source", title="rerankers (serve --reranker NAME)"
+    )
     for row in rerankers:
         rerank_table.add_row(
             row["name"], str(row["max_tokens"]), row["source"], style=None if row["available"] else "dim"
         )
-    Console().print(rerank_table)
+    console.print(rerank_table)
     typer.echo(f"backends installed here: {', '.join(available_backends())}")
 
 

@@ -100,6 +100,18 @@ def test_models_list_finds_a_reranker_in_the_model_dirs(runner, tiny_reranker_di
     assert "not on this machine" not in line and "Qwen3-Reranker-8B" in result.stdout
 
 
+@pytest.mark.parametrize("columns", ["80", "160"])
+def test_models_list_never_cuts_a_name_or_a_backend(runner, columns):
+    """The name is what a user types next (`serve --model NAME`): on an 80-column terminal it was
+    drawn as `Qwen3-Em…`. Names and backends are whole at any width; languages only when wide."""
+    result = runner.invoke(app, ["models", "list"], env={"COLUMNS": columns, "EMBEDHUB_BACKEND": "torch"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in "".join(line for line in result.stdout.splitlines() if "torch" in line)
+    names = ("Qwen3-Embedding-0.6B", "multilingual-e5-small-q4", "all-MiniLM-L6-v2", "Qwen3-Reranker-0.6B")
+    assert all(name in result.stdout for name in names)
+    assert ("languages" in result.stdout) == (columns == "160")
+
+
 def test_make_random_writes_loadable_model(runner, tmp_path, tiny_encoder):
     out = tmp_path / "again"
     result = runner.invoke(app, ["models", "make-random", "--shape", "tiny", "--out", str(out)])
