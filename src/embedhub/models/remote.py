@@ -21,8 +21,11 @@ The Qwen3 rules are applied client-side, always: the query instruction is part o
 (`ModelSpec.format_text` runs in `tokenize`), and every input goes to the endpoint as a document,
 so no endpoint adds an instruction of its own (embedhub embeds documents without one, vLLM never
 adds one). This needs no per-endpoint capability probe and gives the same text whichever engine
-answers. A model with a document template of its own (e5's "passage: ") is refused on an embedhub
-endpoint, which would add it a second time.
+answers. A model with templates of its own (e5's "query: " / "passage: ") is formatted here too,
+for vLLM and TEI; an embedhub endpoint applies the same templates itself, so it is sent the text
+without them and the input type (`input_type`, one request per type), never a template twice
+(`TemplateSplitter`). Models whose templates cannot be told apart from the text are refused on an
+embedhub endpoint.
 
 The spec. A registry name after `#` (`remote:http://h:8000/v1#Qwen3-Embedding-0.6B`) gives the
 registry's spec: Qwen3 rules, MRL range, limits. Otherwise `GET /v1/models` of the endpoints
@@ -70,7 +73,7 @@ from embedhub.errors import EmbedhubError, ModelLoadError
 from embedhub.models.base import Encoder
 from embedhub.models.batching import plan_batches
 from embedhub.models.registry import QWEN3_MAX_TOKENS, REGISTRY, ModelRegistry, qwen3_spec
-from embedhub.models.spec import ModelSpec
+from embedhub.models.spec import InputKind, ModelSpec
 
 BACKEND = "remote"
 SCHEME = "remote:"
@@ -255,18 +258,75 @@ def describe_remote(reference: str, settings: Settings, registry: ModelRegistry 
     limits = [card.max_tokens for card in cards if card.max_tokens]
     if limits and min(limits) < spec.max_tokens:  # inputs are cut here to what every endpoint takes
         spec = dataclasses.replace(spec, max_tokens=min(limits))
-    if spec.document_template != "{text}" and any(card.is_embedhub for card in cards):
-        raise ModelLoadError(
-            f"{name} has a document template ({spec.document_template!r}) that the embedhub endpoint "
-            "would apply a second time to text formatted here; serve it from vLLM/TEI, or run it locally"
-        )
+    if any(card.is_embedhub for card in cards) and TemplateSplitter.needed(spec):
+        TemplateSplitter(spec)  # refuses templates it cannot take off the text again
     return RemoteModel(spec, name, parsed.endpoints, tuple(cards))
+
+
+class TemplateSplitter:
+    """Takes a model's own templates off formatted text again, for endpoints that apply them
+    themselves (embedhub): `"passage: some text"` -> (`"some text"`, DOCUMENT).
+
+    The client formats and tokenises every input (the cache, token counts and truncation are
+    exact here), and only the ids reach the pool; their text starts with the template of its
+    kind. Templates are told apart by their fixed prefix and suffix, so they must differ (e5's
+    "query: " and "passage: " do) and not be instruction templates (Qwen3's query instruction is
+    sent as a document's text, which every engine embeds as given)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        if spec.supports_instructions:
+            raise ModelLoadError(
+                f"{spec.name} has an instruction template and a document template "
+                f"({spec.document_template!r}) that an embedhub endpoint would apply a second time; "
+                "serve it from vLLM/TEI, or run it locally"
+            )
+        self.parts = {kind: _template_parts(spec, kind) for kind in InputKind}
+        query, document = self.parts[InputKind.QUERY], self.parts[InputKind.DOCUMENT]
+        if _overlaps(query, document) or _overlaps(document, query):
+            raise ModelLoadError(
+                f"{spec.name}'s query and document templates ({spec.query_template!r}, "
+                f"{spec.document_template!r}) cannot be told apart in formatted text, so an embedhub "
+                "endpoint would template them again; serve it from vLLM/TEI, or run it locally"
+            )
+
+    @staticmethod
+    def needed(spec: ModelSpec) -> bool:
+        """Whether sending the formatted text as a document would template it twice: a document
+        template, or a fixed query template (an instruction template is sent as a document's text)."""
+        if spec.document_template != "{text}":
+            return True
+        return spec.query_template != "{text}" and not spec.supports_instructions
+
+    def split(self, text: str) -> tuple[str, InputKind]:
+        """The text without its template, and its kind (the longer prefix wins: it is the more
+        specific; a text matching neither was formatted as a document with an empty template)."""
+        ordered = sorted(self.parts.items(), key=lambda item: -len(item[1][0]))
+        for kind, (prefix, suffix) in ordered:
+            if text.startswith(prefix) and text.endswith(suffix) and len(text) >= len(prefix) + len(suffix):
+                return text[len(prefix) : len(text) - len(suffix)], kind
+            if (prefix or suffix) and text == (
+                prefix + suffix
+            ).strip():  # empty text: decoding drops the space
+                return "", kind
+        raise RemoteRefusedError(f"an input does not start with either template of the model: {text[:60]!r}")
+
+
+def _template_parts(spec: ModelSpec, kind: InputKind) -> tuple[str, str]:
+    template = spec.query_template if kind is InputKind.QUERY else spec.document_template
+    prefix, _, suffix = template.partition("{text}")
+    return prefix, suffix
+
+
+def _overlaps(one: tuple[str, str], other: tuple[str, str]) -> bool:
+    """Whether text formatted with `one` could also read as formatted with `other`."""
+    return one[0].startswith(other[0]) and one[1].endswith(other[1])
 
 
 @dataclass
 class _Endpoint:
     url: str
     mrl: bool
+    applies_templates: bool = False  # an embedhub endpoint: sent untemplated text and input_type
     in_flight: int = 0  # inputs sent and not answered yet: the "outstanding work"
     down_until: float = 0.0
     failures: int = 0  # consecutive
@@ -286,13 +346,22 @@ class EndpointPool:
     """Several endpoints of one model: least outstanding work, back-off, retries (module doc)."""
 
     def __init__(
-        self, name: str, endpoints: Sequence[str], cards: Sequence[EndpointCard], settings: Settings
+        self,
+        name: str,
+        endpoints: Sequence[str],
+        cards: Sequence[EndpointCard],
+        settings: Settings,
+        splitter: TemplateSplitter | None = None,
     ) -> None:
         if not endpoints:
             raise ModelLoadError(f"remote model {name} has no endpoint")
         mrl = {card.url: bool(card.mrl_dimensions) for card in cards}
+        embedhub = {card.url for card in cards if card.is_embedhub}
         self.name = name
-        self.endpoints = [_Endpoint(url, mrl.get(url, False)) for url in endpoints]
+        self.splitter = splitter
+        self.endpoints = [
+            _Endpoint(url, mrl.get(url, False), splitter is not None and url in embedhub) for url in endpoints
+        ]
         self.retries = settings.remote_retries
         self.max_batch = settings.remote_max_batch
         self.max_batch_tokens = settings.remote_max_batch_tokens
@@ -352,15 +421,62 @@ class EndpointPool:
                 self.stats.retries += 1
             self._condition.notify_all()
 
+    def _payloads(
+        self, endpoint: _Endpoint, texts: list[str], dimensions: int
+    ) -> list[tuple[list[int], dict]]:
+        """The requests that embed `texts` on `endpoint`, each with the input rows it answers: one,
+        or one per input type for an endpoint that applies the model's templates itself."""
+        groups: dict[str | None, tuple[list[int], list[str]]] = {}
+        for index, text in enumerate(texts):
+            kind: str | None = None
+            if endpoint.applies_templates and self.splitter is not None:
+                text, input_kind = self.splitter.split(text)
+                kind = input_kind.value
+            rows, inputs = groups.setdefault(kind, ([], []))
+            rows.append(index)
+            inputs.append(text)
+        payloads = []
+        for kind, (rows, inputs) in groups.items():
+            payload: dict = {"model": self.name, "input": inputs, "encoding_format": "float"}
+            if kind is not None:
+                payload["input_type"] = kind
+            if endpoint.mrl:
+                payload["dimensions"] = dimensions
+            payloads.append((rows, payload))
+        return payloads
+
+    def _post_all(self, endpoint: _Endpoint, texts: list[str], dimensions: int) -> httpx.Response:
+        """The endpoint's answer for all of `texts`: one response, or (several types) the first
+        failed one, else a 200 whose body is the answers joined in input order."""
+        payloads = self._payloads(endpoint, texts, dimensions)
+        if len(payloads) == 1:
+            return self.client.post(endpoint.url + "/embeddings", json=payloads[0][1])
+        data: list[dict] = [{}] * len(texts)
+        tokens = 0
+        for rows, payload in payloads:
+            response = self.client.post(endpoint.url + "/embeddings", json=payload)
+            if response.status_code != 200:
+                return response
+            try:
+                body = response.json()
+                answers = body["data"]
+                if len(answers) != len(rows):
+                    return response  # _parse says what is wrong with it
+                for item in answers:
+                    row = rows[int(item["index"])]
+                    data[row] = {**item, "index": row}
+                tokens += int((body.get("usage") or {}).get("prompt_tokens") or 0)
+            except (ValueError, KeyError, TypeError, IndexError):
+                return response  # malformed: _parse says how
+        joined = {"data": data, "usage": {"prompt_tokens": tokens}}
+        return httpx.Response(200, json=joined, request=response.request)
+
     def _send(self, texts: list[str], dimensions: int) -> np.ndarray:
         last_error = "no try was made"
         for _ in range(self.retries):
             endpoint = self._acquire(len(texts))
-            payload: dict = {"model": self.name, "input": texts, "encoding_format": "float"}
-            if endpoint.mrl:
-                payload["dimensions"] = dimensions
             try:
-                response = self.client.post(endpoint.url + "/embeddings", json=payload)
+                response = self._post_all(endpoint, texts, dimensions)
             except httpx.TimeoutException as error:
                 last_error = f"{endpoint.url}: timed out ({type(error).__name__})"
                 self._release(endpoint, len(texts), ok=False)
@@ -458,7 +574,9 @@ class RemoteEncoder(Encoder):
             from embedhub.models.transformer import framing
 
             self.prefix_ids, self.suffix_ids = framing(tokenizer)
-        self.pool = EndpointPool(model.name, model.endpoints, model.cards, settings)
+        needs_splitter = any(card.is_embedhub for card in model.cards) and TemplateSplitter.needed(self.spec)
+        splitter = TemplateSplitter(self.spec) if needs_splitter else None
+        self.pool = EndpointPool(model.name, model.endpoints, model.cards, settings, splitter)
         # the pool can keep this many requests in flight: a server's queue feeds it as many batches
         self.concurrent_batches = len(model.endpoints) * settings.remote_concurrency
 
