@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from embedhub.kb.search import highlight
+from embedhub.kb.snippets import highlight
 
 
 def marked(snippet: str) -> list[str]:
