@@ -455,17 +455,26 @@ def _layout(text: str, found: Sequence[Sentence], chosen: dict[int, _Piece]) -> 
                 between = text[previous.end : piece.start]
                 parts.append("\n" if "\n" in between else between)
             else:
-                space = _space_beside(text[previous.end - 1]) or _space_beside(text[piece.start])
+                space = _space_beside(_base_before(text, previous.end)) or _space_beside(text[piece.start])
                 parts.append(space + ELLIPSIS + space)
         parts.append(piece)
     if last.end < found[-1].end:
-        parts.append(_space_beside(text[last.end - 1]) + ELLIPSIS)
+        parts.append(_space_beside(_base_before(text, last.end)) + ELLIPSIS)
     return parts
 
 
 def _space_beside(character: str) -> str:
     """The space an ellipsis gets next to this character: none beside Chinese or Japanese text."""
     return "" if _UNSPACED.match(character) else " "
+
+
+def _base_before(text: str, position: int) -> str:
+    """The character that starts the grapheme ending at `position` (a combining mark or a
+    variation selector belongs to the character before it)."""
+    index = position - 1
+    while index > 0 and unicodedata.category(text[index]) in ("Mn", "Mc", "Me", "Cf"):
+        index -= 1
+    return text[index]
 
 
 def _length(text: str, found: Sequence[Sentence], chosen: dict[int, _Piece]) -> int:
