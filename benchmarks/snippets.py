@@ -10,6 +10,8 @@ method. A snippet's visible text (tags and entities removed) is split at its ell
 starts (ends) mid-word when the chunk text has a letter or digit of a spaced script on both sides
 of its start (end). Positions are checked against the chunk, what the snippet is made from.
 
+The time per snippet is measured in the same run for both methods (run it alone on the machine).
+
 Usage::
 
     PYTHONPATH=src python benchmarks/snippets.py --queries 20 --depth 5
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import html
 import re
+import time
 from pathlib import Path
 
 from embedhub.eval.lexical import BM25Index
@@ -133,7 +136,16 @@ def main() -> None:
         queries = headings(documents, arguments.queries)
         index = BM25Index(chunks)
         counts = {
-            name: {"snippets": 0, "start": 0, "end": 0, "inner": 0, "pieces": 0, "marked": 0, "chars": 0}
+            name: {
+                "snippets": 0,
+                "start": 0,
+                "end": 0,
+                "inner": 0,
+                "pieces": 0,
+                "marked": 0,
+                "chars": 0,
+                "seconds": 0.0,
+            }
             for name in ("window (main)", "sentences")
         }
         for query in queries:
@@ -141,9 +153,11 @@ def main() -> None:
                 source = " ".join(chunks[chunk_index].split())
                 han_words = word_boundaries(source)
                 for name, method in (("window (main)", window_highlight), ("sentences", highlight)):
+                    began = time.perf_counter()
                     snippet = method(chunks[chunk_index], query)
-                    pieces = visible_pieces(snippet)
                     tally = counts[name]
+                    tally["seconds"] += time.perf_counter() - began
+                    pieces = visible_pieces(snippet)
                     tally["snippets"] += 1
                     tally["marked"] += "<mark>" in snippet
                     tally["chars"] += len(html.unescape(re.sub(r"</?mark>", "", snippet)))
@@ -177,6 +191,7 @@ def main() -> None:
                 tally["inner"],
                 f"{tally['marked'] / total:.1%}",
                 f"{tally['chars'] / total:.0f}",
+                f"{tally['seconds'] * 1000 / total:.2f}",
             )
             print("".join(f"{cell:>16}" for cell in cells))
 

@@ -49,7 +49,8 @@ ELLIPSIS = "…"
 _UNSPACED = regex.compile(
     r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\u3000-\u303f\uff00-\uffef]"
 )
-_WHITESPACE_RUN = regex.compile(r"\s+")
+#: whitespace to rewrite: a run, or one character that is not a plain space
+_WHITESPACE_RUN = regex.compile(r"\s{2,}|[^\S ]")
 #: the end of a sentence in a spaced script: the mark, closing quotes or brackets, then a space
 _LATIN_END = regex.compile(r"[.!?…]+[\"'”’)\]»]*(?=\s)")
 #: the end of a Chinese (or Japanese) sentence: no space follows
@@ -250,12 +251,15 @@ def _choose(
         index = bisect.bisect_right(starts, mark[0]) - 1
         if index >= 0 and mark[1] <= found[index].end:
             per_sentence.setdefault(index, []).append(mark)
+    query_terms_of: dict[str, frozenset[str]] = {}  # per marked word: the query terms it stands for
+
+    def query_terms(word: str) -> frozenset[str]:
+        if word not in query_terms_of:
+            query_terms_of[word] = frozenset(wanted.intersection(analyzer.terms(word)) or {word.lower()})
+        return query_terms_of[word]
+
     terms_of = {
-        index: {
-            term
-            for start, end in spans
-            for term in (wanted.intersection(analyzer.terms(text[start:end])) or {text[start:end].lower()})
-        }
+        index: {term for start, end in spans for term in query_terms(text[start:end])}
         for index, spans in per_sentence.items()
     }
     chosen: dict[int, _Piece] = {}
@@ -319,7 +323,7 @@ def _cut(
     """At most `budget` characters of a sentence, around its densest run of marks (its start
     when it has none), starting and ending on word boundaries (cell borders in a table row)."""
     begin, finish = sentence.start, sentence.end
-    starts, ends = _cut_points(text, sentence, marks)
+    starts, ends = _cut_points(text, sentence, marks, budget)
     if not starts or not ends:
         return None
     anchor, best_count = begin, -1
@@ -363,7 +367,7 @@ def _cut(
 
 
 def _cut_points(
-    text: str, sentence: Sentence, marks: Sequence[tuple[int, int]]
+    text: str, sentence: Sentence, marks: Sequence[tuple[int, int]], budget: int
 ) -> tuple[list[int], list[int]]:
     """Where a cut of the sentence may start and end: word boundaries (a space on either side, or
     a character of an unspaced script) that are grapheme boundaries outside every mark; in a
@@ -377,7 +381,15 @@ def _cut_points(
         borders = [position for position in range(begin, finish) if text[position] == "|"]
         if len(borders) > 1:
             return borders, [position + 1 for position in borders]
-    graphemes = [begin + match.start() for match in regex.finditer(r"\X", text[begin:finish])] + [finish]
+    # only where a cut of `budget` characters around the marks can start or end (a long sentence
+    # is not scanned whole); an edge of that region may fall inside a grapheme, so it is no point
+    if marks:
+        low = max(begin, min(start for start, _ in marks) - budget // 4 - 1)
+        high = min(finish, max(start for start, _ in marks) + budget // 4 + budget + 1)
+    else:
+        low, high = begin, min(finish, begin + budget + 1)
+    graphemes = [low + match.start() for match in regex.finditer(r"\X", text[low:high])] + [high]
+    graphemes = [position for position in graphemes if low < position < high or position in (begin, finish)]
     points = [
         position
         for position in graphemes
@@ -427,12 +439,17 @@ def _add_context(text: str, found: Sequence[Sentence], chosen: dict[int, _Piece]
         for index in sorted(chosen):
             if chosen[index] != _Piece(index, found[index].start, found[index].end):
                 continue  # a cut sentence has no whole neighbour beside it
+            room = width - _length(text, found, chosen)
             for neighbour in (index + 1, index - 1):
-                if 0 <= neighbour < len(found) and neighbour not in chosen:
-                    whole = _Piece(neighbour, found[neighbour].start, found[neighbour].end)
-                    if _length(text, found, {**chosen, neighbour: whole}) <= width:
-                        chosen[neighbour] = whole
-                        added = True
+                if not 0 <= neighbour < len(found) or neighbour in chosen:
+                    continue
+                whole = _Piece(neighbour, found[neighbour].start, found[neighbour].end)
+                if whole.end - whole.start > room + len(" … "):
+                    continue  # longer than the room left (and an ellipsis it may replace): skip the layout
+                if _length(text, found, {**chosen, neighbour: whole}) <= width:
+                    chosen[neighbour] = whole
+                    room = width - _length(text, found, chosen)
+                    added = True
 
 
 def _layout(text: str, found: Sequence[Sentence], chosen: dict[int, _Piece]) -> list[str | _Piece]:
