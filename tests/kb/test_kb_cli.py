@@ -70,7 +70,7 @@ def test_kb_add_and_search_in_human_output(tmp_path, tiny_model_dir, monkeypatch
     runner = CliRunner()
     corpus = tmp_path / "notes"
     corpus.mkdir()
-    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\n")
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\nA & B <i>[x]</i>.\n")
     (corpus / "bad.pdf").write_text("not a pdf")
     assert runner.invoke(app, ["kb", "create", "human", "--model", str(tiny_model_dir)]).exit_code == 0
     added = runner.invoke(app, ["kb", "add", "human", str(corpus)])
@@ -80,6 +80,8 @@ def test_kb_add_and_search_in_human_output(tmp_path, tiny_model_dir, monkeypatch
     found = runner.invoke(app, ["kb", "search", "human", "helium nucleus", "--local"])
     assert found.exit_code == 0, found.output
     assert "1. " in found.stdout and "a.md" in found.stdout
+    # the snippet as a person reads it: entities unescaped, brackets not taken for markup
+    assert "The alpha particle is a helium nucleus. A & B <i>[x]</i>." in found.stdout
     found = runner.invoke(app, ["kb", "search", "human", "helium nucleus"])  # no server: loads here
     assert found.exit_code == 0 and "a.md" in found.stdout
     assert "for this search; with `embedhub serve` running for this home, the next one skips that" in (

@@ -79,6 +79,8 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         first = page.locator(".result").first
         assert pdf.name in first.inner_text() and "p. " in first.inner_text()
         assert page.locator(".result mark").count() > 0
+        snippet = first.locator(".snippet").inner_text()  # the snippet's HTML rendered, not shown as text
+        assert snippet.strip() and not any(code in snippet for code in ("<mark>", "&lt;", "&amp;", "&#"))
         page.screenshot(path=str(ARTIFACTS / "03-search.png"), full_page=True)
 
         where = first.locator(".where").inner_text()

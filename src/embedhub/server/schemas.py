@@ -593,7 +593,10 @@ class SearchHit(BaseModel):
     heading_path: list[str]
     char_start: int
     char_end: int
-    snippet: str = Field(description="HTML-escaped excerpt with <mark> around matched terms.")
+    snippet: str = Field(
+        description="The chunk's best sentences for the query, at most 280 visible characters, cut only "
+        "between words: HTML-escaped, <mark> around matched terms, … where text was left out."
+    )
     doc_id: str
     chunk_id: str
     rank: int = Field(description="1 for the best result.")
