@@ -191,7 +191,7 @@ def _merge_slivers(sections: list[_Section], blocks: Sequence[Block]) -> list[_S
         following = result[index + 1] if index + 1 < len(result) else None
         if following is not None and following.table and _adjacent(section, following):
             caption = " ".join(blocks[i].text.strip() for i in section.blocks if blocks[i].kind != "heading")
-            following.heading_path = _combined_path(section.heading_path, following.heading_path) + (caption,)
+            following.heading_path = (*_combined_path(section.heading_path, following.heading_path), caption)
             del result[index]
             continue
         neighbours = [
