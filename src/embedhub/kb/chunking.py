@@ -124,12 +124,14 @@ class _Section:
 
 
 def _combined_path(first: tuple[str, ...], then: tuple[str, ...]) -> tuple[str, ...]:
-    """The heading path of `then` with a bodyless heading `first` kept in it: a parent stays as it
-    is; a sibling or a title before a same-level heading becomes a step of the path."""
-    common = 0
-    while common < min(len(first), len(then)) and first[common] == then[common]:
-        common += 1
-    return first + then[common:]
+    """The heading path of `then` with a bodyless heading path `first` kept in it: `then` continues
+    `first` from the longest start of `then` that `first` already holds. A parent stays as it is
+    (A + A>B: A>B); a title before a same-level heading becomes a step (T + Beans: T>Beans); so does
+    an empty sibling (A>B + A>C: A>B>C)."""
+    for size in range(min(len(first), len(then)), 0, -1):
+        if any(first[start : start + size] == then[:size] for start in range(len(first) - size + 1)):
+            return first + then[size:]
+    return first + then
 
 
 def _raw_sections(blocks: Sequence[Block]) -> list[_Section]:
