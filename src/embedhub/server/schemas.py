@@ -562,6 +562,11 @@ class DocumentInfo(BaseModel):
     encoding: str | None = Field(
         description="Text encoding the file was read with (null: binary format or not recorded)."
     )
+    chunker_version: int | None = Field(
+        default=None,
+        description="The chunker version its chunks were made by (null: before versions were recorded, "
+        "i.e. version 1).",
+    )
     name: str = Field(description="The file name.")
     relative_path: str = Field(description="Path under uploads/ for an uploaded file, else the full path.")
 
