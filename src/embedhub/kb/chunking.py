@@ -231,7 +231,7 @@ def _adjacent(first: _Section, second: _Section) -> bool:
     return a.blocks[-1] + 1 == b.start
 
 
-def sections(document: ExtractedDocument) -> list[_Section]:
+def _sections(document: ExtractedDocument) -> list[_Section]:
     """The document's sections after headings joined their body and slivers merged."""
     return _merge_slivers(_join_headings(_raw_sections(document.blocks)), document.blocks)
 
@@ -256,7 +256,7 @@ def iter_chunks(
     is decided (the next unit did not fit) and carries the undecided tail (plus nothing else) into
     the next window, so the result is exactly what packing the whole section at once gives."""
     packer = _Packer(_TextView(document), count_tokens, options)
-    for section in sections(document):
+    for section in _sections(document):
         packer.heading_path = section.heading_path
         if section.table:
             (index,) = section.blocks
