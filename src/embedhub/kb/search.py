@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from embedhub.errors import InvalidInputError
+from embedhub.kb.chunking import chunk_kind
 from embedhub.kb.collection import Collection
 from embedhub.kb.fusion import DENSE_WEIGHT, FUSIONS, Fusion, fuse
 from embedhub.kb.snippets import highlight
@@ -65,6 +66,7 @@ class SearchResult:
     chunk_id: str
     rank: int = 0  # 1 for the best result: what a user compares, unlike the fused score
     rerank_score: float | None = None  # the reranker's score (then also `score`), None when not reranked
+    kind: str = "text"  # "table": the text is a pipe table, header row first (see `chunk_kind`)
 
     def to_dict(self) -> dict:
         return {
@@ -83,6 +85,7 @@ class SearchResult:
             "chunk_id": self.chunk_id,
             "rank": self.rank,
             "rerank_score": self.rerank_score,
+            "kind": self.kind,
         }
 
 
@@ -282,4 +285,5 @@ class Searcher:
             chunk_id=row.id,
             rank=rank,
             rerank_score=hit.score if reranked else None,
+            kind=chunk_kind(row.text),
         )
