@@ -50,6 +50,7 @@ import html
 import json
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -249,6 +250,7 @@ def summarise(outcomes: list[dict]) -> dict:
     return {
         "questions": count,
         "answer_not_extracted": sum(1 for outcome in outcomes if not outcome["answer_extracted"]),
+        "answer_in_no_chunk": sum(1 for outcome in outcomes if not outcome["answer_in_a_chunk"]),
         "top1": round(sum(1 for rank in ranks if rank == 1) / count, 4) if count else 0.0,
         "top5": round(sum(1 for rank in ranks if rank is not None) / count, 4) if count else 0.0,
         "mrr5": round(sum(1 / rank for rank in ranks if rank) / count, 4) if count else 0.0,
@@ -272,14 +274,30 @@ def breakdown(outcomes: list[dict]) -> dict:
     return {name: summarise(groups[name]) for name in sorted(groups, key=lambda n: (n != "all", n))}
 
 
+def answers_in_chunks(collection, questions, files_of) -> dict[str, bool]:
+    """Whether any stored chunk of the question's file bears its answer: separates "chunking cut
+    the answer apart" from "search did not find the chunk"."""
+    texts: dict[str, list[str]] = {}
+    for record in collection.manifest.documents():
+        if record.status == "done":
+            texts[record.path] = [row.text for row in collection.store.rows_of(record.doc_id)]
+    return {
+        q.id: any(bears_answer(text, q.passage) for path in files_of[q.file] for text in texts.get(path, []))
+        for q in questions
+    }
+
+
 def run_questions(collection, encoder, questions, documents, files_of, extracted) -> list[dict]:
     from embedhub.kb.search import Searcher
 
     searcher = Searcher(collection, encoder)
+    chunked = answers_in_chunks(collection, questions, files_of)
     outcomes = []
     for question in questions:
         results = searcher.search(question.question, k=K, mode="hybrid")
-        outcomes.append(judge(question, results, documents, files_of[question.file], extracted[question.id]))
+        outcome = judge(question, results, documents, files_of[question.file], extracted[question.id])
+        outcome["answer_in_a_chunk"] = chunked[question.id]
+        outcomes.append(outcome)
     return outcomes
 
 
@@ -446,6 +464,7 @@ def commit_of(folder: Path) -> str:
 ROWS = (
     ("questions", "questions", "{}"),
     ("answer not in the extracted text", "answer_not_extracted", "{}"),
+    ("answer in no stored chunk (not extracted, or cut apart)", "answer_in_no_chunk", "{}"),
     ("answer-bearing chunk at rank 1", "top1", "{:.1%}"),
     ("answer-bearing chunk in top 5", "top5", "{:.1%}"),
     ("MRR@5", "mrr5", "{:.3f}"),
@@ -505,15 +524,21 @@ def main() -> int:
     if not args.data.exists():
         print(f"real data not found at {args.data}; nothing to measure", file=sys.stderr)
         return 1
+    args.data = args.data.resolve()
+    questions = read_questions(args.questions)
+    work = Path(tempfile.mkdtemp(prefix="embedhub-real-documents-"))
+    try:
+        return measure(args, questions, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
+
+def measure(args, questions: list[Question], work: Path) -> int:
     from embedhub.config import Settings
     from embedhub.kb.collection import KnowledgeBase
     from embedhub.models.backends import load_encoder
     from embedhub.models.cpu import detect_cpu
 
-    args.data = args.data.resolve()
-    questions = read_questions(args.questions)
-    work = Path(tempfile.mkdtemp(prefix="embedhub-real-documents-"))
     settings = Settings(home=work / "home")
     encoder = load_encoder(args.model, settings)
     reference = args.model if args.model != "auto" else encoder.spec.name
@@ -527,6 +552,9 @@ def main() -> int:
         outcomes = run_questions(collection, encoder, questions, documents, files_of, extracted)
     finally:
         collection.close()
+    for outcome in outcomes:  # paths as the question file names them, not this machine's
+        for item in outcome["evidence"]:
+            item["path"] = Path(item["path"]).relative_to(args.data).as_posix()
     cpu = detect_cpu(settings.cpu_class)
     results: dict = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
