@@ -111,3 +111,29 @@ def test_snippet_offsets_follow_the_highlight():
     assert snippet.startswith("…") and offset > 0
     assert text[offset:].startswith(bench.html.unescape(snippet[1:].split("<mark>")[0]))
     assert bench.snippet_offset(text, highlight("short text", "text")) == 0
+
+
+def test_scanned_variants_have_no_text_layer_and_ocr_is_detected_by_trying(tmp_path):
+    """--ocr renders pages to PNG and to an image-only PDF; whether embedhub reads them is found by
+    loading them, so the benchmark says "OCR not available" exactly when no loader reads either."""
+    from pypdf import PdfReader
+
+    from embedhub.kb.loaders import LoaderError, load_file, loader_for
+    from tests.kb.conftest import make_pdf
+
+    make_pdf(tmp_path / "two.pdf", ["Quantum computing page one.", "Entanglement on page two."])
+    pngs, scanned = bench.render_pages(tmp_path / "two.pdf", tmp_path)
+    assert [png.name for png in pngs] == ["two-scan-page1.png", "two-scan-page2.png"]
+    assert all(png.read_bytes().startswith(b"\x89PNG") for png in pngs)
+    reader = PdfReader(scanned)
+    assert len(reader.pages) == 2 and not "".join(page.extract_text() or "" for page in reader.pages).strip()
+    forms = bench.ocr_support(tmp_path / "probe", tmp_path / "two.pdf")
+    reads_pdf_scan = True
+    try:
+        load_file(scanned)
+    except LoaderError:
+        reads_pdf_scan = False
+    if loader_for(pngs[0]) is None:  # no image loader: PNG pages are never claimed readable
+        assert "png" not in forms
+    assert ("pdf" in forms) == reads_pdf_scan
+    assert bench.character_accuracy("Quantum cornputing", "Quantum computing") == pytest.approx(15 / 16)
