@@ -434,6 +434,9 @@ def ocr_part(args, kb, encoder, reference, questions, work: Path) -> dict:
             outcomes = run_questions(collection, encoder, pdf_questions, documents, files_of, extracted)
         finally:
             collection.close()
+        for outcome in outcomes:  # scans live in a temporary folder: their names say enough
+            for item in outcome["evidence"]:
+                item["path"] = Path(item["path"]).name
         results[form] = {
             "ingest": stats,
             "character_accuracy": accuracy,
