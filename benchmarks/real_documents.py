@@ -491,7 +491,8 @@ def table(summary: dict) -> list[str]:
 def markdown(results: dict) -> str:
     lines = [
         f"Real documents: {results['question_count']} questions over {results['ingest']['files']} files "
-        f"({results['ingest']['chunks']} chunks), hybrid search k={K}, model `{results['model']}`, "
+        f"({results['ingest']['chunks']} chunks), hybrid search k={K}, model `{results['model']}` "
+        f"({results.get('backend', 'unknown')}), "
         f"commit {results['commit']}, CPU {results['cpu']}, {results['date']}.",
         "",
         *table(results["summary"]),
@@ -564,6 +565,7 @@ def measure(args, questions: list[Question], work: Path) -> int:
         "commit": commit_of(HERE.parent),
         "cpu": f"{cpu.model or platform.processor() or 'unknown'} ({cpu.cpu_class})",
         "model": encoder.spec.name,
+        "backend": getattr(encoder, "backend", "unknown"),
         "question_count": len(questions),
         "ingest": stats,
         "rules": {
