@@ -147,9 +147,11 @@ def snippet_offset(chunk_text: str, snippet: str) -> int:
     plain = html.unescape(_MARK.sub("", snippet))
     if not plain.startswith("…"):
         return 0
-    plain = plain[1:].removesuffix("…")
-    found = chunk_text.find(plain)  # the whole window: a repeated opening (lorem ipsum) is not enough
-    return found if found >= 0 else max(chunk_text.find(plain[:60]), 0)
+    first = plain[1:].split("…")[0]  # the first shown piece (sentence snippets leave out several)
+    found = chunk_text.find(first)  # the whole piece: a repeated opening (lorem ipsum) is not enough
+    if found < 0:  # whitespace runs are shown as one space
+        found = " ".join(chunk_text.split()).find(" ".join(first.split()))
+    return max(found, 0)
 
 
 @dataclass
