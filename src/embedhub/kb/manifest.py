@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SCHEMA = """
@@ -38,7 +38,10 @@ CREATE TABLE IF NOT EXISTS documents (
     status TEXT NOT NULL,
     error TEXT,
     updated_at REAL,
-    encoding TEXT
+    encoding TEXT,
+    ocr_engine TEXT,
+    ocr_pages TEXT,
+    warning TEXT
 );
 CREATE TABLE IF NOT EXISTS pending (doc_id TEXT, generation INTEGER, PRIMARY KEY (doc_id, generation));
 CREATE TABLE IF NOT EXISTS cleanup (doc_id TEXT PRIMARY KEY, keep_generation INTEGER);
@@ -63,6 +66,16 @@ class DocumentRecord:
     error: str | None
     updated_at: float | None
     encoding: str | None = None
+    #: the OCR engine that read some of the pages, and which pages (1-based; [] when none)
+    ocr_engine: str | None = None
+    ocr_pages: list[int] = field(default_factory=list)
+    #: what the ingest could not do for this document (pages needing OCR, limits hit)
+    warning: str | None = None
+
+
+def _record(row: tuple) -> DocumentRecord:
+    *first, ocr_engine, ocr_pages, warning = row
+    return DocumentRecord(*first, ocr_engine, json.loads(ocr_pages) if ocr_pages else [], warning)
 
 
 _COLUMNS = ", ".join(DocumentRecord.__dataclass_fields__)  # named: a migrated table orders them differently
@@ -83,6 +96,9 @@ class Manifest:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(documents)")}
         if "encoding" not in columns:  # added with legacy-encoding support; NULL = not recorded
             self.db.execute("ALTER TABLE documents ADD COLUMN encoding TEXT")
+        for column in ("ocr_engine", "ocr_pages", "warning"):  # added with OCR; NULL = none
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE documents ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -111,8 +127,8 @@ class Manifest:
             for doc in documents:
                 self.db.execute(
                     "INSERT OR REPLACE INTO documents (doc_id, path, file_type, file_hash, size, generation, "
-                    "chunks, tokens, pages, title, status, error, updated_at, encoding) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?,?)",
+                    "chunks, tokens, pages, title, status, error, updated_at, encoding, ocr_engine, "
+                    "ocr_pages, warning) VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?,?,?,?,?)",
                     (
                         doc["doc_id"],
                         doc["path"],
@@ -126,6 +142,9 @@ class Manifest:
                         doc.get("title"),
                         time.time(),
                         doc.get("encoding"),
+                        doc.get("ocr_engine"),
+                        json.dumps(doc["ocr_pages"]) if doc.get("ocr_pages") else None,
+                        doc.get("warning"),
                     ),
                 )
                 self.db.execute(
@@ -174,11 +193,11 @@ class Manifest:
 
     def get(self, doc_id: str) -> DocumentRecord | None:
         row = self.db.execute(f"SELECT {_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        return DocumentRecord(*row) if row else None
+        return _record(row) if row else None
 
     def documents(self) -> list[DocumentRecord]:
         rows = self.db.execute(f"SELECT {_COLUMNS} FROM documents ORDER BY path")
-        return [DocumentRecord(*row) for row in rows]
+        return [_record(row) for row in rows]
 
     def committed_generations(self, doc_ids: Iterable[str] | None = None) -> dict[str, int]:
         """doc_id -> committed generation, of all documents or only of `doc_ids` (what a search
