@@ -6,6 +6,7 @@ present (OCR may differ in a character), pages must be the ones the words were d
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 
@@ -208,3 +209,12 @@ def test_the_text_layer_rule():
     )  # a short digital page
     assert not has_text_layer("\ufffd\x01\x02" * 40 + "abc def ghi jkl mno pqr", letter, image_share=0.0)
     assert page_list([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8"
+
+
+def test_an_image_document_renders_its_frames_for_citations(tmp_path, font):
+    from embedhub.kb.loaders.image import render_frame
+
+    path = tmp_path / "fax.tiff"
+    page(font, ENGLISH[:1]).save(path, save_all=True, append_images=[page(font, ENGLISH)])
+    second = Image.open(io.BytesIO(render_frame(path, 2)))
+    assert second.format == "PNG" and second.size == (1100, 120 + 90 * len(ENGLISH))

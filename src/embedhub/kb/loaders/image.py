@@ -11,7 +11,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from embedhub.kb.loaders.base import ExtractedDocument, Loader, LoaderError
 
-_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
+_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
 #: the largest image read (pixels): an A4 page at 600 dpi is 35 M; PIL's own bomb guard is 89 M
 MAX_PIXELS = 80_000_000
 
