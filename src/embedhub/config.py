@@ -321,11 +321,11 @@ class Settings(BaseSettings):
         ),
     )
     ocr_page_seconds: float = Field(
-        default=60.0,
+        default=180.0,
         gt=0,
         description=(
-            "Seconds OCR may spend on one page before it is given up (a dense page takes 5-15 s "
-            "on two cores at 200 dpi; docs/retrieval.md)."
+            "Seconds OCR may spend on one page before it is given up (an A4 page took 5-48 s on "
+            "two cores at 200 dpi, more on a busy machine; docs/retrieval.md)."
         ),
     )
     ocr_max_pages: int = Field(

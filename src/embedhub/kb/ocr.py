@@ -211,7 +211,7 @@ class OcrOptions:
     """What OCR does during ingestion (from Settings: EMBEDHUB_OCR, _OCR_PAGE_SECONDS, _OCR_MAX_PAGES)."""
 
     engine: str = "auto"
-    page_seconds: float = 60.0
+    page_seconds: float = 180.0
     max_pages: int = 200
     dpi: int = RENDER_DPI
 
