@@ -8,7 +8,9 @@ Both engines run without any download at run time: rapidocr's wheel carries the 
 Chinese+English detection/recognition models (ONNX Runtime), tesseract is Debian's binary with its
 `chi_sim` and `eng` data. benchmarks/ocr_engines.py measures them on the same pages; the table is
 in docs/retrieval.md ("Scanned PDFs and images (OCR)"). `auto` takes the first available engine in
-`AUTO_ORDER` (rapidocr: far better on Chinese, see the table).
+`AUTO_ORDER`: rapidocr, as accurate as tesseract on Chinese and single-column English and about
+5x faster on Chinese; tesseract keeps the columns of a two-column page apart, which rapidocr's
+detector does not (see the table).
 
 Limits: a page that takes longer than `page_seconds` is given up with a message (tesseract's
 process is stopped; rapidocr runs in this process and cannot be interrupted, so its page finishes
@@ -40,7 +42,8 @@ if TYPE_CHECKING:
 #: the pip command that installs the rapidocr engine (what a "needs OCR" message tells users)
 PIP_INSTALL = "pip install 'embedhub[ocr]'"
 APT_INSTALL = "apt-get install tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng"
-#: render resolution: 200 dpi reads 9-10 pt print (measured; 150 dpi loses small CJK strokes)
+#: PDF pages are drawn at 200 dpi for OCR: the resolution the engines were measured at (12 pt CJK
+#: text and the 9-10 pt print of docling's test PDFs read at 0.95-1.00, docs/retrieval.md)
 RENDER_DPI = 200
 
 
@@ -96,8 +99,8 @@ class RapidOcrEngine(OcrEngine):
         import numpy as np
 
         with self._lock:
-            # no angle classifier: on upright scans it turned clean lines upside down (measured: whole
-            # lines lost on docling's multi_page.pdf, accuracy 0.88 -> see the table with it off)
+            # no angle classifier: on upright scans it turned clean lines upside down and lost them
+            # (docling's multi_page.pdf: accuracy 0.884 with it, 0.994 without)
             result, _ = self._model()(np.asarray(image.convert("RGB"))[:, :, ::-1], use_cls=False)
         lines = [(box, text) for box, text, _score in result or [] if text.strip()]
         return join_lines([(min(p[1] for p in box), max(p[1] for p in box), text) for box, text in lines])
