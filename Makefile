@@ -8,7 +8,7 @@ SYSTEM_PYTHON ?= python3
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: install install-gguf test-gguf browser emulator run test test-slow test-clients install-clients lint format clean
+.PHONY: install install-gguf test-gguf browser emulator ocr-tools run test test-slow test-clients install-clients lint format clean
 
 # The first run installs about 3 GB into .venv (torch's CPU build is 0.75 GB of it) and takes
 # several minutes; pip runs quietly, so each step says what it is doing and that it happens once.
@@ -45,11 +45,20 @@ emulator:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user) >/dev/null \
 		|| echo "could not install qemu-user (not root?): the emulated-CPU test will be skipped"; }
 
+# Debian's tesseract (with Chinese and English data) for the OCR tests that compare engines, and a
+# CJK font the tests draw Chinese pages with (the pip-installed rapidocr engine needs neither).
+ocr-tools:
+	@{ command -v tesseract >/dev/null 2>&1 && fc-list :lang=zh | grep -q .; } || { \
+		echo "installing Debian tesseract-ocr (chi_sim, eng) and fonts-noto-cjk for the OCR tests"; \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tesseract-ocr \
+			tesseract-ocr-chi-sim tesseract-ocr-eng fonts-noto-cjk) >/dev/null \
+		|| echo "could not install tesseract / fonts-noto-cjk (not root?): those OCR tests will be skipped"; }
+
 lint: install
 	$(VENV)/bin/ruff check
 	$(VENV)/bin/ruff format --check
 
-test: install browser emulator lint
+test: install browser emulator ocr-tools lint
 	$(VENV)/bin/pytest -q
 
 test-slow: install

@@ -25,6 +25,7 @@ _EXPECTED = {
     "api_keys": "keys separated by commas, or a JSON list",
     "aliases": 'a JSON object mapping alias to model, such as {"small": "all-MiniLM-L6-v2"}',
     "chat_url": "the chat API's base URL, such as http://127.0.0.1:11434/v1",
+    "ocr": "auto, none, rapidocr or tesseract",
     "remote_endpoints": 'a JSON object mapping model to URLs, such as {"m": ["http://h:8000/v1"]}',
 }
 _SECRET_SETTINGS = {"api_key", "api_keys", "chat_api_key", "milvus_token", "remote_api_key"}
@@ -307,6 +308,33 @@ class Settings(BaseSettings):
     )
     chat_timeout: float = Field(
         default=600.0, gt=0, description="Seconds one answer may take in all, however it trickles in."
+    )
+
+    # --- OCR of pages without a text layer (scanned PDFs, images; kb/ocr.py) -----------------
+    ocr: str = Field(
+        default="auto",
+        description=(
+            "OCR engine for scanned PDF pages and image files: auto (rapidocr, else tesseract, "
+            "whichever is installed), none (pages without text are reported as needing OCR), "
+            "rapidocr (pip install 'embedhub[ocr]') or tesseract (apt-get install tesseract-ocr "
+            "tesseract-ocr-chi-sim)."
+        ),
+    )
+    ocr_page_seconds: float = Field(
+        default=180.0,
+        gt=0,
+        description=(
+            "Seconds OCR may spend on one page before it is given up (an A4 page took 5-48 s on "
+            "two cores at 200 dpi, more on a busy machine; docs/retrieval.md)."
+        ),
+    )
+    ocr_max_pages: int = Field(
+        default=200,
+        ge=1,
+        description=(
+            "Pages of one document read by OCR at most (about 30 minutes at ~8 s a page); the "
+            "rest are named in the document's warning."
+        ),
     )
 
     @field_validator("chat_url", mode="before")

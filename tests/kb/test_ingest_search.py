@@ -49,15 +49,17 @@ def test_ingest_is_incremental_and_isolates_failures(collection, tiny_encoder, t
     (folder / "empty.txt").write_text("")
     (folder / "fake.pdf").write_text("not a pdf")
     make_pdf(folder / "locked.pdf", ["secret"], encrypt="pw")
-    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff")  # an image cut after its signature
+    (folder / "tool.exe").write_bytes(b"MZ\x90\x00")
     (folder / ".hidden").mkdir()
     (folder / ".hidden" / "skip.txt").write_text("hidden")
     ingestor = Ingestor(collection, tiny_encoder)
 
     first = ingestor.ingest([folder]).summary()
-    assert (first["added"], first["failed"], first["unsupported"]) == (4, 3, 1)
+    assert (first["added"], first["failed"], first["unsupported"]) == (4, 4, 1)
     reasons = {os.path.basename(f["path"]): f["error"] for f in first["failures"]}
     assert "empty" in reasons["empty.txt"] and "encrypted" in reasons["locked.pdf"]
+    assert "not a readable image" in reasons["photo.jpg"]
     assert "looks like text" in reasons["fake.pdf"]
     assert first["embedded_chunks"] > 0
     stored = collection.store.count()

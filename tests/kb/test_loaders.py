@@ -96,7 +96,9 @@ def test_python_functions_and_classes_are_units(tmp_path):
         ("broken.pdf", b"%PDF-1.4\n garbage that is not a pdf", "not a readable PDF"),
         ("binary.txt", b"\x00\x01\x02\x03" * 100, "binary data"),
         ("notes.docx", b"PK\x03\x04 not really a zip", "named as docx"),
-        ("image.png", b"\x89PNG\r\n", "unsupported file type"),
+        ("image.png", b"\x89PNG\r\n", "not a readable image"),
+        ("photo.jpg", b"just some text pretending", "named as image but the content looks like text"),
+        ("movie.mp4", b"\x00\x00\x00\x18ftypmp42", "unsupported file type"),
     ],
 )
 def test_bad_files_give_reasons(tmp_path, name, content, reason):

@@ -24,6 +24,7 @@ from embedhub.commands.support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 from embedhub.kb.lexical import Analyzer
+from embedhub.kb.ocr import OcrOptions, page_list
 
 app = typer.Typer(help="Knowledge bases: create, add files, search, ask.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -217,7 +218,8 @@ def add(
             from embedhub.kb.ingest import Ingestor
 
             encoder = _encoder_for(collection, backend)
-            report = Ingestor(collection, encoder, progress).ingest(paths, glob=glob, sync=sync)
+            ocr = OcrOptions.from_settings(settings)
+            report = Ingestor(collection, encoder, progress, ocr=ocr).ingest(paths, glob=glob, sync=sync)
         else:
             from embedhub.kb.distributed import RayIngest
 
@@ -246,6 +248,8 @@ def add(
     )
     for failure in summary["failures"]:
         typer.echo(f"  failed: {failure['path']}: {failure['error']}")
+    for warning in summary["warnings"]:
+        typer.echo(f"  warning: {warning['path']}: {warning['warning']}")
 
 
 @app.command("search")
@@ -562,9 +566,12 @@ def info(name: Annotated[str, typer.Argument(help="Collection name.")], as_json:
     """A collection's model binding, sizes, and failed files with reasons."""
     collection = _knowledge_base().get(name)
     details = collection.info()
-    details["failures"] = [
-        {"path": r.path, "error": r.error} for r in collection.manifest.documents() if r.status == "failed"
+    records = collection.manifest.documents()
+    details["failures"] = [{"path": r.path, "error": r.error} for r in records if r.status == "failed"]
+    details["ocr"] = [
+        {"path": r.path, "engine": r.ocr_engine, "pages": r.ocr_pages} for r in records if r.ocr_pages
     ]
+    details["warnings"] = [{"path": r.path, "warning": r.warning} for r in records if r.warning]
     if as_json:
         typer.echo(json.dumps(details, ensure_ascii=False))
         return
@@ -575,10 +582,14 @@ def info(name: Annotated[str, typer.Argument(help="Collection name.")], as_json:
             value = _local_time(value)
         elif value is None or value == "":
             value = "-"
-        if key != "failures":
+        if key not in ("failures", "ocr", "warnings"):
             typer.echo(f"{key}: {value}")
     for failure in details["failures"]:
         typer.echo(f"failed: {failure['path']}: {failure['error']}")
+    for item in details["ocr"]:
+        typer.echo(f"OCR ({item['engine']}): {item['path']}: page(s) {page_list(item['pages'])}")
+    for item in details["warnings"]:
+        typer.echo(f"warning: {item['path']}: {item['warning']}")
 
 
 @app.command("index")

@@ -40,6 +40,7 @@ from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 from embedhub.kb.collection import Collection, ModelMismatchError
 from embedhub.kb.ingest import DocumentWriter, FileEmbedder, IngestReport, Progress, file_hash
+from embedhub.kb.ocr import OcrOptions
 
 #: files and bytes sent to an actor in one call (small files share a forward pass)
 UNIT_FILES = 16
@@ -208,7 +209,8 @@ class IngestActor:
             self.load_error = f"the model {model_reference} did not load on a Ray worker: {error}"
             raise EmbedhubError(self.load_error) from None
         cache = EmbeddingCache(64 * 1024 * 1024)  # in memory: repeated chunks within this actor's files
-        self.embedder = FileEmbedder(encoder, ChunkingOptions(*chunking), dimensions, cache)
+        ocr = OcrOptions.from_settings(Settings(**settings_values))
+        self.embedder = FileEmbedder(encoder, ChunkingOptions(*chunking), dimensions, cache, ocr)
         return os.getpid()
 
     def prepare(self, files: list[tuple[str, str, bytes]]):

@@ -31,6 +31,7 @@ from embedhub.kb.files import gather_files, under_paths
 from embedhub.kb.lexical import chunk_terms
 from embedhub.kb.loaders import LoaderError, load_file
 from embedhub.kb.loaders.base import ExtractedDocument, detect_encoding
+from embedhub.kb.ocr import OcrOptions
 from embedhub.kb.store import ChunkRow
 from embedhub.models.base import Encoder, finish
 
@@ -74,6 +75,8 @@ class FileOutcome:
     chunks: int = 0
     tokens: int = 0
     error: str | None = None
+    #: what could not be done for a stored document (pages needing OCR, an OCR limit hit)
+    warning: str | None = None
 
 
 @dataclass
@@ -99,6 +102,7 @@ class IngestReport:
             "cached_chunks": self.cached_chunks,
             "seconds": round(self.seconds, 3),
             "failures": [{"path": o.path, "error": o.error} for o in self.failures],
+            "warnings": [{"path": o.path, "warning": o.warning} for o in self.outcomes if o.warning],
         }
 
 
@@ -150,13 +154,14 @@ class FileFailedError(EmbedhubError):
     """One file cannot be ingested (unreadable, unparsable, broken); the run goes on without it."""
 
 
-def parse_file(path: Path, data: bytes, digest: str) -> ParsedFile:
-    """Parse a file's bytes with the loader its extension names; a broken file is a
-    `FileFailedError` with the reason (what the report and the manifest record)."""
+def parse_file(path: Path, data: bytes, digest: str, ocr: OcrOptions | None = None) -> ParsedFile:
+    """Parse a file's bytes with the loader its extension names (pages without text read by OCR
+    as `ocr` says); a broken file is a `FileFailedError` with the reason (what the report and the
+    manifest record)."""
     try:
-        extracted = load_file(path, data)
+        extracted = load_file(path, data, ocr)
         encoding = extracted.encoding
-        if encoding is None and extracted.file_type not in ("pdf", "docx"):
+        if encoding is None and extracted.file_type not in ("pdf", "docx", "image"):
             encoding = detect_encoding(data)  # text formats whose loader does not report it
     except Exception as error:
         raise FileFailedError(_parse_error(path, error)) from error
@@ -185,6 +190,9 @@ class PreparedDocument:
     pages: int | None = None
     title: str | None = None
     encoding: str | None = None
+    ocr_engine: str | None = None
+    ocr_pages: list[int] = field(default_factory=list)
+    warning: str | None = None
     chunks: list[Chunk] = field(default_factory=list)
     vectors: np.ndarray | None = None
     error: str | None = None
@@ -202,8 +210,10 @@ class FileEmbedder:
         chunking: ChunkingOptions,
         dimensions: int,
         cache: EmbeddingCache | None = None,
+        ocr: OcrOptions | None = None,
     ) -> None:
         self.encoder, self.chunking, self.dimensions, self.cache = encoder, chunking, dimensions, cache
+        self.ocr = ocr or default_ocr_options()
         self.count_tokens = partial(content_tokens, encoder)
 
     def prepare(self, files: Sequence[tuple[str, str, bytes]]) -> tuple[list[PreparedDocument], int]:
@@ -215,7 +225,7 @@ class FileEmbedder:
             document = PreparedDocument(path_text, digest, len(data))
             prepared.append(document)
             try:
-                parsed = parse_file(path, data, digest)
+                parsed = parse_file(path, data, digest, self.ocr)
                 document.chunks = list(iter_chunks(parsed.extracted, self.count_tokens, self.chunking))
             except FileFailedError as error:
                 document.error = str(error)
@@ -230,6 +240,8 @@ class FileEmbedder:
                 extracted.title,
             )
             document.encoding = parsed.encoding
+            document.ocr_engine, document.ocr_pages = extracted.ocr_engine, extracted.ocr_pages
+            document.warning = "; ".join(extracted.warnings) or None
         pairs = [(document, chunk) for document in prepared for chunk in document.chunks]
         parts: dict[int, list[np.ndarray]] = {id(document): [] for document in prepared}
         computed_total = 0
@@ -261,6 +273,9 @@ class _Document:
     title: str | None
     encoding: str | None
     status: FileStatus  # ADDED or UPDATED
+    ocr_engine: str | None = None
+    ocr_pages: list[int] = field(default_factory=list)
+    warning: str | None = None
     total_chars: int = 1
     chunks: int = 0
     tokens: int = 0
@@ -452,6 +467,8 @@ class DocumentWriter:
             prepared.title,
             prepared.encoding,
         )
+        document.ocr_engine, document.ocr_pages = prepared.ocr_engine, prepared.ocr_pages
+        document.warning = prepared.warning
         for start in range(0, len(prepared.chunks), BATCH_CHUNKS):
             chunks = prepared.chunks[start : start + BATCH_CHUNKS]
             pairs = [(document, chunk) for chunk in chunks]
@@ -496,6 +513,9 @@ class DocumentWriter:
                     "title": d.title,
                     "encoding": d.encoding,
                     "chunker_version": CHUNKER_VERSION,
+                    "ocr_engine": d.ocr_engine,
+                    "ocr_pages": d.ocr_pages,
+                    "warning": d.warning,
                 }
                 for d in group
             ],
@@ -505,6 +525,7 @@ class DocumentWriter:
         manifest.cleanup_done(doc_ids)
         for document in group:
             outcome = FileOutcome(str(document.path), document.status, document.chunks, document.tokens)
+            outcome.warning = document.warning
             self.report_outcome(outcome)
 
     def drop_document(self, document: _Document) -> None:
@@ -613,10 +634,12 @@ class Ingestor:
         progress: Progress | None = None,
         *,
         should_stop: Callable[[], bool] | None = None,
+        ocr: OcrOptions | None = None,
     ) -> None:
         collection.check_encoder(encoder)
         self.collection = collection
         self.encoder = encoder
+        self.ocr = ocr or default_ocr_options()
         self.count_tokens = partial(content_tokens, encoder)
         # small files: a group of one-chunk documents is what one embedding call gets
         self.writer = DocumentWriter(
@@ -677,7 +700,7 @@ class Ingestor:
             return
         self.progress.stage(path, "parsing")
         try:
-            parsed = parse_file(path, data, digest)
+            parsed = parse_file(path, data, digest, self.ocr)
         except FileFailedError as error:
             writer.fail(path, digest, str(error))
             return
@@ -687,6 +710,8 @@ class Ingestor:
             path, digest, parsed.size, extracted.file_type, extracted.pages, extracted.title, parsed.encoding
         )
         document.total_chars = parsed.total_chars
+        document.ocr_engine, document.ocr_pages = extracted.ocr_engine, extracted.ocr_pages
+        document.warning = "; ".join(extracted.warnings) or None
         self.progress.stage(path, "embedding")
         try:
             for chunk in iter_chunks(extracted, self.count_tokens, self.collection.config.chunking):
@@ -742,6 +767,13 @@ class Ingestor:
         vectors, computed = embed_chunks(self.encoder, chunks, self.collection.cache, config.dimensions)
         self.writer.count_embedded(computed, len(chunks) - computed)  # from two threads at once
         return vectors
+
+
+def default_ocr_options() -> OcrOptions:
+    """OCR as the environment's settings say (EMBEDHUB_OCR, _OCR_PAGE_SECONDS, _OCR_MAX_PAGES)."""
+    from embedhub.config import Settings
+
+    return OcrOptions.from_settings(Settings())
 
 
 def _parse_error(path: Path, error: Exception) -> str:

@@ -50,6 +50,7 @@ from embedhub.kb.ingest import (
     Progress,
     document_id,
 )
+from embedhub.kb.ocr import OcrOptions
 from embedhub.models.base import Encoder
 
 logger = logging.getLogger(__name__)
@@ -392,7 +393,10 @@ class JobManager:
                 encoder = self.encoder_for(collection.config.model)
                 if isinstance(encoder, ScheduledEncoder):
                     encoder = encoder.with_stop(stop.is_set)
-                ingestor = Ingestor(collection, encoder, _JobProgress(self, job), should_stop=stop.is_set)
+                ocr = OcrOptions.from_settings(self.settings)
+                ingestor = Ingestor(
+                    collection, encoder, _JobProgress(self, job), should_stop=stop.is_set, ocr=ocr
+                )
                 report = ingestor.ingest([Path(job.path)])
             outcome: FileOutcome = report.outcomes[-1]
         except (IngestCancelled, SubmitCancelled, QueueStopped) as error:

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SCHEMA = """
@@ -39,7 +39,10 @@ CREATE TABLE IF NOT EXISTS documents (
     error TEXT,
     updated_at REAL,
     encoding TEXT,
-    chunker_version INTEGER
+    chunker_version INTEGER,
+    ocr_engine TEXT,
+    ocr_pages TEXT,
+    warning TEXT
 );
 CREATE TABLE IF NOT EXISTS pending (doc_id TEXT, generation INTEGER, PRIMARY KEY (doc_id, generation));
 CREATE TABLE IF NOT EXISTS cleanup (doc_id TEXT PRIMARY KEY, keep_generation INTEGER);
@@ -66,6 +69,16 @@ class DocumentRecord:
     encoding: str | None = None
     #: the chunker (`kb.chunking.CHUNKER_VERSION`) the chunks were made by; None: before versions
     chunker_version: int | None = None
+    #: the OCR engine that read some of the pages, and which pages (1-based; [] when none)
+    ocr_engine: str | None = None
+    ocr_pages: list[int] = field(default_factory=list)
+    #: what the ingest could not do for this document (pages needing OCR, limits hit)
+    warning: str | None = None
+
+
+def _record(row: tuple) -> DocumentRecord:
+    *first, ocr_engine, ocr_pages, warning = row
+    return DocumentRecord(*first, ocr_engine, json.loads(ocr_pages) if ocr_pages else [], warning)
 
 
 _COLUMNS = ", ".join(DocumentRecord.__dataclass_fields__)  # named: a migrated table orders them differently
@@ -88,6 +101,9 @@ class Manifest:
             self.db.execute("ALTER TABLE documents ADD COLUMN encoding TEXT")
         if "chunker_version" not in columns:  # NULL: chunked before the chunker had versions (1)
             self.db.execute("ALTER TABLE documents ADD COLUMN chunker_version INTEGER")
+        for column in ("ocr_engine", "ocr_pages", "warning"):  # added with OCR; NULL = none
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE documents ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -116,8 +132,8 @@ class Manifest:
             for doc in documents:
                 self.db.execute(
                     "INSERT OR REPLACE INTO documents (doc_id, path, file_type, file_hash, size, generation, "
-                    "chunks, tokens, pages, title, status, error, updated_at, encoding, chunker_version) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?,?,?)",
+                    "chunks, tokens, pages, title, status, error, updated_at, encoding, chunker_version, "
+                    "ocr_engine, ocr_pages, warning) VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?,?,?,?,?,?)",
                     (
                         doc["doc_id"],
                         doc["path"],
@@ -132,6 +148,9 @@ class Manifest:
                         time.time(),
                         doc.get("encoding"),
                         doc.get("chunker_version"),
+                        doc.get("ocr_engine"),
+                        json.dumps(doc["ocr_pages"]) if doc.get("ocr_pages") else None,
+                        doc.get("warning"),
                     ),
                 )
                 self.db.execute(
@@ -180,11 +199,11 @@ class Manifest:
 
     def get(self, doc_id: str) -> DocumentRecord | None:
         row = self.db.execute(f"SELECT {_COLUMNS} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        return DocumentRecord(*row) if row else None
+        return _record(row) if row else None
 
     def documents(self) -> list[DocumentRecord]:
         rows = self.db.execute(f"SELECT {_COLUMNS} FROM documents ORDER BY path")
-        return [DocumentRecord(*row) for row in rows]
+        return [_record(row) for row in rows]
 
     def committed_generations(self, doc_ids: Iterable[str] | None = None) -> dict[str, int]:
         """doc_id -> committed generation, of all documents or only of `doc_ids` (what a search

@@ -567,6 +567,16 @@ class DocumentInfo(BaseModel):
         description="The chunker version its chunks were made by (null: before versions were recorded, "
         "i.e. version 1).",
     )
+    ocr_engine: str | None = Field(
+        default=None, description="The OCR engine that read pages without a text layer (null: none did)."
+    )
+    ocr_pages: list[int] = Field(
+        default_factory=list, description="Pages (1-based) whose text comes from OCR."
+    )
+    warning: str | None = Field(
+        default=None,
+        description="What the ingest could not do for this document: pages needing OCR, an OCR limit hit.",
+    )
     name: str = Field(description="The file name.")
     relative_path: str = Field(description="Path under uploads/ for an uploaded file, else the full path.")
 

@@ -7,13 +7,23 @@ from pathlib import Path
 from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError, looks_like_text
 from embedhub.kb.loaders.docx import DocxLoader
 from embedhub.kb.loaders.html import HtmlLoader
+from embedhub.kb.loaders.image import ImageLoader
 from embedhub.kb.loaders.markdown import MarkdownLoader
 from embedhub.kb.loaders.pdf import PdfLoader
 from embedhub.kb.loaders.text import CodeLoader, TextLoader
+from embedhub.kb.ocr import OcrOptions, recognise_pages
 
 LOADERS: dict[str, Loader] = {
     loader.name: loader
-    for loader in (PdfLoader(), DocxLoader(), MarkdownLoader(), HtmlLoader(), CodeLoader(), TextLoader())
+    for loader in (
+        PdfLoader(),
+        DocxLoader(),
+        ImageLoader(),
+        MarkdownLoader(),
+        HtmlLoader(),
+        CodeLoader(),
+        TextLoader(),
+    )
 }
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
@@ -51,7 +61,7 @@ def get_loader(name: str) -> Loader:
 
 
 def detect_by_content(data: bytes) -> Loader | None:
-    for name in ("pdf", "docx", "html"):
+    for name in ("pdf", "docx", "image", "html"):
         if LOADERS[name].sniff(data):
             return LOADERS[name]
     return LOADERS["text"] if looks_like_text(data) else None
@@ -89,14 +99,18 @@ def check_content(path: Path, data: bytes) -> Loader:
     return loader
 
 
-def load_file(path: Path, data: bytes | None = None) -> ExtractedDocument:
-    """Load one file with the loader its extension names, after checking its content agrees."""
+def load_file(path: Path, data: bytes | None = None, ocr: OcrOptions | None = None) -> ExtractedDocument:
+    """Load one file with the loader its extension names, after checking its content agrees; pages
+    without a text layer are read by OCR (`ocr`: the engine and limits; default: any available)."""
     if data is None:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise LoaderError(f"{path.name}: {size} bytes, over the {MAX_FILE_BYTES}-byte limit per file")
         data = path.read_bytes()
-    document = check_content(path, data).load(path, data)
+    loader = check_content(path, data)
+    document = loader.load(path, data)
+    if document.needs_ocr:
+        document = recognise_pages(document, loader, data, ocr or OcrOptions())
     if not document.blocks:
-        raise LoaderError(f"{path.name}: no text found")
+        raise LoaderError("; ".join([f"{path.name}: no text found", *document.warnings]))
     return document

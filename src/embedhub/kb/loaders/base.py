@@ -14,9 +14,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from embedhub.errors import EmbedhubError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 BlockKind = Literal["heading", "paragraph", "list", "table", "code", "page"]
 BLOCK_SEPARATOR = "\n\n"
@@ -73,6 +76,13 @@ class ExtractedDocument:
     spans: list[tuple[int, int]] = field(default_factory=list)
     #: the text encoding the file was read with (text formats only; None for PDF / DOCX)
     encoding: str | None = None
+    #: pages (1-based) with no usable text layer, to be read by OCR (kb/ocr.py) before indexing
+    needs_ocr: list[int] = field(default_factory=list)
+    #: pages whose text came from OCR, and the engine that read them
+    ocr_pages: list[int] = field(default_factory=list)
+    ocr_engine: str | None = None
+    #: what a person should know about the result (pages left unread and why), kept in the manifest
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.blocks = [block for block in self.blocks if block.text.strip()]
@@ -100,6 +110,10 @@ class Loader(ABC):
     def sniff(self, data: bytes) -> bool:
         """Whether the bytes look like this format (default: any decodable text)."""
         return looks_like_text(data)
+
+    def page_image(self, data: bytes, page: int, dpi: int) -> Image.Image:
+        """Page `page` (1-based) drawn at `dpi`, for OCR: formats that list `needs_ocr` pages."""
+        raise LoaderError(f"{self.name} files have no page images")
 
 
 #: bytes examined to decide text-or-binary and to guess a legacy encoding; a whole 50 MB file is

@@ -12,10 +12,15 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError
 from embedhub.kb.loaders.text import paragraphs
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 class PdfLoader(Loader):
@@ -36,12 +41,16 @@ class PdfLoader(Loader):
                 raise LoaderError(f"{path.name}: the PDF is encrypted (password protected)") from error
             raise LoaderError(f"{path.name}: not a readable PDF ({reason})") from error
         texts: list[str] = []
+        needs_ocr: list[int] = []
         try:
             pages = len(pdf)
             for number in range(pages):
                 page = pdf[number]
                 textpage = page.get_textpage()
-                texts.append(textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n"))
+                text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n")
+                texts.append(text)
+                if not has_text_layer(text, page.get_size(), _image_share(page)):
+                    needs_ocr.append(number + 1)
                 textpage.close()
                 page.close()
         finally:
@@ -54,11 +63,65 @@ class PdfLoader(Loader):
             for number, text in enumerate(content, start=1)
             for part in paragraphs(text)
         ]
-        if not blocks:
-            raise LoaderError(
-                f"{path.name}: no extractable text in {pages} page(s) (scanned images need OCR)"
-            )
-        return ExtractedDocument(path, "pdf", blocks, pages=pages)
+        if not blocks and not needs_ocr:
+            raise LoaderError(f"{path.name}: no extractable text in {pages} page(s)")
+        return ExtractedDocument(path, "pdf", blocks, pages=pages, needs_ocr=needs_ocr)
+
+    def page_image(self, data: bytes, page: int, dpi: int) -> Image.Image:
+        import pypdfium2 as pdfium
+
+        pdf = pdfium.PdfDocument(data)
+        try:
+            return pdf[page - 1].render(scale=dpi / 72, grayscale=True).to_pil()
+        finally:
+            pdf.close()
+
+
+#: A page is read by OCR when its text layer is missing or useless (kb/ocr.py):
+#: - fewer letters/digits (any script) than `MIN_WORD_CHARACTERS`: nothing but a page number or a
+#:   scanner's stamp;
+#: - or fewer than `MIN_WORD_CHARACTERS_PER_SQUARE_INCH` of them while images cover at least
+#:   `MIN_IMAGE_SHARE` of the page: a scan with a header line in text. (One per square inch is
+#:   about 95 on A4/Letter, one line; a typeset page holds 2,000-4,000. A digital page with short
+#:   text and no picture, a title page, keeps its text layer.)
+#: - or more than `MAX_UNREADABLE_SHARE` of its visible characters are unreadable (U+FFFD,
+#:   control or private-use code points: a font without a Unicode map, common in old scans'
+#:   invisible text layers and in PDFs from some typesetters).
+MIN_WORD_CHARACTERS = 16
+MIN_WORD_CHARACTERS_PER_SQUARE_INCH = 1.0
+MIN_IMAGE_SHARE = 0.5
+MAX_UNREADABLE_SHARE = 0.3
+
+
+def has_text_layer(text: str, size_points: tuple[float, float], image_share: float) -> bool:
+    """Whether a page's extracted text is worth indexing as it is (see the rule above)."""
+    visible = [character for character in text if not character.isspace()]
+    word_characters = sum(1 for character in visible if character.isalnum())
+    if word_characters < MIN_WORD_CHARACTERS:
+        return False
+    square_inches = max(1.0, size_points[0] * size_points[1] / 72**2)
+    sparse = word_characters / square_inches < MIN_WORD_CHARACTERS_PER_SQUARE_INCH
+    if sparse and image_share >= MIN_IMAGE_SHARE:
+        return False
+    unreadable = sum(1 for character in visible if _unreadable(character))
+    return unreadable <= MAX_UNREADABLE_SHARE * len(visible)
+
+
+def _unreadable(character: str) -> bool:
+    return character == "\ufffd" or unicodedata.category(character) in ("Cc", "Co", "Cs")
+
+
+def _image_share(page) -> float:
+    """The share of the page's area covered by images (their bounding boxes, capped at 1)."""
+    import pypdfium2.raw as pdfium_c
+
+    width, height = page.get_size()
+    covered = 0.0
+    for image in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=3):
+        left, bottom, right, top = image.get_bounds()
+        shown_width = max(0.0, min(right, width) - max(left, 0.0))
+        covered += shown_width * max(0.0, min(top, height) - max(bottom, 0.0))
+    return min(1.0, covered / max(1.0, width * height))
 
 
 # "2.3 Column masks ........ 45", "Index . . . 301": a title, a leader of dots (or similar), a page.

@@ -910,18 +910,29 @@ function documentText(chunks, cited) {
   return html;
 }
 
+// Scanned documents (kb/ocr.py): images are shown page by page like PDFs, and a page whose text
+// was recognised by OCR says so beside the rendered page, so a citation can be checked by eye.
+function hasPageImages(doc) {
+  return doc.file_type === "pdf" || doc.file_type === "image";
+}
+
+function ocrNote(doc, page) {
+  return (doc.ocr_pages || []).includes(page) ? ` · text recognised by OCR (${doc.ocr_engine})` : "";
+}
+
 async function renderDocument([collection, docId], params) {
   const base = `/v1/collections/${encodeURIComponent(collection)}/documents/${docId}`;
   const doc = await api(base);
   const citedId = params.get("chunk");
   const cited = doc.chunks.find((c) => c.id === citedId);
   let page = Number(params.get("page") || (cited && cited.page_start) || 1);
-  const isPdf = doc.file_type === "pdf";
+  const isPdf = hasPageImages(doc);
   const shown = doc.relative_path || doc.name;
   view.innerHTML = `
     <h1 class="name" title="${escapeHtml(shown)}">${escapeHtml(shown)}</h1>
     <p class="muted">${escapeHtml(doc.file_type)} · ${doc.chunks.length} chunks ${doc.pages ? "· " + doc.pages + " pages" : ""} ·
       <button class="link" id="download" type="button">original file</button></p>
+    ${doc.warning ? `<p class="muted" id="document-warning">${escapeHtml(doc.warning)}</p>` : ""}
     ${cited ? `<p class="muted" id="cited-where">Cited passage: ${pages(cited)} ${cited.heading_path.length ? escapeHtml(cited.heading_path.join(" › ")) : ""}</p>` : ""}
     ${isPdf ? `<p><button class="secondary" id="prev" type="button">‹ Previous</button>
       <span id="page-label"></span> <button class="secondary" id="next" type="button">Next ›</button></p>` : ""}
@@ -947,7 +958,7 @@ async function renderDocument([collection, docId], params) {
     const target = document.querySelector("#document-text mark.cited");
     if (target) target.scrollIntoView({ block: "center" });
     if (isPdf) {
-      document.getElementById("page-label").textContent = `page ${page} of ${doc.pages}`;
+      document.getElementById("page-label").textContent = `page ${page} of ${doc.pages}${ocrNote(doc, page)}`;
       const shownPage = page;
       try {
         const url = await blobUrl(`${base}/pages/${shownPage}.png`);

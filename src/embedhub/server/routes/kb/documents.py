@@ -11,6 +11,7 @@ from starlette.responses import FileResponse, Response
 from embedhub.errors import InvalidInputError
 from embedhub.kb.folders import check_servable
 from embedhub.kb.ingest import remove_documents
+from embedhub.kb.loaders.image import render_frame
 from embedhub.kb.loaders.pdf import render_page
 from embedhub.kb.uploads import relative_path, remove_uploaded_copy
 from embedhub.server.deps import AUTH, Allowed, Editable, GuardDep, SettingsDep, Viewable
@@ -111,11 +112,12 @@ async def document_file(name: str, doc_id: str, allowed: Viewable, settings: Set
 async def document_page(
     name: str, doc_id: str, page: int, allowed: Viewable, settings: SettingsDep
 ) -> Response:
-    """A PDF page rendered as PNG (physical page number, 1-based)."""
+    """A PDF page rendered as PNG, or a frame of an image document (physical page number, 1-based)."""
     collection, record = _document(allowed, name, doc_id)
     check_servable(settings, collection, Path(record.path))
-    if record.file_type != "pdf":
-        raise InvalidInputError("page images exist for PDF documents only")
+    if record.file_type not in ("pdf", "image"):
+        raise InvalidInputError("page images exist for PDF and image documents only")
     if not 1 <= page <= (record.pages or 0):
         raise InvalidInputError(f"page {page} is outside 1..{record.pages}")
-    return Response(await asyncio.to_thread(render_page, Path(record.path), page), media_type="image/png")
+    render = render_page if record.file_type == "pdf" else render_frame
+    return Response(await asyncio.to_thread(render, Path(record.path), page), media_type="image/png")

@@ -1,0 +1,326 @@
+"""OCR for pages without a text layer (scanned PDF pages, image files), offline, Chinese and English.
+
+A scanned contract or an old report has pages that are pictures: without OCR it yields no text and
+cannot be found. Loaders say which pages need reading (`ExtractedDocument.needs_ocr`) and how to
+draw one (`Loader.page_image`); `recognise_pages` reads them with an `OcrEngine` chosen by name.
+
+Both engines run without any download at run time: rapidocr's wheel carries the PP-OCRv4
+Chinese+English detection/recognition models (ONNX Runtime), tesseract is Debian's binary with its
+`chi_sim` and `eng` data. benchmarks/ocr_engines.py measures them on the same pages; the table is
+in docs/retrieval.md ("Scanned PDFs and images (OCR)"). `auto` takes the first available engine in
+`AUTO_ORDER`: rapidocr, as accurate as tesseract on Chinese and single-column English and about
+5x faster on Chinese; tesseract keeps the columns of a two-column page apart, which rapidocr's
+detector does not (see the table).
+
+Limits: a page that takes longer than `page_seconds` is given up with a message (tesseract's
+process is stopped; rapidocr runs in this process and cannot be interrupted, so its page finishes
+in the background and the remaining pages of that document are not read). At most `max_pages`
+pages of one document are read; the rest are named in the document's warning.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shutil
+import subprocess
+import threading
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from embedhub.errors import ConfigurationError, EmbedhubError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from embedhub.config import Settings
+    from embedhub.kb.loaders.base import ExtractedDocument, Loader
+
+#: the pip command that installs the rapidocr engine (what a "needs OCR" message tells users)
+PIP_INSTALL = "pip install 'embedhub[ocr]'"
+APT_INSTALL = "apt-get install tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-eng"
+#: PDF pages are drawn at 200 dpi for OCR: the resolution the engines were measured at (12 pt CJK
+#: text and the 9-10 pt print of docling's test PDFs read at 0.95-1.00, docs/retrieval.md)
+RENDER_DPI = 200
+
+
+class OcrError(EmbedhubError):
+    """An OCR engine failed on a page (not installed, broken image, too slow)."""
+
+
+class OcrTimeoutError(OcrError):
+    """One page took longer than the per-page limit."""
+
+
+class OcrEngine(ABC):
+    """Reads the text of one page image: lines in reading order, paragraphs separated by a blank line."""
+
+    name: str
+    install: str  # the exact command that makes this engine available
+
+    @abstractmethod
+    def unavailable_reason(self) -> str | None:
+        """None when the engine can run here, else why not (without the install command)."""
+
+    @abstractmethod
+    def read(self, image: Image.Image, timeout: float) -> str:
+        """The page's text; `OcrTimeoutError` past `timeout` seconds."""
+
+
+class RapidOcrEngine(OcrEngine):
+    """PP-OCRv4 (Chinese + English in one model) on ONNX Runtime, from the rapidocr-onnxruntime wheel."""
+
+    name = "rapidocr"
+    install = PIP_INSTALL
+
+    def __init__(self) -> None:
+        self._engine = None
+        self._lock = threading.Lock()  # one model instance; its sessions are not shared across pages
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedhub-ocr")
+
+    def unavailable_reason(self) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("rapidocr_onnxruntime") is None:
+            return "the rapidocr-onnxruntime package is not installed"
+        return None
+
+    def _model(self):
+        if self._engine is None:
+            from rapidocr_onnxruntime import RapidOCR
+
+            self._engine = RapidOCR()
+        return self._engine
+
+    def _read(self, image: Image.Image) -> str:
+        import numpy as np
+
+        with self._lock:
+            # no angle classifier: on upright scans it turned clean lines upside down and lost them
+            # (docling's multi_page.pdf: accuracy 0.884 with it, 0.994 without)
+            result, _ = self._model()(np.asarray(image.convert("RGB"))[:, :, ::-1], use_cls=False)
+        lines = [(box, text) for box, text, _score in result or [] if text.strip()]
+        return join_lines([(min(p[1] for p in box), max(p[1] for p in box), text) for box, text in lines])
+
+    def read(self, image: Image.Image, timeout: float) -> str:
+        future = self._runner.submit(self._read, image)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeoutError:
+            raise OcrTimeoutError(f"over the {timeout:g}-second limit per page") from None
+
+
+class TesseractEngine(OcrEngine):
+    """Debian's tesseract (LSTM) with chi_sim + eng, one process per page (stopped at the limit)."""
+
+    name = "tesseract"
+    install = APT_INSTALL
+    languages = "chi_sim+eng"
+
+    def unavailable_reason(self) -> str | None:
+        binary = shutil.which("tesseract")
+        if binary is None:
+            return "the tesseract program is not installed"
+        listed = subprocess.run([binary, "--list-langs"], capture_output=True, text=True, timeout=30)
+        missing = set(self.languages.split("+")) - set(listed.stdout.split())
+        if missing:
+            return f"tesseract has no language data for {', '.join(sorted(missing))}"
+        return None
+
+    def read(self, image: Image.Image, timeout: float) -> str:
+        import io
+
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="PNG")
+        command = ["tesseract", "-", "-", "-l", self.languages, "--dpi", str(RENDER_DPI), "tsv"]
+        try:
+            done = subprocess.run(command, input=buffer.getvalue(), capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise OcrTimeoutError(f"over the {timeout:g}-second limit per page") from None
+        if done.returncode != 0:
+            raise OcrError(f"tesseract failed: {done.stderr.decode(errors='replace').strip()[-300:]}")
+        return _tesseract_text(done.stdout.decode("utf-8", errors="replace"))
+
+
+def _tesseract_text(tsv: str) -> str:
+    """Words of tesseract's TSV joined into lines and paragraphs (its block/paragraph/line numbers);
+    chi_sim puts a space between every two Chinese characters, which are taken out."""
+    paragraphs: dict[tuple[str, str, str], dict[str, list[str]]] = {}
+    for row in tsv.splitlines()[1:]:
+        fields = row.split("\t")
+        if len(fields) < 12 or fields[0] != "5" or not fields[11].strip():
+            continue
+        paragraph = paragraphs.setdefault((fields[1], fields[2], fields[3]), {})
+        paragraph.setdefault(fields[4], []).append(fields[11].strip())
+    return "\n\n".join(
+        "\n".join(join_cjk(" ".join(words)) for words in lines.values()) for lines in paragraphs.values()
+    )
+
+
+_CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_SPACE_NEXT_TO_CJK = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
+
+
+def join_cjk(text: str) -> str:
+    """Remove spaces beside Chinese characters and full-width punctuation (Chinese has none)."""
+    return _SPACE_NEXT_TO_CJK.sub("", text)
+
+
+def join_lines(lines: list[tuple[float, float, str]]) -> str:
+    """(top, bottom, text) lines in reading order -> text; a vertical gap larger than the median
+    line height starts a new paragraph (a blank line, what the chunker splits on)."""
+    if not lines:
+        return ""
+    heights = sorted(bottom - top for top, bottom, _ in lines)
+    median = heights[len(heights) // 2] or 1.0
+    parts = [lines[0][2]]
+    for (_, previous_bottom, _), (top, _, text) in itertools.pairwise(lines):
+        parts.append(("\n\n" if top - previous_bottom > median else "\n") + text)
+    return "".join(parts)
+
+
+OCR_ENGINES: dict[str, type[OcrEngine]] = {"rapidocr": RapidOcrEngine, "tesseract": TesseractEngine}
+#: what `auto` tries, best first (by the measured character accuracy on Chinese and English)
+AUTO_ORDER = ("rapidocr", "tesseract")
+_instances: dict[str, OcrEngine] = {}
+_instances_lock = threading.Lock()
+
+
+def check_ocr_setting(value: str) -> str:
+    """`auto`, `none` or an engine name; a wrong one names the choices."""
+    if value not in ("auto", "none", *OCR_ENGINES):
+        raise ConfigurationError(
+            f"unknown OCR engine {value!r}; choose one of: auto, none, {', '.join(OCR_ENGINES)}"
+        )
+    return value
+
+
+def get_ocr_engine(name: str) -> OcrEngine:
+    """The shared engine of that name (its model is loaded once per process, on first use)."""
+    check_ocr_setting(name)
+    if name not in OCR_ENGINES:
+        raise ConfigurationError(f"{name!r} is not an OCR engine; choose one of: {', '.join(OCR_ENGINES)}")
+    with _instances_lock:
+        if name not in _instances:
+            _instances[name] = OCR_ENGINES[name]()
+        return _instances[name]
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    """What OCR does during ingestion (from Settings: EMBEDHUB_OCR, _OCR_PAGE_SECONDS, _OCR_MAX_PAGES)."""
+
+    engine: str = "auto"
+    page_seconds: float = 180.0
+    max_pages: int = 200
+    dpi: int = RENDER_DPI
+
+    def __post_init__(self) -> None:
+        check_ocr_setting(self.engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OcrOptions:
+        return cls(settings.ocr, settings.ocr_page_seconds, settings.ocr_max_pages)
+
+    def resolve(self) -> tuple[OcrEngine | None, str]:
+        """The engine to use, or None and the sentence saying why and what to install."""
+        if self.engine == "none":
+            return None, "OCR is off (EMBEDHUB_OCR=none); set EMBEDHUB_OCR=auto to read them"
+        names = AUTO_ORDER if self.engine == "auto" else (self.engine,)
+        reasons = []
+        for name in names:
+            engine = get_ocr_engine(name)
+            reason = engine.unavailable_reason()
+            if reason is None:
+                return engine, ""
+            reasons.append(f"{reason}: install it with `{engine.install}`")
+        return None, "no OCR engine is available (" + "; or ".join(reasons) + ")"
+
+
+def page_list(pages: list[int]) -> str:
+    """1, 2, 3, 5 -> "1-3, 5" (what a message names)."""
+    ranges: list[list[int]] = []
+    for page in pages:
+        if ranges and page == ranges[-1][1] + 1:
+            ranges[-1][1] = page
+        else:
+            ranges.append([page, page])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+def recognise_pages(
+    document: ExtractedDocument, loader: Loader, data: bytes, options: OcrOptions
+) -> ExtractedDocument:
+    """The document with its `needs_ocr` pages read by OCR (their blocks in page order among the
+    others); pages left unread (no engine, the page cap, a timeout) are named in `warnings`."""
+    from embedhub.kb.loaders.base import Block
+    from embedhub.kb.loaders.text import paragraphs
+
+    wanted = sorted(document.needs_ocr)
+    warnings = list(document.warnings)
+    engine, reason = options.resolve()
+    if engine is None:
+        warnings.append(f"needs OCR: page(s) {page_list(wanted)} have no text layer; {reason}")
+        return _with(document, document.blocks, warnings=warnings)
+    chosen, over_cap = wanted[: options.max_pages], wanted[options.max_pages :]
+    read: dict[int, str] = {}
+    for index, page in enumerate(chosen):
+        image = loader.page_image(data, page, options.dpi)
+        try:
+            read[page] = engine.read(image, options.page_seconds)
+        except OcrTimeoutError as error:
+            rest = chosen[index + 1 :]
+            warnings.append(
+                f"OCR gave up on page {page} ({error}, EMBEDHUB_OCR_PAGE_SECONDS)"
+                + (f"; page(s) {page_list(rest)} were not read" if rest else "")
+            )
+            break
+        except OcrError as error:
+            warnings.append(f"OCR failed on page {page}: {error}")
+        finally:
+            image.close()
+    if over_cap:
+        warnings.append(
+            f"OCR read {options.max_pages} pages, the limit per document (EMBEDHUB_OCR_MAX_PAGES); "
+            f"page(s) {page_list(over_cap)} were not read: raise the limit to read them"
+        )
+    # a page's OCR text replaces its text layer unless the layer had more words (then OCR added nothing)
+    layer: dict[int, str] = {}
+    for block in document.blocks:
+        layer[block.page or 0] = layer.get(block.page or 0, "") + block.text
+    recognised = {page: text for page, text in read.items() if _words(text) > _words(layer.get(page, ""))}
+    ocr_blocks = [
+        Block(part.strip(), kind="paragraph", page=page)
+        for page, text in recognised.items()
+        for part in paragraphs(text)
+    ]
+    kept = [block for block in document.blocks if block.page not in recognised]
+    blocks = sorted([*kept, *ocr_blocks], key=lambda block: block.page or 0)  # stable: order in a page kept
+    result = _with(document, blocks, warnings=warnings)
+    result.ocr_pages = sorted(recognised)
+    result.ocr_engine = engine.name if read else None
+    return result
+
+
+def _words(text: str) -> int:
+    return sum(1 for character in text if character.isalnum())
+
+
+def _with(document: ExtractedDocument, blocks, *, warnings: list[str]) -> ExtractedDocument:
+    from embedhub.kb.loaders.base import ExtractedDocument
+
+    return ExtractedDocument(
+        document.path,
+        document.file_type,
+        blocks,
+        title=document.title,
+        pages=document.pages,
+        encoding=document.encoding,
+        needs_ocr=[],
+        ocr_pages=list(document.ocr_pages),
+        ocr_engine=document.ocr_engine,
+        warnings=warnings,
+    )

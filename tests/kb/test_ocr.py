@@ -1,0 +1,220 @@
+"""OCR of scanned PDF pages and image files through the real ingest path (kb/ocr.py).
+
+The scans are drawn here with PIL (text on a white page, saved as an image-only PDF, a PNG and a
+two-frame TIFF), so the recognised text can be checked against what was drawn: key words must be
+present (OCR may differ in a character), pages must be the ones the words were drawn on."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from embedhub.errors import ConfigurationError
+from embedhub.kb.ingest import Ingestor, document_id
+from embedhub.kb.loaders import load_file
+from embedhub.kb.loaders.pdf import has_text_layer
+from embedhub.kb.ocr import OcrOptions, OcrTimeoutError, RapidOcrEngine, TesseractEngine, page_list
+from tests.kb.conftest import make_pdf
+
+ENGLISH = ("The lease ends on 31 March 2025.", "Rent is due monthly.")
+CHINESE = ("中华人民共和国民法典", "民事主体的人身权利受法律保护。")
+
+
+def _cjk_font_file() -> str | None:
+    """A font with Chinese glyphs (fc-list: Noto Sans CJK Regular preferred, any other otherwise)."""
+    if shutil.which("fc-list") is None:
+        return None
+    listed = subprocess.run(["fc-list", ":lang=zh", "file"], capture_output=True, text=True).stdout
+    files = sorted({line.split(":")[0].strip() for line in listed.splitlines() if line.strip()})
+    preferred = [name for name in files if "Sans" in name and "Regular" in name]
+    return (preferred or files or [None])[0]
+
+
+@pytest.fixture(scope="module")
+def font():
+    path = _cjk_font_file()
+    if path is None:
+        pytest.skip("no CJK font to draw Chinese pages (make ocr-tools installs fonts-noto-cjk)")
+    return ImageFont.truetype(path, 40)
+
+
+@pytest.fixture(scope="module")
+def rapidocr():
+    reason = RapidOcrEngine().unavailable_reason()
+    if reason:
+        pytest.skip(f"{reason} (pip install 'embedhub[ocr]'; make install does it)")
+    return OcrOptions("rapidocr")
+
+
+def page(font, lines) -> Image.Image:
+    """A scanned-looking page: black text on white, 40 px type (about 14 pt at 200 dpi)."""
+    image = Image.new("L", (1100, 120 + 90 * len(lines)), 255)
+    draw = ImageDraw.Draw(image)
+    for index, line in enumerate(lines):
+        draw.text((60, 60 + 90 * index), line, font=font, fill=0)
+    return image
+
+
+def scanned_pdf(path, images):
+    images[0].save(path, "PDF", resolution=200, save_all=True, append_images=images[1:])
+    return path
+
+
+def test_a_scanned_pdf_and_a_png_are_read_through_ingest_with_pages_and_a_manifest_record(
+    collection, tiny_encoder, tmp_path, font, rapidocr
+):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    scanned_pdf(folder / "lease.pdf", [page(font, ENGLISH), page(font, CHINESE)])
+    page(font, [*CHINESE[:1], ENGLISH[0]]).save(folder / "note.png")
+    report = Ingestor(collection, tiny_encoder, ocr=rapidocr).ingest([folder])
+    assert report.count("added") == 2, report.summary()
+    pdf = collection.manifest.get(document_id(folder / "lease.pdf"))
+    png = collection.manifest.get(document_id(folder / "note.png"))
+    assert (pdf.file_type, pdf.pages, pdf.ocr_engine, pdf.ocr_pages, pdf.warning) == (
+        "pdf",
+        2,
+        "rapidocr",
+        [1, 2],
+        None,
+    )
+    assert (png.file_type, png.pages, png.ocr_engine, png.ocr_pages) == ("image", 1, "rapidocr", [1])
+    rows = collection.store.rows_of(pdf.doc_id)
+    english = " ".join(r.text for r in rows if r.page_start == 1)
+    chinese = "".join(r.text for r in rows if r.page_start == 2)
+    assert "lease" in english and "2025" in english and "monthly" in english
+    assert "民法典" in chinese and "法律保护" in chinese
+    note = " ".join(r.text for r in collection.store.rows_of(png.doc_id))
+    assert "民法典" in note and "lease" in note
+
+
+def test_a_multi_page_tiff_cites_its_frames_as_pages(tmp_path, font, rapidocr):
+    path = tmp_path / "fax.tiff"
+    first, second = page(font, ENGLISH[:1]), page(font, CHINESE[:1])
+    first.save(path, save_all=True, append_images=[second])
+    document = load_file(path, ocr=rapidocr)
+    assert (document.pages, document.ocr_pages) == (2, [1, 2])
+    by_page = {block.page: block.text for block in document.blocks}
+    assert "lease" in by_page[1] and "民法典" in by_page[2]
+
+
+def test_a_pdf_page_with_a_text_layer_keeps_it_and_only_the_scanned_page_is_read(tmp_path, font, rapidocr):
+    text_pdf = make_pdf(tmp_path / "text.pdf", ["Photosynthesis turns light into chemical energy in plants."])
+    scan = scanned_pdf(tmp_path / "scan.pdf", [page(font, ENGLISH)])
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.append(str(text_pdf))
+    writer.append(str(scan))
+    writer.write(str(tmp_path / "mixed.pdf"))
+    document = load_file(tmp_path / "mixed.pdf", ocr=rapidocr)
+    assert document.ocr_pages == [2]
+    assert document.blocks[0].text.startswith("Photosynthesis turns light") and document.blocks[0].page == 1
+    assert "lease" in " ".join(block.text for block in document.blocks if block.page == 2)
+
+
+def test_with_ocr_off_a_scan_fails_saying_it_needs_ocr_and_a_mixed_pdf_warns(
+    collection, tiny_encoder, tmp_path, font
+):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    scanned_pdf(folder / "scan.pdf", [page(font, ENGLISH)])
+    page(font, ENGLISH).save(folder / "photo.png")
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.append(str(make_pdf(tmp_path / "text.pdf", ["Photosynthesis turns light into chemical energy."])))
+    writer.append(str(folder / "scan.pdf"))
+    writer.write(str(folder / "mixed.pdf"))
+    report = Ingestor(collection, tiny_encoder, ocr=OcrOptions("none")).ingest([folder])
+    summary = report.summary()
+    assert (summary["added"], summary["failed"]) == (1, 2), summary
+    for name in ("scan.pdf", "photo.png"):
+        record = collection.manifest.get(document_id(folder / name))
+        assert record.status == "failed"
+        assert (
+            "needs OCR: page(s) 1 have no text layer" in record.error and "EMBEDHUB_OCR=auto" in record.error
+        )
+    mixed = collection.manifest.get(document_id(folder / "mixed.pdf"))
+    assert mixed.status == "done" and mixed.ocr_pages == [] and mixed.ocr_engine is None
+    assert mixed.warning.startswith("needs OCR: page(s) 2 have no text layer")
+    assert summary["warnings"] == [{"path": str(folder / "mixed.pdf"), "warning": mixed.warning}]
+
+
+def test_no_engine_installed_names_the_install_commands(tmp_path, font, monkeypatch):
+    monkeypatch.setattr(RapidOcrEngine, "unavailable_reason", lambda self: "the package is not installed")
+    monkeypatch.setattr(TesseractEngine, "unavailable_reason", lambda self: "the program is not installed")
+    page(font, ENGLISH).save(tmp_path / "photo.png")
+    with pytest.raises(Exception, match="needs OCR") as raised:
+        load_file(tmp_path / "photo.png", ocr=OcrOptions("auto"))
+    assert "pip install 'embedhub[ocr]'" in str(raised.value)
+    assert "apt-get install tesseract-ocr tesseract-ocr-chi-sim" in str(raised.value)
+
+
+def test_the_page_cap_reads_the_first_pages_and_names_the_rest(tmp_path, font, rapidocr):
+    pages = [page(font, [f"Section {n} of the contract."]) for n in (1, 2, 3)]
+    scanned_pdf(tmp_path / "long.pdf", pages)
+    options = OcrOptions("rapidocr", max_pages=1)
+    document = load_file(tmp_path / "long.pdf", ocr=options)
+    assert document.ocr_pages == [1] and "Section 1" in document.text and "Section 2" not in document.text
+    assert document.warnings == [
+        "OCR read 1 pages, the limit per document (EMBEDHUB_OCR_MAX_PAGES); page(s) 2-3 were not read: "
+        "raise the limit to read them"
+    ]
+
+
+def test_a_page_over_the_time_limit_is_given_up_with_the_pages_not_read(tmp_path, font, monkeypatch):
+    def too_slow(self, image, timeout):
+        raise OcrTimeoutError(f"over the {timeout:g}-second limit per page")
+
+    monkeypatch.setattr(RapidOcrEngine, "unavailable_reason", lambda self: None)
+    monkeypatch.setattr(RapidOcrEngine, "read", too_slow)
+    scanned_pdf(tmp_path / "slow.pdf", [page(font, ENGLISH), page(font, ENGLISH), page(font, ENGLISH)])
+    with pytest.raises(Exception, match="no text found") as raised:
+        load_file(tmp_path / "slow.pdf", ocr=OcrOptions("rapidocr", page_seconds=5))
+    assert "OCR gave up on page 1 (over the 5-second limit per page, EMBEDHUB_OCR_PAGE_SECONDS); " in str(
+        raised.value
+    )
+    assert "page(s) 2-3 were not read" in str(raised.value)
+
+
+def test_tesseract_reads_english_and_chinese(tmp_path, font):
+    engine = TesseractEngine()
+    reason = engine.unavailable_reason()
+    if reason:
+        pytest.skip(f"{reason} (make ocr-tools installs it)")
+    text = engine.read(page(font, [ENGLISH[0], CHINESE[0]]), 60)
+    assert "lease" in text and "民法典" in text
+
+
+def test_an_unknown_engine_lists_the_choices():
+    with pytest.raises(ConfigurationError, match="choose one of: auto, none, rapidocr, tesseract"):
+        OcrOptions("abbyy")
+
+
+def test_the_text_layer_rule():
+    letter = (612.0, 792.0)
+    page_of_text = "The parties agree to the following terms and conditions. " * 20
+    assert has_text_layer(page_of_text, letter, image_share=0.0)
+    assert not has_text_layer("  12  ", letter, image_share=0.0)  # a page number only
+    assert not has_text_layer(
+        "Scanned by Acme Copier 2024-01-01", letter, image_share=0.95
+    )  # a stamp on a scan
+    assert has_text_layer(
+        "Scanned by Acme Copier 2024-01-01", letter, image_share=0.0
+    )  # a short digital page
+    assert not has_text_layer("\ufffd\x01\x02" * 40 + "abc def ghi jkl mno pqr", letter, image_share=0.0)
+    assert page_list([1, 2, 3, 5, 7, 8]) == "1-3, 5, 7-8"
+
+
+def test_an_image_document_renders_its_frames_for_citations(tmp_path, font):
+    from embedhub.kb.loaders.image import render_frame
+
+    path = tmp_path / "fax.tiff"
+    page(font, ENGLISH[:1]).save(path, save_all=True, append_images=[page(font, ENGLISH)])
+    second = Image.open(io.BytesIO(render_frame(path, 2)))
+    assert second.format == "PNG" and second.size == (1100, 120 + 90 * len(ENGLISH))
