@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +279,7 @@ def run_config(ctx: EvalContext, task: TaskPlan) -> dict[str, Any]:
     per task; a part adds its own dataset and mode)."""
     encoder = ctx.encoder
     options = make_options(get_task(task.name), task.options)
+    fields = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(task.options)
     return {
         "embedhub": __version__,
         "task": task.name,
@@ -289,7 +291,8 @@ def run_config(ctx: EvalContext, task: TaskPlan) -> dict[str, Any]:
         "seed": ctx.seed,
         "split": ctx.split,
         "data": str(ctx.data.resolve()),
-        "options": dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(task.options),
+        # as the journal writes it (tuples as lists, paths as text): a kept key compares equal
+        "options": json.loads(json.dumps(fields, default=str)),
     }
 
 
