@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, IPvAnyNetwork, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -23,6 +23,7 @@ _EXPECTED = {
     "folder_roots": f"folders separated by {os.pathsep!r} or a JSON list",
     "serve_models": 'model names separated by commas, or a JSON list such as ["a", "b"]',
     "api_keys": "keys separated by commas, or a JSON list",
+    "trusted_proxies": "addresses or CIDRs separated by commas (10.0.0.5,10.1.0.0/16), or a JSON list",
     "aliases": 'a JSON object mapping alias to model, such as {"small": "all-MiniLM-L6-v2"}',
     "chat_url": "the chat API's base URL, such as http://127.0.0.1:11434/v1",
     "ocr": "auto, none, rapidocr or tesseract",
@@ -215,6 +216,22 @@ class Settings(BaseSettings):
             "waits twice as long as the last (1 s, 2 s, 4 s, ...), never longer than this window."
         ),
     )
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Reverse proxies whose forwarded-for header is believed: addresses or CIDRs (10.0.0.5, "
+            "10.0.0.0/24, ::1), comma-separated or a JSON list. Behind them the client is the "
+            "rightmost address in the header that is not a trusted proxy; sign-in throttling and the "
+            "audit log use it. Empty (the default): headers are ignored, the connection's address counts."
+        ),
+    )
+    proxy_header: Literal["x-forwarded-for", "forwarded"] = Field(
+        default="x-forwarded-for",
+        description=(
+            "The header the trusted proxies set: x-forwarded-for (nginx, Caddy, Traefik, HAProxy) or "
+            "forwarded (RFC 7239). Only this one is read: a client could send the other itself."
+        ),
+    )
     max_items_per_request: int = Field(default=2048, ge=1, description="Inputs in one request at most.")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="Request body size limit.")
     max_input_tokens: int | None = Field(
@@ -355,7 +372,7 @@ class Settings(BaseSettings):
     def _split_path_list(cls, value: Any) -> Any:
         return _split_list(value, os.pathsep)
 
-    @field_validator("serve_models", "api_keys", mode="before")
+    @field_validator("serve_models", "api_keys", "trusted_proxies", mode="before")
     @classmethod
     def _split_comma_list(cls, value: Any) -> Any:
         return _split_list(value, ",")

@@ -29,7 +29,7 @@ def test_every_option_field_is_a_flag_with_help(name):
         flag = "--" + option.name.replace("_", "-")
         assert flag in flags, f"{task.options.__name__}.{option.name} has no {flag} on `embedhub eval {name}`"
         assert flags[flag].help, f"{flag} of `embedhub eval {name}` has no help (field metadata 'help')"
-    shared = {"model", "out", "no_plots", "quiet", *task.reads}
+    shared = {"model", "out", "no_plots", "quiet", "fresh", "keep", *task.reads}
     assert {parameter.name for parameter in command.params} == shared | {
         option.name for option in dataclasses.fields(task.options)
     }
@@ -119,3 +119,25 @@ def test_an_option_type_without_a_flag_form_is_refused():
 
     with pytest.raises(TypeError, match="option weights of eval task odd"):
         cli._task_command(TaskDef("odd", "", Odd, run=None))
+
+
+def test_fresh_and_keep_reach_the_plan(captured):
+    plan, _, _ = captured("retrieval", "--modes", "kb-dense", "--fresh", "--keep")
+    assert plan.fresh is True and plan.keep is True
+    plan, _, _ = captured("sts")
+    assert plan.fresh is False and plan.keep is False
+
+
+def test_ctrl_c_says_where_the_report_is_and_how_to_resume(monkeypatch, tmp_path):
+    import embedhub.eval.suite as suite
+
+    def stopped(plan, **_):
+        plan.out.mkdir(parents=True)
+        (plan.out / "report.md").write_text("# what finished\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suite, "run_plan", stopped)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli.app, ["retrieval", "--out", str(out), "-q"])
+    assert result.exit_code == 130
+    assert str(out / "report.md") in result.output and "run the same command again" in result.output

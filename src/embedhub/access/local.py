@@ -102,7 +102,7 @@ class LocalKnowledgeBase:
     def _record(self, knowledge_base, action: str, name: str, detail: str) -> None:
         caller = CALLER.get()
         if caller is not None:
-            caller.store.record(caller.principal.label, action, name, detail)
+            caller.store.record(caller.principal.label, action, name, detail, caller.principal.address)
 
     def collection_names(self) -> list[str]:
         if CALLER.get() is not None:

@@ -104,4 +104,4 @@ class CollectionGuard:
     def record(
         self, principal: Principal, action: str, collection: str | None = None, detail: str = ""
     ) -> None:
-        self.store.record(principal.label, action, collection, detail)
+        self.store.record(principal.label, action, collection, detail, principal.address)

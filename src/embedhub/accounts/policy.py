@@ -37,6 +37,8 @@ class Principal:
     name: str | None
     role: Role
     groups: frozenset[str] = field(default_factory=frozenset)
+    #: where the request came from (behind a trusted proxy, the client), for the audit log
+    address: str | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:

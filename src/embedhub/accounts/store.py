@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS collections (name TEXT PRIMARY KEY, created_at REAL N
 CREATE TABLE IF NOT EXISTS shares (collection TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
     role TEXT NOT NULL, PRIMARY KEY (collection, kind, name));
 CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, user TEXT,
-    action TEXT NOT NULL, collection TEXT, detail TEXT NOT NULL DEFAULT '');
+    action TEXT NOT NULL, collection TEXT, detail TEXT NOT NULL DEFAULT '', address TEXT);
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
 """
 
@@ -131,7 +131,14 @@ class AccountStore:
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
+        self._add_missing_columns()
         self._dummy_hash: str | None = None
+
+    def _add_missing_columns(self) -> None:
+        """A store made by an older embedhub gains the columns added since (their old rows: NULL)."""
+        audit_columns = {row[1] for row in self.db.execute("PRAGMA table_info(audit)")}
+        if "address" not in audit_columns:
+            self.db.execute("ALTER TABLE audit ADD COLUMN address TEXT")
 
     @classmethod
     def for_home(cls, home: Path) -> AccountStore:
@@ -380,10 +387,18 @@ class AccountStore:
         self._write("DELETE FROM collections WHERE name = ?", (collection,))
 
     # --- audit log -----------------------------------------------------------------------------
-    def record(self, user: str | None, action: str, collection: str | None = None, detail: str = "") -> None:
+    def record(
+        self,
+        user: str | None,
+        action: str,
+        collection: str | None = None,
+        detail: str = "",
+        address: str | None = None,
+    ) -> None:
+        """`address`: the client's (over HTTP; behind a trusted proxy the real client), else None."""
         self._write(
-            "INSERT INTO audit (time, user, action, collection, detail) VALUES (?, ?, ?, ?, ?)",
-            (time.time(), user, action, collection, detail),
+            "INSERT INTO audit (time, user, action, collection, detail, address) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), user, action, collection, detail, address),
         )
 
     def audit(self, limit: int = 100, before: int | None = None) -> list[dict]:
@@ -392,11 +407,11 @@ class AccountStore:
         and ids keep the order the entries were written in even if the clock steps back."""
         limit = max(1, min(int(limit), 1000))
         rows = self._query(
-            "SELECT id, time, user, action, collection, detail FROM audit WHERE id < ? "
+            "SELECT id, time, user, action, collection, detail, address FROM audit WHERE id < ? "
             "ORDER BY id DESC LIMIT ?",
             (2**63 - 1 if before is None else int(before), limit),
         )
-        fields = ("id", "time", "user", "action", "collection", "detail")
+        fields = ("id", "time", "user", "action", "collection", "detail", "address")
         return [dict(zip(fields, row, strict=True)) for row in rows]
 
 
@@ -419,7 +434,14 @@ class NoAccounts:
     def forget_collection(self, collection: str) -> None:
         pass
 
-    def record(self, user: str | None, action: str, collection: str | None = None, detail: str = "") -> None:
+    def record(
+        self,
+        user: str | None,
+        action: str,
+        collection: str | None = None,
+        detail: str = "",
+        address: str | None = None,
+    ) -> None:
         pass
 
     def users(self) -> list[User]:

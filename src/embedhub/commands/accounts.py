@@ -215,4 +215,5 @@ def audit(
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["time"]))
         where = f" {entry['collection']}" if entry["collection"] else ""
         detail = f": {entry['detail']}" if entry["detail"] else ""
-        typer.echo(f"{when} {entry['user'] or '-'} {entry['action']}{where}{detail}")
+        origin = f" (from {entry['address']})" if entry.get("address") else ""
+        typer.echo(f"{when} {entry['user'] or '-'} {entry['action']}{where}{detail}{origin}")

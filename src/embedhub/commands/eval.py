@@ -112,10 +112,24 @@ _SHARED = {
     "encode_batch": _Shared(int, DEFAULT_ENCODE_BATCH, "Texts per encoder call.", ("--encode-batch",)),
     "no_plots": _Shared(bool, False, "Skip the PNG plots.", ("--no-plots",)),
     "quiet": _Shared(bool, False, "No progress bars.", ("--quiet", "-q")),
+    "fresh": _Shared(
+        bool,
+        False,
+        "Start over: forget the parts an earlier run finished in the report folder (OUT/rows.jsonl). "
+        "Without it a run resumes: parts with the same configuration are taken, not computed.",
+        ("--fresh",),
+    ),
+    "keep": _Shared(
+        bool,
+        False,
+        "Keep the knowledge-base modes' collections and the embedding cache in OUT/kept/, so the "
+        "next run embeds nothing again (delete that folder to free the space).",
+        ("--keep",),
+    ),
 }
 #: offered by every task command, whatever the task reads
-_ALWAYS = ("model", "out", "no_plots", "quiet")
-_AFTER_OWN = ("encode_batch", "no_plots", "quiet")
+_ALWAYS = ("model", "out", "no_plots", "quiet", "fresh", "keep")
+_AFTER_OWN = ("encode_batch", "no_plots", "quiet", "fresh", "keep")
 
 LimitOption = Annotated[int | None, typer.Option(help=_SHARED["limit"].help)]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help=_SHARED["quiet"].help)]
@@ -184,10 +198,16 @@ def _execute(plan, quiet: bool, meta: dict[str, Any]) -> None:
         settings = settings.model_copy(update={"backend": _chosen["backend"]})
     meta = {**meta, "backend": settings.backend}
     progress = None if quiet else TaskProgressBar()
-    with progress if progress else contextlib.nullcontext():
-        results, _, files = run_plan(
-            plan, settings=settings, progress=progress, skip_missing=len(plan.tasks) > 1, meta=meta
-        )
+    try:
+        with progress if progress else contextlib.nullcontext():
+            results, _, files = run_plan(
+                plan, settings=settings, progress=progress, skip_missing=len(plan.tasks) > 1, meta=meta
+            )
+    except KeyboardInterrupt:
+        report = plan.out / "report.md"
+        where = f"the report of what finished: {report}; " if report.exists() else ""
+        typer.echo(f"interrupted: {where}run the same command again to resume", err=True)
+        raise typer.Exit(130) from None
     _summary(results)
     typer.echo(f"report: {files.markdown}")
     typer.echo(f"results: {files.json}")
@@ -208,6 +228,8 @@ def _single(
     encode_batch: int = DEFAULT_ENCODE_BATCH,
     no_plots: bool = False,
     quiet: bool = False,
+    fresh: bool = False,
+    keep: bool = False,
 ) -> None:
     from embedhub.eval.suite import SuitePlan, TaskPlan
     from embedhub.eval.tasks import get_task, make_options
@@ -223,6 +245,8 @@ def _single(
         seed=seed,
         encode_batch=encode_batch,
         plots=not no_plots,
+        fresh=fresh,
+        keep=keep,
     )
     _execute(plan, quiet, {"task": task, "options": options})
 
@@ -307,6 +331,8 @@ def suite(
     out: Annotated[Path | None, typer.Option(help="Replace the suite's report folder.")] = None,
     limit: LimitOption = None,
     quiet: QuietOption = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help=_SHARED["fresh"].help)] = False,
+    keep: Annotated[bool, typer.Option("--keep", help=_SHARED["keep"].help + " (YAML: keep: true)")] = False,
 ) -> None:
     """Several tasks and models from a YAML file, into one report."""
     from embedhub.eval.suite import load_suite
@@ -320,6 +346,8 @@ def suite(
         plan.out = out
     if limit is not None:
         plan.limit = limit
+    plan.fresh = fresh
+    plan.keep = plan.keep or keep
     _execute(plan, quiet, {"suite": str(config)})
 
 

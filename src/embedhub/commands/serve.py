@@ -70,6 +70,15 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="Address or CIDR of a reverse proxy whose X-Forwarded-For is believed (the client "
+            "address for sign-in throttling and the audit log); repeat. Env: EMBEDHUB_TRUSTED_PROXIES.",
+            show_default=False,
+        ),
+    ] = None,
     backend: BackendOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -107,7 +116,11 @@ def serve(
         updates["reranker"] = reranker
     if accounts:
         updates["accounts"] = accounts
-    settings = Settings(**updates) if accounts else Settings().model_copy(update=updates)
+    if trusted_proxy:
+        updates["trusted_proxies"] = trusted_proxy
+    # validated (accounts, proxies): a typo fails here with the setting's message
+    validate = bool(accounts or trusted_proxy)
+    settings = Settings(**updates) if validate else Settings().model_copy(update=updates)
     check_bind_policy(settings)
     _announce_accounts(settings)
     check_backend(settings)
@@ -129,6 +142,9 @@ def serve(
             port=settings.port,
             log_level=log_level,
             timeout_graceful_shutdown=5,  # running ingest jobs roll back within a batch
+            # the app decides whom to believe (settings.trusted_proxies, server/proxy.py); uvicorn's
+            # own default would trust X-Forwarded-For from any local process
+            proxy_headers=False,
         ),
     )
     hub = app_instance.state.hub

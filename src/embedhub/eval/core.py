@@ -18,13 +18,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from embedhub.engine.cache import EmbeddingCache, look_up
 from embedhub.models.base import Encoder, finish
 from embedhub.models.spec import InputKind, Task
+
+if TYPE_CHECKING:
+    from embedhub.eval.journal import RunJournal
 
 DEFAULT_ENCODE_BATCH = 64
 EVAL_CACHE_BYTES = 4 << 30  # in memory: a corpus of 100k documents at 4096 dims is 1.6 GiB
@@ -76,6 +79,18 @@ class Record:
             "info": {key: _plain(value) for key, value in self.info.items()},
         }
 
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Record:
+        return cls(
+            task=row["task"],
+            model=row["model"],
+            dataset=row["dataset"],
+            metrics=dict(row["metrics"]),
+            split=row.get("split"),
+            mode=row.get("mode"),
+            info=dict(row.get("info") or {}),
+        )
+
 
 @dataclass
 class Curve:
@@ -101,7 +116,22 @@ class Curve:
         }
         if self.yerr is not None:
             out["yerr"] = [_plain(v) for v in self.yerr]
+        if self.xlog:
+            out["xlog"] = True
         return out
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Curve:
+        return cls(
+            label=row["label"],
+            x=list(row["x"]),
+            y=list(row["y"]),
+            xlabel=row["xlabel"],
+            ylabel=row["ylabel"],
+            panel=row.get("panel", ""),
+            yerr=row.get("yerr"),
+            xlog=bool(row.get("xlog", False)),
+        )
 
 
 @dataclass
@@ -127,6 +157,18 @@ class TaskResult:
             "records": [record.to_json() for record in self.records],
             "curves": [curve.to_json() for curve in self.curves],
         }
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> TaskResult:
+        return cls(
+            task=row["task"],
+            model=row["model"],
+            records=[Record.from_json(record) for record in row.get("records", [])],
+            curves=[Curve.from_json(curve) for curve in row.get("curves", [])],
+            notes=list(row.get("notes", [])),
+            seconds=float(row.get("seconds") or 0.0),
+            headline=row.get("headline"),
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -193,6 +235,15 @@ class EvalContext:
     cache: EmbeddingCache = field(default_factory=lambda: EmbeddingCache(EVAL_CACHE_BYTES))
     #: texts that were blank and got a zero vector (they can never be retrieved)
     blank_texts: int = 0
+    #: where finished parts are kept (eval/journal.py; None: nowhere, as in tests of one task)
+    journal: RunJournal | None = None
+    #: what the numbers depend on (model, backend, dimensions, limit, seed, split, task options):
+    #: with a part's own description, the key of its rows in the journal
+    run_config: dict[str, Any] = field(default_factory=dict)
+    #: `--keep`: the folder where knowledge-base modes keep their collections for the next run
+    keep_dir: Path | None = None
+    #: the records of the parts finished so far (the report of an interrupted task shows them)
+    finished: list[Record] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Validate once, up front: a wrong size is an error before any work is done.
@@ -206,6 +257,40 @@ class EvalContext:
     @property
     def model(self) -> str:
         return self.encoder.spec.name
+
+    def part(
+        self,
+        description: dict[str, Any],
+        compute: Callable[[], list[Record]],
+        *,
+        independent_of: Sequence[str] = (),
+    ) -> list[Record]:
+        """The records of one part of a task (e.g. a dataset and a mode): from the journal when
+        an earlier run with the same configuration finished it, else computed and written there
+        at once. `independent_of`: task options that do not change this part's numbers (the list
+        of modes asked for does not change one mode's), so they are left out of its key.
+
+        Computed records go through their JSON form, as kept ones do: a resumed run's report is
+        the same, to the last digit, as an uninterrupted run's."""
+        label = " / ".join(str(value) for value in description.values() if value is not None)
+        options = {
+            name: value
+            for name, value in self.run_config.get("options", {}).items()
+            if name not in independent_of
+        }
+        config = {**self.run_config, "options": options, **description}
+        key = self.journal.key(config) if self.journal is not None else None
+        if self.journal is not None and key is not None:
+            kept = self.journal.records(key)
+            if kept is not None:
+                self.progress.message(f"{label}: finished by an earlier run, taken from {self.journal.path}")
+                self.finished.extend(kept)
+                return kept
+        records = [Record.from_json(record.to_json()) for record in compute()]
+        if self.journal is not None and key is not None:
+            self.journal.add_records(key, config, records)
+        self.finished.extend(records)
+        return records
 
     @property
     def output_dims(self) -> int:

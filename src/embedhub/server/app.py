@@ -27,6 +27,7 @@ from embedhub.models.base import Encoder
 from embedhub.models.reranker import Reranker
 from embedhub.server.errors import install_error_handlers
 from embedhub.server.metrics import Metrics
+from embedhub.server.proxy import TrustedProxies
 from embedhub.server.routes import auth, kb, openai, ops, rerank
 from embedhub.server.security import BodySizeLimit
 
@@ -147,6 +148,8 @@ def create_app(
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
     )
+    # outermost: everything inside sees the real client behind a trusted reverse proxy
+    app.add_middleware(TrustedProxies, networks=settings.trusted_proxies, header=settings.proxy_header)
     return app
 
 

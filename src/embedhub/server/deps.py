@@ -7,7 +7,7 @@ thread pool, a thread hand-off per dependency per request.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -55,6 +55,11 @@ async def get_ready_hub(request: Request) -> ModelHub:
     return hub
 
 
+def client_address(request: Request) -> str:
+    """The client's address: behind a trusted reverse proxy, the real client (server/proxy.py)."""
+    return request.client.host if request.client else "unknown"
+
+
 def identify(request: Request, authorization: str | None) -> tuple[Principal, str | None]:
     """Who makes the request (accounts on), and the session's CSRF token when it came with the
     session cookie. A bearer key wins over a cookie; 401 when there is neither or it is invalid.
@@ -96,6 +101,7 @@ async def authenticate(request: Request, authorization: Annotated[str | None, He
         check_api_key(settings, authorization)
         return LOCAL
     principal, csrf = identify(request, authorization)
+    principal = replace(principal, address=client_address(request))
     if csrf is not None and request.method in UNSAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), csrf.encode()):

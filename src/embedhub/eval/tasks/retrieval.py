@@ -16,26 +16,45 @@ RETRIEVAL_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map")
 def evaluate_modes(
     job: RetrievalJob, modes: Sequence[str], metrics: Sequence[str], task_name: str
 ) -> list[Record]:
+    """One record per mode, each kept in the run's journal the moment it is scored (a resumed run
+    takes the modes an earlier one finished)."""
     records = []
-    for mode in modes:
-        rankings = job.rankings(mode)
-        scores = ir_metrics(job.dataset.qrels, rankings, metrics)
-        records.append(
-            Record(
-                task=task_name,
-                model=job.ctx.model,
-                dataset=job.dataset.name,
-                split=job.dataset.split,
-                mode=mode,
-                metrics=scores,
-                info={
-                    "queries": len(job.dataset.query_ids),
-                    "documents": len(job.dataset.corpus_ids),
-                    "depth": job.options.depth,
-                    **({"dimensions": job.ctx.output_dims} if mode != "lexical" else {}),
-                },
+    dataset = job.dataset
+    for number, mode in enumerate(modes, start=1):
+
+        def score(mode: str = mode, number: int = number) -> list[Record]:
+            job.ctx.progress.message(
+                f"{task_name}: {dataset.name} / {mode} (mode {number}/{len(modes)}; "
+                f"{len(dataset.query_ids)} queries, {len(dataset.corpus_ids)} documents)"
             )
-        )
+            rankings = job.rankings(mode)
+            scores = ir_metrics(dataset.qrels, rankings, metrics)
+            return [
+                Record(
+                    task=task_name,
+                    model=job.ctx.model,
+                    dataset=dataset.name,
+                    split=dataset.split,
+                    mode=mode,
+                    metrics=scores,
+                    info={
+                        "queries": len(dataset.query_ids),
+                        "documents": len(dataset.corpus_ids),
+                        "depth": job.options.depth,
+                        **({"dimensions": job.ctx.output_dims} if mode != "lexical" else {}),
+                    },
+                )
+            ]
+
+        description = {
+            "task": task_name,
+            "dataset": dataset.name,
+            "split": dataset.split,
+            "mode": mode,
+            "queries": len(dataset.query_ids),
+            "documents": len(dataset.corpus_ids),
+        }
+        records.extend(job.ctx.part(description, score, independent_of=("modes",)))
     return records
 
 

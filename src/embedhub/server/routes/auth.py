@@ -14,7 +14,7 @@ from embedhub.accounts.errors import AuthenticationError, SignInThrottledError
 from embedhub.accounts.policy import Principal
 from embedhub.accounts.store import ACCOUNTS_OFF, AccountStore
 from embedhub.errors import InvalidInputError
-from embedhub.server.deps import AUTH, SESSION_COOKIE, PrincipalDep, SettingsDep, identify
+from embedhub.server.deps import AUTH, SESSION_COOKIE, PrincipalDep, SettingsDep, client_address, identify
 from embedhub.server.errors import ERRORS_DOC, ApiError
 from embedhub.server.schemas import KeyCreate, LoginRequest
 
@@ -44,10 +44,6 @@ async def me(request: Request, authorization: Annotated[str | None, Header()] = 
     return {"accounts": True, "user": {"name": principal.label, "role": principal.role}, "csrf_token": csrf}
 
 
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 @router.post("/login")
 async def login(body: LoginRequest, request: Request, settings: SettingsDep) -> JSONResponse:
     """Check the password and start a session (its cookie and its CSRF token). Unknown users and
@@ -55,7 +51,8 @@ async def login(body: LoginRequest, request: Request, settings: SettingsDep) -> 
     Retry-After (EMBEDHUB_LOGIN_MAX_FAILURES, EMBEDHUB_LOGIN_WINDOW)."""
     store = _store(request)
     throttle = request.app.state.sign_in_throttle
-    keys = (f"user:{body.username.lower()}", f"address:{_client_address(request)}")
+    address = client_address(request)
+    keys = (f"user:{body.username.lower()}", f"address:{address}")
     wait = throttle.retry_after(keys)
     if wait > 0:
         raise SignInThrottledError(
@@ -65,8 +62,10 @@ async def login(body: LoginRequest, request: Request, settings: SettingsDep) -> 
     user = await asyncio.to_thread(store.verify_password, body.username, body.password)
     if user is None:
         throttle.failed(keys)
+        await asyncio.to_thread(store.record, body.username[:64], "sign_in_failed", None, "", address)
         raise AuthenticationError(WRONG_CREDENTIALS)
     throttle.succeeded(keys[0])
+    await asyncio.to_thread(store.record, user.name, "sign_in", None, "", address)
     token, csrf = await asyncio.to_thread(store.create_session, user.name, settings.session_lifetime)
     response = JSONResponse({"user": user.public(), "csrf_token": csrf})
     response.set_cookie(
@@ -112,7 +111,9 @@ async def create_key(body: KeyCreate, request: Request, principal: PrincipalDep)
     `Authorization: Bearer KEY` to any route, OpenAI-compatible ones included."""
     store = _store(request)
     created = store.create_key(_user_of(principal), body.name)
-    store.record(principal.label, "create_key", None, f"{created['name']} ({created['id']})")
+    store.record(
+        principal.label, "create_key", None, f"{created['name']} ({created['id']})", principal.address
+    )
     return created
 
 
@@ -120,7 +121,7 @@ async def create_key(body: KeyCreate, request: Request, principal: PrincipalDep)
 async def delete_key(key_id: str, request: Request, principal: PrincipalDep) -> Response:
     store = _store(request)
     store.delete_key(_user_of(principal), key_id)
-    store.record(principal.label, "revoke_key", None, key_id)
+    store.record(principal.label, "revoke_key", None, key_id, principal.address)
     return Response(status_code=204)
 
 
