@@ -10,14 +10,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from embedhub.access.client import ServerClient
-from embedhub.access.contract import SearchContext
+from embedhub.access.contract import AddOptions, CreateOptions, SearchContext
+from embedhub.errors import InvalidInputError
 from embedhub.kb.ask import AskOptions
+from embedhub.kb.files import under_paths
 from embedhub.kb.lexical import Analyzer
 from embedhub.kb.search import SearchOptions, SearchResult
+
+if TYPE_CHECKING:
+    from embedhub.kb.ingest import Progress
 
 #: how long `add` through a server waits for its ingestion jobs before answering with the rest
 #: still running (they go on in the server)
@@ -89,16 +94,7 @@ class ServedKnowledgeBase:
     def add(self, name: str, path: Path, glob: str | None) -> dict:
         base = self._collection_path(name)
         queued = self.client.call("POST", f"{base}/folders", json={"path": str(path), "glob": glob})
-        waiting = {job["id"] for job in queued["jobs"]}
-        finished: dict[str, dict] = {}
-        deadline = time.monotonic() + ADD_WAIT_SECONDS
-        while waiting and time.monotonic() < deadline:
-            for job in self.client.call("GET", f"{base}/jobs")["data"]:
-                if job["id"] in waiting and job["status"] in FINISHED_JOBS:
-                    finished[job["id"]] = job
-                    waiting.discard(job["id"])
-            if waiting:
-                time.sleep(JOB_POLL_SECONDS)
+        finished, waiting = self._follow(name, queued["jobs"], None, ADD_WAIT_SECONDS)
         jobs = list(finished.values())
         done = [job for job in jobs if job["status"] == "done"]
         failed = [job for job in jobs if job["status"] != "done"]
@@ -128,3 +124,138 @@ class ServedKnowledgeBase:
             "rerank": rerank,
         }
         return self.client.call("POST", f"{self._collection_path(name)}/ask", json=request)
+
+    def _follow(
+        self, name: str, queued: list[dict], progress: Progress | None, wait: float
+    ) -> tuple[dict[str, dict], set[str]]:
+        """Poll the collection's jobs until `queued` have finished (or `wait` seconds passed),
+        telling `progress` what the in-process ingest would: each file's stage, the chunks embedded
+        so far, and each file's outcome. Returns the finished jobs by id and the ids still running."""
+        waiting = {job["id"] for job in queued}
+        finished: dict[str, dict] = {}
+        seen: dict[str, tuple] = {}
+        deadline = time.monotonic() + wait
+        while waiting and time.monotonic() < deadline:
+            for job in self.client.call("GET", f"{self._collection_path(name)}/jobs")["data"]:
+                if job["id"] not in waiting:
+                    continue
+                if job["status"] in FINISHED_JOBS:
+                    finished[job["id"]] = job
+                    waiting.discard(job["id"])
+                    if progress is not None:
+                        progress.file_done(_outcome(job))
+                elif progress is not None and seen.get(job["id"]) != (job["status"], job["chunks"]):
+                    seen[job["id"]] = (job["status"], job["chunks"])
+                    progress.stage(Path(job["path"]), job["status"])
+                    if job["chunks"]:
+                        progress.embedded(Path(job["path"]), job["chunks"], job["progress"])
+            if waiting:
+                time.sleep(JOB_POLL_SECONDS)
+        return finished, waiting
+
+    def info(self, name: str) -> dict:
+        details = self.client.call("GET", self._collection_path(name))
+        failed = [row for row in self.documents(name) if row["status"] == "failed"]
+        return {**details, "failures": [{"path": row["path"], "error": row["error"]} for row in failed]}
+
+    def create(self, name: str, options: CreateOptions) -> dict:
+        """POST /v1/collections: the server binds the collection to one of its served models (the
+        first when `options.model` is None) and makes the caller its owner."""
+        body = {
+            "name": name,
+            "model": options.model,
+            "dimensions": options.dimensions,
+            "instruction": options.instruction,
+            "chunk_tokens": options.chunk_tokens,
+            "chunk_overlap": options.chunk_overlap,
+            "lexical_language": options.lexical_language,
+            "store": options.store,
+            "store_uri": options.store_uri,
+        }
+        return self.client.call("POST", "/v1/collections", json=body)
+
+    def add_paths(self, name: str, options: AddOptions, progress: Progress | None = None) -> dict:
+        """Each path (a file or a folder on this machine, so the server reads it in place, within
+        its folder roots) queued with the server's folder route, its jobs followed to the end; with
+        `sync`, the collection's documents under those paths whose files are gone are deleted."""
+        started = time.monotonic()
+        base = self._collection_path(name)
+        queued: list[dict] = []
+        unsupported: list[str] = []
+        refused: list[dict] = []
+        for path in options.paths:
+            target = path.expanduser().resolve()
+            if not target.exists():
+                raise InvalidInputError(f"{path} does not exist")
+            answer = self.client.call(
+                "POST",
+                f"{base}/folders",
+                json={"path": str(target), "glob": options.glob, "ray": options.ray},
+            )
+            queued += answer["jobs"]
+            unsupported += answer["unsupported"]
+            refused += answer["refused"]
+        if progress is not None:
+            progress.start(len(queued))
+        finished, waiting = self._follow(name, queued, progress, ADD_WAIT_SECONDS)
+        removed = self._sync(name, options.paths) if options.sync and not waiting else []
+        folder_jobs = [job for job in finished.values() if job.get("kind") == "folder" and job.get("summary")]
+        jobs = [job for job in finished.values() if job not in folder_jobs]
+        done = [job for job in jobs if job["status"] == "done"]
+        failed = [job for job in jobs if job["status"] != "done"]
+        changed = [job for job in done if job["outcome"] in ("added", "updated")]
+        summary = {
+            **{outcome: sum(1 for job in done if job["outcome"] == outcome) for outcome in OUTCOMES},
+            "failed": len(failed),
+            "removed": len(removed),
+            "unsupported": len(unsupported),
+            "chunks": sum(job["chunks"] for job in changed),
+            "tokens": sum(job["tokens"] for job in changed),
+            "seconds": round(time.monotonic() - started, 3),
+            "failures": [{"path": job["path"], "error": job["error"]} for job in failed],
+            "refused": refused,
+            "still_running": len(waiting),
+        }
+        for job in folder_jobs:  # a folder ingested on Ray: its own summary
+            for key in (*OUTCOMES, "failed", "chunks", "tokens"):
+                summary[key] += job["summary"].get(key, 0)
+            summary["failures"] += job["summary"].get("failures", [])
+        return summary
+
+    def _sync(self, name: str, paths: tuple[Path, ...]) -> list[str]:
+        """Delete the documents under `paths` whose files are gone (as `kb add --sync` in process)."""
+        gone = [
+            row
+            for row in under_paths(self.documents(name), list(paths), lambda row: row["path"])
+            if not Path(row["path"]).exists()
+        ]
+        self.delete(name, [row["doc_id"] for row in gone])
+        return [row["path"] for row in gone]
+
+    def remove_paths(self, name: str, paths: list[Path]) -> list[str]:
+        chosen = under_paths(self.documents(name), paths, lambda row: row["path"])
+        self.delete(name, [row["doc_id"] for row in chosen])
+        return [row["path"] for row in chosen]
+
+    def drop(self, name: str) -> None:
+        self.client.call("DELETE", self._collection_path(name))
+
+    def access(self, name: str) -> dict:
+        return self.client.call("GET", f"{self._collection_path(name)}/access")
+
+    def share(self, name: str, kind: str, member: str, role: str) -> dict:
+        body = {"kind": kind, "name": member, "role": role}
+        return self.client.call("PUT", f"{self._collection_path(name)}/access/shares", json=body)
+
+    def unshare(self, name: str, kind: str, member: str) -> dict:
+        path = f"{self._collection_path(name)}/access/shares/{quote(kind, safe='')}/{quote(member, safe='')}"
+        return self.client.call("DELETE", path)
+
+
+def _outcome(job: dict):
+    """A finished job as the in-process ingest reports a file (for the progress display)."""
+    from embedhub.kb.ingest import FileOutcome, FileStatus  # the parsers: only when adding
+
+    status = job["outcome"] if job["status"] == "done" and job["outcome"] else "failed"
+    error = job["error"] or ("cancelled" if job["status"] == "cancelled" else None)
+    return FileOutcome(job["path"], FileStatus(status), job["chunks"], job["tokens"], error)
