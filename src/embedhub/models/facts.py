@@ -57,4 +57,7 @@ def facts_of(resolved: ResolvedModel, settings: Settings) -> ModelFacts:
         from embedhub.models.packed import framing_ids
 
         return ModelFacts(spec, *framing_ids(resolved.folder))
-    return ModelFacts(spec, *framing(load_tokenizer(resolved.folder, spec, settings)))
+    tokenizer = load_tokenizer(resolved.folder, spec, settings)
+    tokenizer.no_truncation()  # as the encoders do: a padded "hello" would hide the framing
+    tokenizer.no_padding()
+    return ModelFacts(spec, *framing(tokenizer))
