@@ -15,8 +15,9 @@ from embedhub.cli import app
 
 
 @pytest.fixture
-def served_home(tmp_path, tiny_model_dir, tiny_encoder, settings, monkeypatch):
-    """A home with two users (alice an editor, bob a viewer) and its server running, accounts on."""
+def served_home(request, tmp_path, tiny_model_dir, tiny_encoder, settings, monkeypatch):
+    """A home with two users (alice an editor, bob a viewer) and its server running, accounts on
+    (with the settings of an indirect parameter, if any)."""
     from embedhub.accounts.store import AccountStore
     from embedhub.server.app import create_app
     from tests.live_server import free_port, live_server
@@ -28,7 +29,8 @@ def served_home(tmp_path, tiny_model_dir, tiny_encoder, settings, monkeypatch):
     store.add_user("alice", "editor", "correct horse battery")
     store.add_user("bob", "viewer", "correct horse battery")
     keys = {name: store.create_key(name, "cli")["key"] for name in ("alice", "bob")}
-    configured = settings.model_copy(update={"home": home, "accounts": "on", "port": free_port()})
+    updates = {"home": home, "accounts": "on", "port": free_port(), **getattr(request, "param", {})}
+    configured = settings.model_copy(update=updates)
     served = create_app(configured, encoders={str(tiny_model_dir): tiny_encoder})
 
     def in_process(*arguments, **options):
@@ -141,3 +143,27 @@ def test_kb_add_through_the_server_drives_the_progress_display(served_home, tmp_
     human = CliRunner().invoke(app, ["kb", "add", "bar", str(corpus), "--api-key", keys["alice"]])
     assert human.exit_code == 0, human.output
     assert "added 0, updated 0, skipped 3 (unchanged), failed 0, removed 0" in human.stdout
+
+
+@pytest.mark.parametrize("served_home", [{"folder_roots": ["/nonexistent-root"]}], indirect=True)
+def test_kb_add_uploads_what_the_server_may_not_read_in_place(served_home, tmp_path):
+    """Outside the server's folder roots, `kb add` sends the files (stored in the collection) and
+    says so, instead of failing; a viewer is still refused."""
+    _, keys, _ = served_home
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\n")
+    (corpus / "sub" / "b.txt").write_text("Beta decay emits an electron.")
+    alice = ["--api-key", keys["alice"]]
+    assert runner.invoke(app, ["kb", "create", "notes", *alice]).exit_code == 0
+    added = runner.invoke(app, ["kb", "add", "notes", str(corpus), *alice])
+    assert added.exit_code == 0, added.output
+    assert "added 2, updated 0, skipped 0 (unchanged), failed 0" in added.stdout
+    assert f"uploaded: {corpus} (outside the server's folder roots" in added.stdout
+    info = json.loads(runner.invoke(app, ["kb", "info", "notes", "--json", *alice]).stdout)
+    assert info["done"] == 2
+    again = json.loads(runner.invoke(app, ["kb", "add", "notes", str(corpus), "--json", *alice]).stdout)
+    assert (again["added"], again["skipped"], again["failed"]) == (0, 2, 0)
+    denied = runner.invoke(app, ["kb", "add", "notes", str(corpus), "--api-key", keys["bob"]])
+    assert denied.exit_code == 2 and "no collection named 'notes'" in denied.stderr

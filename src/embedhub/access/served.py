@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from embedhub.access.client import ServerClient
+from embedhub.access.client import ServerClient, ServerRequestError
 from embedhub.access.contract import AddOptions, CreateOptions, SearchContext
 from embedhub.errors import InvalidInputError
 from embedhub.kb.ask import AskOptions
-from embedhub.kb.files import under_paths
+from embedhub.kb.files import gather_files, under_paths
 from embedhub.kb.lexical import Analyzer
 from embedhub.kb.search import SearchOptions, SearchResult
 
@@ -30,6 +30,8 @@ ADD_WAIT_SECONDS = 600.0
 JOB_POLL_SECONDS = 0.25
 FINISHED_JOBS = ("done", "failed", "cancelled")
 OUTCOMES = ("added", "updated", "skipped")
+#: files per request when `kb add` uploads (a server that may not read the folder in place)
+UPLOAD_BATCH = 32
 
 
 class RemoteSearcher:
@@ -175,30 +177,40 @@ class ServedKnowledgeBase:
         return self.client.call("POST", "/v1/collections", json=body)
 
     def add_paths(self, name: str, options: AddOptions, progress: Progress | None = None) -> dict:
-        """Each path (a file or a folder on this machine, so the server reads it in place, within
-        its folder roots) queued with the server's folder route, its jobs followed to the end; with
-        `sync`, the collection's documents under those paths whose files are gone are deleted."""
+        """Each path (a file or a folder on this machine) queued with the server's folder route, so
+        the server reads it in place; one the server may not read (outside its folder roots) is
+        uploaded instead and listed under "uploaded". The jobs are followed to the end; with
+        `sync`, the documents under the paths read in place whose files are gone are deleted."""
         started = time.monotonic()
         base = self._collection_path(name)
         queued: list[dict] = []
         unsupported: list[str] = []
         refused: list[dict] = []
+        uploaded: list[str] = []
+        rejected: list[dict] = []
         for path in options.paths:
             target = path.expanduser().resolve()
             if not target.exists():
                 raise InvalidInputError(f"{path} does not exist")
-            answer = self.client.call(
-                "POST",
-                f"{base}/folders",
-                json={"path": str(target), "glob": options.glob, "ray": options.ray},
-            )
+            request = {"path": str(target), "glob": options.glob, "ray": options.ray}
+            try:
+                answer = self.client.call("POST", f"{base}/folders", json=request)
+            except ServerRequestError as error:
+                if error.status != 403 or error.code == "access_denied":
+                    raise
+                # the server may not read it in place (outside its folder roots, or server folders
+                # off): send the files instead, as the web UI's upload does
+                answer = self._upload(name, target, options.glob)
+                uploaded.append(str(target))
             queued += answer["jobs"]
             unsupported += answer["unsupported"]
             refused += answer["refused"]
+            rejected += answer.get("rejected", [])
         if progress is not None:
             progress.start(len(queued))
         finished, waiting = self._follow(name, queued, progress, ADD_WAIT_SECONDS)
-        removed = self._sync(name, options.paths) if options.sync and not waiting else []
+        in_place = tuple(path for path in options.paths if str(path.expanduser().resolve()) not in uploaded)
+        removed = self._sync(name, in_place) if options.sync and not waiting else []
         folder_jobs = [job for job in finished.values() if job.get("kind") == "folder" and job.get("summary")]
         jobs = [job for job in finished.values() if job not in folder_jobs]
         done = [job for job in jobs if job["status"] == "done"]
@@ -206,21 +218,45 @@ class ServedKnowledgeBase:
         changed = [job for job in done if job["outcome"] in ("added", "updated")]
         summary = {
             **{outcome: sum(1 for job in done if job["outcome"] == outcome) for outcome in OUTCOMES},
-            "failed": len(failed),
+            "failed": len(failed) + len(rejected),
             "removed": len(removed),
             "unsupported": len(unsupported),
             "chunks": sum(job["chunks"] for job in changed),
             "tokens": sum(job["tokens"] for job in changed),
             "seconds": round(time.monotonic() - started, 3),
-            "failures": [{"path": job["path"], "error": job["error"]} for job in failed],
+            "failures": [{"path": job["path"], "error": job["error"]} for job in failed] + rejected,
             "refused": refused,
             "still_running": len(waiting),
+            "uploaded": uploaded,
         }
         for job in folder_jobs:  # a folder ingested on Ray: its own summary
             for key in (*OUTCOMES, "failed", "chunks", "tokens"):
                 summary[key] += job["summary"].get(key, 0)
             summary["failures"] += job["summary"].get("failures", [])
         return summary
+
+    def _upload(self, name: str, target: Path, glob: str | None) -> dict:
+        """The files under `target` sent to the upload route in batches, stored in the collection
+        as `FOLDER/relative/path` (a changed file replaces its earlier copy); the answer in the
+        folder route's form, plus the files the server rejected (with its reason)."""
+        files, unsupported = gather_files([target], glob)
+        jobs: list[dict] = []
+        rejected: list[dict] = []
+        for start in range(0, len(files), UPLOAD_BATCH):
+            batch = files[start : start + UPLOAD_BATCH]
+            form = [
+                ("files", (file.relative_to(target.parent).as_posix(), file.read_bytes())) for file in batch
+            ]
+            path = f"{self._collection_path(name)}/files"
+            answer = self.client.call("POST", path, files=form, data={"on_conflict": "replace"})
+            jobs += answer["jobs"]
+            rejected += [{"path": row["filename"], "error": row["error"]} for row in answer["rejected"]]
+        return {
+            "jobs": jobs,
+            "unsupported": [str(path) for path in unsupported],
+            "refused": [],
+            "rejected": rejected,
+        }
 
     def _sync(self, name: str, paths: tuple[Path, ...]) -> list[str]:
         """Delete the documents under `paths` whose files are gone (as `kb add --sync` in process)."""
