@@ -167,3 +167,19 @@ def test_kb_add_uploads_what_the_server_may_not_read_in_place(served_home, tmp_p
     assert (again["added"], again["skipped"], again["failed"]) == (0, 2, 0)
     denied = runner.invoke(app, ["kb", "add", "notes", str(corpus), "--api-key", keys["bob"]])
     assert denied.exit_code == 2 and "no collection named 'notes'" in denied.stderr
+
+
+@pytest.mark.parametrize("served_home", [{"accounts": "off"}], indirect=True)
+def test_with_accounts_off_a_running_server_still_does_the_work(served_home, tmp_path):
+    """As `kb search` does: no key needed, the server (which owns the store) writes, and the
+    command says it went through it."""
+    url, _, _ = served_home
+    runner = CliRunner()
+    created = runner.invoke(app, ["kb", "create", "notes"])
+    assert created.exit_code == 0, created.output
+    assert f"`kb create` went through embedhub serve at {url}" in created.stderr
+    listed = json.loads(runner.invoke(app, ["kb", "list", "--json"]).stdout)["collections"]
+    assert [row["name"] for row in listed] == ["notes"]
+    dropped = runner.invoke(app, ["kb", "drop", "notes", "--yes"])
+    assert dropped.exit_code == 0 and "dropped notes" in dropped.stdout
+    assert json.loads(runner.invoke(app, ["kb", "list", "--json"]).stdout) == {"collections": []}
