@@ -140,9 +140,12 @@ def test_kb_add_through_the_server_drives_the_progress_display(served_home, tmp_
     summary = served.add_paths("bar", AddOptions((corpus,)), progress)
     assert progress.started == 3 and summary["added"] == 3
     assert sorted(progress.outcomes) == [(f"{index}.txt", "added", 1) for index in range(3)]
-    human = CliRunner().invoke(app, ["kb", "add", "bar", str(corpus), "--api-key", keys["alice"]])
+    human = CliRunner().invoke(
+        app, ["kb", "add", "bar", str(corpus), "--ann-min-rows", "5", "--api-key", keys["alice"]]
+    )
     assert human.exit_code == 0, human.output
     assert "added 0, updated 0, skipped 3 (unchanged), failed 0, removed 0" in human.stdout
+    assert "--ann-min-rows not used: the server ingests with its own settings" in human.stdout
 
 
 @pytest.mark.parametrize("served_home", [{"folder_roots": ["/nonexistent-root"]}], indirect=True)

@@ -228,6 +228,12 @@ class ServedKnowledgeBase:
             "refused": refused,
             "still_running": len(waiting),
             "uploaded": uploaded,
+            # options that only shape an ingest in this process: the server keeps its own settings
+            "ignored": [
+                flag
+                for flag, given in (("--backend", options.backend), ("--ann-min-rows", options.ann_min_rows))
+                if given
+            ],
         }
         for job in folder_jobs:  # a folder ingested on Ray: its own summary
             for key in (*OUTCOMES, "failed", "chunks", "tokens"):

@@ -247,6 +247,8 @@ def add(
         typer.echo(f"  {summary['still_running']} file(s) still being ingested by the server")
     for refused in summary.get("refused", []):
         typer.echo(f"  refused: {refused['path']}: {refused['error']}")
+    if summary.get("ignored"):
+        typer.echo(f"  {' and '.join(summary['ignored'])} not used: the server ingests with its own settings")
     for uploaded in summary.get("uploaded", []):
         typer.echo(f"  uploaded: {uploaded} (outside the server's folder roots: sent as copies)")
     for failure in summary["failures"]:
