@@ -5,7 +5,10 @@ OPENWEBUI_VENV). Both servers run as subprocesses on 127.0.0.1, offline, with th
 folders. Through Open WebUI's own HTTP API the test signs up the admin, creates a knowledge base with
 Open WebUI's default chunking, adds an English and a Chinese file, and checks that each question
 finds its passage in the top 3, that Open WebUI embedded the question in embedhub's query form, and
-that embedhub answered every embedding request without an error.
+that embedhub answered every embedding request without an error. With the reranking settings of the
+same document (a tiny random reranker served by embedhub: the plumbing, not the quality), Open
+WebUI's hybrid search returns exactly the order and scores embedhub's /v1/rerank gives its chunks,
+and neither log has an error.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.clients.recipe import recipe_environment
+from tests.clients.recipe import RERANK_MARKER, recipe_environment
 from tests.conftest import ROOT, shared_data
 from tests.live_server import free_port
 
@@ -94,12 +97,12 @@ def _server(command: list[str], env: dict[str, str], cwd: Path, log: Path, ready
                 process.wait()
 
 
-def _embedding_requests(metrics_text: str) -> dict[str, int]:
-    """embedhub's request counter for /v1/embeddings, by HTTP status."""
+def _embedding_requests(metrics_text: str, route: str = "/v1/embeddings") -> dict[str, int]:
+    """embedhub's request counter for a route, by HTTP status."""
     counts: dict[str, int] = {}
     for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
-            if sample.name == "embedhub_requests_total" and sample.labels.get("route") == "/v1/embeddings":
+            if sample.name == "embedhub_requests_total" and sample.labels.get("route") == route:
                 counts[sample.labels["status"]] = int(sample.value)
     return counts
 
@@ -129,7 +132,7 @@ def _wait_for_processing(client: httpx.Client, file_id: str) -> dict:
     raise AssertionError(f"file {file_id} still processing after {PROCESSING_SECONDS}s")
 
 
-def test_open_webui_knowledge_base_on_embedhub(tmp_path):
+def test_open_webui_knowledge_base_on_embedhub(tmp_path, tiny_reranker_dir):
     if not OPENWEBUI_BIN.exists():
         pytest.skip(f"Open WebUI is not installed at {OPENWEBUI_VENV} (run `make install-clients`)")
     documents = [(shared_data(*parts), question, passage) for parts, question, passage in CASES]
@@ -143,6 +146,11 @@ def test_open_webui_knowledge_base_on_embedhub(tmp_path):
     webui_url = f"http://127.0.0.1:{webui_port}"
     key = recipe["RAG_OPENAI_API_KEY"]
     model = recipe["RAG_EMBEDDING_MODEL"]
+    rerank = recipe_environment(marker=RERANK_MARKER)
+    default_rerank_url = rerank["RAG_EXTERNAL_RERANKER_URL"]
+    rerank["RAG_EXTERNAL_RERANKER_URL"] = default_rerank_url.replace(":8000/", f":{embed_port}/")
+    assert rerank["RAG_EXTERNAL_RERANKER_URL"] != default_rerank_url
+    assert rerank["RAG_EXTERNAL_RERANKER_API_KEY"] == key
 
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDHUB_", "RAG_", "PYTHON"))}
     embedhub_env = {
@@ -153,74 +161,120 @@ def test_open_webui_knowledge_base_on_embedhub(tmp_path):
     }
     serve = [sys.executable, "-m", "embedhub.cli", "serve", "--model", model, "--api-key", key]
     serve += ["--host", "127.0.0.1", "--port", str(embed_port), "--log-level", "warning"]
-    webui_env = {**base_env, **OPENWEBUI_OFFLINE, **recipe, "DATA_DIR": str(tmp_path / "open-webui-data")}
+    serve += ["--reranker", str(tiny_reranker_dir)]  # the docs' Qwen3-Reranker-0.6B, as random weights
     webui = [str(OPENWEBUI_BIN), "serve", "--host", "127.0.0.1", "--port", str(webui_port)]
+    webui_log = tmp_path / "open-webui.log"
     started = time.monotonic()
     with (
         _server(serve, embedhub_env, ROOT, tmp_path / "embedhub.log", embedhub_url + "/ready"),
-        _server(webui, webui_env, tmp_path, tmp_path / "open-webui.log", webui_url + "/health"),
-        httpx.Client(base_url=webui_url, timeout=600) as webui_api,
         httpx.Client(base_url=embedhub_url, timeout=600, headers={"Authorization": f"Bearer {key}"}) as hub,
     ):
-        startup_seconds = time.monotonic() - started
-        account = {"name": "Admin", "email": "admin@example.com", "password": "a-test-password-1"}
-        signup = webui_api.post("/api/v1/auths/signup", json=account)
-        assert signup.status_code == 200, signup.text
-        assert signup.json()["role"] == "admin"
-        webui_api.headers["Authorization"] = f"Bearer {signup.json()['token']}"
+        served = hub.get("/v1/models").json()["data"]
+        rerank["RAG_RERANKING_MODEL"] = next(card["id"] for card in served if card.get("type") == "reranker")
+        webui_env = {**base_env, **OPENWEBUI_OFFLINE, **recipe, **rerank}
+        webui_env["DATA_DIR"] = str(tmp_path / "open-webui-data")
+        with (
+            _server(webui, webui_env, tmp_path, webui_log, webui_url + "/health"),
+            httpx.Client(base_url=webui_url, timeout=600) as webui_api,
+        ):
+            startup_seconds = time.monotonic() - started
+            metrics = _knowledge_base_round(webui_api, hub, documents, model)
+    _check_requests(*metrics, startup_seconds, webui_log)
 
-        created = webui_api.post("/api/v1/knowledge/create", json={"name": "docs", "description": "tests"})
-        assert created.status_code == 200, created.text
-        knowledge_id = created.json()["id"]
 
-        failures = []
-        for path, _, _ in documents:
-            with path.open("rb") as handle:
-                upload = webui_api.post("/api/v1/files/", files={"file": (path.name, handle, "text/plain")})
-            assert upload.status_code == 200, upload.text
-            file_id = upload.json()["id"]
-            status = _wait_for_processing(webui_api, file_id)
-            added = webui_api.post(f"/api/v1/knowledge/{knowledge_id}/file/add", json={"file_id": file_id})
-            if status["status"] != "completed" or added.status_code != 200:
-                failures.append(f"{path.name}: processing {status}, knowledge add {added.text[:300]}")
-        metrics_after_indexing = hub.get("/metrics").text
-        assert not failures, "Open WebUI failed files:\n" + "\n".join(failures)
+def _knowledge_base_round(webui_api: httpx.Client, hub: httpx.Client, documents, model: str) -> tuple:
+    """Sign up, build the knowledge base, ask each question densely and then with reranking;
+    returns embedhub's metrics after the questions, after indexing and at the end."""
+    account = {"name": "Admin", "email": "admin@example.com", "password": "a-test-password-1"}
+    signup = webui_api.post("/api/v1/auths/signup", json=account)
+    assert signup.status_code == 200, signup.text
+    assert signup.json()["role"] == "admin"
+    webui_api.headers["Authorization"] = f"Bearer {signup.json()['token']}"
 
-        knowledge = webui_api.get(f"/api/v1/knowledge/{knowledge_id}/files").json()
-        listed = {item["filename"] for item in knowledge["items"]}
-        assert listed == {path.name for path, _, _ in documents}
+    created = webui_api.post("/api/v1/knowledge/create", json={"name": "docs", "description": "tests"})
+    assert created.status_code == 200, created.text
+    knowledge_id = created.json()["id"]
 
-        answers = []
-        for _, question, passage in documents:
-            found = webui_api.post(
-                "/api/v1/retrieval/query/collection",
-                json={"collection_names": [knowledge_id], "query": question, "k": 3},
-            )
-            assert found.status_code == 200, found.text
-            texts, scores = found.json()["documents"][0], found.json()["distances"][0]
-            flat = [" ".join(text.split()) for text in texts]
-            assert any(passage in text for text in flat), f"{question!r} -> top 3: {flat} {scores}"
-            answers.append((question, texts[0], scores[0]))
-        metrics_text = hub.get("/metrics").text
+    failures = []
+    for path, _, _ in documents:
+        with path.open("rb") as handle:
+            upload = webui_api.post("/api/v1/files/", files={"file": (path.name, handle, "text/plain")})
+        assert upload.status_code == 200, upload.text
+        file_id = upload.json()["id"]
+        status = _wait_for_processing(webui_api, file_id)
+        added = webui_api.post(f"/api/v1/knowledge/{knowledge_id}/file/add", json={"file_id": file_id})
+        if status["status"] != "completed" or added.status_code != 200:
+            failures.append(f"{path.name}: processing {status}, knowledge add {added.text[:300]}")
+    metrics_after_indexing = hub.get("/metrics").text
+    assert not failures, "Open WebUI failed files:\n" + "\n".join(failures)
 
-        # Open WebUI's score is (1 + cosine) / 2 (Chroma cosine distance, rescaled). It matches
-        # embedhub's query-form vector, not the document form: the `input_type` field got through.
-        for question, top_text, score in answers:
-            forms = {}
-            for kind in ("query", "document"):
-                body = {"model": model, "input": [question, top_text.replace("\n", " ")], "input_type": kind}
-                vectors = [item["embedding"] for item in hub.post("/v1/embeddings", json=body).json()["data"]]
-                if kind == "document":
-                    document_vector = vectors[1]
-                forms[kind] = vectors[0]
-            reported = 2 * score - 1
-            as_query = _cosine(forms["query"], document_vector)
-            as_document = _cosine(forms["document"], document_vector)
-            assert abs(reported - as_query) < 2e-3, (question, reported, as_query, as_document)
-            assert abs(reported - as_query) < abs(reported - as_document)
+    knowledge = webui_api.get(f"/api/v1/knowledge/{knowledge_id}/files").json()
+    listed = {item["filename"] for item in knowledge["items"]}
+    assert listed == {path.name for path, _, _ in documents}
 
+    answers = []
+    for _, question, passage in documents:
+        # /query/doc honours hybrid=false; /query/collection would still rerank (Open WebUI 0.12.4)
+        found = webui_api.post(
+            "/api/v1/retrieval/query/doc",
+            json={"collection_name": knowledge_id, "query": question, "k": 3, "hybrid": False},
+        )
+        assert found.status_code == 200, found.text
+        texts, scores = found.json()["documents"][0], found.json()["distances"][0]
+        flat = [" ".join(text.split()) for text in texts]
+        assert any(passage in text for text in flat), f"{question!r} -> top 3: {flat} {scores}"
+        answers.append((question, texts[0], scores[0]))
+    metrics_text = hub.get("/metrics").text
+
+    # Open WebUI's score is (1 + cosine) / 2 (Chroma cosine distance, rescaled). It matches
+    # embedhub's query-form vector, not the document form: the `input_type` field got through.
+    for question, top_text, score in answers:
+        forms = {}
+        for kind in ("query", "document"):
+            body = {"model": model, "input": [question, top_text.replace("\n", " ")], "input_type": kind}
+            vectors = [item["embedding"] for item in hub.post("/v1/embeddings", json=body).json()["data"]]
+            if kind == "document":
+                document_vector = vectors[1]
+            forms[kind] = vectors[0]
+        reported = 2 * score - 1
+        as_query = _cosine(forms["query"], document_vector)
+        as_document = _cosine(forms["document"], document_vector)
+        assert abs(reported - as_query) < 2e-3, (question, reported, as_query, as_document)
+        assert abs(reported - as_query) < abs(reported - as_document)
+
+    # Hybrid search with the external reranker: Open WebUI's kept chunks and their scores are
+    # exactly what embedhub's /v1/rerank gives those chunks (a failed call would leave the
+    # hybrid order, silently), best first.
+    for _, question, _ in documents:
+        before = _embedding_requests(hub.get("/metrics").text, "/v1/rerank").get("200", 0)
+        found = webui_api.post(
+            "/api/v1/retrieval/query/collection",
+            json={"collection_names": [knowledge_id], "query": question, "k": 6, "hybrid": True},
+        )
+        assert found.status_code == 200, found.text
+        after = _embedding_requests(hub.get("/metrics").text, "/v1/rerank").get("200", 0)
+        assert after == before + 1, "Open WebUI did not call embedhub's /v1/rerank"
+        texts, scores = found.json()["documents"][0], found.json()["distances"][0]
+        assert 1 <= len(texts) <= 3, texts  # RAG_TOP_K_RERANKER
+        asked = {"query": question, "documents": texts, "return_documents": False}
+        ranked = hub.post("/v1/rerank", json=asked).json()["results"]
+        # Open WebUI scored these among its 6 candidates in one request; alone they are padded
+        # differently, which moves a bfloat16 reranker's scores by ~2e-3 (float32: ~1e-6)
+        ours = {result["index"]: result["relevance_score"] for result in ranked}
+        assert scores == sorted(scores, reverse=True), scores
+        for index, score in enumerate(scores):
+            assert abs(ours[index] - score) < 1e-2, (ranked, scores)
+    return metrics_text, metrics_after_indexing, hub.get("/metrics").text
+
+
+def _check_requests(
+    metrics_text: str, after_indexing: str, final_metrics: str, startup_seconds: float, webui_log: Path
+) -> None:
+    reranks = _embedding_requests(final_metrics, "/v1/rerank")
+    assert reranks.get("200", 0) >= 2 and set(reranks) == {"200"}, reranks
+    assert "Error in external reranking" not in webui_log.read_text(encoding="utf-8", errors="replace")
     requests = _embedding_requests(metrics_text)
-    indexing_requests = sum(_embedding_requests(metrics_after_indexing).values())
+    indexing_requests = sum(_embedding_requests(after_indexing).values())
     served = requests.get("200", 0)
     errors = {status: count for status, count in requests.items() if status != "200"}
     summary = {
@@ -233,6 +287,7 @@ def test_open_webui_knowledge_base_on_embedhub(tmp_path):
         "cache_hits": _metric(metrics_text, "embedhub_cache_hits"),
         "cache_misses": _metric(metrics_text, "embedhub_cache_misses"),
         "truncated_inputs": _metric(metrics_text, "embedhub_truncated_inputs_total"),
+        "rerank_requests": reranks,
     }
     print("open-webui on embedhub:", json.dumps(summary))
     assert served > 0 and not errors, summary

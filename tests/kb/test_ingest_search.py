@@ -17,7 +17,8 @@ from embedhub.kb.chunking import ChunkingOptions, chunk_document
 from embedhub.kb.collection import CollectionExistsError, CollectionNotFoundError, ModelMismatchError
 from embedhub.kb.ingest import Ingestor, remove_paths
 from embedhub.kb.loaders import load_file
-from embedhub.kb.search import Searcher, highlight, one_per_document
+from embedhub.kb.search import Searcher, one_per_document
+from embedhub.kb.snippets import highlight
 from embedhub.kb.store import ChunkRow, Hit, SearchFilter
 from tests.kb.conftest import make_docx, make_pdf
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 from typer.testing import CliRunner
 
@@ -70,7 +71,7 @@ def test_kb_add_and_search_in_human_output(tmp_path, tiny_model_dir, monkeypatch
     runner = CliRunner()
     corpus = tmp_path / "notes"
     corpus.mkdir()
-    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\n")
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\nA & B <i>[x]</i>.\n")
     (corpus / "bad.pdf").write_text("not a pdf")
     assert runner.invoke(app, ["kb", "create", "human", "--model", str(tiny_model_dir)]).exit_code == 0
     added = runner.invoke(app, ["kb", "add", "human", str(corpus)])
@@ -80,6 +81,8 @@ def test_kb_add_and_search_in_human_output(tmp_path, tiny_model_dir, monkeypatch
     found = runner.invoke(app, ["kb", "search", "human", "helium nucleus", "--local"])
     assert found.exit_code == 0, found.output
     assert "1. " in found.stdout and "a.md" in found.stdout
+    # the snippet as a person reads it: entities unescaped, brackets not taken for markup
+    assert "The alpha particle is a helium nucleus. A & B <i>[x]</i>." in found.stdout
     found = runner.invoke(app, ["kb", "search", "human", "helium nucleus"])  # no server: loads here
     assert found.exit_code == 0 and "a.md" in found.stdout
     assert "for this search; with `embedhub serve` running for this home, the next one skips that" in (
@@ -252,3 +255,26 @@ def test_kb_search_with_accounts_on_uses_the_users_key_and_says_what_it_did(
         hidden = runner.invoke(app, ["kb", "search", "notes", "helium", "--api-key", keys["bob"]])
         assert hidden.exit_code == 2 and "no collection named 'notes'" in hidden.stderr
     store.close()
+
+
+def test_kb_info_names_the_command_that_rechunks_older_documents(tmp_path, tiny_model_dir, monkeypatch):
+    import sqlite3
+
+    monkeypatch.setenv("EMBEDHUB_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# A\n\n## B\n\nA note with enough words to be one chunk of body.\n")
+    assert runner.invoke(app, ["kb", "create", "notes", "--model", str(tiny_model_dir)]).exit_code == 0
+    assert runner.invoke(app, ["kb", "add", "notes", str(corpus)]).exit_code == 0
+    assert "rechunk: -" in runner.invoke(app, ["kb", "info", "notes"]).stdout
+    manifest = tmp_path / "home" / "collections" / "notes" / "manifest.sqlite"
+    with sqlite3.connect(manifest) as db:  # as chunked before the chunker recorded its version
+        db.execute("UPDATE documents SET chunker_version = NULL")
+    human = runner.invoke(app, ["kb", "info", "notes"]).stdout
+    command = re.search(r"re-chunk them with: embedhub (kb add notes .+)$", human, re.MULTILINE)
+    assert command and "outdated_chunking: 1" in human, human
+    added = runner.invoke(app, [*shlex.split(command.group(1)), "--json"])
+    assert json.loads(added.stdout)["updated"] == 1, added.output
+    info = json.loads(runner.invoke(app, ["kb", "info", "notes", "--json"]).stdout)
+    assert (info["outdated_chunking"], info["rechunk"]) == (0, None)

@@ -62,7 +62,7 @@ def test_docx_headings_lists_tables(tmp_path):
     by_text = {block.text: block for block in document.blocks}
     assert by_text["First paragraph."].heading_path == ("Report", "Intro")
     assert by_text["- a list item"].kind == "list"
-    assert by_text["name | value\nalpha | 42"].kind == "table"
+    assert by_text["| name | value |\n| --- | --- |\n| alpha | 42 |"].kind == "table"
 
 
 def test_pdf_pages_are_physical_and_one_based(tmp_path):

@@ -108,6 +108,26 @@ def test_langchain_text_mode_gives_the_servers_vectors(server, expected):
     np.testing.assert_allclose(documents, [item["embedding"] for item in raw["data"]], atol=1e-6)
 
 
+def test_langchain_with_the_models_own_tokenizer_offline(
+    server, expected, tiny_model_dir, tiktoken_without_cache
+):
+    """The second offline way: `tiktoken_enabled=False` with the model's own folder. LangChain then
+    splits long texts by the model's tokens (transformers' AutoTokenizer, read from the folder, no
+    download) and sends text pieces; within the limit, exactly the server's vectors."""
+    from langchain_openai import OpenAIEmbeddings
+
+    common = {"base_url": server + "/v1", "api_key": "unused", "max_retries": 0}
+    local = {
+        "tiktoken_enabled": False,
+        "tiktoken_model_name": str(tiny_model_dir),
+        "embedding_ctx_length": 512,
+    }
+    documents = OpenAIEmbeddings(model="tiny", **common, **local).embed_documents(DOCUMENTS)
+    query = OpenAIEmbeddings(model="tiny:query", **common, **local).embed_query(QUERY)
+    assert_same_vectors(documents, expected["documents"])
+    assert_same_vectors(query, expected["query"])
+
+
 def test_langchain_default_settings_offline_fail_in_the_client(server, tiktoken_without_cache):
     """What an offline user of the default OpenAIEmbeddings gets: tiktoken cannot fetch its file,
     LangChain raises before any request reaches the server (no vectors at all, wrong or right)."""

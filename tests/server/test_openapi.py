@@ -90,6 +90,9 @@ def test_kb_response_models_keep_every_field(tmp_path):
         "stored_chunks",
         "vector_index",
         "folder",
+        "chunker_version",
+        "outdated_chunking",
+        "rechunk",
         "owner",  # accounts: added by the routes (server/routes/kb/collections.py `_info`)
         "you",
     ]

@@ -79,6 +79,8 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         first = page.locator(".result").first
         assert pdf.name in first.inner_text() and "p. " in first.inner_text()
         assert page.locator(".result mark").count() > 0
+        snippet = first.locator(".snippet").inner_text()  # the snippet's HTML rendered, not shown as text
+        assert snippet.strip() and not any(code in snippet for code in ("<mark>", "&lt;", "&amp;", "&#"))
         page.screenshot(path=str(ARTIFACTS / "03-search.png"), full_page=True)
 
         where = first.locator(".where").inner_text()
@@ -479,4 +481,39 @@ def test_search_rerank_box_follows_the_servers_reranker(
         page.locator("input[name=rerank]").wait_for()
         assert page.locator("input[name=rerank]").is_disabled()
         assert "embedhub serve --reranker" in page.locator("#rerank-label").get_attribute("title")
+        page.close()
+
+
+def test_table_chunks_are_drawn_as_tables_and_the_viewer_shows_a_split_tables_header_once(
+    browser, settings, tiny_encoder, tmp_path
+):
+    from embedhub.kb.ingest import Ingestor
+
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    rows = "\n".join(f"| part-{i:02d} | supplier {i % 7} | {i * 3}.50 |" for i in range(60))
+    (folder / "catalogue.md").write_text(
+        f"# Catalogue\n\n| Part | Supplier | Price |\n|---|---|---|\n{rows}\n"
+    )
+    app = create_app(settings.model_copy(update={"home": tmp_path / "home"}), encoders={"tiny": tiny_encoder})
+    with live_server(app, "/ready") as url:
+        knowledge_base = app.state.knowledge_base
+        collection = knowledge_base.create("parts", tiny_encoder, model_reference="tiny", chunk_tokens=96)
+        Ingestor(collection, tiny_encoder).ingest([folder])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url + "/#/search?collection=parts&q=part-42&mode=lexical&k=3")
+        page.wait_for_selector(".result .chunk-table table")
+        first = page.locator(".result").first
+        assert first.locator("th").all_inner_texts() == ["Part", "Supplier", "Price"]
+        assert "part-42" in first.locator("td").all_inner_texts()
+        # the document viewer pieces the text together: the repeated header rows are not repeated there
+        first.locator("a.open").click()
+        page.wait_for_selector("#document-text mark.cited")
+        text = page.locator("#document-text").inner_text()
+        assert text.count("| Part | Supplier | Price |") == 1, text[:400]
+        assert all(f"| part-{i:02d} |" in text for i in range(60))
+        assert "part-42" in page.locator("#document-text mark.cited").inner_text()
+        assert not errors, errors
         page.close()

@@ -19,6 +19,7 @@ from embedhub.accounts.roles import Need, PrincipalKind, Role
 from embedhub.config import Settings
 from embedhub.kb.ask import AskOptions, answer_events, collect, gather_evidence
 from embedhub.kb.chat import ChatSettings
+from embedhub.kb.chunking import chunk_kind
 from embedhub.kb.collection import KnowledgeBase
 from embedhub.kb.files import gather_files
 from embedhub.kb.folders import OUTSIDE_BY_SYMLINK, check_folder, is_within
@@ -41,6 +42,7 @@ def chunk_view(row) -> dict:
         "heading_path": list(row.heading_path),
         "char_start": row.char_start,
         "char_end": row.char_end,
+        "kind": chunk_kind(row.text),
     }
 
 

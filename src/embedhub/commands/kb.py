@@ -391,8 +391,7 @@ def _print_results(results: list[dict]) -> None:
             + (f"  rerank {result['rerank_score']:.3f}" if result.get("rerank_score") is not None else ""),
             highlight=False,
         )
-        snippet = result["snippet"].replace("<mark>", "[bold yellow]").replace("</mark>", "[/bold yellow]")
-        console.print("   " + snippet.replace("\n", " "), highlight=False)
+        console.print("   " + _rich_marks(result["snippet"]), highlight=False)
 
 
 @app.command("ask")

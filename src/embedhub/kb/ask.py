@@ -42,7 +42,8 @@ from embedhub.errors import InvalidInputError
 from embedhub.kb.chat import ChatEndpointError, ChatSettings, resolve_model, stream_chat
 from embedhub.kb.collection import Collection
 from embedhub.kb.lexical import DEFAULT_ANALYZER, Analyzer
-from embedhub.kb.search import Mode, PassageScorer, Searcher, SearchOptions, SearchResult, highlight
+from embedhub.kb.search import Mode, PassageScorer, Searcher, SearchOptions, SearchResult
+from embedhub.kb.snippets import highlight, normalize_whitespace, sentences
 from embedhub.kb.store import SearchFilter
 from embedhub.models.base import Encoder
 
@@ -55,6 +56,8 @@ MAX_HISTORY_MESSAGES = 50
 FOLLOW_UP_CONTEXT = 300
 #: sentences highlighted per evidence item
 BEST_SENTENCES = 2
+#: visible characters of one highlighted evidence sentence (a longer one is cut around its terms)
+EVIDENCE_SENTENCE_WIDTH = 400
 
 SYSTEM_PROMPT = (
     "You answer questions from a knowledge base. Use only the numbered evidence passages given with "
@@ -75,7 +78,6 @@ Status = Literal["answered", "no_chat", "no_evidence"]
 
 # [1], [1, 2], [1-3], [2][3], and the full-width brackets some models write in Chinese: 【1】 ［1］
 _MARKER = re.compile(r"[\[【［]\s*(\d{1,4}(?:\s*[,;，、\-–]\s*\d{1,4})*)\s*[\]】］]")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])|\n\s*")
 
 
 @dataclass
@@ -418,14 +420,16 @@ def best_sentences(
     wanted = set(analyzer.terms(query))
     if not wanted:
         return []
+    text = normalize_whitespace(text)
     scored = []
-    for index, sentence in enumerate(part.strip() for part in _SENTENCE_BREAK.split(text)):
-        shared = len(wanted.intersection(analyzer.terms(sentence))) if sentence else 0
+    for index, span in enumerate(sentences(text)):
+        sentence = text[span.start : span.end]
+        shared = len(wanted.intersection(analyzer.terms(sentence)))
         if shared:
             scored.append((shared, -index, sentence))
     best = sorted(sorted(scored, reverse=True)[:count], key=lambda item: -item[1])
     return [
-        highlight(sentence, query, width=min(len(sentence), 400), analyzer=analyzer)
+        highlight(sentence, query, width=EVIDENCE_SENTENCE_WIDTH, analyzer=analyzer)
         for _, _, sentence in best
     ]
 

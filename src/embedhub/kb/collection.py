@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shlex
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from embedhub.config import Settings
 from embedhub.engine.cache import EmbeddingCache
 from embedhub.errors import EmbedhubError, InvalidInputError
-from embedhub.kb.chunking import ChunkingOptions
+from embedhub.kb.chunking import CHUNKER_VERSION, ChunkingOptions
 from embedhub.kb.lexical import ANALYZER_VERSION, Analyzer, chunk_terms
 from embedhub.kb.manifest import Manifest
 from embedhub.kb.store import Store, VectorIndexOptions, check_store, open_store
@@ -72,6 +73,23 @@ class CollectionConfig:
     @property
     def analyzer(self) -> Analyzer:
         return Analyzer(self.lexical_language)
+
+
+def rechunk_advice(name: str, paths: list[Path]) -> str | None:
+    """What to run so documents chunked by an older chunker are chunked again: adding their
+    folders again re-chunks exactly those files (unchanged files chunked by this version are
+    skipped; identical chunks come from the embedding cache, not the model)."""
+    if not paths:
+        return None
+    folders: list[Path] = []
+    for folder in sorted({path.parent for path in paths}, key=lambda folder: len(folder.parts)):
+        if not any(folder.is_relative_to(kept) for kept in folders):
+            folders.append(folder)
+    arguments = " ".join(shlex.quote(str(folder)) for folder in sorted(folders))
+    return (
+        f"{len(paths)} document(s) were chunked by an older chunker (this one is v{CHUNKER_VERSION}); "
+        f"re-chunk them with: embedhub kb add {shlex.quote(name)} {arguments}"
+    )
 
 
 def query_instruction(encoder: Encoder | ModelFacts, instruction: str | None) -> str | None:
@@ -161,12 +179,16 @@ class Collection:
 
     def info(self) -> dict:
         totals = self.manifest.totals()
+        outdated = self.manifest.chunked_before(CHUNKER_VERSION)
         return {
             **asdict(self.config),
             **totals,
             "stored_chunks": self.store.count(),
             "vector_index": self.store.vector_index_info(),
             "folder": str(self.folder),
+            "chunker_version": CHUNKER_VERSION,
+            "outdated_chunking": len(outdated),
+            "rechunk": rechunk_advice(self.name, [Path(record.path) for record in outdated]),
         }
 
     def close(self) -> None:

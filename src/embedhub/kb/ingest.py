@@ -25,7 +25,7 @@ import numpy as np
 
 from embedhub.engine.cache import EmbeddingCache, embed_through_cache
 from embedhub.errors import EmbedhubError
-from embedhub.kb.chunking import Chunk, ChunkingOptions, iter_chunks
+from embedhub.kb.chunking import CHUNKER_VERSION, Chunk, ChunkingOptions, iter_chunks
 from embedhub.kb.collection import Collection
 from embedhub.kb.files import gather_files, under_paths
 from embedhub.kb.lexical import chunk_terms
@@ -367,10 +367,16 @@ class DocumentWriter:
             raise IngestCancelled("the ingest was cancelled; nothing of the unfinished files was kept")
 
     def unchanged(self, path: Path, digest: str) -> bool:
-        """Whether the committed version of this file has this content (then it is reported as
-        skipped and nothing more is done)."""
+        """Whether the committed version of this file has this content and was chunked by this
+        chunker (then it is reported as skipped and nothing more is done): adding a file again
+        re-chunks it when the chunker changed since."""
         existing = self.collection.manifest.get(document_id(path))
-        if existing and existing.file_hash == digest and existing.status == "done":
+        if (
+            existing
+            and existing.file_hash == digest
+            and existing.status == "done"
+            and (existing.chunker_version or 1) == CHUNKER_VERSION
+        ):
             outcome = FileOutcome(str(path), FileStatus.SKIPPED, existing.chunks, existing.tokens)
             self.report_outcome(outcome)
             return True
@@ -489,6 +495,7 @@ class DocumentWriter:
                     "pages": d.pages,
                     "title": d.title,
                     "encoding": d.encoding,
+                    "chunker_version": CHUNKER_VERSION,
                 }
                 for d in group
             ],

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS documents (
     status TEXT NOT NULL,
     error TEXT,
     updated_at REAL,
-    encoding TEXT
+    encoding TEXT,
+    chunker_version INTEGER
 );
 CREATE TABLE IF NOT EXISTS pending (doc_id TEXT, generation INTEGER, PRIMARY KEY (doc_id, generation));
 CREATE TABLE IF NOT EXISTS cleanup (doc_id TEXT PRIMARY KEY, keep_generation INTEGER);
@@ -63,6 +64,8 @@ class DocumentRecord:
     error: str | None
     updated_at: float | None
     encoding: str | None = None
+    #: the chunker (`kb.chunking.CHUNKER_VERSION`) the chunks were made by; None: before versions
+    chunker_version: int | None = None
 
 
 _COLUMNS = ", ".join(DocumentRecord.__dataclass_fields__)  # named: a migrated table orders them differently
@@ -83,6 +86,8 @@ class Manifest:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(documents)")}
         if "encoding" not in columns:  # added with legacy-encoding support; NULL = not recorded
             self.db.execute("ALTER TABLE documents ADD COLUMN encoding TEXT")
+        if "chunker_version" not in columns:  # NULL: chunked before the chunker had versions (1)
+            self.db.execute("ALTER TABLE documents ADD COLUMN chunker_version INTEGER")
 
     def close(self) -> None:
         self.db.close()
@@ -111,8 +116,8 @@ class Manifest:
             for doc in documents:
                 self.db.execute(
                     "INSERT OR REPLACE INTO documents (doc_id, path, file_type, file_hash, size, generation, "
-                    "chunks, tokens, pages, title, status, error, updated_at, encoding) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?,?)",
+                    "chunks, tokens, pages, title, status, error, updated_at, encoding, chunker_version) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,'done',NULL,?,?,?)",
                     (
                         doc["doc_id"],
                         doc["path"],
@@ -126,6 +131,7 @@ class Manifest:
                         doc.get("title"),
                         time.time(),
                         doc.get("encoding"),
+                        doc.get("chunker_version"),
                     ),
                 )
                 self.db.execute(
@@ -188,6 +194,15 @@ class Manifest:
             return dict(self.db.execute(committed))
         wanted = json.dumps(sorted(set(doc_ids)))
         return dict(self.db.execute(committed + " AND doc_id IN (SELECT value FROM json_each(?))", (wanted,)))
+
+    def chunked_before(self, version: int) -> list[DocumentRecord]:
+        """Documents whose committed chunks were made by a chunker older than `version`."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM documents WHERE generation IS NOT NULL "
+            "AND COALESCE(chunker_version, 1) < ? ORDER BY path",
+            (version,),
+        )
+        return [DocumentRecord(*row) for row in rows]
 
     def totals(self) -> dict[str, int]:
         row = self.db.execute(

@@ -6,16 +6,16 @@ document, and results that carry their citations."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from embedhub.errors import InvalidInputError
+from embedhub.kb.chunking import chunk_kind
 from embedhub.kb.collection import Collection
 from embedhub.kb.fusion import DENSE_WEIGHT, FUSIONS, Fusion, fuse
-from embedhub.kb.lexical import DEFAULT_ANALYZER, Analyzer
+from embedhub.kb.snippets import highlight
 from embedhub.kb.store import Hit, SearchFilter
 from embedhub.models.base import Encoder
 
@@ -66,6 +66,7 @@ class SearchResult:
     chunk_id: str
     rank: int = 0  # 1 for the best result: what a user compares, unlike the fused score
     rerank_score: float | None = None  # the reranker's score (then also `score`), None when not reranked
+    kind: str = "text"  # "table": the text is a pipe table, header row first (see `chunk_kind`)
 
     def to_dict(self) -> dict:
         return {
@@ -84,6 +85,7 @@ class SearchResult:
             "chunk_id": self.chunk_id,
             "rank": self.rank,
             "rerank_score": self.rerank_score,
+            "kind": self.kind,
         }
 
 
@@ -108,31 +110,6 @@ def one_per_document(hits: list[Hit], limit: int) -> list[Hit]:
             kept.append(hit)
             seen[hit.row.doc_id] = count + 1
     return kept
-
-
-def highlight(text: str, query: str, width: int = 280, analyzer: Analyzer = DEFAULT_ANALYZER) -> str:
-    """An HTML-safe snippet around the densest run of query terms, terms wrapped in <mark>."""
-    spans = analyzer.marks(text, query)
-    if not spans:
-        return html.escape(text[:width]) + ("…" if len(text) > width else "")
-    best_start, best_count = 0, -1
-    for start, _ in spans:
-        window_start = max(0, start - width // 4)
-        count = sum(1 for other, _ in spans if window_start <= other < window_start + width)
-        if count > best_count:
-            best_start, best_count = window_start, count
-    window_end = best_start + width
-    parts, cursor = [], best_start
-    for start, end in spans:
-        if start < cursor or end > window_end:
-            continue
-        parts.append(html.escape(text[cursor:start]))
-        parts.append("<mark>" + html.escape(text[start:end]) + "</mark>")
-        cursor = end
-    parts.append(html.escape(text[cursor:window_end]))
-    prefix = "…" if best_start > 0 else ""
-    suffix = "…" if window_end < len(text) else ""
-    return prefix + "".join(parts) + suffix
 
 
 @dataclass(frozen=True)
@@ -308,4 +285,5 @@ class Searcher:
             chunk_id=row.id,
             rank=rank,
             rerank_score=hit.score if reranked else None,
+            kind=chunk_kind(row.text),
         )

@@ -448,6 +448,15 @@ class CollectionInfo(BaseModel):
         "index type), `rows_indexed`, and the build and search parameters."
     )
     folder: str = Field(description="The collection's folder on the server.")
+    chunker_version: int = Field(default=1, description="The chunker version new documents are chunked by.")
+    outdated_chunking: int = Field(
+        default=0, description="Documents whose chunks were made by an older chunker version."
+    )
+    rechunk: str | None = Field(
+        default=None,
+        description="When documents were chunked by an older chunker: how many, and the command that "
+        "re-chunks them (None: all are current).",
+    )
     owner: str | None = Field(
         default=None, description="The user who owns it (None: nobody; with accounts on, admins only)."
     )
@@ -553,6 +562,11 @@ class DocumentInfo(BaseModel):
     encoding: str | None = Field(
         description="Text encoding the file was read with (null: binary format or not recorded)."
     )
+    chunker_version: int | None = Field(
+        default=None,
+        description="The chunker version its chunks were made by (null: before versions were recorded, "
+        "i.e. version 1).",
+    )
     name: str = Field(description="The file name.")
     relative_path: str = Field(description="Path under uploads/ for an uploaded file, else the full path.")
 
@@ -570,6 +584,11 @@ class ChunkInfo(BaseModel):
     heading_path: list[str]
     char_start: int
     char_end: int
+    kind: Literal["text", "table"] = Field(
+        default="text",
+        description="'table': the text is a Markdown pipe table, its header row first (a table split by "
+        "rows repeats the header in every chunk); 'text': anything else.",
+    )
 
 
 class DocumentDetail(DocumentInfo):
@@ -593,11 +612,19 @@ class SearchHit(BaseModel):
     heading_path: list[str]
     char_start: int
     char_end: int
-    snippet: str = Field(description="HTML-escaped excerpt with <mark> around matched terms.")
+    snippet: str = Field(
+        description="The chunk's best sentences for the query, at most 280 visible characters, cut only "
+        "between words: HTML-escaped, <mark> around matched terms, … where text was left out."
+    )
     doc_id: str
     chunk_id: str
     rank: int = Field(description="1 for the best result.")
     rerank_score: float | None = Field(description="The reranker's score (null when not reranked).")
+    kind: Literal["text", "table"] = Field(
+        default="text",
+        description="'table': the text is a Markdown pipe table, its header row first (a table split by "
+        "rows repeats the header in every chunk); 'text': anything else.",
+    )
     name: str
     relative_path: str
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,6 +20,33 @@ from embedhub.errors import EmbedhubError
 
 BlockKind = Literal["heading", "paragraph", "list", "table", "code", "page"]
 BLOCK_SEPARATOR = "\n\n"
+
+
+#: the line under a Markdown pipe table's header row: `| --- | :---: |`
+_TABLE_SEPARATOR = re.compile(r"^\|(?:\s*:?-{3,}:?\s*\|)+$")
+
+
+def pipe_table(rows: Sequence[Sequence[str]]) -> str:
+    """A table block's text: Markdown pipe rows, the first row the header, then its separator line.
+
+    Every loader writes tables this way so the chunker can split them by rows and repeat the header
+    in each piece, and the UI can draw them as tables. Cells are one line each (a newline becomes a
+    space, a pipe is escaped); short rows are padded so every row has the header's columns."""
+    cleaned = [[" ".join(cell.split()).replace("|", "\\|") for cell in row] for row in rows]
+    cleaned = [row for row in cleaned if any(row)]
+    if not cleaned:
+        return ""
+    width = max(len(row) for row in cleaned)
+    lines = ["| " + " | ".join(row + [""] * (width - len(row))) + " |" for row in cleaned]
+    return "\n".join([lines[0], "|" + " --- |" * width, *lines[1:]])
+
+
+def table_header(text: str) -> str | None:
+    """The header row and separator line of a pipe table's text, or None when it is not one."""
+    lines = text.split("\n", 2)
+    if len(lines) >= 2 and lines[0].startswith("|") and _TABLE_SEPARATOR.match(lines[1].replace(" ", "")):
+        return lines[0] + "\n" + lines[1]
+    return None
 
 
 class LoaderError(EmbedhubError):

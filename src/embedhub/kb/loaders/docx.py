@@ -1,4 +1,5 @@
-"""DOCX with python-docx: heading styles build the heading path; lists and tables kept in order."""
+"""DOCX with python-docx: heading styles build the heading path; lists and tables (as pipe rows)
+kept in order."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError
+from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError, pipe_table
 
 
 class DocxLoader(Loader):
@@ -34,7 +35,7 @@ class DocxLoader(Loader):
         blocks: list[Block] = []
         headings: list[tuple[int, str]] = []
         title = None
-        for element in document.element.body.iterchildren():
+        for element in _body_elements(document.element.body):
             tag = element.tag.rsplit("}", 1)[-1]
             if tag == "p":
                 paragraph = Paragraph(element, document)
@@ -59,19 +60,38 @@ class DocxLoader(Loader):
                     )
                 )
             elif tag == "tbl":
-                table = Table(element, document)
-                rows = []
-                for row in table.rows:
-                    cells = []
-                    for cell in row.cells:
-                        value = cell.text.strip().replace("\n", " ")
-                        if not cells or cells[-1] != value:  # merged cells repeat
-                            cells.append(value)
-                    rows.append(" | ".join(cells))
-                text = "\n".join(row for row in rows if row.strip(" |"))
+                text = _table_text(Table(element, document))
                 if text:
                     blocks.append(Block(text, kind="table", heading_path=tuple(h for _, h in headings)))
         return ExtractedDocument(path, "docx", blocks, title=title)
+
+
+def _body_elements(parent):
+    """Paragraphs and tables in order, including those inside content controls (`w:sdt`, which
+    templates wrap around whole tables: read only at the top level, such a table was lost)."""
+    for element in parent.iterchildren():
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag == "sdt":
+            for content in element.iterchildren():
+                if content.tag.rsplit("}", 1)[-1] == "sdtContent":
+                    yield from _body_elements(content)
+        else:
+            yield element
+
+
+def _table_text(table) -> str:
+    """The table as pipe rows (see `pipe_table`), its first row the header. A merged cell is the same
+    cell object in every grid position it spans: it is written once, so "Yes | Yes" in two real
+    cells stays two cells."""
+    rows = []
+    for row in table.rows:
+        cells, previous = [], None
+        for cell in row.cells:
+            if cell._tc is not previous:
+                cells.append(cell.text)
+            previous = cell._tc
+        rows.append(cells)
+    return pipe_table(rows)
 
 
 def _heading_level(style: str) -> int | None:

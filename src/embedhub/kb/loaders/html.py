@@ -6,7 +6,7 @@ from pathlib import Path
 
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
-from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError, decode_text
+from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError, decode_text, pipe_table
 
 _NOISE = "script, style, noscript, nav, footer, header, aside, form, svg, iframe, template"
 _BLOCKS = "h1, h2, h3, h4, h5, h6, p, li, pre, table, blockquote, dt, dd, figcaption"
@@ -35,8 +35,10 @@ class HtmlLoader(Loader):
                 continue
             text = node.text(separator=" ", strip=True) if node.tag != "pre" else node.text()
             if node.tag == "table":
-                rows = [" | ".join(c.text(strip=True) for c in row.css("th, td")) for row in node.css("tr")]
-                text = "\n".join(row for row in rows if row.strip(" |"))
+                cells = [
+                    [c.text(separator=" ", strip=True) for c in row.css("th, td")] for row in node.css("tr")
+                ]
+                text = pipe_table(cells)
             if not text.strip():
                 continue
             if node.tag[0] == "h" and node.tag[1:].isdigit():

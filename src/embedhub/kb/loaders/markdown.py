@@ -8,7 +8,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, decode_text
+from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, decode_text, pipe_table
 
 _BLOCK_KINDS = {
     "paragraph_open": "paragraph",
@@ -57,7 +57,9 @@ class MarkdownLoader(Loader):
             if kind and token.level == 0 and token.map:
                 start, end = token.map
                 source = "\n".join(lines[start:end]).strip("\n")
-                if kind != "code":  # a comment inside a code sample is part of the sample
+                if kind == "table":  # the source may lack outer pipes or pad columns: one form for all
+                    source = pipe_table(_table_rows(tokens, index))
+                elif kind != "code":  # a comment inside a code sample is part of the sample
                     source = _without_comments(source)
                 if source:
                     blocks.append(Block(source, kind=kind, heading_path=tuple(h for _, h in headings)))
@@ -65,6 +67,17 @@ class MarkdownLoader(Loader):
                     index = _skip_to_close(tokens, index)
             index += 1
         return ExtractedDocument(path, "markdown", blocks, title=title)
+
+
+def _table_rows(tokens, index: int) -> list[list[str]]:
+    """The cells (their inline source, comments removed) of the table opened at `index`."""
+    rows: list[list[str]] = []
+    for token in tokens[index : _skip_to_close(tokens, index) + 1]:
+        if token.type == "tr_open":
+            rows.append([])
+        elif token.type == "inline" and rows:
+            rows[-1].append(_COMMENT.sub("", token.content).strip())
+    return rows
 
 
 def _skip_to_close(tokens, index: int) -> int:

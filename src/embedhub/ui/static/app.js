@@ -718,7 +718,7 @@ async function renderSearch(_, params) {
           <div class="where"><strong><span class="rank">${r.rank || i + 1}.</span> <a class="open" title="${escapeHtml(r.relative_path || r.name)}" href="#/doc/${encodeURIComponent(collection)}/${r.doc_id}?chunk=${encodeURIComponent(r.chunk_id)}${r.page_start ? "&page=" + r.page_start : ""}">${escapeHtml(r.relative_path || r.name)}</a></strong>
             ${pages(r)} ${r.heading_path.length ? "· " + escapeHtml(r.heading_path.join(" › ")) : ""}
             · <span class="found-by" title="${r.rerank_score != null ? `reranker score ${r.rerank_score.toFixed(4)}` : `score ${r.score.toFixed(4)} (${body.mode === "hybrid" ? "weighted fusion of normalised dense and lexical scores" : body.mode})`}; higher ranks first">found by ${escapeHtml(foundBy(r.retrievers))}</span>${r.rerank_score != null ? ` <span class="rerank-score muted">${r.rerank_score.toFixed(3)}</span>` : ""}</div>
-          <div class="snippet">${r.snippet}</div>
+          <div class="snippet">${r.kind === "table" ? tableChunkHtml(r.text) : r.snippet}</div>
         </article>`).join("") || '<p class="muted">No results.</p>';
     } catch (error) { results.innerHTML = `<p class="error">${escapeHtml(error.message)}</p>`; }
   };
@@ -803,7 +803,7 @@ async function renderAsk([name]) {
         <div class="where"><strong>[${e.number}]</strong> <a class="open" title="${escapeHtml(e.relative_path || e.name)}"
           href="#/doc/${encodeURIComponent(chosen)}/${e.doc_id}?chunk=${encodeURIComponent(e.chunk_id)}${e.page_start ? "&page=" + e.page_start : ""}">${escapeHtml(e.relative_path || e.name)}</a>
           ${pages(e)} ${e.heading_path.length ? "· " + escapeHtml(e.heading_path.join(" › ")) : ""}</div>
-        <div class="snippet">${(e.highlights && e.highlights.length) ? e.highlights.join(" … ") : e.snippet}</div>
+        <div class="snippet">${e.kind === "table" ? tableChunkHtml(e.text) : (e.highlights && e.highlights.length) ? e.highlights.join(" … ") : e.snippet}</div>
       </li>`).join("") || (turn && turn.pending ? '<li class="muted">Searching…</li>' : '<li class="muted">Ask a question: the passages it is answered from appear here.</li>');
   };
   const draw = () => {
@@ -872,6 +872,17 @@ async function renderAsk([name]) {
   form.question.focus();
 }
 
+// A table chunk (kind "table": Markdown pipe rows, the header row and its separator line first, as
+// every piece of a split table has them) drawn as a table, so a cited row reads under its column names.
+function tableChunkHtml(text) {
+  const cells = (line) => line.trim().replace(/^\|/, "").replace(/(?<!\\)\|$/, "").split(/(?<!\\)\|/)
+    .map((cell) => escapeHtml(cell.trim().replace(/\\\|/g, "|")));
+  const [header, , ...rows] = text.split("\n");
+  const row = (line, tag) => `<tr>${cells(line).map((cell) => `<${tag}>${cell}</${tag}>`).join("")}</tr>`;
+  return `<div class="chunk-table"><table><thead>${row(header, "th")}</thead>` +
+    `<tbody>${rows.map((line) => row(line, "td")).join("")}</tbody></table></div>`;
+}
+
 // ---------- document viewer ----------
 // Chunks overlap by design: the text is rendered once, pieced together from the chunks' character
 // spans (char_start/char_end count code points, hence Array.from), the cited chunk's span marked.
@@ -883,13 +894,15 @@ function documentText(chunks, cited) {
     const from = cursor === null ? chunk.char_start : Math.max(chunk.char_start, cursor);
     if (cursor !== null && chunk.char_start > cursor) html += "\n\n";  // text between chunks is not stored
     const chars = Array.from(chunk.text);
+    // a later piece of a split table repeats the header row ahead of its span: skip that prefix
+    const skip = chars.length - (chunk.char_end - chunk.char_start);
     const cuts = [from, chunk.char_end];
     if (cited) for (const p of [cited.char_start, cited.char_end]) if (p > from && p < chunk.char_end) cuts.push(p);
     cuts.sort((a, b) => a - b);
     for (let i = 0; i + 1 < cuts.length; i += 1) {
       const [a, b] = [cuts[i], cuts[i + 1]];
       if (b <= a) continue;
-      const piece = escapeHtml(chars.slice(a - chunk.char_start, b - chunk.char_start).join(""));
+      const piece = escapeHtml(chars.slice(a - chunk.char_start + skip, b - chunk.char_start + skip).join(""));
       html += cited && a >= cited.char_start && b <= cited.char_end ? `<mark class="cited">${piece}</mark>` : piece;
     }
     cursor = chunk.char_end;
