@@ -21,9 +21,11 @@ class ServerUnavailableError(EmbedhubError):
 class ServerRequestError(EmbedhubError):
     """The server answered with an error status; the message is the server's."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        #: the error's `code` in the answer (e.g. "access_denied", "folder_not_allowed")
+        self.code = code
 
 
 class ServerClient:
@@ -43,13 +45,25 @@ class ServerClient:
         url = find_server(settings, token=token)
         return None if url is None else cls(url, settings, token=token)
 
-    def call(self, method: str, path: str, *, json: Any = None, timeout: float | None = None) -> Any:
-        """The decoded JSON answer of one request (None for an empty body)."""
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        files: list | None = None,
+        data: dict | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """The decoded JSON answer of one request (None for an empty body); `files` and `data`
+        send a multipart form (uploads) instead of `json`."""
         try:
             answer = httpx.request(
                 method,
                 self.url + path,
                 json=json,
+                files=files,
+                data=data,
                 headers=auth_headers(self.settings, self.token),
                 timeout=timeout or self.timeout,
             )
@@ -64,6 +78,9 @@ class ServerClient:
         except ValueError:
             body = None
         if answer.status_code >= 400:
-            message = body.get("error", {}).get("message") if isinstance(body, dict) else None
-            raise ServerRequestError(message or f"server answered {answer.status_code}", answer.status_code)
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            message, code = error.get("message"), error.get("code")
+            raise ServerRequestError(
+                message or f"server answered {answer.status_code}", answer.status_code, code
+            )
         return body

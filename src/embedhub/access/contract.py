@@ -1,6 +1,7 @@
-"""The one contract for reaching the knowledge base from a tool beside it (the CLI's `kb search` and
-`kb ask`, the MCP tools): `KnowledgeBaseAccess`, answered either by a running `embedhub serve`
-(served.py, with the caller's credentials) or in this process (local.py). choice.py picks one."""
+"""The one contract for reaching the knowledge base from a tool beside it (the CLI's `kb` commands,
+the MCP tools): `KnowledgeBaseAccess`, answered either by a running `embedhub serve` (served.py,
+with the caller's credentials, so the server applies that user's access) or in this process
+(local.py). choice.py picks one for the MCP tools, commands/kb_reach.py for the CLI."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from embedhub.errors import EmbedhubError
 
 if TYPE_CHECKING:
     from embedhub.kb.ask import AskOptions
+    from embedhub.kb.ingest import Progress
 
 
 class DocumentNotFoundError(EmbedhubError, LookupError):
@@ -45,6 +47,37 @@ class SearchContext:
     encoder: Any = None
 
 
+@dataclass(frozen=True)
+class CreateOptions:
+    """`kb create`'s options. `model` None: this process's default model in process, the server's
+    first served model through it; `backend` only matters in process (it reads no weights)."""
+
+    model: str | None = None
+    dimensions: int | None = None
+    instruction: str | None = None
+    chunk_tokens: int = 400
+    chunk_overlap: int = 48
+    lexical_language: str = "english"
+    store: str = "lancedb"
+    store_uri: str | None = None
+    backend: str | None = None
+
+
+@dataclass(frozen=True)
+class AddOptions:
+    """`kb add`'s options: files or folders, only those matching `glob`; `sync` removes the
+    documents under `paths` whose files are gone; `ray` an address to ingest on (None: here, or in
+    the server); `ann_min_rows` and `backend` apply in process (a server keeps its own)."""
+
+    paths: tuple[Path, ...]
+    glob: str | None = None
+    sync: bool = False
+    ray: str | None = None
+    ray_actors: int | None = None
+    ann_min_rows: int | None = None
+    backend: str | None = None
+
+
 class KnowledgeBaseAccess(Protocol):
     """What the tools beside the knowledge base need; `via` says which way a call went."""
 
@@ -58,3 +91,12 @@ class KnowledgeBaseAccess(Protocol):
     def add(self, name: str, path: Path, glob: str | None) -> dict: ...
     def delete(self, name: str, doc_ids: list[str]) -> None: ...
     def ask(self, name: str, options: AskOptions, *, rerank: bool) -> dict: ...
+    # the `kb` commands that change or describe collections
+    def info(self, name: str) -> dict: ...
+    def create(self, name: str, options: CreateOptions) -> dict: ...
+    def add_paths(self, name: str, options: AddOptions, progress: Progress | None = None) -> dict: ...
+    def remove_paths(self, name: str, paths: list[Path]) -> list[str]: ...
+    def drop(self, name: str) -> None: ...
+    def access(self, name: str) -> dict: ...
+    def share(self, name: str, kind: str, member: str, role: str) -> dict: ...
+    def unshare(self, name: str, kind: str, member: str) -> dict: ...

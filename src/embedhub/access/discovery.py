@@ -73,6 +73,9 @@ class ServerProbe:
     url: str | None
     address: str | None = None
     refused: bool = False
+    #: the refusal's status: 401 (no key, or one the server does not know), 403 (a key it knows
+    #: but may not do this)
+    status: int | None = None
 
 
 def probe_server(settings: Settings, timeout: float = 1.0, token: str | None = None) -> ServerProbe:
@@ -87,7 +90,7 @@ def probe_server(settings: Settings, timeout: float = 1.0, token: str | None = N
     try:
         answer = httpx.get(f"{url}/v1/info", headers=auth_headers(settings, token), timeout=timeout)
         if answer.status_code in (401, 403):
-            return ServerProbe(None, url, refused=True)
+            return ServerProbe(None, url, refused=True, status=answer.status_code)
         home = answer.json().get("home") if answer.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return ServerProbe(None)

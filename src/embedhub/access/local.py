@@ -12,9 +12,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from embedhub.access.contract import CALLER, DocumentNotFoundError, SearchContext
+from embedhub.access.contract import CALLER, AddOptions, CreateOptions, DocumentNotFoundError, SearchContext
 from embedhub.accounts.guard import CollectionGuard
-from embedhub.accounts.roles import Need
+from embedhub.accounts.policy import Principal
+from embedhub.accounts.roles import Need, PrincipalKind, Role
 from embedhub.config import Settings
 from embedhub.kb.ask import AskOptions, answer_events, collect, gather_evidence
 from embedhub.kb.chat import ChatSettings
@@ -26,6 +27,8 @@ from embedhub.kb.search import Searcher
 
 #: told what loaded and how long it took: ("model" | "reranker", its name, seconds)
 OnLoad = Callable[[str, str, float], None]
+#: whoever runs a tool on this machine with no caller of its own reads the home folder: an admin
+THIS_MACHINE = Principal(PrincipalKind.CLI, None, Role.ADMIN)
 
 
 def chunk_view(row) -> dict:
@@ -181,3 +184,148 @@ class LocalKnowledgeBase:
                 if record is not None:
                     remove_uploaded_copy(collection, record.path)
                     self._record(knowledge_base, "delete", name, record.path)
+
+    def info(self, name: str) -> dict:
+        with self._opened() as knowledge_base:
+            collection = self._collection(knowledge_base, name)
+            records = collection.manifest.documents()
+            return {
+                **collection.info(),
+                "failures": [{"path": r.path, "error": r.error} for r in records if r.status == "failed"],
+                "ocr": [
+                    {"path": r.path, "engine": r.ocr_engine, "pages": r.ocr_pages}
+                    for r in records
+                    if r.ocr_pages
+                ],
+                "warnings": [{"path": r.path, "warning": r.warning} for r in records if r.warning],
+            }
+
+    def create(self, name: str, options: CreateOptions) -> dict:
+        """The collection's configuration written from the model's facts (models/facts.py): no
+        weights load, and the embedded store makes its table at the first add."""
+        from embedhub.models.facts import facts_of
+        from embedhub.models.loading import resolve
+
+        settings = self._settings(options.backend)
+        reference = options.model or settings.model
+        resolved = resolve(reference, settings)
+        facts = facts_of(resolved, settings)
+        caller = CALLER.get()
+        with self._opened() as knowledge_base:
+            if caller is not None:
+                CollectionGuard(knowledge_base, caller.store).check_create(caller.principal)
+            config = knowledge_base.define(
+                name,
+                facts,
+                model_reference=reference if reference != "auto" else resolved.spec.name,
+                dimensions=options.dimensions,
+                instruction=options.instruction,
+                chunk_tokens=options.chunk_tokens,
+                chunk_overlap=options.chunk_overlap,
+                lexical_language=options.lexical_language,
+                store=options.store,
+                store_uri=options.store_uri,
+            )
+            if caller is not None:
+                guard = CollectionGuard(knowledge_base, caller.store)
+                guard.created(caller.principal, knowledge_base.get(name))
+        return asdict(config)
+
+    def _settings(self, backend: str | None = None, ann_min_rows: int | None = None) -> Settings:
+        updates = {
+            key: value for key, value in (("backend", backend), ("ann_min_rows", ann_min_rows)) if value
+        }
+        return self.settings.model_copy(update=updates) if updates else self.settings
+
+    def add_paths(self, name: str, options: AddOptions, progress=None) -> dict:
+        """Ingest in this process (or on Ray workers when `options.ray` names a cluster), as
+        `Ingestor.ingest` does, with its summary (and the Ray figures under "ray")."""
+        settings = self._settings(options.backend, options.ann_min_rows)
+        address = options.ray
+        if address is not None and address.strip().lower() in ("off", "none", ""):
+            address = None
+        if address is not None:
+            from embedhub.kb.distributed import import_ray
+
+            import_ray()  # without Ray: say how to install it before anything loads
+        with self._lock:
+            knowledge_base = KnowledgeBase(settings)
+            try:
+                collection = self._collection(knowledge_base, name, Need.EDIT)
+                if address is None:
+                    from embedhub.kb.ingest import Ingestor
+                    from embedhub.kb.ocr import OcrOptions
+                    from embedhub.models.backends import load_encoder
+
+                    started = time.perf_counter()
+                    encoder = load_encoder(collection.config.model_reference, settings)
+                    self._loaded("model", collection.config.model, started)
+                    collection.check_encoder(encoder)
+                    ocr = OcrOptions.from_settings(settings)
+                    ingestor = Ingestor(collection, encoder, progress, ocr=ocr)
+                    report = ingestor.ingest(list(options.paths), glob=options.glob, sync=options.sync)
+                    summary = report.summary()
+                else:
+                    from embedhub.kb.distributed import RayIngest
+
+                    runner = RayIngest(
+                        collection, settings, progress, address=address, actors=options.ray_actors
+                    )
+                    report = runner.ingest(list(options.paths), glob=options.glob, sync=options.sync)
+                    summary = report.summary()
+                    summary["ray"] = {
+                        "address": runner.address,
+                        "actors": runner.started,
+                        "replaced": runner.replaced,
+                    }
+                paths = ", ".join(str(path) for path in options.paths)
+                self._record(knowledge_base, "add_folder", name, f"{paths} ({summary['added']} added)")
+                return summary
+            finally:
+                knowledge_base.close()
+
+    def remove_paths(self, name: str, paths: list[Path]) -> list[str]:
+        from embedhub.kb.ingest import remove_paths
+
+        with self._opened() as knowledge_base:
+            removed = remove_paths(self._collection(knowledge_base, name, Need.EDIT), paths)
+            for path in removed:
+                self._record(knowledge_base, "delete", name, path)
+            return removed
+
+    def drop(self, name: str) -> None:
+        with self._opened() as knowledge_base:
+            self._collection(knowledge_base, name, Need.MANAGE)
+            knowledge_base.drop(name)
+            caller = CALLER.get()
+            if caller is not None:
+                CollectionGuard(knowledge_base, caller.store).dropped(caller.principal, name)
+
+    @contextmanager
+    def _guard(self) -> Iterator[tuple[CollectionGuard, Principal]]:
+        """The access rule as the caller (this machine's user: an admin, when none is set)."""
+        caller = CALLER.get()
+        with self._opened() as knowledge_base:
+            if caller is not None:
+                yield CollectionGuard(knowledge_base, caller.store), caller.principal
+                return
+            from embedhub.accounts.store import AccountStore
+
+            store = AccountStore.for_home(self.settings.home)
+            try:
+                yield CollectionGuard(knowledge_base, store), THIS_MACHINE
+            finally:
+                store.close()
+
+    def access(self, name: str) -> dict:
+        with self._guard() as (guard, principal):
+            collection, level = guard.open(principal, name)
+            return guard.describe(principal, collection, level)
+
+    def share(self, name: str, kind: str, member: str, role: str) -> dict:
+        with self._guard() as (guard, principal):
+            return guard.share(principal, name, kind, member, role)
+
+    def unshare(self, name: str, kind: str, member: str) -> dict:
+        with self._guard() as (guard, principal):
+            return guard.unshare(principal, name, kind, member)

@@ -24,7 +24,7 @@ from embedhub.commands.support import user_errors
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError
 from embedhub.kb.lexical import Analyzer
-from embedhub.kb.ocr import OcrOptions, page_list
+from embedhub.kb.ocr import page_list
 
 app = typer.Typer(help="Knowledge bases: create, add files, search, ask.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -88,15 +88,6 @@ def _index_settings(ann_min_rows: int | None) -> Settings:
     return settings.model_copy(update={"ann_min_rows": ann_min_rows}) if ann_min_rows else settings
 
 
-def _encoder_for(collection, backend: str | None = None):
-    from embedhub.models.backends import load_encoder
-
-    settings = _settings(backend)
-    encoder = load_encoder(collection.config.model_reference, settings)
-    collection.check_encoder(encoder)
-    return encoder
-
-
 @app.command("create")
 @user_errors
 def create(
@@ -132,23 +123,20 @@ def create(
         ),
     ] = None,
     backend: BackendOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
-    """Create a collection bound to one model, its dimensions and its query instruction."""
-    from embedhub.kb.store import check_store
-    from embedhub.models.backends import load_encoder
-    from embedhub.models.loading import resolve
+    """Create a collection bound to one model, its dimensions and its query instruction.
 
-    Analyzer(lexical_language)  # a wrong language fails before the model loads
+    Through a running `embedhub serve` for this home when there is one (it binds the collection to
+    one of its served models, and with accounts on makes you its owner), here otherwise; neither
+    loads the model's weights."""
+    from embedhub.access.contract import CreateOptions
+    from embedhub.kb.store import check_store
+
+    Analyzer(lexical_language)  # a wrong language fails before the model is looked up
     check_store(store, uri)
-    settings = _settings(backend)
-    reference = model or settings.model
-    resolved = resolve(reference, settings)
-    encoder = load_encoder(reference, settings)
-    stable_reference = reference if reference != "auto" else resolved.spec.name
-    collection = _knowledge_base().create(
-        name,
-        encoder,
-        model_reference=stable_reference,
+    options = CreateOptions(
+        model=model,
         dimensions=dimensions,
         instruction=instruction,
         chunk_tokens=chunk_tokens,
@@ -156,16 +144,26 @@ def create(
         lexical_language=lexical_language,
         store=store,
         store_uri=uri,
+        backend=backend,
     )
-    config = collection.config
+    config = _change(_client_settings(backend, api_key), "kb create").run(
+        lambda knowledge_base: knowledge_base.create(name, options)
+    )
     typer.echo(
-        f"created {name}: model {config.model}, {config.dimensions} dims, "
-        f"chunks of {config.chunk_tokens} tokens, store {_store_label(config)}"
+        f"created {name}: model {config['model']}, {config['dimensions']} dims, "
+        f"chunks of {config['chunk_tokens']} tokens, store {_store_label(config)}"
     )
 
 
-def _store_label(config) -> str:
-    return config.store + (f" at {config.store_uri}" if config.store_uri else "")
+def _store_label(config: dict) -> str:
+    return config["store"] + (f" at {config['store_uri']}" if config.get("store_uri") else "")
+
+
+def _change(settings: Settings, what: str):
+    """Through a running server for this home, or here (commands/kb_reach.py `Change`)."""
+    from embedhub.commands.kb_reach import Change
+
+    return Change(settings, what=what, say=lambda line: typer.echo(line, err=True))
 
 
 @app.command("add")
@@ -197,10 +195,17 @@ def add(
             show_default=False,
         ),
     ] = None,
+    api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest files: unchanged ones are skipped, changed ones replaced, broken ones reported."""
-    settings = _settings(backend)
+    """Ingest files: unchanged ones are skipped, changed ones replaced, broken ones reported.
+
+    Through a running `embedhub serve` for this home when there is one (it reads the files in
+    place, within its folder roots, and applies your access with --api-key / EMBEDHUB_API_KEY; the
+    bar follows its jobs), here otherwise."""
+    from embedhub.access.contract import AddOptions
+
+    settings = _client_settings(backend, api_key)
     address = ray if ray is not None else settings.ray_address
     if address is not None and address.strip().lower() in ("off", "none", ""):
         address = None
@@ -208,47 +213,48 @@ def add(
         from embedhub.kb.distributed import import_ray
 
         import_ray()  # without Ray: say how to install it before anything loads
-    collection = _knowledge_base(_index_settings(ann_min_rows)).get(name)
+    options = AddOptions(tuple(paths), glob, sync, address, ray_actors, ann_min_rows, backend)
     from embedhub.commands.ingest_progress import IngestProgressBar
 
     progress = None if as_json else IngestProgressBar()
-    runner = None
     try:
-        if address is None:
-            from embedhub.kb.ingest import Ingestor
-
-            encoder = _encoder_for(collection, backend)
-            ocr = OcrOptions.from_settings(settings)
-            report = Ingestor(collection, encoder, progress, ocr=ocr).ingest(paths, glob=glob, sync=sync)
-        else:
-            from embedhub.kb.distributed import RayIngest
-
-            runner = RayIngest(collection, settings, progress, address=address, actors=ray_actors)
-            report = runner.ingest(paths, glob=glob, sync=sync)
+        summary = _change(settings, "kb add").run(
+            lambda knowledge_base: knowledge_base.add_paths(name, options, progress)
+        )
     finally:
         if progress is not None and progress.task is not None:
             progress.stop()
-    summary = report.summary()
-    if runner is not None:
-        summary["ray"] = {"address": runner.address, "actors": runner.started, "replaced": runner.replaced}
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
         return
-    if runner is not None:
+    ray_run = summary.get("ray")
+    if ray_run is not None:
         typer.echo(
-            f"on Ray ({runner.address}): {runner.started} actor(s) started, "
-            f"{runner.replaced} replacing workers that died"
+            f"on Ray ({ray_run['address']}): {ray_run['actors']} actor(s) started, "
+            f"{ray_run['replaced']} replacing workers that died"
         )
+    embedded = (
+        f" ({summary['embedded_chunks']} embedded, {summary['cached_chunks']} from cache)"
+        if "embedded_chunks" in summary
+        else ""
+    )
     typer.echo(
         f"added {summary['added']}, updated {summary['updated']}, skipped {summary['skipped']} (unchanged), "
         f"failed {summary['failed']}, removed {summary['removed']}, unsupported {summary['unsupported']}; "
-        f"{summary['chunks']} chunks, {summary['tokens']} tokens "
-        f"({summary['embedded_chunks']} embedded, {summary['cached_chunks']} from cache) "
+        f"{summary['chunks']} chunks, {summary['tokens']} tokens{embedded} "
         f"in {summary['seconds']}s"
     )
+    if summary.get("still_running"):
+        typer.echo(f"  {summary['still_running']} file(s) still being ingested by the server")
+    for refused in summary.get("refused", []):
+        typer.echo(f"  refused: {refused['path']}: {refused['error']}")
+    if summary.get("ignored"):
+        typer.echo(f"  {' and '.join(summary['ignored'])} not used: the server ingests with its own settings")
+    for uploaded in summary.get("uploaded", []):
+        typer.echo(f"  uploaded: {uploaded} (outside the server's folder roots: sent as copies)")
     for failure in summary["failures"]:
         typer.echo(f"  failed: {failure['path']}: {failure['error']}")
-    for warning in summary["warnings"]:
+    for warning in summary.get("warnings", []):
         typer.echo(f"  warning: {warning['path']}: {warning['warning']}")
 
 
@@ -543,15 +549,15 @@ def _rich_marks(snippet: str) -> str:
 
 @app.command("list")
 @user_errors
-def list_collections(as_json: JsonOption = False) -> None:
-    """Collections and their sizes."""
-    knowledge_base = _knowledge_base()
-    rows = [knowledge_base.get(name).info() for name in knowledge_base.names()]
+def list_collections(api_key: ApiKeyOption = None, as_json: JsonOption = False) -> None:
+    """Collections and their sizes (through a running `embedhub serve`: those your key may see)."""
+    settings = _client_settings(None, api_key)
+    rows = _change(settings, "kb list").run(lambda knowledge_base: knowledge_base.collections())
     if as_json:
         typer.echo(json.dumps({"collections": rows}, ensure_ascii=False))
         return
     if not rows:
-        typer.echo(f"no collections yet under {knowledge_base.root}")
+        typer.echo(f"no collections yet under {settings.home / 'collections'}")
     for row in rows:
         typer.echo(
             f"{row['name']}: {row['model']} ({row['dimensions']} dims), {row['done']} documents, "
@@ -562,16 +568,14 @@ def list_collections(as_json: JsonOption = False) -> None:
 
 @app.command("info")
 @user_errors
-def info(name: Annotated[str, typer.Argument(help="Collection name.")], as_json: JsonOption = False) -> None:
+def info(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """A collection's model binding, sizes, and failed files with reasons."""
-    collection = _knowledge_base().get(name)
-    details = collection.info()
-    records = collection.manifest.documents()
-    details["failures"] = [{"path": r.path, "error": r.error} for r in records if r.status == "failed"]
-    details["ocr"] = [
-        {"path": r.path, "engine": r.ocr_engine, "pages": r.ocr_pages} for r in records if r.ocr_pages
-    ]
-    details["warnings"] = [{"path": r.path, "warning": r.warning} for r in records if r.warning]
+    settings = _client_settings(None, api_key)
+    details = _change(settings, "kb info").run(lambda knowledge_base: knowledge_base.info(name))
     if as_json:
         typer.echo(json.dumps(details, ensure_ascii=False))
         return
@@ -586,9 +590,9 @@ def info(name: Annotated[str, typer.Argument(help="Collection name.")], as_json:
             typer.echo(f"{key}: {value}")
     for failure in details["failures"]:
         typer.echo(f"failed: {failure['path']}: {failure['error']}")
-    for item in details["ocr"]:
+    for item in details.get("ocr", []):
         typer.echo(f"OCR ({item['engine']}): {item['path']}: page(s) {page_list(item['pages'])}")
-    for item in details["warnings"]:
+    for item in details.get("warnings", []):
         typer.echo(f"warning: {item['path']}: {item['warning']}")
 
 
@@ -670,11 +674,12 @@ def describe_vector_index(info: dict) -> str:
 def remove(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to remove from the collection.")],
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Remove documents (by file, or everything under a folder)."""
-    from embedhub.kb.ingest import remove_paths
-
-    removed = remove_paths(_knowledge_base().get(name), paths)
+    removed = _change(_client_settings(None, api_key), "kb remove").run(
+        lambda knowledge_base: knowledge_base.remove_paths(name, paths)
+    )
     if not removed:
         raise EmbedhubError("no document in the collection matches those paths")
     typer.echo(f"removed {len(removed)} document(s)")
@@ -718,11 +723,12 @@ def reembed_command(
 def drop(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Delete a collection and everything in it."""
     if not yes and not typer.confirm(f"drop collection {name!r} and all its data?"):
         raise typer.Exit(1)
-    _knowledge_base().drop(name)
+    _change(_client_settings(None, api_key), "kb drop").run(lambda knowledge_base: knowledge_base.drop(name))
     typer.echo(f"dropped {name}")
 
 
@@ -746,12 +752,15 @@ def _print_access(name: str, access: dict, as_json: bool) -> None:
 @app.command("access")
 @user_errors
 def access(
-    name: Annotated[str, typer.Argument(help="Collection name.")], as_json: JsonOption = False
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Who owns a collection and whom it is shared with (accounts, see `embedhub users`)."""
-    guard = _guard()
-    collection, level = guard.open(CLI_PRINCIPAL, name)
-    _print_access(name, guard.describe(CLI_PRINCIPAL, collection, level), as_json)
+    found = _change(_client_settings(None, api_key), "kb access").run(
+        lambda knowledge_base: knowledge_base.access(name)
+    )
+    _print_access(name, found, as_json)
 
 
 @app.command("chown")
@@ -785,11 +794,15 @@ def share(
     role: Annotated[
         str, typer.Option("--role", help="viewer (search, ask) | editor (also change documents).")
     ] = "viewer",
+    api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Share a collection with a user or a group."""
+    """Share a collection with a user or a group (its owner or an admin)."""
     kind, member = _member(user, group)
-    _print_access(name, _guard().share(CLI_PRINCIPAL, name, kind, member, role), as_json)
+    shared = _change(_client_settings(None, api_key), "kb share").run(
+        lambda knowledge_base: knowledge_base.share(name, kind, member, role)
+    )
+    _print_access(name, shared, as_json)
 
 
 @app.command("unshare")
@@ -798,8 +811,12 @@ def unshare(
     name: Annotated[str, typer.Argument(help="Collection name.")],
     user: ShareWith = None,
     group: ShareWithGroup = None,
+    api_key: ApiKeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Stop sharing a collection with a user or a group."""
+    """Stop sharing a collection with a user or a group (its owner or an admin)."""
     kind, member = _member(user, group)
-    _print_access(name, _guard().unshare(CLI_PRINCIPAL, name, kind, member), as_json)
+    unshared = _change(_client_settings(None, api_key), "kb unshare").run(
+        lambda knowledge_base: knowledge_base.unshare(name, kind, member)
+    )
+    _print_access(name, unshared, as_json)

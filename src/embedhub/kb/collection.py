@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedhub.config import Settings
 from embedhub.engine.cache import EmbeddingCache
@@ -21,6 +22,9 @@ from embedhub.kb.lexical import ANALYZER_VERSION, Analyzer, chunk_terms
 from embedhub.kb.manifest import Manifest
 from embedhub.kb.store import Store, VectorIndexOptions, check_store, open_store
 from embedhub.models.base import Encoder
+
+if TYPE_CHECKING:
+    from embedhub.models.facts import ModelFacts  # what `create` needs of a model: no weights
 
 logger = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -88,7 +92,7 @@ def rechunk_advice(name: str, paths: list[Path]) -> str | None:
     )
 
 
-def query_instruction(encoder: Encoder, instruction: str | None) -> str | None:
+def query_instruction(encoder: Encoder | ModelFacts, instruction: str | None) -> str | None:
     """The instruction a collection's queries get: the model's retrieval default, one of its
     published task instructions by task name (`code`, `sts`, ...), or free text."""
     spec = encoder.spec
@@ -219,10 +223,19 @@ class KnowledgeBase:
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / CONFIG_FILE).exists())
 
-    def create(
+    def create(self, name: str, encoder: Encoder | ModelFacts, **options) -> Collection:
+        """A new collection, opened (`define`'s arguments)."""
+        config = self.define(name, encoder, **options)
+        try:
+            return self.get(config.name)
+        except Exception:
+            shutil.rmtree(self._folder(name), ignore_errors=True)  # a store that cannot open: no collection
+            raise
+
+    def define(
         self,
         name: str,
-        encoder: Encoder,
+        encoder: Encoder | ModelFacts,
         *,
         model_reference: str,
         dimensions: int | None = None,
@@ -233,7 +246,10 @@ class KnowledgeBase:
         lexical_language: str = "english",
         store: str = "lancedb",
         store_uri: str | None = None,
-    ) -> Collection:
+    ) -> CollectionConfig:
+        """Write a new collection's configuration without opening it: the embedded store (LanceDB,
+        whose import alone is about 2 s) makes its table at the first open; any other store is
+        opened once here, so one that cannot be reached leaves no collection behind."""
         folder = self._folder(name)
         if (folder / CONFIG_FILE).exists():
             raise CollectionExistsError(
@@ -264,11 +280,13 @@ class KnowledgeBase:
         temporary = folder / (CONFIG_FILE + ".tmp")
         temporary.write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False))
         temporary.replace(folder / CONFIG_FILE)
-        try:
-            return self.get(name)
-        except Exception:
-            shutil.rmtree(folder, ignore_errors=True)  # a store that cannot open leaves no collection
-            raise
+        if store != "lancedb":
+            try:
+                self.get(name)
+            except Exception:
+                shutil.rmtree(folder, ignore_errors=True)  # a store that cannot open leaves no collection
+                raise
+        return config
 
     def get(self, name: str) -> Collection:
         if name in self._open:

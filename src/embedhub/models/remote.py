@@ -571,7 +571,7 @@ class RemoteEncoder(Encoder):
         if self.spec.suffix_token_ids:
             self.prefix_ids, self.suffix_ids = (), tuple(self.spec.suffix_token_ids)
         else:
-            from embedhub.models.transformer import framing
+            from embedhub.models.base import framing
 
             self.prefix_ids, self.suffix_ids = framing(tokenizer)
         needs_splitter = any(card.is_embedhub for card in model.cards) and TemplateSplitter.needed(self.spec)

@@ -442,7 +442,7 @@ class CrossEncoderReranker(Reranker):
 
 def reranker_spec_from_folder(folder: Path) -> RerankerSpec:
     """A reranker's spec from its folder: Qwen3-Reranker (a Qwen3 causal LM) or a cross-encoder."""
-    from embedhub.models.transformer import read_json  # imports torch: not at module import
+    from embedhub.models.loading import read_json  # imports torch: not at module import
 
     config = read_json(folder / "config.json")
     if not config:
@@ -492,8 +492,8 @@ def _embedding_model_sign(folder: Path, config: dict) -> str | None:
     """Why a Qwen3 causal-LM folder is an embedding model, or None. Qwen3-Embedding ships the same
     architecture as Qwen3-Reranker (Qwen3ForCausalLM); its sentence-transformers pooling module and
     its name tell them apart."""
+    from embedhub.models.loading import read_json
     from embedhub.models.registry import REGISTRY
-    from embedhub.models.transformer import read_json
 
     modules = read_json(folder / "modules.json")
     if isinstance(modules, list) and any("Pooling" in str(module.get("type", "")) for module in modules):

@@ -8,7 +8,6 @@ the pad id (the same 151643 as <|endoftext|> for Qwen3) never matters.
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import torch
 from tokenizers import Tokenizer
 
 from embedhub.errors import ModelLoadError
-from embedhub.models.base import Encoder
+from embedhub.models.base import Encoder, framing
 from embedhub.models.batching import plan_batches
 from embedhub.models.spec import ModelSpec
 
@@ -37,16 +36,6 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, strategy: str) -> torch.Tenso
     if strategy == "cls":
         return hidden[:, 0]
     raise ModelLoadError(f"unknown pooling {strategy!r}; choose last_token, mean or cls")
-
-
-def framing(tokenizer: Tokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The special ids the tokenizer's post-processor puts around content (e.g. [CLS] ... [SEP])."""
-    bare = tokenizer.encode("hello", add_special_tokens=False).ids
-    full = tokenizer.encode("hello", add_special_tokens=True).ids
-    for start in range(len(full) - len(bare) + 1):
-        if full[start : start + len(bare)] == bare:
-            return tuple(full[:start]), tuple(full[start + len(bare) :])
-    raise ModelLoadError("cannot tell the tokenizer's special tokens apart from content")
 
 
 class LocalEncoder(Encoder):
@@ -176,12 +165,3 @@ class TransformersEncoder(LocalEncoder):
         attention = torch.from_numpy(mask).to(self.device)
         hidden = self.model(input_ids=ids, attention_mask=attention).last_hidden_state
         return pool(hidden.float(), attention, self.spec.pooling).cpu().numpy()
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError as error:
-        raise ModelLoadError(f"{path} is not valid JSON: {error}") from error
