@@ -190,7 +190,14 @@ def install_error_handlers(app: FastAPI) -> None:
         type_ = "not_found_error" if error.status_code == 404 else "invalid_request_error"
         message = str(error.detail)
         if error.status_code == 400 and message == UNREADABLE_BODY:
+            cause = error.__cause__
+            if cause is not None and not isinstance(cause, ValueError | RecursionError):
+                # not the body's content but its reading failed (the size limit, checked as the body
+                # streams in, or a client gone): the middleware that raised it answers (413)
+                raise cause
             message = UNREADABLE_BODY_MESSAGE
+            if isinstance(cause, UnicodeDecodeError):
+                message += f" (byte {cause.start} is not UTF-8)"
         # the headers the error carries (a 405's Allow) go out with it
         return error_response(error.status_code, message, type_, headers=error.headers)
 
