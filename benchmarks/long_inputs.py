@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,all-MiniLM-L6-v2,multilingual-e5-small-q4")
     parser.add_argument("--limit", type=int, default=512, help="tokens kept (e5's own limit)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sizes", default=",".join(SIZES), help="which of: " + ", ".join(SIZES))
     parser.add_argument("--out", type=Path, help="write the rows as JSON here too")
     arguments = parser.parse_args()
     settings = Settings(threads=2, backend="torch")
@@ -71,7 +72,8 @@ def main() -> None:
             encoder = load_encoder(name, settings)
         limit = min(arguments.limit, encoder.max_tokens)
         for content, unit in (("english", ENGLISH), ("no-spaces", "x")):
-            for size_name, size in SIZES.items():
+            for size_name in arguments.sizes.split(","):
+                size = SIZES[size_name]
                 text = (unit * (size // len(unit) + 1))[:size]
                 old_seconds, old_ids = best_time(arguments.repeats, before, encoder, text, limit)
                 new_seconds, new_ids = best_time(arguments.repeats, after, encoder, text, limit)
