@@ -233,7 +233,21 @@ class Settings(BaseSettings):
         ),
     )
     max_items_per_request: int = Field(default=2048, ge=1, description="Inputs in one request at most.")
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="Request body size limit.")
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Request body size limit, checked while the body streams in, before it is parsed.",
+    )
+    max_input_chars: int = Field(
+        default=1_000_000,
+        ge=1,
+        description=(
+            "Characters one input may hold when it is not truncated: a longer one answers 413 before "
+            "it is tokenised (tokenising it whole would take seconds, and no model's limit fits it in "
+            "practice: Qwen3's 32,768 tokens are about 130,000 characters of English). With "
+            "truncation on, only the part the model's limit can use is tokenised, at any length."
+        ),
+    )
     max_input_tokens: int | None = Field(
         default=None, ge=1, description="Per-input token limit below the model's own (None: model limit)."
     )

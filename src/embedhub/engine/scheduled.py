@@ -38,6 +38,7 @@ class ScheduledEncoder(Encoder):
         self.spec = self.inner.spec
         self.prefix_ids = self.inner.prefix_ids
         self.suffix_ids = self.inner.suffix_ids
+        self.cuts_inside_words = self.inner.cuts_inside_words
         self.background = background
         self.should_stop = should_stop
 

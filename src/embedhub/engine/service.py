@@ -90,16 +90,11 @@ class EmbeddingService:
     def _tokenize_counting(
         self, texts: Sequence[str], kind: InputKind, instruction: str | None, truncate: bool
     ) -> tuple[list[list[int]], set[int]]:
-        """Model inputs and the indices the encoder cut to its limit. A cut input is exactly
-        `max_tokens` long, so only inputs of that length are counted again to tell them apart."""
-        inputs = self.encoder.tokenize(texts, kind=kind, instruction=instruction, truncate=truncate)
-        if not truncate:
-            return inputs, set()
-        full = [index for index, ids in enumerate(inputs) if len(ids) >= self.encoder.max_tokens]
-        if not full:
-            return inputs, set()
-        counts = self.encoder.count_tokens([texts[i] for i in full], kind=kind, instruction=instruction)
-        return inputs, {i for i, count in zip(full, counts, strict=True) if count > self.encoder.max_tokens}
+        """Model inputs, cut to the service's limit, and the indices of those that were cut (a
+        long text is tokenised only as far as the limit needs: models/base.py)."""
+        return self.encoder.tokenize_with_cuts(
+            texts, kind=kind, instruction=instruction, truncate=truncate, limit=self.max_input_tokens
+        )
 
     async def embed_token_ids(
         self,

@@ -8,6 +8,7 @@ truncation); `embed_token_ids` runs the model and pools; `finish` applies MRL an
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,12 @@ from tokenizers import Tokenizer
 
 from embedhub.errors import InputTooLongError, InvalidInputError, ModelLoadError
 from embedhub.models.spec import InputKind, ModelSpec
+
+#: ids a prefix's tokenisation must hold beyond the ones kept before they are trusted as the whole
+#: text's (the reasoning: `Encoder.bounded_content_ids`)
+CUT_MARGIN_TOKENS = 128
+#: characters of a text tokenised at first per id wanted; the prefix doubles while too short
+FIRST_CHARS_PER_TOKEN = 8
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,10 @@ class Encoder(ABC):
     #: single trailing <|endoftext|>)
     prefix_ids: tuple[int, ...] = ()
     suffix_ids: tuple[int, ...] = ()
+    #: whether the tokenizer's ids stay those of the whole text when a prefix ends inside a word
+    #: (BPE, WordPiece: see `bounded_content_ids`); False (Unigram, or not known) cuts only before
+    #: whitespace, which every pre-tokenizer served here ends a piece at
+    cuts_inside_words: bool = False
     #: batches the serving queue may run at once: one for an in-process model (a forward pass
     #: already uses every core), more for a model whose passes run elsewhere (remote endpoints)
     concurrent_batches: int = 1
@@ -103,17 +114,21 @@ class Encoder(ABC):
             content = content[: -len(self.suffix_ids)]
         return content
 
-    def frame(self, content: Sequence[int], index: int = 0, truncate: bool = False) -> list[int]:
-        """Wrap content ids in the special tokens, enforcing the length limit: over-long input is an
-        error unless truncation was asked for, and a cut keeps the closing special token."""
+    def frame(
+        self, content: Sequence[int], index: int = 0, truncate: bool = False, limit: int | None = None
+    ) -> list[int]:
+        """Wrap content ids in the special tokens, enforcing the length limit (the model's, or a
+        lower `limit`): over-long input is an error unless truncation was asked for, and a cut keeps
+        the closing special token."""
+        limit = self.max_tokens if limit is None else min(limit, self.max_tokens)
         content = self.unframed(content)
-        room = self.max_tokens - len(self.prefix_ids) - len(self.suffix_ids)
+        room = limit - len(self.prefix_ids) - len(self.suffix_ids)
         if len(content) > room:
             if not truncate:
                 raise InputTooLongError(
                     index,
                     len(content) + len(self.prefix_ids) + len(self.suffix_ids),
-                    self.max_tokens,
+                    limit,
                 )
             content = content[:room]
         return [*self.prefix_ids, *content, *self.suffix_ids]
@@ -125,17 +140,104 @@ class Encoder(ABC):
         kind: InputKind | str = InputKind.DOCUMENT,
         instruction: str | None = None,
         truncate: bool = False,
+        limit: int | None = None,
     ) -> list[list[int]]:
-        """The exact model input ids of each text."""
+        """The exact model input ids of each text (at most `limit` tokens, default the model's)."""
+        return self.tokenize_with_cuts(
+            texts, kind=kind, instruction=instruction, truncate=truncate, limit=limit
+        )[0]
+
+    def tokenize_with_cuts(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: InputKind | str = InputKind.DOCUMENT,
+        instruction: str | None = None,
+        truncate: bool = False,
+        limit: int | None = None,
+    ) -> tuple[list[list[int]], set[int]]:
+        """The exact model input ids of each text and the indices of the inputs that were cut.
+
+        With truncation on, a text far longer than the limit could use is never tokenised whole:
+        only a prefix is (`bounded_content_ids`), so a 30 MB input costs what a few hundred
+        kilobytes cost, and its ids are those of the whole text's tokenisation, cut."""
         kind = InputKind.parse(kind)
+        limit = self.max_tokens if limit is None else min(limit, self.max_tokens)
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InvalidInputError(f"input {index} is not a string: {type(text).__name__}")
             if not text.strip():
                 raise InvalidInputError(f"input {index} is empty; every input needs some text")
-        formatted = [self.spec.format_text(text, kind, instruction) for text in texts]
-        contents = self.content_ids(formatted)
-        return [self.frame(ids, index, truncate) for index, ids in enumerate(contents)]
+        room = limit - len(self.prefix_ids) - len(self.suffix_ids)
+        if truncate:
+            contents = self.bounded_content_ids(texts, kind, instruction, room)
+        else:
+            contents = self.content_ids([self.spec.format_text(text, kind, instruction) for text in texts])
+        cut = {index for index, ids in enumerate(contents) if len(self.unframed(ids)) > room}
+        return [self.frame(ids, index, truncate, limit) for index, ids in enumerate(contents)], cut
+
+    def bounded_content_ids(
+        self, texts: Sequence[str], kind: InputKind, instruction: str | None, room: int
+    ) -> list[list[int]]:
+        r"""Content ids of each formatted text, of which at least the first `room` equal those of
+        the whole text's tokenisation, tokenising only a prefix of a text far longer than `room`
+        tokens could cover.
+
+        Why a prefix's first ids are the whole text's: every tokenizer served here normalises
+        character by character (NFC; BERT's lowercasing and accent stripping; XLM-R's character
+        map, its runs of spaces made one), splits the normalised text into pieces and tokenises each
+        piece alone, and each pre-tokenizer ends a piece before whitespace (Qwen's regex, with its
+        `\s+(?!\S)`; BERT's whitespace and punctuation split; XLM-R's Metaspace). Cutting the text
+        changes only the pieces that touch the cut, so ids followed by `CUT_MARGIN_TOKENS` more ids
+        in the prefix's tokenisation are final when the last piece yields fewer ids than that:
+        - WordPiece (MiniLM) matches greedily from the left, so a cut inside a word changes only
+          that word's ids, at most 100 (its longest word; a longer one is one [UNK]): below the margin.
+        - Byte-level BPE (Qwen3) applies merges by rank, lowest first and leftmost among equals,
+          so a cut inside a piece (a run without spaces such as "x" * N is one piece) changes a
+          merge only next to the cut and, leftwards, only through overlapping merges of ever lower
+          rank, a chain a few tokens long in this vocabulary (tested on runs, scripts, emoji and
+          generated texts in tests/test_bounded_tokenize.py); the margin covers it.
+        - Unigram (XLM-R's SentencePiece, e5) picks the best segmentation of a whole piece, and a
+          run's first token depends on the run's length ("1" * N starts "▁1" or "▁" by N mod 4):
+          its prefix ends only before whitespace (`cuts_inside_words` False), so its last piece is
+          whole; a text without whitespace after the point the limit needs is tokenised to its end.
+        The template is applied to the cut text, so a query instruction or e5's "query: " (before
+        the text) is tokenised as in the whole text; template text after `{text}` is added to the
+        margin, and special tokens (Qwen3's <|endoftext|>) are added by `frame` after the cut.
+
+        The prefix starts at `FIRST_CHARS_PER_TOKEN` characters per wanted id and grows while
+        it yields too few ids, so a text costs at most a few times `room` times the vocabulary's
+        longest token (Qwen's: 128 characters), whatever its length; a text not longer than the
+        prefix is tokenised whole. Not bounded: a run without whitespace far longer than the limit
+        needs under Unigram (the whole run decides its first ids) and under WordPiece when the run
+        is one [UNK] word (nothing to cut: the text is one token); both are read to their end.
+        """
+        contents: list[list[int] | None] = [None] * len(texts)
+        margin = CUT_MARGIN_TOKENS + _template_tail_tokens(self.spec, kind)
+        wanted = room + margin
+        first = wanted * FIRST_CHARS_PER_TOKEN
+        whole = [index for index, text in enumerate(texts) if len(text) <= first]
+        if whole:
+            formatted = [self.spec.format_text(texts[index], kind, instruction) for index in whole]
+            for index, ids in zip(whole, self.content_ids(formatted), strict=True):
+                contents[index] = ids
+        for index, text in enumerate(texts):
+            if contents[index] is not None:
+                continue
+            size = first
+            while True:
+                end = size if self.cuts_inside_words else _next_whitespace(text, size)
+                if end >= len(text):
+                    contents[index] = self.content_ids([self.spec.format_text(text, kind, instruction)])[0]
+                    break
+                ids = self.content_ids([self.spec.format_text(text[:end], kind, instruction)])[0]
+                if len(ids) >= wanted:
+                    contents[index] = ids[:wanted]
+                    break
+                # grow by what the prefix's density says is needed, at least doubling: a text with
+                # few ids per character (one WordPiece [UNK] word) goes whole at once
+                size = max(2 * size, end + 1, int(end * 1.25 * wanted / max(len(ids), 1)))
+        return contents  # type: ignore[return-value]
 
     def frame_token_ids(self, inputs: Sequence[Sequence[int]], *, truncate: bool = False) -> list[list[int]]:
         """Pre-tokenised input (the OpenAI token-array form): validated and framed."""
@@ -207,3 +309,28 @@ class Encoder(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (threads, sessions)."""
+
+
+def _template_tail_tokens(spec: ModelSpec, kind: InputKind) -> int:
+    """An upper bound of the ids the template adds after the text (one per UTF-8 byte: byte-level
+    BPE's worst case), which a prefix must hold beyond the margin; 0 for the served models."""
+    template = spec.document_template if kind is InputKind.DOCUMENT else spec.query_template
+    _, _, tail = template.partition("{text}")
+    return len(tail.encode("utf-8"))
+
+
+def cuts_inside_words(tokenizer) -> bool:
+    """Whether a `tokenizers.Tokenizer`'s model keeps a prefix's ids when the cut falls inside a
+    word: BPE and WordPiece do (up to the margin), Unigram does not (`bounded_content_ids`)."""
+    from tokenizers.models import BPE, WordPiece
+
+    return isinstance(tokenizer.model, BPE | WordPiece)
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]")
+
+
+def _next_whitespace(text: str, start: int) -> int:
+    """Where the first whitespace character at or after `start` is (the text's length if none)."""
+    found = _WHITESPACE.search(text, start)
+    return found.start() if found else len(text)

@@ -70,7 +70,7 @@ from tokenizers import Tokenizer
 
 from embedhub.config import Settings
 from embedhub.errors import EmbedhubError, ModelLoadError
-from embedhub.models.base import Encoder
+from embedhub.models.base import Encoder, cuts_inside_words
 from embedhub.models.batching import plan_batches
 from embedhub.models.registry import QWEN3_MAX_TOKENS, REGISTRY, ModelRegistry, qwen3_spec
 from embedhub.models.spec import InputKind, ModelSpec
@@ -568,6 +568,7 @@ class RemoteEncoder(Encoder):
         self.tokenizer = tokenizer
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
+        self.cuts_inside_words = cuts_inside_words(tokenizer)
         if self.spec.suffix_token_ids:
             self.prefix_ids, self.suffix_ids = (), tuple(self.spec.suffix_token_ids)
         else:

@@ -17,7 +17,7 @@ import torch
 from tokenizers import Tokenizer
 
 from embedhub.errors import ModelLoadError
-from embedhub.models.base import Encoder, framing
+from embedhub.models.base import Encoder, cuts_inside_words, framing
 from embedhub.models.batching import plan_batches
 from embedhub.models.spec import ModelSpec
 
@@ -58,6 +58,7 @@ class LocalEncoder(Encoder):
         self.tokenizer = tokenizer
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
+        self.cuts_inside_words = cuts_inside_words(tokenizer)
         if spec.suffix_token_ids:
             self.prefix_ids, self.suffix_ids = (), tuple(spec.suffix_token_ids)
         else:

@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from embedhub import __version__
 from embedhub.access.discovery import announced
@@ -26,6 +25,7 @@ from embedhub.kb.jobs import JobManager
 from embedhub.models.base import Encoder
 from embedhub.models.reranker import Reranker
 from embedhub.server.errors import install_error_handlers
+from embedhub.server.methods import InterfaceFiles
 from embedhub.server.metrics import Metrics
 from embedhub.server.proxy import TrustedProxies
 from embedhub.server.routes import auth, kb, openai, ops, rerank
@@ -143,7 +143,8 @@ def create_app(
     app.include_router(auth.accounts_router)
     app.include_router(kb.router)
     _mount_api_docs(app)
-    app.mount("/", StaticFiles(directory=UI_FOLDER, html=True), name="ui")
+    # last: the UI's files answer the paths no API route serves (and 405 a wrong method on one)
+    app.mount("/", InterfaceFiles(directory=UI_FOLDER, html=True, router=app.router), name="ui")
     app.add_middleware(_RequestMetrics, metrics=metrics)
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes
@@ -158,7 +159,9 @@ def _mount_api_docs(app: FastAPI) -> None:
     from fastapi.openapi.docs import get_swagger_ui_html
     from swagger_ui_bundle import swagger_ui_path
 
-    app.mount("/_swagger", StaticFiles(directory=swagger_ui_path), name="swagger-assets")
+    app.mount(
+        "/_swagger", InterfaceFiles(directory=swagger_ui_path, router=app.router), name="swagger-assets"
+    )
 
     @app.get("/docs", include_in_schema=False)
     async def docs():
@@ -207,6 +210,7 @@ def _error_type(status: int) -> str:
         400: "bad_request",
         401: "unauthorized",
         404: "not_found",
+        405: "method_not_allowed",
         413: "too_large",
         422: "schema",
         429: "overloaded",

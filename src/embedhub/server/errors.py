@@ -120,6 +120,37 @@ def status_of(error: EmbedhubError) -> int:
     return _classify(error)[0]
 
 
+#: FastAPI's detail for a body that is not UTF-8 or nests too deeply for the JSON parser
+UNREADABLE_BODY = "There was an error parsing the body"
+UNREADABLE_BODY_MESSAGE = (
+    "There was an error parsing the body: the request body is not JSON this server can read (it must "
+    "be UTF-8 text, nested at most a few hundred levels deep); send a JSON object"
+)
+
+
+def json_syntax_message(problem: dict, document: object) -> str:
+    """A sentence for a body that is not JSON, with the line and column of the mistake (FastAPI
+    reports it as a validation error at "loc": ("body", character offset))."""
+    reason = str((problem.get("ctx") or {}).get("error") or "invalid syntax")
+    reason = reason[:1].lower() + reason[1:]
+    location = problem.get("loc", ())
+    offset = location[-1] if location and isinstance(location[-1], int) else None
+    where = ""
+    if offset is not None:
+        if isinstance(document, bytes | bytearray):
+            document = bytes(document).decode("utf-8", "replace")
+        if isinstance(document, str):
+            line = document.count("\n", 0, offset) + 1
+            column = offset - document.rfind("\n", 0, offset)
+            where = f" at line {line} column {column} (character {offset + 1})"
+        else:
+            where = f" at character {offset + 1}"
+    return (
+        f"the request body is not valid JSON: {reason}{where}; check the quoting and commas there "
+        "(or build the body with a JSON library) and send it as Content-Type: application/json"
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> Response:
@@ -140,6 +171,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _schema_error(request: Request, error: RequestValidationError) -> Response:
+        syntax = next((item for item in error.errors() if item.get("type") == "json_invalid"), None)
+        if syntax is not None:
+            return error_response(
+                400, json_syntax_message(syntax, error.body), "invalid_request_error", "invalid_json"
+            )
         problems = []
         for item in error.errors()[:5]:
             where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
@@ -152,7 +188,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
         type_ = "not_found_error" if error.status_code == 404 else "invalid_request_error"
-        return error_response(error.status_code, str(error.detail), type_)
+        message = str(error.detail)
+        if error.status_code == 400 and message == UNREADABLE_BODY:
+            cause = error.__cause__
+            if cause is not None and not isinstance(cause, ValueError | RecursionError):
+                # not the body's content but its reading failed (the size limit, checked as the body
+                # streams in, or a client gone): the middleware that raised it answers (413)
+                raise cause
+            message = UNREADABLE_BODY_MESSAGE
+            if isinstance(cause, UnicodeDecodeError):
+                message += f" (byte {cause.start} is not UTF-8)"
+        # the headers the error carries (a 405's Allow) go out with it
+        return error_response(error.status_code, message, type_, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:

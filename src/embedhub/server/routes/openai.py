@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import orjson
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from embedhub.config import Settings
 from embedhub.engine.hub import ModelHub
 from embedhub.engine.service import EmbeddingService
 from embedhub.errors import InputTooLongError, InvalidInputError
@@ -35,6 +37,29 @@ TOKEN_IDS_REFUSED = (
     "with this model's own tokenizer, start the server with `embedhub serve --accept-token-ids` "
     "(EMBEDHUB_ACCEPT_TOKEN_IDS=1)"
 )
+
+
+def check_untruncated_size(
+    texts: Sequence[str], truncate: bool, settings: Settings, field: str = "input"
+) -> None:
+    """Truncation off: a text longer than `max_input_chars` answers 413 before it is tokenised
+    (tokenising megabytes takes seconds only to refuse them). With truncation on there is nothing
+    to check: only the part the model's limit can use is tokenised (models/base.py)."""
+    if truncate:
+        return
+    for index, text in enumerate(texts):
+        if len(text) > settings.max_input_chars:
+            raise ApiError(
+                413,
+                f"{field} {index} has {len(text):,} characters, more than the limit of "
+                f"{settings.max_input_chars:,} for a text that is not truncated; split it into smaller "
+                'inputs, or ask for truncation ("truncate": true in the request, or start the server '
+                "with `embedhub serve --truncate`, the default) to embed the part the model's token "
+                "limit holds. The limit is the server's EMBEDHUB_MAX_INPUT_CHARS",
+                "invalid_request_error",
+                "input_too_large",
+                field,
+            )
 
 
 def resolve_model(hub: ModelHub, name: str) -> tuple[EmbeddingService, InputKind | None]:
@@ -104,6 +129,7 @@ async def create_embeddings(
         )
     kind = request_kind(model_kind, body.input_type, body.instruction, body.model)
     truncate = settings.truncate if body.truncate is None else body.truncate
+    check_untruncated_size(texts or (), truncate, settings)
     try:
         if texts is not None:
             result = await service.embed_texts(

@@ -78,7 +78,12 @@ async def info(request: Request, hub: HubDep) -> dict:
 async def tokenize(body: TokenizeRequest, hub: ReadyHubDep, settings: SettingsDep) -> TokenizeResponse:
     """Token ids and strings exactly as the model receives them (instruction, <|endoftext|>, and
     the cut the server's truncation policy makes)."""
-    from embedhub.server.routes.openai import HTTP_TRUNCATE_HINT, request_kind, resolve_model
+    from embedhub.server.routes.openai import (
+        HTTP_TRUNCATE_HINT,
+        check_untruncated_size,
+        request_kind,
+        resolve_model,
+    )
 
     service, model_kind = resolve_model(hub, body.model)
     texts = [body.input] if isinstance(body.input, str) else body.input
@@ -91,10 +96,16 @@ async def tokenize(body: TokenizeRequest, hub: ReadyHubDep, settings: SettingsDe
         )
     kind = request_kind(model_kind, body.input_type, body.instruction, body.model)
     truncate = settings.truncate if body.truncate is None else body.truncate
+    check_untruncated_size(texts, truncate, settings)
     encoder = service.encoder
     try:
         ids = await asyncio.to_thread(
-            encoder.tokenize, texts, kind=kind, instruction=body.instruction, truncate=truncate
+            encoder.tokenize,
+            texts,
+            kind=kind,
+            instruction=body.instruction,
+            truncate=truncate,
+            limit=service.max_input_tokens,
         )
     except InputTooLongError as error:
         raise error.with_hint(HTTP_TRUNCATE_HINT) from None

@@ -13,7 +13,7 @@ from embedhub.errors import InputTooLongError, InvalidInputError
 from embedhub.server.deps import AUTH, MetricsDep, ReadyHubDep, SettingsDep
 from embedhub.server.errors import ApiError
 from embedhub.server.metrics import Metrics
-from embedhub.server.routes.openai import ERRORS, HTTP_TRUNCATE_HINT
+from embedhub.server.routes.openai import ERRORS, HTTP_TRUNCATE_HINT, check_untruncated_size
 from embedhub.server.schemas import RerankRequest, RerankResponse, TeiRank, TeiRerankRequest
 
 router = APIRouter(prefix="/v1", dependencies=AUTH, tags=["reranking"])
@@ -45,6 +45,8 @@ async def _score(
             field,
         )
     cut = settings.truncate if truncate is None else truncate
+    check_untruncated_size([query], cut, settings, "query")
+    check_untruncated_size(documents, cut, settings, field)
     try:
         result = await service.rerank(query, documents, instruction=instruction, truncate=cut)
     except InputTooLongError as error:
