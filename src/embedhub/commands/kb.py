@@ -198,7 +198,15 @@ def add(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest files: unchanged ones are skipped, changed ones replaced, broken ones reported."""
+    """Ingest files: unchanged ones are skipped, changed ones replaced, broken ones reported.
+
+    Every file that failed (unreadable, empty, binary, unparsable) or was left out (no loader for
+    its type) is named with the reason; `--json` lists every file's outcome under "files".
+
+    Exit codes: 0 every file was added, updated, unchanged or removed as asked; 1 some files
+    failed or are unsupported (the others were ingested); 2 a usage error (a wrong option, a
+    missing path or collection: nothing was ingested).
+    """
     settings = _settings(backend)
     address = ray if ray is not None else settings.ray_address
     if address is not None and address.strip().lower() in ("off", "none", ""):
@@ -229,9 +237,13 @@ def add(
     summary = report.summary()
     if runner is not None:
         summary["ray"] = {"address": runner.address, "actors": runner.started, "replaced": runner.replaced}
+    problems = [item for item in report.files() if item["status"] in ADD_PROBLEMS]
+    exit_code = ADD_SOME_FAILED if problems else 0
     if as_json:
-        typer.echo(json.dumps(summary, ensure_ascii=False))
-        return
+        typer.echo(
+            json.dumps({**summary, "files": report.files(), "exit_code": exit_code}, ensure_ascii=False)
+        )
+        raise typer.Exit(exit_code)
     if runner is not None:
         typer.echo(
             f"on Ray ({runner.address}): {runner.started} actor(s) started, "
@@ -244,8 +256,16 @@ def add(
         f"({summary['embedded_chunks']} embedded, {summary['cached_chunks']} from cache) "
         f"in {summary['seconds']}s"
     )
-    for failure in summary["failures"]:
-        typer.echo(f"  failed: {failure['path']}: {failure['error']}")
+    for problem in problems:
+        typer.echo(f"  {problem['status']}: {problem['path']}: {problem['error']}")
+    if problems:
+        typer.echo(f"{len(problems)} file(s) not ingested (exit code {ADD_SOME_FAILED})", err=True)
+    raise typer.Exit(exit_code)
+
+
+#: what `kb add` names with the reason, and exits ADD_SOME_FAILED for (see its help)
+ADD_PROBLEMS = ("failed", "unsupported")
+ADD_SOME_FAILED = 1
 
 
 @app.command("search")

@@ -29,9 +29,10 @@ from embedhub.kb.chunking import Chunk, ChunkingOptions, iter_chunks
 from embedhub.kb.collection import Collection
 from embedhub.kb.files import gather_files, under_paths
 from embedhub.kb.lexical import chunk_terms
-from embedhub.kb.loaders import LoaderError, load_file
+from embedhub.kb.loaders import LoaderError, load_file, supported_extensions
 from embedhub.kb.loaders.base import ExtractedDocument, detect_encoding
 from embedhub.kb.store import ChunkRow
+from embedhub.kb.uploads import relative_path
 from embedhub.models.base import Encoder, finish
 
 #: documents / chunks written under one generation before it is committed
@@ -89,6 +90,20 @@ class IngestReport:
     @property
     def failures(self) -> list[FileOutcome]:
         return [o for o in self.outcomes if o.status == FileStatus.FAILED]
+
+    def files(self) -> list[dict]:
+        """Every file's outcome (what `kb add --json` lists): path, status, chunks, tokens, and the
+        reason of a failed or unsupported file."""
+        return [
+            {
+                "path": o.path,
+                "status": str(o.status),
+                "chunks": o.chunks,
+                "tokens": o.tokens,
+                "error": o.error,
+            }
+            for o in self.outcomes
+        ]
 
     def summary(self) -> dict:
         return {
@@ -533,9 +548,22 @@ class DocumentWriter:
             self._stopping = False
 
     def fail(self, path: Path, digest: str | None, error: str) -> None:
-        self.collection.manifest.record_failure(document_id(path), str(path), digest, error)
+        manifest = self.collection.manifest
+        manifest.record_failure(document_id(path), str(path), digest, error)
+        manifest.record_problem(
+            str(path), relative_path(self.collection, str(path)), "failed", error, "ingest"
+        )
         outcome = FileOutcome(str(path), FileStatus.FAILED, error=error)
         self.report_outcome(outcome)
+
+    def unsupported(self, paths: Sequence[Path]) -> None:
+        """Files found in a folder that no loader reads: reported and kept with the reason."""
+        for path in paths:
+            reason = unsupported_reason(path)
+            self.collection.manifest.record_problem(
+                str(path), relative_path(self.collection, str(path)), "unsupported", reason, "ingest"
+            )
+            self.report.outcomes.append(FileOutcome(str(path), FileStatus.UNSUPPORTED, error=reason))
 
     def sync(self, paths: Sequence[Path], present: set[str]) -> None:
         """Remove the documents under these paths whose files are gone."""
@@ -563,7 +591,7 @@ class DocumentWriter:
         files, unsupported = gather_files(paths, glob)
         excluded = {str(path) for path in exclude}
         files = [path for path in files if str(path) not in excluded]
-        report.outcomes.extend(FileOutcome(str(p), FileStatus.UNSUPPORTED) for p in unsupported)
+        self.unsupported(unsupported)
         self.progress.start(len(files))
         try:
             write_files(files)
@@ -735,6 +763,12 @@ class Ingestor:
         vectors, computed = embed_chunks(self.encoder, chunks, self.collection.cache, config.dimensions)
         self.writer.count_embedded(computed, len(chunks) - computed)  # from two threads at once
         return vectors
+
+
+def unsupported_reason(path: Path) -> str:
+    return f"{path.name}: unsupported file type {path.suffix or '(no extension)'}; supported: " + " ".join(
+        supported_extensions()
+    )
 
 
 def _parse_error(path: Path, error: Exception) -> str:
