@@ -294,3 +294,28 @@ def test_kb_search_with_accounts_on_uses_the_users_key_and_says_what_it_did(
         hidden = runner.invoke(app, ["kb", "search", "notes", "helium", "--api-key", keys["bob"]])
         assert hidden.exit_code == 2 and "no collection named 'notes'" in hidden.stderr
     store.close()
+
+
+def test_kb_add_bar_moves_inside_a_file(tmp_path):
+    """One large file: the bar, the chunk count and chunks/s move with every embedding call inside
+    it, not only when the file is finished (issue 27: the bar hardly moved)."""
+    from pathlib import Path
+
+    from embedhub.commands.ingest_progress import IngestProgressBar
+    from embedhub.kb.ingest import FileOutcome, FileStatus
+
+    bar = IngestProgressBar()
+    bar.bar.disable = True  # no terminal output in the test; the task's numbers still move
+    bar.start(1)
+    seen = []
+    for chunks, fraction in ((32, 0.002), (64, 0.004), (96, 0.006)):
+        bar.embedded(Path("statutes.txt"), chunks, fraction)
+        task = bar.bar.tasks[0]
+        seen.append((task.completed, task.fields["chunks"], task.fields["rate"]))
+    assert [completed for completed, _, _ in seen] == [0.002, 0.004, 0.006]
+    assert [chunks for _, chunks, _ in seen] == [32, 64, 96]
+    assert all(rate.endswith("chunks/s") for _, _, rate in seen)
+    assert "0.6%" in bar.bar.tasks[0].fields["last"]
+    bar.file_done(FileOutcome("statutes.txt", FileStatus.ADDED, chunks=16000, tokens=10))
+    assert bar.bar.tasks[0].completed == 1 and bar.bar.tasks[0].fields["files_done"] == 1
+    bar.stop()
