@@ -59,9 +59,10 @@ CREATE TABLE IF NOT EXISTS failures (
 @dataclass(frozen=True)
 class FailureRecord:
     """A file that failed or was skipped, kept (one per path, the latest reason) until dismissed
-    or until the file is ingested after all: what the UI's Failures list and `kb failures` show,
-    through reloads and restarts. Uploads refused before they reach the ingest (empty, binary,
-    an unsupported type, a name conflict) are recorded here too, under `stage` "upload"."""
+    or until the file is ingested after all: what the web UI's Failures list shows (through
+    GET /v1/collections/NAME/failures), through reloads and restarts. Uploads refused before
+    they reach the ingest (empty, binary, an unsupported type, a name conflict) are recorded here
+    too, under `stage` "upload"."""
 
     path: str
     name: str
