@@ -69,7 +69,7 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
             "document.querySelectorAll('#jobs tr[data-status=done]').length === 2", timeout=180_000
         )
         page.wait_for_function("document.querySelectorAll('#documents tr').length === 2", timeout=30_000)
-        assert page.locator("#jobs progress").first.get_attribute("value") == "100"
+        assert page.locator("#jobs progress").first.get_attribute("value") == "1"  # max 1: the share done
         page.screenshot(path=str(ARTIFACTS / "02-collection-done.png"), full_page=True)
 
         page.click("text=search this collection")
