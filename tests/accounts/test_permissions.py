@@ -118,6 +118,15 @@ def _job(world: World, action: str) -> Request:
     return f"/v1/jobs/{job['id']}/{action}" if action else f"/v1/jobs/{job['id']}", {}
 
 
+def _failure(world: World, one: bool) -> Request:
+    """A kept failure of the shared collection (an empty upload, refused before it was stored)."""
+    filename = world.unique("empty") + ".txt"
+    world.owner().post(f"/v1/collections/{SHARED}/files", files=[("files", (filename, b"", "x"))])
+    failures = world.owner().get(f"/v1/collections/{SHARED}/failures").json()["data"]
+    failure = next(f for f in failures if f["name"] == filename)
+    return f"/v1/collections/{SHARED}/failures" + (f"/{failure['id']}" if one else ""), {}
+
+
 ROUTES: dict[tuple[str, str], tuple[str, Callable[[World], Request]]] = {
     ("GET", "/v1/collections"): ("signed_in", lambda w: ("/v1/collections", {})),
     ("POST", "/v1/collections"): (
@@ -146,6 +155,12 @@ ROUTES: dict[tuple[str, str], tuple[str, Callable[[World], Request]]] = {
         "edit",
         lambda w: (f"/v1/collections/{SHARED}/folders", {"json": {"path": w.folder}}),
     ),
+    ("GET", "/v1/collections/{name}/failures"): (
+        "view",
+        lambda w: (f"/v1/collections/{SHARED}/failures", {}),
+    ),
+    ("DELETE", "/v1/collections/{name}/failures"): ("edit", lambda w: _failure(w, one=False)),
+    ("DELETE", "/v1/collections/{name}/failures/{failure_id}"): ("edit", lambda w: _failure(w, one=True)),
     ("GET", "/v1/collections/{name}/jobs"): ("view", lambda w: (f"/v1/collections/{SHARED}/jobs", {})),
     ("GET", "/v1/collections/{name}/events"): ("view", lambda w: (f"/v1/collections/{SHARED}/events", {})),
     ("GET", "/v1/collections/{name}/documents"): (

@@ -237,3 +237,55 @@ def test_progress_moves_inside_one_store_batch(collection, tiny_encoder, tmp_pat
     assert ingest.EMBED_CHUNKS < stored < ingest.BATCH_CHUNKS  # one stored batch
     assert len(seen) >= stored // ingest.EMBED_CHUNKS
     assert seen == sorted(seen) and seen[-1] == (stored, 1.0)
+
+
+def test_a_cancelled_job_keeps_the_share_it_reached(knowledge_base, collection, tiny_encoder, tmp_path,
+                                                    small_batches):  # fmt: skip
+    """issue 27: a job cancelled at 0.2% was drawn full; it keeps its true share (and no estimate)."""
+    path = tmp_path / "big.txt"
+    path.write_text(big_text("platypus"))
+    manager = JobManager(knowledge_base, lambda model: SlowEncoder(tiny_encoder, 0.05))
+    try:
+        job = manager.submit("docs", path)
+        wait_until(lambda: job.status == "embedding" and job.chunks >= 8)
+        manager.cancel(job.id)
+        assert manager.wait_finished([job.id], timeout=10) and job.status == "cancelled"
+        assert 0 < job.progress < 0.5, job.progress
+        assert job.eta_seconds is None and job.chunks == 0  # its chunks were rolled back
+    finally:
+        manager.close()
+
+
+def test_a_large_document_reports_progress_with_rate_and_time_left(knowledge_base, tiny_encoder,
+                                                                   tiny_model_dir, tmp_path):  # fmt: skip
+    """A 1 MB text (one document, the real batch sizes; 2 MB took 270 s on two shared cores): the
+    job moves many times before the document is finished, with increasing chunks, a rate, an
+    estimate of the time left and of the document's chunks."""
+    knowledge_base.create("big", tiny_encoder, model_reference=str(tiny_model_dir))
+    path = tmp_path / "statutes.txt"
+    text = big_text("section", 2200)
+    while len(text) < 1_000_000:
+        text += "\n\n" + text[: 1_000_000 - len(text)]
+    path.write_text(text)
+    manager = JobManager(knowledge_base, lambda model: tiny_encoder)
+    seen: list[dict] = []
+    original = manager._update
+
+    def record(job, **changes):
+        original(job, **changes)
+        if job.status == "embedding" and "progress" in changes:
+            seen.append({key: getattr(job, key) for key in ("chunks", "progress", "rate", "eta_seconds")})
+
+    manager._update = record
+    try:
+        job = manager.submit("big", path)
+        assert manager.wait_finished([job.id], timeout=300) and job.status == "done", job.error
+    finally:
+        manager.close()
+    moving = [update for update in seen if 0 < update["progress"] < 1]
+    assert len(moving) >= 10, len(moving)
+    chunks = [update["chunks"] for update in moving]
+    assert chunks == sorted(chunks) and chunks[0] < chunks[-1] < job.chunks
+    assert all(update["rate"] and update["rate"] > 0 for update in moving)
+    assert all(update["eta_seconds"] is not None and update["eta_seconds"] >= 0 for update in moving)
+    assert job.chunks_total == job.chunks and job.eta_seconds == 0

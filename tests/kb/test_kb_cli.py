@@ -28,7 +28,7 @@ def test_kb_commands(tmp_path, tiny_model_dir, monkeypatch):
     )
     assert created.exit_code == 0, created.output
     added = runner.invoke(app, ["kb", "add", "physics", str(corpus), "--json"])
-    assert added.exit_code == 0, added.output
+    assert added.exit_code == 1, added.output  # bad.pdf failed
     summary = json.loads(added.stdout)
     assert (summary["added"], summary["failed"]) == (2, 1)
     assert "bad.pdf" in summary["failures"][0]["path"]
@@ -65,6 +65,48 @@ def test_kb_commands(tmp_path, tiny_model_dir, monkeypatch):
     assert json.loads(runner.invoke(app, ["kb", "list", "--json"]).stdout)["collections"] == []
 
 
+def test_kb_add_names_every_problem_file_and_exits_1(tmp_path, tiny_model_dir, monkeypatch):
+    """issue 27: `unsupported 1` without the file's name, and exit code 0 although two files failed."""
+    monkeypatch.setenv("EMBEDHUB_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.md").write_text("# Good\n\nA fine note about helium.\n")
+    (corpus / "empty.txt").write_text("")
+    (corpus / "junk.txt").write_bytes(bytes(range(256)) * 8)
+    (corpus / "data.xyz").write_text("no loader reads this")
+    assert runner.invoke(app, ["kb", "create", "notes", "--model", str(tiny_model_dir)]).exit_code == 0
+    human = runner.invoke(app, ["kb", "add", "notes", str(corpus)])
+    assert human.exit_code == 1, human.output
+    for name, status, reason in (
+        ("empty.txt", "failed", "empty"),
+        ("junk.txt", "failed", "binary"),
+        ("data.xyz", "unsupported", "unsupported file type .xyz"),
+    ):
+        line = next((line for line in human.stdout.splitlines() if name in line), "")
+        assert line.strip().startswith(f"{status}: ") and reason in line, human.stdout
+    assert "3 file(s) not ingested (exit code 1)" in human.stderr
+    as_json = runner.invoke(app, ["kb", "add", "notes", str(corpus), "--json"])
+    assert as_json.exit_code == 1, as_json.output
+    result = json.loads(as_json.stdout)
+    files = {item["path"].rsplit("/", 1)[-1]: item for item in result["files"]}
+    assert {name: item["status"] for name, item in files.items()} == {
+        "good.md": "skipped",  # unchanged since the first run
+        "empty.txt": "failed",
+        "junk.txt": "failed",
+        "data.xyz": "unsupported",
+    }
+    assert files["good.md"]["error"] is None and "empty" in files["empty.txt"]["error"]
+    assert result["exit_code"] == 1
+    (corpus / "empty.txt").unlink()
+    (corpus / "junk.txt").unlink()
+    (corpus / "data.xyz").unlink()
+    clean = runner.invoke(app, ["kb", "add", "notes", str(corpus)])
+    assert clean.exit_code == 0 and "not ingested" not in clean.output, clean.output
+    usage = runner.invoke(app, ["kb", "add", "notes", str(tmp_path / "missing")])
+    assert usage.exit_code == 2 and "does not exist" in usage.stderr
+
+
 def test_kb_add_and_search_in_human_output(tmp_path, tiny_model_dir, monkeypatch):
     """The README's commands as people type them: no --json (the progress bar crashed here)."""
     monkeypatch.setenv("EMBEDHUB_HOME", str(tmp_path / "home"))
@@ -75,7 +117,7 @@ def test_kb_add_and_search_in_human_output(tmp_path, tiny_model_dir, monkeypatch
     (corpus / "bad.pdf").write_text("not a pdf")
     assert runner.invoke(app, ["kb", "create", "human", "--model", str(tiny_model_dir)]).exit_code == 0
     added = runner.invoke(app, ["kb", "add", "human", str(corpus)])
-    assert added.exit_code == 0, added.output
+    assert added.exit_code == 1, added.output  # bad.pdf failed
     assert "added 1" in added.stdout and "failed 1" in added.stdout
     assert "failed: " in added.stdout and "bad.pdf" in added.stdout
     found = runner.invoke(app, ["kb", "search", "human", "helium nucleus", "--local"])
@@ -278,3 +320,28 @@ def test_kb_info_names_the_command_that_rechunks_older_documents(tmp_path, tiny_
     assert json.loads(added.stdout)["updated"] == 1, added.output
     info = json.loads(runner.invoke(app, ["kb", "info", "notes", "--json"]).stdout)
     assert (info["outdated_chunking"], info["rechunk"]) == (0, None)
+
+
+def test_kb_add_bar_moves_inside_a_file(tmp_path):
+    """One large file: the bar, the chunk count and chunks/s move with every embedding call inside
+    it, not only when the file is finished (issue 27: the bar hardly moved)."""
+    from pathlib import Path
+
+    from embedhub.commands.ingest_progress import IngestProgressBar
+    from embedhub.kb.ingest import FileOutcome, FileStatus
+
+    bar = IngestProgressBar()
+    bar.bar.disable = True  # no terminal output in the test; the task's numbers still move
+    bar.start(1)
+    seen = []
+    for chunks, fraction in ((32, 0.002), (64, 0.004), (96, 0.006)):
+        bar.embedded(Path("statutes.txt"), chunks, fraction)
+        task = bar.bar.tasks[0]
+        seen.append((task.completed, task.fields["chunks"], task.fields["rate"]))
+    assert [completed for completed, _, _ in seen] == [0.002, 0.004, 0.006]
+    assert [chunks for _, chunks, _ in seen] == [32, 64, 96]
+    assert all(rate.endswith("chunks/s") for _, _, rate in seen)
+    assert "0.6%" in bar.bar.tasks[0].fields["last"]
+    bar.file_done(FileOutcome("statutes.txt", FileStatus.ADDED, chunks=16000, tokens=10))
+    assert bar.bar.tasks[0].completed == 1 and bar.bar.tasks[0].fields["files_done"] == 1
+    bar.stop()

@@ -265,6 +265,7 @@ class LocalKnowledgeBase:
                     ingestor = Ingestor(collection, encoder, progress, ocr=ocr)
                     report = ingestor.ingest(list(options.paths), glob=options.glob, sync=options.sync)
                     summary = report.summary()
+                    summary["files"] = report.files()
                 else:
                     from embedhub.kb.distributed import RayIngest
 
@@ -273,6 +274,7 @@ class LocalKnowledgeBase:
                     )
                     report = runner.ingest(list(options.paths), glob=options.glob, sync=options.sync)
                     summary = report.summary()
+                    summary["files"] = report.files()
                     summary["ray"] = {
                         "address": runner.address,
                         "actors": runner.started,

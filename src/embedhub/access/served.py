@@ -17,7 +17,7 @@ from embedhub.access.client import ServerClient, ServerRequestError
 from embedhub.access.contract import AddOptions, CreateOptions, SearchContext
 from embedhub.errors import InvalidInputError
 from embedhub.kb.ask import AskOptions
-from embedhub.kb.files import gather_files, under_paths
+from embedhub.kb.files import gather_files, under_paths, unsupported_reason
 from embedhub.kb.lexical import Analyzer
 from embedhub.kb.search import SearchOptions, SearchResult
 
@@ -248,6 +248,12 @@ class ServedKnowledgeBase:
             for key in (*OUTCOMES, "failed", "chunks", "tokens"):
                 summary[key] += job["summary"].get(key, 0)
             summary["failures"] += job["summary"].get("failures", [])
+        # every file's outcome, as an ingest here lists it (`kb add --json` "files", its exit code)
+        summary["files"] = [
+            *(_file(job["path"], job["outcome"], job["chunks"], job["tokens"]) for job in done),
+            *(_file(f["path"], "failed", error=f["error"]) for f in summary["failures"] + refused),
+            *(_file(path, "unsupported", error=unsupported_reason(Path(path))) for path in unsupported),
+        ]
         return summary
 
     def _upload(self, name: str, target: Path, glob: str | None) -> dict:
@@ -310,3 +316,8 @@ def _outcome(job: dict):
     status = job["outcome"] if job["status"] == "done" and job["outcome"] else "failed"
     error = job["error"] or ("cancelled" if job["status"] == "cancelled" else None)
     return FileOutcome(job["path"], FileStatus(status), job["chunks"], job["tokens"], error)
+
+
+def _file(path: str, status: str, chunks: int = 0, tokens: int = 0, error: str | None = None) -> dict:
+    """One file's outcome in the form an ingest here reports it (`IngestReport.files`)."""
+    return {"path": path, "status": status, "chunks": chunks, "tokens": tokens, "error": error}

@@ -202,7 +202,15 @@ def add(
 
     Through a running `embedhub serve` for this home when there is one (it reads the files in
     place, within its folder roots, and applies your access with --api-key / EMBEDHUB_API_KEY; the
-    bar follows its jobs), here otherwise."""
+    bar follows its jobs), here otherwise.
+
+    Every file that failed (unreadable, empty, binary, unparsable, refused) or was left out (no
+    loader for its type) is named with the reason; `--json` lists every file's outcome under "files".
+
+    Exit codes: 0 every file was added, updated, unchanged or removed as asked; 1 some files
+    failed or are unsupported (the others were ingested); 2 a usage error (a wrong option, a
+    missing path or collection: nothing was ingested).
+    """
     from embedhub.access.contract import AddOptions
 
     settings = _client_settings(backend, api_key)
@@ -224,9 +232,11 @@ def add(
     finally:
         if progress is not None and progress.task is not None:
             progress.stop()
+    problems = [item for item in summary["files"] if item["status"] in ADD_PROBLEMS]
+    exit_code = ADD_SOME_FAILED if problems else 0
     if as_json:
-        typer.echo(json.dumps(summary, ensure_ascii=False))
-        return
+        typer.echo(json.dumps({**summary, "exit_code": exit_code}, ensure_ascii=False))
+        raise typer.Exit(exit_code)
     ray_run = summary.get("ray")
     if ray_run is not None:
         typer.echo(
@@ -246,16 +256,22 @@ def add(
     )
     if summary.get("still_running"):
         typer.echo(f"  {summary['still_running']} file(s) still being ingested by the server")
-    for refused in summary.get("refused", []):
-        typer.echo(f"  refused: {refused['path']}: {refused['error']}")
     if summary.get("ignored"):
         typer.echo(f"  {' and '.join(summary['ignored'])} not used: the server ingests with its own settings")
     for uploaded in summary.get("uploaded", []):
         typer.echo(f"  uploaded: {uploaded} (outside the server's folder roots: sent as copies)")
-    for failure in summary["failures"]:
-        typer.echo(f"  failed: {failure['path']}: {failure['error']}")
+    for problem in problems:
+        typer.echo(f"  {problem['status']}: {problem['path']}: {problem['error']}")
     for warning in summary.get("warnings", []):
         typer.echo(f"  warning: {warning['path']}: {warning['warning']}")
+    if problems:
+        typer.echo(f"{len(problems)} file(s) not ingested (exit code {ADD_SOME_FAILED})", err=True)
+    raise typer.Exit(exit_code)
+
+
+#: what `kb add` names with the reason, and exits ADD_SOME_FAILED for (see its help)
+ADD_PROBLEMS = ("failed", "unsupported")
+ADD_SOME_FAILED = 1
 
 
 @app.command("search")

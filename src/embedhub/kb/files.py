@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from embedhub.errors import EmbedhubError
-from embedhub.kb.loaders import loader_for
+from embedhub.kb.loaders import loader_for, supported_extensions
 
 T = TypeVar("T")
 
@@ -47,3 +47,9 @@ def under_paths(records: Iterable[T], paths: Sequence[Path], path_of: Callable[[
     under one of these folders."""
     targets = [str(p.expanduser().resolve()) for p in paths]
     return [record for record in records if any(is_under(path_of(record), t) for t in targets)]
+
+
+def unsupported_reason(path: Path) -> str:
+    """Why a file was left out: no loader reads its type (with the types that are read)."""
+    kind = path.suffix or "(no extension)"
+    return f"{path.name}: unsupported file type {kind}; supported: " + " ".join(supported_extensions())

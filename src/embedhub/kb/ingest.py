@@ -27,12 +27,13 @@ from embedhub.engine.cache import EmbeddingCache, embed_through_cache
 from embedhub.errors import EmbedhubError
 from embedhub.kb.chunking import CHUNKER_VERSION, Chunk, ChunkingOptions, iter_chunks
 from embedhub.kb.collection import Collection
-from embedhub.kb.files import gather_files, under_paths
+from embedhub.kb.files import gather_files, under_paths, unsupported_reason
 from embedhub.kb.lexical import chunk_terms
 from embedhub.kb.loaders import LoaderError, load_file
 from embedhub.kb.loaders.base import ExtractedDocument, detect_encoding
 from embedhub.kb.ocr import OcrOptions
 from embedhub.kb.store import ChunkRow
+from embedhub.kb.uploads import relative_path
 from embedhub.models.base import Encoder, finish
 
 #: documents / chunks written under one generation before it is committed
@@ -92,6 +93,20 @@ class IngestReport:
     @property
     def failures(self) -> list[FileOutcome]:
         return [o for o in self.outcomes if o.status == FileStatus.FAILED]
+
+    def files(self) -> list[dict]:
+        """Every file's outcome (what `kb add --json` lists): path, status, chunks, tokens, and the
+        reason of a failed or unsupported file."""
+        return [
+            {
+                "path": o.path,
+                "status": str(o.status),
+                "chunks": o.chunks,
+                "tokens": o.tokens,
+                "error": o.error,
+            }
+            for o in self.outcomes
+        ]
 
     def summary(self) -> dict:
         return {
@@ -561,9 +576,22 @@ class DocumentWriter:
             self._stopping = False
 
     def fail(self, path: Path, digest: str | None, error: str) -> None:
-        self.collection.manifest.record_failure(document_id(path), str(path), digest, error)
+        manifest = self.collection.manifest
+        manifest.record_failure(document_id(path), str(path), digest, error)
+        manifest.record_problem(
+            str(path), relative_path(self.collection, str(path)), "failed", error, "ingest"
+        )
         outcome = FileOutcome(str(path), FileStatus.FAILED, error=error)
         self.report_outcome(outcome)
+
+    def unsupported(self, paths: Sequence[Path]) -> None:
+        """Files found in a folder that no loader reads: reported and kept with the reason."""
+        for path in paths:
+            reason = unsupported_reason(path)
+            self.collection.manifest.record_problem(
+                str(path), relative_path(self.collection, str(path)), "unsupported", reason, "ingest"
+            )
+            self.report.outcomes.append(FileOutcome(str(path), FileStatus.UNSUPPORTED, error=reason))
 
     def sync(self, paths: Sequence[Path], present: set[str]) -> None:
         """Remove the documents under these paths whose files are gone."""
@@ -591,7 +619,7 @@ class DocumentWriter:
         files, unsupported = gather_files(paths, glob)
         excluded = {str(path) for path in exclude}
         files = [path for path in files if str(path) not in excluded]
-        report.outcomes.extend(FileOutcome(str(p), FileStatus.UNSUPPORTED) for p in unsupported)
+        self.unsupported(unsupported)
         self.progress.start(len(files))
         try:
             write_files(files)

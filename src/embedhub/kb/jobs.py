@@ -51,6 +51,7 @@ from embedhub.kb.ingest import (
     document_id,
 )
 from embedhub.kb.ocr import OcrOptions
+from embedhub.kb.rate import RateMeter
 from embedhub.models.base import Encoder
 
 logger = logging.getLogger(__name__)
@@ -74,8 +75,14 @@ class Job:
     error: str | None = None
     chunks: int = 0
     tokens: int = 0
-    #: share of the document embedded (0..1); 1 when done
+    #: share of the document embedded (0..1); 1 when done; a failed or cancelled job keeps the
+    #: share it had reached (it is drawn at that, with its state named)
     progress: float = 0.0
+    #: while embedding: chunks per second, seconds left at that pace, and the document's chunks
+    #: (estimated from the share of its text the chunks so far cover); see kb/rate.py
+    rate: float | None = None
+    eta_seconds: float | None = None
+    chunks_total: int | None = None
     outcome: str | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
@@ -99,14 +106,27 @@ class Job:
 
 
 class _JobProgress(Progress):
+    """Moves the job after every embedding call inside its document (`EMBED_CHUNKS` chunks), with
+    the pace and the time left, so a large file's progress is seen to move."""
+
     def __init__(self, manager: JobManager, job: Job) -> None:
-        self.manager, self.job = manager, job
+        self.manager, self.job, self.meter = manager, job, RateMeter()
 
     def stage(self, path: Path, stage: str) -> None:
+        if stage == "embedding":
+            self.meter.restart()
         self.manager._update(self.job, status=stage)
 
     def embedded(self, path: Path, chunks: int, fraction: float) -> None:
-        self.manager._update(self.job, chunks=chunks, progress=round(fraction, 4))
+        estimate = self.meter.estimate(chunks, fraction)
+        self.manager._update(
+            self.job,
+            chunks=chunks,
+            progress=round(fraction, 4),
+            rate=estimate.chunks_per_second,
+            eta_seconds=estimate.seconds_left,
+            chunks_total=estimate.chunks_total,
+        )
 
 
 class _FolderProgress(Progress):
@@ -208,13 +228,12 @@ class JobManager:
             if job.status not in ACTIVE:
                 continue
             if not (Path(job.path).is_dir() if job.kind == "folder" else Path(job.path).is_file()):
-                self._update(
-                    job,
-                    status="failed",
-                    cancel_requested=False,
-                    error=f"the server stopped while this job was {job.status} and its file {job.path} "
-                    "is gone; upload it again (or put it back and retry the job)",
+                error = (
+                    f"the server stopped while this job was {job.status} and its file {job.path} "
+                    "is gone; upload it again (or put it back and retry the job)"
                 )
+                self._update(job, status="failed", cancel_requested=False, error=error)
+                self._keep_failure(job, error)
                 continue
             self._update(
                 job,
@@ -357,6 +376,15 @@ class JobManager:
             self._changed.notify_all()
         self._save(job)
 
+    def _keep_failure(self, job: Job, reason: str) -> None:
+        """A job that failed outside the ingest's own per-file handling (the model failed, the
+        file vanished) is kept in its collection's failures too, with the reason."""
+        try:
+            collection = self.knowledge_base.get(job.collection)
+            collection.manifest.record_problem(job.path, job.name, "failed", reason, "ingest")
+        except (EmbedhubError, sqlite3.Error):
+            logger.warning("could not record the failure of job %s", job.id)
+
     def _remove_upload(self, job: Job) -> None:
         """A cancelled upload (a file in the collection's uploads folder) leaves nothing behind,
         unless a committed version of the document still uses the file."""
@@ -380,7 +408,15 @@ class JobManager:
             self._stop_events[job.id] = stop
         if self._closing.is_set():
             stop.set()
-        self._update(job, attempts=job.attempts + 1, progress=0.0, chunks=0)
+        self._update(
+            job,
+            attempts=job.attempts + 1,
+            progress=0.0,
+            chunks=0,
+            rate=None,
+            eta_seconds=None,
+            chunks_total=None,
+        )
         lock = self._collection_locks.setdefault(job.collection, threading.Lock())
         try:
             with lock:
@@ -403,13 +439,14 @@ class JobManager:
             self._stopped(job, error)
             return
         except Exception as error:
-            self._update(job, status="failed", error=str(error))
+            self._update(job, status="failed", error=str(error), eta_seconds=None)
+            self._keep_failure(job, str(error))
             return
         finally:
             with self._lock:
                 self._stop_events.pop(job.id, None)
         if outcome.status == FileStatus.FAILED:
-            self._update(job, status="failed", error=outcome.error, outcome="failed")
+            self._update(job, status="failed", error=outcome.error, outcome="failed", eta_seconds=None)
         else:
             self._update(
                 job,
@@ -418,6 +455,8 @@ class JobManager:
                 tokens=outcome.tokens,
                 outcome=outcome.status,
                 progress=1.0,
+                eta_seconds=0.0,
+                chunks_total=outcome.chunks,
             )
 
     def _run_folder(self, job: Job, collection, stop: threading.Event) -> None:
@@ -450,7 +489,8 @@ class JobManager:
     def _stopped(self, job: Job, error: Exception) -> None:
         if job.cancel_requested:
             self._remove_upload(job)  # before the status: whoever waits for it sees the file gone
-            self._update(job, status="cancelled", error="cancelled", chunks=0)
+            # the chunks were rolled back; `progress` stays the share that had been reached
+            self._update(job, status="cancelled", error="cancelled", chunks=0, eta_seconds=None)
         elif self._closing.is_set():
             # a shutdown, not the user: keep it active in the job store so the next start resumes it
             with self._lock:

@@ -15,12 +15,13 @@ Search also drops any row whose generation is not the committed one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 SCHEMA = """
@@ -48,7 +49,42 @@ CREATE TABLE IF NOT EXISTS pending (doc_id TEXT, generation INTEGER, PRIMARY KEY
 CREATE TABLE IF NOT EXISTS cleanup (doc_id TEXT PRIMARY KEY, keep_generation INTEGER);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER);
 CREATE INDEX IF NOT EXISTS documents_path ON documents (path);
+CREATE TABLE IF NOT EXISTS failures (
+    path TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A file that failed or was skipped, kept (one per path, the latest reason) until dismissed
+    or until the file is ingested after all: what the web UI's Failures list shows (through
+    GET /v1/collections/NAME/failures), through reloads and restarts. Uploads refused before
+    they reach the ingest (empty, binary, an unsupported type, a name conflict) are recorded here
+    too, under `stage` "upload"."""
+
+    path: str
+    name: str
+    #: failed (could not be read or parsed), unsupported (no loader), skipped (not uploaded:
+    #: a conflict the request said to reject)
+    status: str
+    reason: str
+    #: upload (refused before it was stored) or ingest
+    stage: str
+    at: float
+
+    @property
+    def id(self) -> str:
+        """Stable per path (the API dismisses one by it; paths hold slashes)."""
+        return hashlib.sha256(self.path.encode()).hexdigest()[:24]
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -156,6 +192,7 @@ class Manifest:
                 self.db.execute(
                     "DELETE FROM pending WHERE doc_id = ? AND generation = ?", (doc["doc_id"], generation)
                 )
+                self.db.execute("DELETE FROM failures WHERE path = ?", (doc["path"],))
                 self.db.execute("INSERT OR REPLACE INTO cleanup VALUES (?, ?)", (doc["doc_id"], generation))
             self.db.execute("COMMIT")
 
@@ -174,6 +211,36 @@ class Manifest:
                     "VALUES (?, ?, ?, 'failed', ?, ?)",
                     (doc_id, path, file_hash, error, time.time()),
                 )
+
+    def record_problem(self, path: str, name: str, status: str, reason: str, stage: str) -> None:
+        """Keep a failed or skipped file with its reason (replacing an earlier one of that path)."""
+        with self._lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO failures (path, name, status, reason, stage, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (path, name, status, reason, stage, time.time()),
+            )
+
+    def failures(self) -> list[FailureRecord]:
+        rows = self.db.execute("SELECT path, name, status, reason, stage, at FROM failures ORDER BY at, path")
+        return [FailureRecord(*row) for row in rows]
+
+    def dismiss_failures(self, paths: Sequence[str] | None = None) -> int:
+        """Forget the failures of these paths (all with None); a failed document that never had a
+        committed version goes with its failure (nothing of it is stored). Returns how many."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            if paths is None:
+                paths = [row[0] for row in self.db.execute("SELECT path FROM failures")]
+            removed = 0
+            for path in paths:
+                removed += self.db.execute("DELETE FROM failures WHERE path = ?", (path,)).rowcount
+                self.db.execute(
+                    "DELETE FROM documents WHERE path = ? AND status = 'failed' AND generation IS NULL",
+                    (path,),
+                )
+            self.db.execute("COMMIT")
+            return removed
 
     def cleanup_done(self, doc_ids: Sequence[str]) -> None:
         with self._lock:

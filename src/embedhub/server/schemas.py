@@ -484,7 +484,19 @@ class JobInfo(BaseModel):
     error: str | None
     chunks: int
     tokens: int
-    progress: float = Field(description="Share of the document embedded (0..1); 1 when done.")
+    progress: float = Field(
+        description="Share of the document embedded (0..1); 1 when done. A failed or cancelled job keeps "
+        "the share it had reached."
+    )
+    rate: float | None = Field(default=None, description="While embedding: chunks embedded per second.")
+    eta_seconds: float | None = Field(
+        default=None, description="While embedding: seconds left at the pace so far (0 when done)."
+    )
+    chunks_total: int | None = Field(
+        default=None,
+        description="The document's chunks: estimated while embedding (from the share of its text the "
+        "chunks so far cover), exact when done.",
+    )
     outcome: str | None = Field(
         description="What ingestion did with the file once finished: added, updated, skipped (unchanged), "
         "failed, ..."
@@ -532,6 +544,27 @@ class RejectedUpload(BaseModel):
 class UploadResult(BaseModel):
     jobs: list[UploadedJob]
     rejected: list[RejectedUpload]
+
+
+class FailureInfo(BaseModel):
+    id: str = Field(description="Stable per path; DELETE .../failures/{id} dismisses it.")
+    path: str = Field(description="The file on the server (a refused upload: where it would have gone).")
+    name: str = Field(description="The name to show (an upload: its path under uploads/).")
+    status: str = Field(
+        description="failed (unreadable, empty, binary, unparsable), unsupported (no loader for its "
+        "type) or skipped (an upload whose path held a different file, with on_conflict=reject)."
+    )
+    reason: str
+    stage: str = Field(description="upload (refused before it was stored) or ingest.")
+    at: float = Field(description="Unix time of the latest failure of this path.")
+
+
+class FailureList(BaseModel):
+    data: list[FailureInfo]
+
+
+class FailuresDismissed(BaseModel):
+    dismissed: int
 
 
 class RefusedPath(BaseModel):

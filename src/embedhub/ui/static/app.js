@@ -330,14 +330,36 @@ async function renderCollections() {
 // A collection made before accounts were on (or by the CLI on the server's machine) has no owner.
 function ownerText(collection) { return collection.owner ? `owner ${escapeHtml(collection.owner)}` : "no owner"; }
 
-const STAGE_PROGRESS = { queued: 0.05, parsing: 0.35, embedding: 0.7, done: 1, failed: 1, cancelled: 1 };
 const RUNNING = ["queued", "parsing", "embedding"];
 
+// The share actually embedded, in every state: a job cancelled or failed at 0.2% is drawn at 0.2%
+// (its state is named beside the bar); only a finished job is full.
 function jobProgress(job) {
-  if (typeof job.progress === "number" && !["done", "failed", "cancelled"].includes(job.status)) {
-    return Math.max(0, Math.min(1, job.progress));
-  }
-  return STAGE_PROGRESS[job.status] ?? 0;
+  if (job.status === "done") return 1;
+  return typeof job.progress === "number" ? Math.max(0, Math.min(1, job.progress)) : 0;
+}
+// "0.2%" / "42%": a large file moves by fractions of a percent, which whole percents hide
+function percentText(fraction) {
+  const percent = fraction * 100;
+  return `${percent > 0 && percent < 10 ? percent.toFixed(1) : Math.floor(percent)}%`;
+}
+function durationText(seconds) {
+  if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}
+// While embedding: chunks/s and the time left (the server's estimate from the pace so far).
+function jobPace(job) {
+  if (!RUNNING.includes(job.status) || !job.rate) return "";
+  const left = typeof job.eta_seconds === "number" ? ` · ${durationText(job.eta_seconds)} left` : "";
+  return `${job.rate < 10 ? job.rate.toFixed(1) : Math.round(job.rate)} chunks/s${left}`;
+}
+function progressCell(job) {
+  const fraction = jobProgress(job);
+  const label = `${percentText(fraction)}${job.status === "done" ? "" : ` ${job.status}`}`;
+  const pace = jobPace(job);
+  return `<progress max="1" value="${fraction}" title="${label}" aria-label="${label}"></progress>
+    <span class="job-percent">${percentText(fraction)}</span>${pace ? `<span class="job-pace muted">${pace}</span>` : ""}`;
 }
 function chunkCount(job) {
   const total = job.chunks_total ?? job.total_chunks;
@@ -349,16 +371,16 @@ function jobRow(job, editable = true) {
     ? `<button class="secondary retry" data-job="${job.id}" type="button">Retry</button>` : "";
   const cancel = editable && RUNNING.includes(job.status)
     ? `<button class="secondary cancel" data-job="${job.id}" type="button">Cancel</button>` : "";
-  const percent = Math.round(jobProgress(job) * 100);
   return `<tr id="job-${job.id}" data-status="${job.status}">
     <td class="name" title="${escapeHtml(job.name)}">${escapeHtml(job.name)}</td>
-    <td><progress max="100" value="${percent}" title="${percent}%"></progress></td>
+    <td class="job-progress">${progressCell(job)}</td>
     <td><span class="status ${job.status}">${job.status}</span> <span class="muted">${chunkCount(job)}</span></td>
     <td class="reason error" title="${escapeHtml(job.error || "")}">${escapeHtml(job.error || "")}</td>
     <td class="actions">${retry}${cancel}</td></tr>`;
 }
 
-// Rejected uploads and upload notes are kept (per collection, for this browser tab) until dismissed.
+// Upload notes are kept (per collection, for this browser tab) until dismissed; failures are kept
+// by the server (failureItems / renderFailures below).
 function kept(kind, name) {
   try { return JSON.parse(sessionStorage.getItem(`embedhub-${kind}-${name}`) || "[]"); } catch { return []; }
 }
@@ -413,7 +435,7 @@ async function renderCollection([name]) {
     <table class="fixed jobs"><thead><tr><th class="name">File</th><th class="progress">Progress</th><th class="state">Status</th><th class="reason">Reason</th><th class="actions"></th></tr></thead>
       <tbody id="jobs">${jobs.data.map((job) => jobRow(job, editable)).join("")}</tbody></table>
     <h2>Failures</h2>
-    <ul id="failures" class="failures"></ul>
+    <div id="failures"></div>
     <h2>Documents</h2>
     <table class="fixed documents"><thead><tr><th class="name">File</th><th class="type">Type</th><th class="num">Pages</th><th class="num">Chunks</th><th class="state">Status</th><th class="actions"></th></tr></thead>
       <tbody id="documents">${documentRows(name, documents.data, editable)}</tbody></table>
@@ -422,18 +444,7 @@ async function renderCollection([name]) {
     document.getElementById("upload-notes").innerHTML = kept("notes", name).map((note, index) =>
       `<li><span>${escapeHtml(note)}</span> <button class="link dismiss-note" data-index="${index}" type="button" aria-label="Dismiss">Dismiss</button></li>`).join("");
   };
-  const updateFailures = () => {
-    const dismissed = new Set(kept("dismissed", name));
-    const failed = [...document.querySelectorAll("#jobs tr[data-status=failed]")].filter((row) => !dismissed.has(row.id))
-      .map((row) => `<li><span class="name" title="${escapeHtml(row.cells[0].textContent)}">${escapeHtml(row.cells[0].textContent)}</span>
-        <span class="error">${escapeHtml(row.cells[3].textContent)}</span>
-        <button class="link dismiss-failure" data-job-row="${row.id}" type="button">Dismiss</button></li>`);
-    const rejected = kept("rejected", name).map((item, index) =>
-      `<li class="rejected"><span class="name" title="${escapeHtml(item.filename)}">${escapeHtml(item.filename)}</span>
-        <span class="error">not uploaded: ${escapeHtml(item.error)}</span>
-        <button class="link dismiss-rejected" data-index="${index}" type="button">Dismiss</button></li>`);
-    document.getElementById("failures").innerHTML = [...rejected, ...failed].join("") || '<li class="muted">none</li>';
-  };
+  const updateFailures = () => renderFailures(name, editable).catch((error) => toast(error.message));
   notes();
   updateFailures();
   const upload = async (items) => {
@@ -447,16 +458,18 @@ async function renderCollection([name]) {
       const response = await request(`/v1/collections/${encodeURIComponent(name)}/files`, { method: "POST", body: form });
       const text = await response.text();
       const body = text ? JSON.parse(text) : {};
-      if (!response.ok) {  // every file was rejected: one message joins "name: reason" for each
-        result = { jobs: [], rejected: splitReasons((body.error && body.error.message) || response.statusText, items) };
+      if (!response.ok) {  // every file was rejected: the server kept each with its reason
+        result = { jobs: [], rejected: splitReasons((body.error && body.error.message) || response.statusText, items)
+          .map((r) => ({ ...r, status: response.status })) };
       } else result = body;
     } catch (error) { result = { jobs: [], rejected: [{ filename: `${items.length} file(s)`, error: error.message }] }; }
     for (const job of result.jobs) upsertJob(job);
     const fresh = result.jobs.map(uploadNote).filter(Boolean);
     if (fresh.length) { keep("notes", name, [...kept("notes", name), ...fresh]); notes(); }
     if (result.rejected.length) {
-      keep("rejected", name, [...kept("rejected", name), ...result.rejected.map((r) => ({ filename: r.filename, error: withoutName(r.error, r.filename) }))]);
-      updateFailures();
+      // the server keeps them; one whose upload never reached it (the network) is shown until re-rendered
+      if (!result.jobs.length && result.rejected.every((r) => !r.status)) showUnsent(result.rejected);
+      else updateFailures();
     }
   };
   const refreshDocuments = async () => {
@@ -471,8 +484,10 @@ async function renderCollection([name]) {
     const existing = document.getElementById("job-" + job.id);
     const html = jobRow(job, editable);
     if (existing) existing.outerHTML = html; else document.getElementById("jobs").insertAdjacentHTML("beforeend", html);
-    updateFailures();
-    if (job.status === "done" || job.status === "failed") refreshDocuments().catch(() => {});
+    if (job.status === "done" || job.status === "failed") {
+      refreshDocuments().catch(() => {});
+      updateFailures();  // a failed file is kept by the server; a done one clears its old failure
+    }
   };
   document.getElementById("share-button")?.addEventListener("click", () => openShare(name, (fresh) => {
     document.getElementById("access-summary").innerHTML = access(fresh.you, fresh.owner);
@@ -502,14 +517,11 @@ async function renderCollection([name]) {
     keep("notes", name, items);
     notes();
   });
-  document.getElementById("failures").addEventListener("click", (e) => {
-    if (e.target.classList.contains("dismiss-rejected")) {
-      const items = kept("rejected", name);
-      items.splice(Number(e.target.dataset.index), 1);
-      keep("rejected", name, items);
-    } else if (e.target.classList.contains("dismiss-failure")) {
-      keep("dismissed", name, [...kept("dismissed", name), e.target.dataset.jobRow]);
-    } else return;
+  document.getElementById("failures").addEventListener("click", async (e) => {
+    const all = e.target.id === "dismiss-all-failures";
+    if (!all && !e.target.classList.contains("dismiss-failure")) return;
+    const path = `/v1/collections/${encodeURIComponent(name)}/failures${all ? "" : `/${e.target.dataset.failure}`}`;
+    try { await api(path, { method: "DELETE" }); } catch (error) { toast(error.message); }
     updateFailures();
   });
   document.getElementById("jobs").addEventListener("click", async (e) => {
@@ -535,6 +547,34 @@ async function renderCollection([name]) {
   eventStream = subscribe(`/v1/collections/${encodeURIComponent(name)}/events`, (type, data) => {
     if (type === "job") upsertJob(JSON.parse(data));
   });
+}
+
+// ---------- failures: kept by the server per collection until dismissed (GET/DELETE .../failures) ----------
+function failureItem(failure, editable) {
+  const what = failure.stage === "upload" ? (failure.status === "skipped" ? "not uploaded (skipped)" : "not uploaded")
+    : failure.status === "unsupported" ? "not ingested (unsupported)" : "not ingested";
+  const dismiss = editable
+    ? `<button class="link dismiss-failure" data-failure="${escapeHtml(failure.id)}" type="button" aria-label="Dismiss ${escapeHtml(failure.name)}">Dismiss</button>` : "";
+  return `<li class="${failure.stage === "upload" ? "rejected" : "failed"}" data-failure="${escapeHtml(failure.id)}">
+    <span class="name" title="${escapeHtml(failure.name)}">${escapeHtml(failure.name)}</span>
+    <span class="error">${what}: ${escapeHtml(withoutName(failure.reason, failure.name.split("/").pop()))}</span>
+    <span class="failure-when muted" title="${escapeHtml(new Date(failure.at * 1000).toLocaleString())}">${when(failure.at)}</span>${dismiss}</li>`;
+}
+async function renderFailures(name, editable) {
+  const failures = (await api(`/v1/collections/${encodeURIComponent(name)}/failures`)).data;
+  const box = document.getElementById("failures");
+  if (!box) return;  // the page changed meanwhile
+  const all = editable && failures.length > 1
+    ? `<p class="failures-actions"><button class="link" id="dismiss-all-failures" type="button">Dismiss all ${failures.length}</button></p>` : "";
+  box.innerHTML = `${all}<ul class="failures">${failures.map((f) => failureItem(f, editable)).join("") || '<li class="muted">none</li>'}</ul>`;
+}
+// an upload that never reached the server (the network failed): nothing was kept, say so here
+function showUnsent(rejected) {
+  const list = document.querySelector("#failures ul.failures");
+  if (!list) return;
+  list.querySelector("li.muted")?.remove();
+  list.insertAdjacentHTML("beforeend", rejected.map((r) => `<li class="rejected unsent"><span class="name">${escapeHtml(r.filename)}</span>
+    <span class="error">not uploaded: ${escapeHtml(r.error)}</span></li>`).join(""));
 }
 
 // ---------- sharing (owners and admins): GET/PUT/DELETE /v1/collections/NAME/access ----------

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from embedhub.errors import EmbedhubError
 from embedhub.kb.loaders import LOADERS, check_content
-from embedhub.kb.uploads import OnConflict, safe_relative_path, store_upload
+from embedhub.kb.uploads import OnConflict, UploadConflictError, safe_relative_path, store_upload
 from embedhub.server.deps import AUTH, Editable, GuardDep, JobsDep, ReadyHubDep
 from embedhub.server.errors import ERRORS_DOC, ApiError, status_of
 from embedhub.server.schemas import LoaderList, UploadResult
@@ -54,6 +54,11 @@ async def upload_files(
             outcome = store_upload(uploads, relative, data, on_conflict)
         except EmbedhubError as error:
             rejected.append({"filename": upload.filename, "error": str(error), "status": status_of(error)})
+            # kept until dismissed (GET/DELETE .../failures): the browser tab may be long gone
+            status = "skipped" if isinstance(error, UploadConflictError) else "failed"
+            collection.manifest.record_problem(
+                str(uploads / relative), relative, status, str(error), "upload"
+            )
             continue
         job = jobs.submit(name, uploads / outcome["stored_as"], outcome["stored_as"])
         accepted.append({**job.to_dict(), "filename": upload.filename, **outcome})
