@@ -71,6 +71,12 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         page.wait_for_function("document.querySelectorAll('#documents tr').length === 2", timeout=30_000)
         assert page.locator("#jobs progress").first.get_attribute("value") == "1"  # max 1: the share done
         page.screenshot(path=str(ARTIFACTS / "02-collection-done.png"), full_page=True)
+        # a Delete button sits on its row's middle line, level with the row's text
+        row = page.locator("#documents tr").first
+        button = row.locator("button.delete-doc").bounding_box()
+        name = row.locator("td.name a").bounding_box()
+        middle = lambda box: box["y"] + box["height"] / 2  # noqa: E731
+        assert abs(middle(button) - middle(name)) <= 3, (button, name)
 
         page.click("text=search this collection")
         page.fill("input[name=query]", query)
@@ -131,6 +137,15 @@ def test_upload_search_and_open_cited_page(browser, settings, minilm_encoder, tm
         page.wait_for_selector("dl.settings")
         assert "all-MiniLM-L6-v2" in page.locator("dl.settings").inner_text()
         page.screenshot(path=str(ARTIFACTS / "06-settings.png"))
+        # styled like the rest: each label beside its value on wide screens, above it on a phone
+        label, value = page.locator("dl.settings dt").first, page.locator("dl.settings dd").first
+        assert label.bounding_box()["x"] + label.bounding_box()["width"] <= value.bounding_box()["x"]
+        assert abs(label.bounding_box()["y"] - value.bounding_box()["y"]) <= 4
+        page.set_viewport_size({"width": 375, "height": 800})
+        assert value.bounding_box()["y"] > label.bounding_box()["y"] + label.bounding_box()["height"] - 1
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=str(ARTIFACTS / "06b-settings-phone.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
         assert errors == []  # no script errors, no failed requests (favicon included)
         assert page.locator("link[rel=icon]").get_attribute("href").startswith("data:image/svg+xml")
         assert not any(address.endswith("/favicon.ico") for address in requested)

@@ -416,7 +416,7 @@ async function renderCollection([name]) {
       <a href="#/ask/${encodeURIComponent(name)}">ask this collection</a></p>
     ${editable ? `<div class="dropzone" id="dropzone">
       <p><strong>Drop files or folders here</strong></p>
-      <p class="muted">PDF, DOCX, Markdown, HTML, text and source code</p>
+      <p class="muted">PDF, DOCX, Markdown, HTML, text, source code, and scans or images (read by OCR)</p>
       <div class="choose">
         <button type="button" id="choose-files">Choose files</button>
         <button type="button" id="choose-folder">Choose a folder</button>
