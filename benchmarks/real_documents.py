@@ -147,11 +147,21 @@ def snippet_offset(chunk_text: str, snippet: str) -> int:
     plain = html.unescape(_MARK.sub("", snippet))
     if not plain.startswith("…"):
         return 0
-    first = plain[1:].split("…")[0]  # the first shown piece (sentence snippets leave out several)
+    first = plain[1:].split("…")[0].strip()  # the first shown piece (sentence snippets leave out several)
     found = chunk_text.find(first)  # the whole piece: a repeated opening (lorem ipsum) is not enough
-    if found < 0:  # whitespace runs are shown as one space
-        found = " ".join(chunk_text.split()).find(" ".join(first.split()))
-    return max(found, 0)
+    if found >= 0:
+        return found
+    # whitespace runs are shown as one space: find it in the collapsed text, map back to the chunk's
+    collapsed, origin = [], []
+    for position, character in enumerate(chunk_text):
+        if character.isspace():
+            if collapsed and collapsed[-1] == " ":
+                continue
+            character = " "
+        collapsed.append(character)
+        origin.append(position)
+    found = "".join(collapsed).find(" ".join(first.split()))
+    return origin[found] if found >= 0 else 0
 
 
 @dataclass
