@@ -17,7 +17,17 @@ from embedhub.errors import ConfigurationError
 from embedhub.kb.ingest import Ingestor, document_id
 from embedhub.kb.loaders import load_file
 from embedhub.kb.loaders.pdf import has_text_layer
-from embedhub.kb.ocr import OcrOptions, OcrTimeoutError, RapidOcrEngine, TesseractEngine, page_list
+from embedhub.kb.ocr import (
+    OcrEngine,
+    OcrOptions,
+    OcrTimeoutError,
+    RapidOcrEngine,
+    SpacingFallbackEngine,
+    TesseractEngine,
+    get_ocr_engine,
+    page_list,
+    spaces_dropped,
+)
 from tests.kb.conftest import make_pdf
 
 ENGLISH = ("The lease ends on 31 March 2025.", "Rent is due monthly.")
@@ -218,3 +228,63 @@ def test_an_image_document_renders_its_frames_for_citations(tmp_path, font):
     page(font, ENGLISH[:1]).save(path, save_all=True, append_images=[page(font, ENGLISH)])
     second = Image.open(io.BytesIO(render_frame(path, 2)))
     assert second.format == "PNG" and second.size == (1100, 120 + 90 * len(ENGLISH))
+
+
+PROSE = (
+    "We have chosen the PubTabNet data set to perform HPO, since it includes a highly diverse set of "
+    "tables. Also we report TED scores separately for simple and complex tables (tables with cell "
+    "spans). Results are presented in the table. It is evident that with OTSL, our model achieves the "
+    "same TED score and slightly better mAP scores in comparison to HTML."
+)
+# rapidocr's reading of that page stored as JPEG in an image-only PDF (docs/retrieval.md)
+SPACELESS = (
+    "OptimizedTableTokenizationforTableStructureRecognition\n9\n\n"
+    "ordertocomputetheTEDscore.Inferencetimingresultsforallexperiments\n"
+    "wereobtainedfrom thesamemachineonasinglecorewithAMDEPYC7763\nCPU@2.45GHz.\n\n5.1\n"
+    "HyperParameterOptimization\nWehave chosenthePubTabNetdata settoperformHPO,since itincludes a\n"
+    "highlydiversesetof tables.AlsowereportTEDscoresseparatelyforsimple and\n"
+    "complex tables (tables with cell spans).Results are presented in Table. It is\n"
+    "evident thatwith OTSL,ourmodel achieves the sameTEDscore and slightly\n"
+    "bettermAPscoresincomparisontoHTML.HoweverOTSLyieldsa2rspeed\nupintheinferenceruntimeover"
+)
+
+
+class ScriptedEngine(OcrEngine):
+    def __init__(self, name: str, text: str) -> None:
+        self.name, self.install, self.text, self.calls = name, "", text, 0
+
+    def unavailable_reason(self):
+        return None
+
+    def read(self, image, timeout):
+        self.calls += 1
+        return self.text
+
+
+def test_lost_word_spaces_are_told_from_english_chinese_and_short_text():
+    assert not spaces_dropped(PROSE)
+    assert spaces_dropped(SPACELESS)
+    assert not spaces_dropped("民法典是新中国第一部以法典命名的法律。" * 20)
+    assert not spaces_dropped("Wehavechosen thedataset")  # too little to judge
+
+
+def test_auto_reads_again_with_tesseract_where_rapidocr_lost_the_spaces():
+    image = Image.new("L", (8, 8))
+    spaced, lost = ScriptedEngine("rapidocr", PROSE), ScriptedEngine("rapidocr", SPACELESS)
+    tesseract = ScriptedEngine("tesseract", PROSE.replace("HTML", "HTML5"))
+    assert SpacingFallbackEngine(spaced, tesseract).read(image, 10) == PROSE and tesseract.calls == 0
+    again = SpacingFallbackEngine(lost, tesseract).read(image, 10)
+    assert again.endswith("HTML5.") and tesseract.calls == 1
+    no_better = ScriptedEngine("tesseract", SPACELESS.upper())
+    assert SpacingFallbackEngine(lost, no_better).read(image, 10) == SPACELESS  # keep the first reading
+    assert SpacingFallbackEngine(lost, tesseract).name == "rapidocr+tesseract"
+
+
+def test_auto_pairs_the_engines_when_both_are_installed():
+    engines = [get_ocr_engine(name) for name in ("rapidocr", "tesseract")]
+    if any(engine.unavailable_reason() for engine in engines):
+        pytest.skip("needs both rapidocr (pip install 'embedhub[ocr]') and tesseract (make ocr-tools)")
+    engine, _ = OcrOptions("auto").resolve()
+    assert isinstance(engine, SpacingFallbackEngine) and engine.name == "rapidocr+tesseract"
+    alone, _ = OcrOptions("rapidocr").resolve()
+    assert alone.name == "rapidocr"

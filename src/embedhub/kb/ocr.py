@@ -10,7 +10,9 @@ Chinese+English detection/recognition models (ONNX Runtime), tesseract is Debian
 in docs/retrieval.md ("Scanned PDFs and images (OCR)"). `auto` takes the first available engine in
 `AUTO_ORDER`: rapidocr, as accurate as tesseract on Chinese and single-column English and about
 5x faster on Chinese; tesseract keeps the columns of a two-column page apart, which rapidocr's
-detector does not (see the table).
+detector does not (see the table). With both installed, `auto` is `SpacingFallbackEngine`: a
+mostly-Latin page whose rapidocr reading lost its word spaces (JPEG-compressed scans) is read
+again by tesseract.
 
 Limits: a page that takes longer than `page_seconds` is given up with a message (tesseract's
 process is stopped; rapidocr runs in this process and cannot be interrupted, so its page finishes
@@ -25,6 +27,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
@@ -189,6 +192,46 @@ _instances: dict[str, OcrEngine] = {}
 _instances_lock = threading.Lock()
 
 
+#: Latin letters per space above which a page's text has lost its word spaces. English prose has
+#: about 5.5 (6.6 on a rendered paper page); rapidocr's reading of the same page stored as JPEG in
+#: an image-only PDF, as scans are, had 24.4 ("Wehave chosenthePubTabNetdata").
+MAX_LETTERS_PER_SPACE = 12.0
+#: below this many Latin letters a page says too little to judge its spacing
+MIN_LETTERS_TO_JUDGE = 200
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_CJK_CHARACTER = re.compile(rf"[{_CJK}]")
+
+
+def spaces_dropped(text: str) -> bool:
+    """Whether mostly-Latin text has lost the spaces between its words (see MAX_LETTERS_PER_SPACE)."""
+    letters = len(_LATIN.findall(text))
+    if letters < MIN_LETTERS_TO_JUDGE or letters < len(_CJK_CHARACTER.findall(text)):
+        return False
+    return letters / (text.count(" ") + 1) > MAX_LETTERS_PER_SPACE
+
+
+class SpacingFallbackEngine(OcrEngine):
+    """`auto` with both engines installed: rapidocr (fast, the best on Chinese) reads each page, and
+    a mostly-Latin page whose reading lost its word spaces (rapidocr does that on JPEG-compressed
+    scans) is read again by tesseract, which keeps them."""
+
+    def __init__(self, primary: OcrEngine, fallback: OcrEngine) -> None:
+        self.primary, self.fallback = primary, fallback
+        self.name = f"{primary.name}+{fallback.name}"
+        self.install = primary.install
+
+    def unavailable_reason(self) -> str | None:
+        return self.primary.unavailable_reason() or self.fallback.unavailable_reason()
+
+    def read(self, image: Image.Image, timeout: float) -> str:
+        started = time.monotonic()
+        text = self.primary.read(image, timeout)
+        if not spaces_dropped(text):
+            return text
+        again = self.fallback.read(image, max(1.0, timeout - (time.monotonic() - started)))
+        return again if not spaces_dropped(again) else text
+
+
 def check_ocr_setting(value: str) -> str:
     """`auto`, `none` or an engine name; a wrong one names the choices."""
     if value not in ("auto", "none", *OCR_ENGINES):
@@ -230,6 +273,10 @@ class OcrOptions:
         if self.engine == "none":
             return None, "OCR is off (EMBEDHUB_OCR=none); set EMBEDHUB_OCR=auto to read them"
         names = AUTO_ORDER if self.engine == "auto" else (self.engine,)
+        if self.engine == "auto":
+            engines = [get_ocr_engine(name) for name in AUTO_ORDER]
+            if all(engine.unavailable_reason() is None for engine in engines):
+                return SpacingFallbackEngine(*engines), ""
         reasons = []
         for name in names:
             engine = get_ocr_engine(name)
