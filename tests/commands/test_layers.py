@@ -219,6 +219,16 @@ def test_models_load_in_one_direction():
     assert module_cycles(import_graph(SOURCE), "embedhub.models") == []
 
 
+def test_no_module_cycle_inside_any_package():
+    """Inside each room too, modules import in one direction (a type-only import counts: it is
+    where a Protocol belongs, as eval/core.py's PartJournal shows). A package's __init__ naming
+    its own modules is not a cycle."""
+    graph = import_graph(SOURCE)
+    for package in sorted({module.rsplit(".", 1)[0] for module in graph if module.count(".") >= 2}):
+        cycles = [cycle for cycle in module_cycles(graph, package) if len(set(cycle)) > 1]
+        assert cycles == [], f"{package}: {cycles}"
+
+
 def test_the_module_cycle_check_finds_a_cycle(tmp_path):
     files = {"models/a.py": "import pkg.models.b\n", "models/b.py": "def f():\n    import pkg.models.a\n"}
     cycle = module_cycles(import_graph(_tree(tmp_path, files)), "pkg.models")

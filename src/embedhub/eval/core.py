@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,11 +26,27 @@ from embedhub.engine.cache import EmbeddingCache, look_up
 from embedhub.models.base import Encoder, finish
 from embedhub.models.spec import InputKind, Task
 
-if TYPE_CHECKING:
-    from embedhub.eval.journal import RunJournal
-
 DEFAULT_ENCODE_BATCH = 64
 EVAL_CACHE_BYTES = 4 << 30  # in memory: a corpus of 100k documents at 4096 dims is 1.6 GiB
+
+
+class PartJournal(Protocol):
+    """Where finished parts of a run are kept and found again (eval/journal.py `RunJournal`):
+    a Protocol here, so this module needs nothing from the journal that builds on its records."""
+
+    path: Path
+
+    def key(self, config: dict[str, Any]) -> str | None:
+        """The key of a part's rows, from its configuration (None: not kept)."""
+        ...
+
+    def records(self, key: str) -> list[Record] | None:
+        """A finished part's records, or None."""
+        ...
+
+    def add_records(self, key: str, config: dict[str, Any], records: list[Record]) -> None:
+        """Keep a part's records the moment it is finished."""
+        ...
 
 
 class ProgressSink(Protocol):
@@ -236,7 +252,7 @@ class EvalContext:
     #: texts that were blank and got a zero vector (they can never be retrieved)
     blank_texts: int = 0
     #: where finished parts are kept (eval/journal.py; None: nowhere, as in tests of one task)
-    journal: RunJournal | None = None
+    journal: PartJournal | None = None
     #: what the numbers depend on (model, backend, dimensions, limit, seed, split, task options):
     #: with a part's own description, the key of its rows in the journal
     run_config: dict[str, Any] = field(default_factory=dict)
