@@ -7,6 +7,7 @@ present (OCR may differ in a character), pages must be the ones the words were d
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 
@@ -18,6 +19,7 @@ from embedhub.kb.ingest import Ingestor, document_id
 from embedhub.kb.loaders import load_file
 from embedhub.kb.loaders.pdf import has_text_layer
 from embedhub.kb.ocr import (
+    MAX_LETTERS_PER_SPACE,
     OcrEngine,
     OcrOptions,
     OcrTimeoutError,
@@ -26,6 +28,7 @@ from embedhub.kb.ocr import (
     TesseractEngine,
     get_ocr_engine,
     page_list,
+    run_together_share,
     spaces_dropped,
 )
 from tests.kb.conftest import make_pdf
@@ -266,6 +269,19 @@ def test_lost_word_spaces_are_told_from_english_chinese_and_short_text():
     assert spaces_dropped(SPACELESS)
     assert not spaces_dropped("民法典是新中国第一部以法典命名的法律。" * 20)
     assert not spaces_dropped("Wehavechosen thedataset")  # too little to judge
+
+
+def test_a_page_is_read_again_when_a_quarter_of_its_lines_ran_together():
+    """multi_page.pdf's JPEG pages averaged 6.7-9.7 letters per space, under any page-wide limit,
+    while a quarter of their lines had lost every space; one odd line on a page is not enough."""
+    spaced = "Word processors became a cornerstone of education, teaching students to write well."
+    lost = "ToolslikeScrivenerallowedauthorstomanagelargeprojects,fromnovelstoscreenplays,"
+    quarter = "\n".join([spaced, spaced, spaced, lost] * 4)
+    assert len(re.findall("[A-Za-z]", quarter)) / (quarter.count(" ") + 1) < MAX_LETTERS_PER_SPACE
+    assert run_together_share(quarter) > 0.2 and spaces_dropped(quarter)
+    one_odd_line = "\n".join([spaced] * 30 + [lost])
+    assert 0 < run_together_share(one_odd_line) < 0.05 and not spaces_dropped(one_odd_line)
+    assert run_together_share("民法典是新中国第一部以法典命名的法律。" * 20) is None
 
 
 def test_auto_reads_again_with_tesseract_where_rapidocr_lost_the_spaces():

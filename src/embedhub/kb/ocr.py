@@ -11,8 +11,8 @@ in docs/retrieval.md ("Scanned PDFs and images (OCR)"). `auto` takes the first a
 `AUTO_ORDER`: rapidocr, as accurate as tesseract on Chinese and single-column English and about
 5x faster on Chinese; tesseract keeps the columns of a two-column page apart, which rapidocr's
 detector does not (see the table). With both installed, `auto` is `SpacingFallbackEngine`: a
-mostly-Latin page whose rapidocr reading lost its word spaces (JPEG-compressed scans) is read
-again by tesseract.
+mostly-Latin page where rapidocr ran more than an odd line's words together (it does on
+JPEG-compressed scans) is read again by tesseract, which keeps the spaces.
 
 Limits: a page that takes longer than `page_seconds` is given up with a message (tesseract's
 process is stopped; rapidocr runs in this process and cannot be interrupted, so its page finishes
@@ -192,22 +192,44 @@ _instances: dict[str, OcrEngine] = {}
 _instances_lock = threading.Lock()
 
 
-#: Latin letters per space above which a page's text has lost its word spaces. English prose has
-#: about 5.5 (6.6 on a rendered paper page); rapidocr's reading of the same page stored as JPEG in
-#: an image-only PDF, as scans are, had 24.4 ("Wehave chosenthePubTabNetdata").
+#: Latin letters per space above which a line has lost its word spaces. English prose has about 5.5
+#: (6.6 on a rendered paper page); rapidocr's reading of a page stored as JPEG in an image-only PDF,
+#: as scans are, ran whole lines together ("Wehave chosenthePubTabNetdata": 24 on that page).
 MAX_LETTERS_PER_SPACE = 12.0
-#: below this many Latin letters a page says too little to judge its spacing
+#: lines with fewer Latin letters than this (page numbers, labels, formulas) are not judged
+MIN_LETTERS_IN_LINE = 20
+#: below this many Latin letters in judged lines a page says too little to judge its spacing
 MIN_LETTERS_TO_JUDGE = 200
+#: share of a page's judged letters in run-together lines from which the page is read again. Measured
+#: on docling's 9 test pages (benchmarks/real_documents.py --ocr): rapidocr on the PNG pages 0-5.6%,
+#: on the same pages as JPEG in an image-only PDF 9.9-73.6%; a page-wide letters-per-space average
+#: (6.7-9.7 on multi_page.pdf's JPEG pages) missed pages where a quarter of the lines ran together.
+MAX_RUN_TOGETHER_SHARE = 0.05
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _CJK_CHARACTER = re.compile(rf"[{_CJK}]")
 
 
+def run_together_share(text: str) -> float | None:
+    """The share of mostly-Latin text's letters that sit in lines which lost their word spaces, or
+    None when there is too little Latin text (or more Chinese than Latin) to judge."""
+    if len(_LATIN.findall(text)) < len(_CJK_CHARACTER.findall(text)):
+        return None
+    judged = run_together = 0
+    for line in text.splitlines():
+        letters = len(_LATIN.findall(line))
+        if letters < MIN_LETTERS_IN_LINE:
+            continue
+        judged += letters
+        if letters / (line.count(" ") + 1) > MAX_LETTERS_PER_SPACE:
+            run_together += letters
+    return run_together / judged if judged >= MIN_LETTERS_TO_JUDGE else None
+
+
 def spaces_dropped(text: str) -> bool:
-    """Whether mostly-Latin text has lost the spaces between its words (see MAX_LETTERS_PER_SPACE)."""
-    letters = len(_LATIN.findall(text))
-    if letters < MIN_LETTERS_TO_JUDGE or letters < len(_CJK_CHARACTER.findall(text)):
-        return False
-    return letters / (text.count(" ") + 1) > MAX_LETTERS_PER_SPACE
+    """Whether mostly-Latin text has lost the spaces between its words in more than an odd line
+    (see MAX_RUN_TOGETHER_SHARE)."""
+    share = run_together_share(text)
+    return share is not None and share > MAX_RUN_TOGETHER_SHARE
 
 
 class SpacingFallbackEngine(OcrEngine):
@@ -229,7 +251,7 @@ class SpacingFallbackEngine(OcrEngine):
         if not spaces_dropped(text):
             return text
         again = self.fallback.read(image, max(1.0, timeout - (time.monotonic() - started)))
-        return again if not spaces_dropped(again) else text
+        return again if (run_together_share(again) or 0.0) < (run_together_share(text) or 0.0) else text
 
 
 def check_ocr_setting(value: str) -> str:
