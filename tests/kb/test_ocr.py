@@ -26,8 +26,10 @@ from embedhub.kb.ocr import (
     RapidOcrEngine,
     SpacingFallbackEngine,
     TesseractEngine,
+    TextBox,
     get_ocr_engine,
     page_list,
+    reading_order,
     run_together_share,
     spaces_dropped,
 )
@@ -304,3 +306,56 @@ def test_auto_pairs_the_engines_when_both_are_installed():
     assert isinstance(engine, SpacingFallbackEngine) and engine.name == "rapidocr+tesseract"
     alone, _ = OcrOptions("rapidocr").resolve()
     assert alone.name == "rapidocr"
+
+
+def _line(left, top, right, text):
+    return TextBox(left, top, right, top + 30, text)
+
+
+def test_two_columns_are_read_one_after_the_other_with_a_title_across_them():
+    """rapidocr returns lines by height only: left, right, left, right (accuracy 0.57 on a real
+    two-column page); reading order takes each column top to bottom, a title across both in place."""
+    title = _line(200, 40, 1400, "Self-Locking Nuts and Where They Are Used")
+    engine_order = [title]
+    for row in range(5):
+        engine_order += [
+            _line(200, 100 + 40 * row, 860, f"left {row}"),
+            _line(890, 100 + 40 * row, 1550, f"right {row}"),
+        ]
+    footer = _line(200, 400, 1500, "Figure 7-26. Self-locking nuts across the page.")
+    below = [_line(200, 460 + 40 * row, 860, f"left {row + 5}") for row in range(3)]
+    below += [_line(890, 460 + 40 * row, 1550, f"right {row + 5}") for row in range(3)]
+    texts = [box.text for box in reading_order([*engine_order, footer, *sorted(below, key=lambda b: b.top)])]
+    assert texts == [
+        title.text,
+        *(f"left {row}" for row in range(5)),
+        *(f"right {row}" for row in range(5)),
+        footer.text,
+        *(f"left {row}" for row in range(5, 8)),
+        *(f"right {row}" for row in range(5, 8)),
+    ]
+
+
+def test_one_column_and_tables_keep_the_engine_order():
+    one_column = [_line(200, 100 + 40 * row, 1500 - 37 * row, f"line {row}") for row in range(8)]
+    assert reading_order(one_column) == one_column
+    # a table's cells have gaps between them, but cells are not columns of text: rows stay rows
+    table = [
+        _line(200 + 180 * column, 100 + 40 * row, 300 + 180 * column, f"{row}.{column}")
+        for row in range(6)
+        for column in range(6)
+    ]
+    assert reading_order(table) == table
+
+
+def test_a_column_line_merged_with_a_label_beside_it_stays_in_its_column():
+    """The detector joined "against the force of the spring to engage the threads of the" with a
+    figure label to its right into one box across the gutter; the left column runs into and out of it."""
+    left = [_line(200, 100 + 35 * row, 860, f"left {row}") for row in range(6)]
+    right = [_line(890, 100 + 35 * row, 1550, f"right {row}") for row in range(4)]
+    merged = _line(200, 100 + 35 * 6, 1450, "left 6 merged with a label")
+    after = [_line(200, 100 + 35 * row, 860, f"left {row}") for row in range(7, 9)]
+    boxes = sorted([*left, *right, merged, *after], key=lambda box: box.top)
+    texts = [box.text for box in reading_order(boxes)]
+    assert texts[:9] == [*(f"left {row}" for row in range(6)), merged.text, "left 7", "left 8"]
+    assert texts[9:] == [f"right {row}" for row in range(4)]

@@ -9,8 +9,8 @@ Chinese+English detection/recognition models (ONNX Runtime), tesseract is Debian
 `chi_sim` and `eng` data. benchmarks/ocr_engines.py measures them on the same pages; the table is
 in docs/retrieval.md ("Scanned PDFs and images (OCR)"). `auto` takes the first available engine in
 `AUTO_ORDER`: rapidocr, as accurate as tesseract on Chinese and single-column English and about
-5x faster on Chinese; tesseract keeps the columns of a two-column page apart, which rapidocr's
-detector does not (see the table). With both installed, `auto` is `SpacingFallbackEngine`: a
+5x faster on Chinese. rapidocr's lines come sorted by height only; `reading_order` puts the
+columns of a multi-column page back one after the other (tesseract does its own layout). With both installed, `auto` is `SpacingFallbackEngine`: a
 mostly-Latin page where rapidocr ran more than an odd line's words together (it does on
 JPEG-compressed scans) is read again by tesseract, which keeps the spaces.
 
@@ -32,7 +32,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from embedhub.errors import ConfigurationError, EmbedhubError
 
@@ -105,8 +105,18 @@ class RapidOcrEngine(OcrEngine):
             # no angle classifier: on upright scans it turned clean lines upside down and lost them
             # (docling's multi_page.pdf: accuracy 0.884 with it, 0.994 without)
             result, _ = self._model()(np.asarray(image.convert("RGB"))[:, :, ::-1], use_cls=False)
-        lines = [(box, text) for box, text, _score in result or [] if text.strip()]
-        return join_lines([(min(p[1] for p in box), max(p[1] for p in box), text) for box, text in lines])
+        boxes = [
+            TextBox(
+                min(p[0] for p in box),
+                min(p[1] for p in box),
+                max(p[0] for p in box),
+                max(p[1] for p in box),
+                text,
+            )
+            for box, text, _score in result or []
+            if text.strip()
+        ]
+        return join_lines([(box.top, box.bottom, box.text) for box in reading_order(boxes)])
 
     def read(self, image: Image.Image, timeout: float) -> str:
         future = self._runner.submit(self._read, image)
@@ -165,6 +175,101 @@ def _tesseract_text(tsv: str) -> str:
 
 _CJK = r"\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
 _SPACE_NEXT_TO_CJK = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
+
+
+class TextBox(NamedTuple):
+    """One recognised line and its bounding box, in pixels (y grows downwards)."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    text: str
+
+
+#: a gap between columns is at least this many median line heights wide (the two-column page of
+#: docling's amt_handbook_sample.pdf: 20-25 px at 200 dpi between columns, lines 30 px high)
+MIN_GUTTER_LINE_HEIGHTS = 0.5
+#: boxes wider than this share of the text's width are headings or figures across the columns
+MAX_COLUMN_WIDTH_SHARE = 0.6
+#: a side of a gutter is a column when it holds at least this many lines
+MIN_COLUMN_LINES = 3
+#: ... and when its lines are text, not table cells: their median width is at least this share of
+#: the text's width (the columns of amt_handbook_sample.pdf: 0.49; the cells of the table on
+#: 2305.03393v1-pg9.pdf, which the engine's row order reads right: under 0.1)
+MIN_COLUMN_WIDTH_SHARE = 0.3
+
+
+def reading_order(boxes: list[TextBox]) -> list[TextBox]:
+    """Boxes in reading order: each column top to bottom, then the next, with boxes that run across
+    the columns (titles, wide figures) read where they stand. rapidocr returns lines sorted by height
+    on the page only, so a two-column page came out as left line, right line, left line... (character
+    accuracy 0.57 on docling's amt_handbook_sample.pdf, 0.97-1.00 on its one-column pages). A page
+    without a gutter keeps the engine's order; more than two columns are found by recursion."""
+    found = _gutter(boxes)
+    if found is None:
+        return boxes
+    gutter_left, gutter_right = found
+    left = [box for box in boxes if box.right <= gutter_left and _narrow(box, boxes)]
+    right = [box for box in boxes if box.left >= gutter_right and _narrow(box, boxes)]
+    placed = {id(box) for box in left} | {id(box) for box in right}
+    across = sorted((box for box in boxes if id(box) not in placed), key=lambda box: box.top)
+    # The detector sometimes merges a column's line with a label beside it into one wide box: a
+    # box that the left column runs straight into and out of is that column's line, not a title.
+    heights = sorted(box.bottom - box.top for box in boxes)
+    near = heights[len(heights) // 2] / 2
+    for box in list(across):
+        above = any(0 <= box.top - other.bottom <= near for other in left)
+        below = any(0 <= other.top - box.bottom <= near for other in left)
+        if box.left < gutter_left and above and below:
+            across.remove(box)
+            left.append(box)
+    left.sort(key=lambda box: box.top)
+    ordered: list[TextBox] = []
+    for limit in [*(box.top for box in across), float("inf")]:
+        for column in (left, right):
+            segment = [box for box in column if (box.top + box.bottom) / 2 < limit]
+            column[:] = [box for box in column if (box.top + box.bottom) / 2 >= limit]
+            ordered.extend(reading_order(segment))
+        if across:
+            ordered.append(across.pop(0))
+    return ordered
+
+
+def _narrow(box: TextBox, boxes: list[TextBox]) -> bool:
+    width = max(b.right for b in boxes) - min(b.left for b in boxes)
+    return box.right - box.left < MAX_COLUMN_WIDTH_SHARE * width
+
+
+def _gutter(boxes: list[TextBox]) -> tuple[float, float] | None:
+    """The widest vertical gap between columns of lines, as (its left edge, its right edge), or None:
+    a gap in the horizontal extent of the narrow boxes, in the middle 60% of the text's width, wide
+    enough (MIN_GUTTER_LINE_HEIGHTS) and with a column (MIN_COLUMN_LINES) on each side."""
+    if len(boxes) < 2 * MIN_COLUMN_LINES:
+        return None
+    start, end = min(box.left for box in boxes), max(box.right for box in boxes)
+    heights = sorted(box.bottom - box.top for box in boxes)
+    min_gap = MIN_GUTTER_LINE_HEIGHTS * heights[len(heights) // 2]
+    narrow = sorted((box for box in boxes if _narrow(box, boxes)), key=lambda box: box.left)
+    best: tuple[float, float] | None = None
+    reach = None
+    for box in narrow:
+        if reach is not None and box.left - reach >= min_gap:
+            middle = (box.left + reach) / 2
+            inside = start + 0.2 * (end - start) <= middle <= start + 0.8 * (end - start)
+            if inside and (best is None or box.left - reach > best[1] - best[0]):
+                best = (reach, box.left)
+        reach = box.right if reach is None else max(reach, box.right)
+    if best is None:
+        return None
+    for side in (
+        [box for box in narrow if box.right <= best[0]],
+        [box for box in narrow if box.left >= best[1]],
+    ):
+        widths = sorted(box.right - box.left for box in side)
+        if len(side) < MIN_COLUMN_LINES or widths[len(widths) // 2] < MIN_COLUMN_WIDTH_SHARE * (end - start):
+            return None
+    return best
 
 
 def join_cjk(text: str) -> str:
