@@ -16,8 +16,13 @@ is the reference, so a column read in another order counts as errors. Seconds pe
 time of `engine.read` alone (model loading excluded, one warm-up page first), on this machine
 as it is (shared: numbers vary with its load); every engine reads the same pages in turn.
 
+`auto` is what ingestion uses when EMBEDHUB_OCR is auto (with both installed: rapidocr, and
+tesseract again for a Latin page whose reading ran words together). `--jpeg QUALITY` stores each
+page as a JPEG of that quality first, as scanners and image-only PDFs do: rapidocr loses word
+spaces on such pixels, which the PNG pages do not show.
+
 Usage: python benchmarks/ocr_engines.py [--data ../shared/data] [--pages 4] [--dpi 200]
-           [--engines rapidocr,tesseract] [--out FILE.json]
+           [--engines rapidocr,tesseract,auto] [--jpeg 75] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import pypdfium2 as pdfium
 from PIL import Image, ImageDraw, ImageFont
 
 from embedhub.kb.loaders.pdf import PdfLoader
-from embedhub.kb.ocr import OCR_ENGINES, get_ocr_engine, join_cjk
+from embedhub.kb.ocr import OCR_ENGINES, OcrOptions, get_ocr_engine, join_cjk
 
 ENGLISH_PDFS = ("multi_page", "normal_4pages", "amt_handbook_sample", "2305.03393v1-pg9", "redp5110_sampled")
 CHINESE_LAWS = (
@@ -126,25 +131,49 @@ def chinese_pages(data: Path, count: int, dpi: int) -> list[tuple[str, Image.Ima
     return pages
 
 
+def as_jpeg(image: Image.Image, quality: int) -> Image.Image:
+    """The page as a scan stores it: JPEG-compressed at `quality`, decoded again."""
+    import io
+
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    return Image.open(buffer).convert(image.mode)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--pages", type=int, default=4, help="pages per language")
     parser.add_argument("--dpi", type=int, default=200)
-    parser.add_argument("--engines", default=",".join(OCR_ENGINES))
+    parser.add_argument("--engines", default=",".join([*OCR_ENGINES, "auto"]))
+    parser.add_argument("--jpeg", type=int, default=None, help="store pages as JPEG of this quality first")
     parser.add_argument("--out", type=Path)
     arguments = parser.parse_args()
     sets = {
         "English": english_pages(arguments.data, arguments.pages, arguments.dpi),
         "Chinese": chinese_pages(arguments.data, arguments.pages, arguments.dpi),
     }
+    if arguments.jpeg is not None:
+        sets = {
+            language: [
+                (label, as_jpeg(image, arguments.jpeg), reference) for label, image, reference in pages
+            ]
+            for language, pages in sets.items()
+        }
     results = []
     for name in arguments.engines.split(","):
-        engine = get_ocr_engine(name)
-        reason = engine.unavailable_reason()
-        if reason:
-            print(f"{name}: skipped ({reason}; `{engine.install}`)")
-            continue
+        if name == "auto":
+            engine, reason = OcrOptions("auto").resolve()
+            if engine is None:
+                print(f"auto: skipped ({reason})")
+                continue
+        else:
+            engine = get_ocr_engine(name)
+            reason = engine.unavailable_reason()
+            if reason:
+                print(f"{name}: skipped ({reason}; `{engine.install}`)")
+                continue
         engine.read(sets["English"][0][1] if sets["English"] else sets["Chinese"][0][1], 600)  # warm-up
         for language, pages in sets.items():
             scores, seconds = [], []
@@ -156,7 +185,7 @@ def main() -> None:
                 print(f"  {name:9} {label:40} accuracy {scores[-1]:.3f}  {seconds[-1]:.2f} s")
             results.append(
                 {
-                    "engine": name,
+                    "engine": name if name != "auto" else f"auto ({engine.name})",
                     "language": language,
                     "pages": len(pages),
                     "character_accuracy": round(float(np.mean(scores)), 4) if scores else None,
@@ -171,7 +200,8 @@ def main() -> None:
             f"| {row['seconds_per_page']:.2f} |"
         )
     if arguments.out:
-        arguments.out.write_text(json.dumps({"dpi": arguments.dpi, "results": results}, indent=1) + "\n")
+        document = {"dpi": arguments.dpi, "jpeg_quality": arguments.jpeg, "results": results}
+        arguments.out.write_text(json.dumps(document, indent=1) + "\n")
 
 
 if __name__ == "__main__":
