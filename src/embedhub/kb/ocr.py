@@ -10,9 +10,10 @@ Chinese+English detection/recognition models (ONNX Runtime), tesseract is Debian
 in docs/retrieval.md ("Scanned PDFs and images (OCR)"). `auto` takes the first available engine in
 `AUTO_ORDER`: rapidocr, as accurate as tesseract on Chinese and single-column English and about
 5x faster on Chinese. rapidocr's lines come sorted by height only; `reading_order` puts the
-columns of a multi-column page back one after the other (tesseract does its own layout). With both installed, `auto` is `SpacingFallbackEngine`: a
-mostly-Latin page where rapidocr ran more than an odd line's words together (it does on
-JPEG-compressed scans) is read again by tesseract, which keeps the spaces.
+columns of a multi-column page back one after the other (tesseract does its own layout). With
+both installed, `auto` is `SpacingFallbackEngine`: a mostly-Latin page where rapidocr ran more
+than an odd line's words together (it does on JPEG-compressed scans) is read again by tesseract,
+which keeps the spaces.
 
 Limits: a page that takes longer than `page_seconds` is given up with a message (tesseract's
 process is stopped; rapidocr runs in this process and cannot be interrupted, so its page finishes
