@@ -1,0 +1,222 @@
+"""Ruled tables in PDF pages, found with pdfplumber (MIT, on pdfminer.six), as rows of cell text.
+
+pypdfium2 reads a page's text fast but gives no structure, so a table row read from it is a line of
+numbers without its column names. pdfplumber finds tables from the page's drawn rules and reads
+each cell's text. It is slower than pypdfium2, so the PDF loader only asks it about pages that draw
+lines (`may_have_rules`), and keeps pypdfium2 for the rest of the text.
+
+Two things pdfplumber's defaults get wrong on real papers are corrected here:
+- tables ruled inside but open at the sides (vertical rules between columns, none at the left and
+  right edges) lose their first and last columns: the outer edges are taken from the ends of the
+  horizontal rules that cross the table, and the table is found again with them;
+- header cells spanning columns ("TEDs" over "simple", "complex", "all") and rows: the header is
+  the table's first rows down to the first row no header cell reaches, joined per column, so the
+  columns read "TEDs simple", "TEDs complex", as a reader would name them.
+
+A candidate is kept only if it looks like a table: at least 2 rows and 2 columns with text, and
+most cells holding text (boxes around a code listing or a drawing are not tables).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pdfplumber.page
+
+#: points: rules and cell edges closer than this are the same line
+_SNAP = 1.5
+#: a table needs at least this many rows (header included) and columns holding text
+MIN_ROWS = 2
+MIN_COLUMNS = 2
+#: and at least this share of its cells holding text
+MIN_FILLED_SHARE = 0.5
+#: a drawn segment is a rule when it is at most this thick (points) and at least this long
+_RULE_THICKNESS = 2.0
+_RULE_LENGTH = 10.0
+
+
+@dataclass(frozen=True)
+class PdfTable:
+    #: left, bottom, right, top in PDF user space (the coordinates pypdfium2 gives characters)
+    bbox: tuple[float, float, float, float]
+    #: the header row first, then the data rows, all with the same number of cells
+    rows: list[list[str]]
+
+    def contains(self, x: float, y: float) -> bool:
+        left, bottom, right, top = self.bbox
+        return left <= x <= right and bottom <= y <= top
+
+
+def may_have_rules(page) -> bool:
+    """Whether a pypdfium2 page draws anything a table's rules could be made of: a path object that
+    is a thin horizontal line or bar, or a box or a multi-segment path (a grid drawn as one path).
+
+    Pages without one (plain text, pictures only) skip table finding, which is the costly part."""
+    import pypdfium2.raw as pdfium_c
+
+    for path in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=3):
+        left, bottom, right, top = path.get_bounds()
+        width, height = right - left, top - bottom
+        if width >= _RULE_LENGTH and (height <= _RULE_THICKNESS or height >= _RULE_THICKNESS * 4):
+            return True
+    return False
+
+
+class TableFinder:
+    """Finds tables page by page in one PDF; pdfplumber parses a page only when asked about it."""
+
+    def __init__(self, data: bytes) -> None:
+        import pdfplumber
+
+        self._pdf = pdfplumber.open(io.BytesIO(data))
+
+    def close(self) -> None:
+        self._pdf.close()
+
+    def __enter__(self) -> TableFinder:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def tables(self, number: int) -> list[PdfTable]:
+        """The tables of page `number` (1-based), top to bottom. A rotated page gives none:
+        pdfminer's coordinates are then turned while pypdfium2's are not."""
+        page = self._pdf.pages[number - 1]
+        if page.rotation:
+            return []
+        found = []
+        try:
+            for candidate in page.find_tables():
+                table = _table(page, candidate)
+                if table is not None and not any(_overlap(table.bbox, other.bbox) for other in found):
+                    found.append(table)
+        finally:
+            page.close()  # drops the parsed objects: a long document would hold every page's
+        return sorted(found, key=lambda table: -table.bbox[3])
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _table(page: pdfplumber.page.Page, candidate) -> PdfTable | None:
+    """The candidate rebuilt with its outer edges, as rows of text, or None if not a table."""
+    x0, top, x1, bottom = candidate.bbox
+    crossing = [
+        edge
+        for edge in page.horizontal_edges
+        if top - _SNAP <= edge["top"] <= bottom + _SNAP and edge["x0"] < x1 and edge["x1"] > x0
+    ]
+    left = min([x0, *(edge["x0"] for edge in crossing)])
+    right = max([x1, *(edge["x1"] for edge in crossing)])
+    if left < x0 - _SNAP or right > x1 + _SNAP:
+        page_x0, page_top, page_x1, page_bottom = page.bbox
+        region = page.crop(
+            (
+                max(page_x0, left - _SNAP),
+                max(page_top, top - _SNAP),
+                min(page_x1, right + _SNAP),
+                min(page_bottom, bottom + _SNAP),
+            )
+        )
+        settings = {"explicit_vertical_lines": [left, right]}
+        rebuilt = [table for table in region.find_tables(settings) if _overlap(table.bbox, candidate.bbox)]
+        if rebuilt:
+            candidate = max(rebuilt, key=lambda table: len(table.cells))
+    rows = _rows(candidate)
+    if rows is None:
+        return None
+    x0, top, x1, bottom = candidate.bbox
+    # pdfplumber measures down from the top of the media box; PDF user space up from its bottom
+    media_x0, media_bottom = _media_origin(page)
+    height = page.mediabox[3] - page.mediabox[1]
+    bbox = (media_x0 + x0, media_bottom + height - bottom, media_x0 + x1, media_bottom + height - top)
+    return PdfTable(bbox, rows)
+
+
+def _media_origin(page: pdfplumber.page.Page) -> tuple[float, float]:
+    box = page.page_obj.mediabox
+    return float(min(box[0], box[2])), float(min(box[1], box[3]))
+
+
+def _positions(values) -> list[float]:
+    """Sorted distinct coordinates, those closer than `_SNAP` merged."""
+    merged: list[float] = []
+    for value in sorted(values):
+        if not merged or value - merged[-1] > _SNAP:
+            merged.append(value)
+    return merged
+
+
+def _index(positions: list[float], value: float) -> int:
+    return min(range(len(positions)), key=lambda i: abs(positions[i] - value))
+
+
+@dataclass
+class _Cell:
+    row: int
+    end_row: int  # exclusive
+    column: int
+    end_column: int  # exclusive
+    text: str
+
+
+def _rows(table) -> list[list[str]] | None:
+    """Header row then data rows, or None when the cells do not look like a table."""
+    xs = _positions([cell[0] for cell in table.cells] + [cell[2] for cell in table.cells])
+    ys = _positions([cell[1] for cell in table.cells] + [cell[3] for cell in table.cells])
+    if len(xs) < MIN_COLUMNS + 1 or len(ys) < MIN_ROWS + 1:
+        return None
+    texts = {}
+    for row, text_row in zip(table.rows, table.extract(), strict=True):
+        for cell, text in zip(row.cells, text_row, strict=True):
+            if cell is not None:
+                texts[cell] = " ".join((text or "").split())
+    cells = [
+        _Cell(_index(ys, c[1]), _index(ys, c[3]), _index(xs, c[0]), _index(xs, c[2]), texts.get(c, ""))
+        for c in table.cells
+    ]
+    cells = [cell for cell in cells if cell.end_row > cell.row and cell.end_column > cell.column]
+    if sum(1 for cell in cells if cell.text) < MIN_FILLED_SHARE * len(cells):
+        return None
+    row_count, column_count = len(ys) - 1, len(xs) - 1
+    header_rows = _header_rows(cells, row_count)
+    header = [[] for _ in range(column_count)]
+    body = [[""] * column_count for _ in range(row_count - header_rows)]
+    for cell in sorted(cells, key=lambda cell: (cell.row, cell.column)):
+        if cell.row < header_rows:  # a header cell names every column under it
+            for column in range(cell.column, cell.end_column):
+                if cell.text and cell.text not in header[column]:
+                    header[column].append(cell.text)
+        else:  # a data cell spanning rows belongs to each of them; spanning columns, to its first
+            for row in range(cell.row, cell.end_row):
+                body[row - header_rows][cell.column] = cell.text
+    rows = [[" ".join(names) for names in header], *body]
+    filled_columns = [column for column in range(column_count) if any(row[column] for row in rows)]
+    rows = [[row[column] for column in filled_columns] for row in rows]
+    rows = [row for row in rows if any(row)]
+    if len(filled_columns) < MIN_COLUMNS or len(rows) < MIN_ROWS:
+        return None
+    return rows
+
+
+def _header_rows(cells: list[_Cell], row_count: int) -> int:
+    """How many of the first rows are header: the first row, the rows its cells reach down to, and
+    the row under a header cell spanning columns (its sub-headers), until that settles. At least
+    one row is left for data."""
+    header = 1
+    while True:
+        reach = header
+        for cell in cells:
+            if cell.row < header:
+                reach = max(reach, cell.end_row)
+                if cell.end_row == header and cell.end_column - cell.column > 1:
+                    reach = max(reach, header + 1)
+        reach = min(reach, row_count - 1)
+        if reach <= header:
+            return max(1, min(header, row_count - 1))
+        header = reach
