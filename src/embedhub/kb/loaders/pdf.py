@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError, pipe_table
-from embedhub.kb.loaders.pdf_tables import PdfTable, TableFinder, may_have_rules
+from embedhub.kb.loaders.pdf_tables import PdfTable, TableFinder, may_have_tables
 from embedhub.kb.loaders.text import paragraphs
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class PdfLoader(Loader):
                 texts.append(text)
                 if not has_text_layer(text, page.get_size(), _image_share(page)):
                     needs_ocr.append(number + 1)
-                elif may_have_rules(page) and not page.get_rotation():
+                elif may_have_tables(page, textpage) and not page.get_rotation():
                     finder = finder or TableFinder(data)
                     tables = finder.tables(number + 1)
                     if tables:
