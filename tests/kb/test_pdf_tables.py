@@ -126,3 +126,39 @@ def test_long_pdf_table_is_chunked_by_rows_under_its_header(tmp_path, tiny_encod
         assert chunk.text.startswith("| Part | Supplier | Price |\n| --- | --- | --- |\n")
         found += chunk.text.split("\n")[2:]
     assert found == [f"| part-{i:02d} | supplier {i % 7} | {i * 3}.50 |" for i in range(50)]  # each row once
+
+
+@pytest.mark.parametrize("media_box", [(0, -100, 612, 692), (30, 200, 600, 792)], ids=["below-0", "offset"])
+def test_table_found_where_pdfium_reads_its_text_on_a_media_box_not_at_the_origin(tmp_path, media_box):
+    """pdfplumber and pypdfium2 measure from different corners: the table's words must leave the page
+    text however the media box is placed (a table in the text twice is what a mismatch looks like)."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import RectangleObject
+
+    source = make_ruled_table_pdf(tmp_path / "source.pdf", PRICES, above="Parts.", below="In euros.")
+    page = PdfReader(source).pages[0]
+    page.mediabox = RectangleObject(media_box)
+    writer = PdfWriter()
+    writer.add_page(page)
+    path = tmp_path / "moved.pdf"
+    writer.write(path)
+    document = load_file(path)
+    assert [(block.kind, block.text) for block in document.blocks] == [
+        ("paragraph", "Parts."),
+        ("table", pipe_table(PRICES)),
+        ("paragraph", "In euros."),
+    ]
+
+
+def test_a_table_finder_failure_keeps_the_page_text_and_says_so(tmp_path, monkeypatch):
+    from embedhub.kb.loaders import pdf_tables
+
+    def broken(self, number):
+        raise ValueError("bad xref")
+
+    monkeypatch.setattr(pdf_tables.TableFinder, "tables", broken)
+    path = make_ruled_table_pdf(tmp_path / "prices.pdf", PRICES, above="Parts.")
+    document = load_file(path)
+    assert [block.kind for block in document.blocks] == ["paragraph"]
+    assert "washer Brico 0.05" in document.blocks[0].text
+    assert document.warnings == ["page 1: tables not read (ValueError: bad xref)"]

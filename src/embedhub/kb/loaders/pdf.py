@@ -49,7 +49,8 @@ class PdfLoader(Loader):
         #: per page with tables: its text outside them and its tables, in reading order
         pieces: dict[int, list[str | PdfTable]] = {}
         needs_ocr: list[int] = []
-        finder: TableFinder | None = None
+        warnings: list[str] = []
+        finder = TableFinder(data)
         try:
             pages = len(pdf)
             for number in range(pages):
@@ -59,17 +60,22 @@ class PdfLoader(Loader):
                 texts.append(text)
                 if not has_text_layer(text, page.get_size(), _image_share(page)):
                     needs_ocr.append(number + 1)
-                elif may_have_tables(page, textpage) and not page.get_rotation():
-                    finder = finder or TableFinder(data)
-                    tables = finder.tables(number + 1)
+                elif finder.usable and may_have_tables(page, textpage) and not page.get_rotation():
+                    try:
+                        tables = finder.tables(number + 1)
+                    except Exception as error:
+                        # pdfminer raises many kinds of error on PDFs pdfium reads: the page keeps its text
+                        warnings.append(
+                            f"page {number + 1}: tables not read ({type(error).__name__}: {error})"
+                        )
+                        tables = []
                     if tables:
                         pieces[number + 1] = split_page(textpage, tables)
                 textpage.close()
                 page.close()
         finally:
             pdf.close()
-            if finder is not None:
-                finder.close()
+            finder.close()
         content = [without_navigation(text) for text in texts]
         if not any(text.strip() for text in content):
             content = texts  # nothing but contents pages: better indexed than refused
@@ -81,7 +87,7 @@ class PdfLoader(Loader):
                 blocks.extend(Block(part.strip(), kind="paragraph", page=number) for part in paragraphs(text))
         if not blocks and not needs_ocr:
             raise LoaderError(f"{path.name}: no extractable text in {pages} page(s)")
-        return ExtractedDocument(path, "pdf", blocks, pages=pages, needs_ocr=needs_ocr)
+        return ExtractedDocument(path, "pdf", blocks, pages=pages, needs_ocr=needs_ocr, warnings=warnings)
 
     def page_image(self, data: bytes, page: int, dpi: int) -> Image.Image:
         import pypdfium2 as pdfium
@@ -101,7 +107,7 @@ def split_page(textpage, tables: list[PdfTable]) -> list[str | PdfTable]:
     spaces and line breaks it inserts, with no box of their own) go with the character before."""
     count = textpage.count_chars()
     if count <= 0:
-        return list(tables)
+        return []
     owners: list[PdfTable | None] = []
     owner = None
     for index in range(count):
@@ -125,7 +131,8 @@ def split_page(textpage, tables: list[PdfTable]) -> list[str | PdfTable]:
             placed.add(id(table))
             pieces.append(table)
         start = index
-    pieces.extend(table for table in tables if id(table) not in placed)  # a table with no text layer
+    # a table none of pdfium's characters fall in (the two libraries disagree on where it is) is
+    # left out: its words are in the page text, and a table must not be there twice
     return pieces
 
 

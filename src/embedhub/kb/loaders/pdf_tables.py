@@ -139,15 +139,18 @@ def _rule_edges(page) -> list[dict]:
 
 
 class TableFinder:
-    """Finds tables page by page in one PDF; pdfplumber parses a page only when asked about it."""
+    """Finds tables page by page in one PDF. pdfplumber opens the PDF on the first question and
+    parses a page only when asked about it; a PDF it cannot open is not asked again (`usable`)."""
 
     def __init__(self, data: bytes) -> None:
-        import pdfplumber
-
-        self._pdf = pdfplumber.open(io.BytesIO(data))
+        self._data = data
+        self._pdf = None
+        self.usable = True
 
     def close(self) -> None:
-        self._pdf.close()
+        if self._pdf is not None:
+            self._pdf.close()
+            self._pdf = None
 
     def __enter__(self) -> TableFinder:
         return self
@@ -158,6 +161,12 @@ class TableFinder:
     def tables(self, number: int) -> list[PdfTable]:
         """The tables of page `number` (1-based), top to bottom. A rotated page gives none:
         pdfminer's coordinates are then turned while pypdfium2's are not."""
+        if self._pdf is None:
+            import pdfplumber
+
+            self.usable = False  # until it opens
+            self._pdf = pdfplumber.open(io.BytesIO(self._data))
+            self.usable = True
         page = self._pdf.pages[number - 1]
         if page.rotation:
             return []
@@ -204,16 +213,11 @@ def _table(page: pdfplumber.page.Page, candidate) -> PdfTable | None:
     if rows is None:
         return None
     x0, top, x1, bottom = candidate.bbox
-    # pdfplumber measures down from the top of the media box; PDF user space up from its bottom
-    media_x0, media_bottom = _media_origin(page)
+    # pdfplumber measures y down from the media box's height (its x is pdfium's), whatever the
+    # media box's origin: a page whose media box starts below 0 or right of 0 is checked by tests
     height = page.mediabox[3] - page.mediabox[1]
-    bbox = (media_x0 + x0, media_bottom + height - bottom, media_x0 + x1, media_bottom + height - top)
+    bbox = (x0, height - bottom, x1, height - top)
     return PdfTable(bbox, rows)
-
-
-def _media_origin(page: pdfplumber.page.Page) -> tuple[float, float]:
-    box = page.page_obj.mediabox
-    return float(min(box[0], box[2])), float(min(box[1], box[3]))
 
 
 def _positions(values) -> list[float]:
