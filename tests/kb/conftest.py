@@ -73,11 +73,12 @@ def make_pdf(path, pages, encrypt: str | None = None):
 
 
 def make_ruled_table_pdf(
-    path, rows, above="", below="", open_sides=False, row_height=18.0, column_width=120.0
+    path, rows, above="", below="", open_sides=False, row_height=18.0, column_width=120.0, extra=()
 ):
     """A one-page PDF: the `above` line, a table of `rows` (header first) drawn as a grid of rules
     with each cell's text inside, then the `below` line. `open_sides` leaves out the outer vertical
-    rules (rules between columns only, as many papers draw them)."""
+    rules (rules between columns only, as many papers draw them). The table's top left corner is
+    at (60, 700) in PDF points; `extra` content stream operators are drawn after it."""
     from pypdf import PdfWriter
     from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
@@ -105,6 +106,7 @@ def make_ruled_table_pdf(
             commands.append(text(left + column_index * column_width + 4, y, value))
     if below:
         commands.append(text(left, bottom - 24, below))
+    commands.extend(extra)
     writer = PdfWriter()
     page = writer.add_blank_page(width=612, height=792)
     stream = DecodedStreamObject()

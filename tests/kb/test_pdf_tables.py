@@ -162,3 +162,13 @@ def test_a_table_finder_failure_keeps_the_page_text_and_says_so(tmp_path, monkey
     assert [block.kind for block in document.blocks] == ["paragraph"]
     assert "washer Brico 0.05" in document.blocks[0].text
     assert document.warnings == ["page 1: tables not read (ValueError: bad xref)"]
+
+
+def test_a_rule_across_the_page_does_not_widen_an_open_sided_table_over_the_text_beside_it(tmp_path):
+    side_note = "BT /F1 10 Tf 480 660 Td (Side note) Tj ET"
+    divider = "20 700 m 590 700 l S"  # a section divider running along the table's top rule
+    path = make_ruled_table_pdf(tmp_path / "divided.pdf", PRICES, open_sides=True, extra=[side_note, divider])
+    document = load_file(path)
+    (table,) = [block for block in document.blocks if block.kind == "table"]
+    assert table.text == pipe_table(PRICES)
+    assert "Side note" in "\n".join(block.text for block in document.blocks if block.kind == "paragraph")

@@ -193,8 +193,12 @@ def _table(page: pdfplumber.page.Page, candidate) -> PdfTable | None:
         for edge in page.horizontal_edges
         if top - _SNAP <= edge["top"] <= bottom + _SNAP and edge["x0"] < x1 and edge["x1"] > x0
     ]
-    left = min([x0, *(edge["x0"] for edge in crossing)])
-    right = max([x1, *(edge["x1"] for edge in crossing)])
+    # the ends at least two rules reach (a table's rules share them; one stray rule across the
+    # page, a section divider at the table's top, would otherwise widen it over the next column)
+    starts = sorted(edge["x0"] for edge in crossing)
+    ends = sorted((edge["x1"] for edge in crossing), reverse=True)
+    left = min(x0, starts[1]) if len(starts) >= 2 else x0
+    right = max(x1, ends[1]) if len(ends) >= 2 else x1
     if left < x0 - _SNAP or right > x1 + _SNAP:
         page_x0, page_top, page_x1, page_bottom = page.bbox
         region = page.crop(
