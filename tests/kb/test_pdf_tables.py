@@ -172,3 +172,14 @@ def test_a_rule_across_the_page_does_not_widen_an_open_sided_table_over_the_text
     (table,) = [block for block in document.blocks if block.kind == "table"]
     assert table.text == pipe_table(PRICES)
     assert "Side note" in "\n".join(block.text for block in document.blocks if block.kind == "paragraph")
+
+
+def test_an_open_sided_table_of_a_header_and_one_row_is_found(tmp_path):
+    """Its rules make a single column of two cells between the inner vertical rules; the rules
+    running on past them say there is more table on each side."""
+    path = make_ruled_table_pdf(tmp_path / "one.pdf", PRICES[:2], above="One part.", open_sides=True)
+    document = load_file(path)
+    assert [(block.kind, block.text) for block in document.blocks] == [
+        ("paragraph", "One part."),
+        ("table", pipe_table(PRICES[:2])),
+    ]

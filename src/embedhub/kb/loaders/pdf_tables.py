@@ -64,14 +64,30 @@ def may_have_tables(page, textpage) -> bool:
     edges = merge_edges(edges, snap_x_tolerance=3, snap_y_tolerance=3, join_x_tolerance=3, join_y_tolerance=3)
     edges = [edge for edge in edges if edge["x1"] - edge["x0"] >= 3 or edge["bottom"] - edge["top"] >= 3]
     cells = intersections_to_cells(edges_to_intersections(edges, 3, 3))
+    horizontal = [edge for edge in edges if edge["orientation"] == "h"]
     for group in cells_to_tables(cells):
+        if len({cell[1] for cell in group}) < MIN_ROWS:
+            continue
+        if len({cell[0] for cell in group}) < MIN_COLUMNS and not _open_sided(group, horizontal):
+            continue  # one column in a box: a code listing, a framed note
         # edges are measured with y negated (so "top" is the smaller value, as pdfplumber expects)
         filled = sum(
             1 for x0, top, x1, bottom in group if textpage.get_text_bounded(x0, -bottom, x1, -top).strip()
         )
-        if len(group) >= MIN_ROWS * MIN_COLUMNS and filled >= MIN_FILLED_SHARE * len(group):
+        if filled >= MIN_FILLED_SHARE * len(group):
             return True
     return False
+
+
+def _open_sided(group: list[tuple[float, float, float, float]], horizontal: list[dict]) -> bool:
+    """Whether at least two horizontal rules through the cells run on past their left or right
+    side: more columns outside the vertical rules (see `_table`)."""
+    x0, x1 = min(cell[0] for cell in group), max(cell[2] for cell in group)
+    top, bottom = min(cell[1] for cell in group), max(cell[3] for cell in group)
+    through = [edge for edge in horizontal if top - _SNAP <= edge["top"] <= bottom + _SNAP]
+    through = [edge for edge in through if edge["x0"] < x1 and edge["x1"] > x0]
+    beyond = [edge for edge in through if edge["x0"] < x0 - _SNAP or edge["x1"] > x1 + _SNAP]
+    return len(beyond) >= 2
 
 
 def _rule_edges(page) -> list[dict]:
