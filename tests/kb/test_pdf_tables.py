@@ -183,3 +183,16 @@ def test_an_open_sided_table_of_a_header_and_one_row_is_found(tmp_path):
         ("paragraph", "One part."),
         ("table", pipe_table(PRICES[:2])),
     ]
+
+
+def test_a_rotated_page_keeps_its_table_as_page_text_once(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    source = make_ruled_table_pdf(tmp_path / "source.pdf", PRICES, above="Parts.")
+    writer = PdfWriter()
+    writer.add_page(PdfReader(source).pages[0].rotate(90))
+    path = tmp_path / "rotated.pdf"
+    writer.write(path)
+    document = load_file(path)
+    assert [block.kind for block in document.blocks] == ["paragraph"]
+    assert document.text.count("Brico") == 1

@@ -6,9 +6,10 @@ mask" the contents page matched as well as the definition and ranked above it (a
 definition seventh behind the contents of an IBM Redbook). The pages are still in the PDF (page
 numbers, rendering and citations are unchanged); only their words are not indexed.
 
-Ruled tables become table blocks (kb/loaders/pdf_tables.py finds them on pages that draw lines):
-the page's text is then its text outside the tables, with each table in its place in the reading
-order, so a table row is cited under its column names and never twice.
+Ruled tables become table blocks (kb/loaders/pdf_tables.py finds them on pages that draw a grid
+of rules): the page's text is then its text outside the tables, with each table in its place in
+the reading order, so a table row is cited under its column names and never twice. Rotated pages
+keep their tables as text (pdfplumber and pypdfium2 would place them differently).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class PdfLoader(Loader):
                 texts.append(text)
                 if not has_text_layer(text, page.get_size(), _image_share(page)):
                     needs_ocr.append(number + 1)
-                elif finder.usable and may_have_tables(page, textpage) and not page.get_rotation():
+                elif finder.usable and not page.get_rotation() and may_have_tables(page, textpage):
                     try:
                         tables = finder.tables(number + 1)
                     except Exception as error:
@@ -125,7 +126,7 @@ def split_page(textpage, tables: list[PdfTable]) -> list[str | PdfTable]:
         table = owners[start]
         if table is None:
             text = textpage.get_text_range(start, index - start).replace("\r\n", "\n").replace("\r", "\n")
-            # a hyphen pdfium inserted at a line break: U+FFFE here, \x02 in get_text_bounded
+            # the hyphen of a word broken at a line end: U+FFFE here, \x02 in get_text_bounded
             pieces.append(text.replace("\ufffe", "\x02"))
         elif id(table) not in placed:
             placed.add(id(table))
