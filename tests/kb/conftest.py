@@ -72,6 +72,61 @@ def make_pdf(path, pages, encrypt: str | None = None):
     return path
 
 
+def make_ruled_table_pdf(
+    path, rows, above="", below="", open_sides=False, row_height=18.0, column_width=120.0, extra=()
+):
+    """A one-page PDF: the `above` line, a table of `rows` (header first) drawn as a grid of rules
+    with each cell's text inside, then the `below` line. `open_sides` leaves out the outer vertical
+    rules (rules between columns only, as many papers draw them). The table's top left corner is
+    at (60, 700) in PDF points; `extra` content stream operators are drawn after it."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+
+    def text(x: float, y: float, value: str) -> str:
+        escaped = value.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        return f"BT /F1 10 Tf {x:.1f} {y:.1f} Td ({escaped}) Tj ET"
+
+    columns = max(len(row) for row in rows)
+    left, top = 60.0, 700.0
+    right, bottom = left + columns * column_width, top - len(rows) * row_height
+    commands = ["0.5 w"]
+    if above:
+        commands.append(text(left, top + 20, above))
+    for index in range(len(rows) + 1):
+        y = top - index * row_height
+        commands.append(f"{left} {y} m {right} {y} l S")
+    for index in range(columns + 1):
+        if open_sides and index in (0, columns):
+            continue
+        x = left + index * column_width
+        commands.append(f"{x} {top} m {x} {bottom} l S")
+    for row_index, row in enumerate(rows):
+        for column_index, value in enumerate(row):
+            y = top - (row_index + 1) * row_height + 5
+            commands.append(text(left + column_index * column_width + 4, y, value))
+    if below:
+        commands.append(text(left, bottom - 24, below))
+    commands.extend(extra)
+    writer = PdfWriter()
+    page = writer.add_blank_page(width=612, height=792)
+    stream = DecodedStreamObject()
+    stream.set_data("\n".join(commands).encode("latin-1"))
+    page[NameObject("/Contents")] = writer._add_object(stream)
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+        }
+    )
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
+    )
+    with open(path, "wb") as handle:
+        writer.write(handle)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _wide_cli_output(monkeypatch):
     """rich wraps CLI output at COLUMNS (80 without a terminal): a long temporary path (an xdist

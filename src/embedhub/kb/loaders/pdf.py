@@ -5,6 +5,11 @@ and key term of the document next to page numbers, so for a question such as "wh
 mask" the contents page matched as well as the definition and ranked above it (a user found the
 definition seventh behind the contents of an IBM Redbook). The pages are still in the PDF (page
 numbers, rendering and citations are unchanged); only their words are not indexed.
+
+Ruled tables become table blocks (kb/loaders/pdf_tables.py finds them on pages that draw a grid
+of rules): the page's text is then its text outside the tables, with each table in its place in
+the reading order, so a table row is cited under its column names and never twice. Rotated pages
+keep their tables as text (pdfplumber and pypdfium2 would place them differently).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError
+from embedhub.kb.loaders.base import Block, ExtractedDocument, Loader, LoaderError, pipe_table
+from embedhub.kb.loaders.pdf_tables import PdfTable, TableFinder, may_have_tables
 from embedhub.kb.loaders.text import paragraphs
 
 if TYPE_CHECKING:
@@ -41,7 +47,11 @@ class PdfLoader(Loader):
                 raise LoaderError(f"{path.name}: the PDF is encrypted (password protected)") from error
             raise LoaderError(f"{path.name}: not a readable PDF ({reason})") from error
         texts: list[str] = []
+        #: per page with tables: its text outside them and its tables, in reading order
+        pieces: dict[int, list[str | PdfTable]] = {}
         needs_ocr: list[int] = []
+        warnings: list[str] = []
+        finder = TableFinder(data)
         try:
             pages = len(pdf)
             for number in range(pages):
@@ -51,21 +61,34 @@ class PdfLoader(Loader):
                 texts.append(text)
                 if not has_text_layer(text, page.get_size(), _image_share(page)):
                     needs_ocr.append(number + 1)
+                elif finder.usable and not page.get_rotation() and may_have_tables(page, textpage):
+                    try:
+                        tables = finder.tables(number + 1)
+                    except Exception as error:
+                        # pdfminer raises many kinds of error on PDFs pdfium reads: the page keeps its text
+                        warnings.append(
+                            f"page {number + 1}: tables not read ({type(error).__name__}: {error})"
+                        )
+                        tables = []
+                    if tables:
+                        pieces[number + 1] = split_page(textpage, tables)
                 textpage.close()
                 page.close()
         finally:
             pdf.close()
+            finder.close()
         content = [without_navigation(text) for text in texts]
         if not any(text.strip() for text in content):
             content = texts  # nothing but contents pages: better indexed than refused
-        blocks = [
-            Block(part.strip(), kind="paragraph", page=number)
-            for number, text in enumerate(content, start=1)
-            for part in paragraphs(text)
-        ]
+        blocks = []
+        for number, text in enumerate(content, start=1):
+            if number in pieces and text.strip():
+                blocks.extend(_page_blocks(pieces[number], number))
+            else:
+                blocks.extend(Block(part.strip(), kind="paragraph", page=number) for part in paragraphs(text))
         if not blocks and not needs_ocr:
             raise LoaderError(f"{path.name}: no extractable text in {pages} page(s)")
-        return ExtractedDocument(path, "pdf", blocks, pages=pages, needs_ocr=needs_ocr)
+        return ExtractedDocument(path, "pdf", blocks, pages=pages, needs_ocr=needs_ocr, warnings=warnings)
 
     def page_image(self, data: bytes, page: int, dpi: int) -> Image.Image:
         import pypdfium2 as pdfium
@@ -75,6 +98,54 @@ class PdfLoader(Loader):
             return pdf[page - 1].render(scale=dpi / 72, grayscale=True).to_pil()
         finally:
             pdf.close()
+
+
+def split_page(textpage, tables: list[PdfTable]) -> list[str | PdfTable]:
+    """The page's text in pypdfium2's reading order with the characters inside each table taken
+    out, and each table in the place of its first character: text, table, text, ...
+
+    A character belongs to the table its box's centre falls in; characters pdfium generates (the
+    spaces and line breaks it inserts, with no box of their own) go with the character before."""
+    count = textpage.count_chars()
+    if count <= 0:
+        return []
+    owners: list[PdfTable | None] = []
+    owner = None
+    for index in range(count):
+        left, bottom, right, top = textpage.get_charbox(index)
+        if right > left or top > bottom:
+            x, y = (left + right) / 2, (bottom + top) / 2
+            owner = next((table for table in tables if table.contains(x, y)), None)
+        owners.append(owner)
+    pieces: list[str | PdfTable] = []
+    placed: set[int] = set()
+    start = 0
+    for index in range(count + 1):
+        if index < count and owners[index] is owners[start]:
+            continue
+        table = owners[start]
+        if table is None:
+            text = textpage.get_text_range(start, index - start).replace("\r\n", "\n").replace("\r", "\n")
+            # the hyphen of a word broken at a line end: U+FFFE here, \x02 in get_text_bounded
+            pieces.append(text.replace("\ufffe", "\x02"))
+        elif id(table) not in placed:
+            placed.add(id(table))
+            pieces.append(table)
+        start = index
+    # a table none of pdfium's characters fall in (the two libraries disagree on where it is) is
+    # left out: its words are in the page text, and a table must not be there twice
+    return pieces
+
+
+def _page_blocks(pieces: list[str | PdfTable], page: int) -> list[Block]:
+    blocks = []
+    for piece in pieces:
+        if isinstance(piece, PdfTable):
+            blocks.append(Block(pipe_table(piece.rows), kind="table", page=page))
+        else:
+            text = without_navigation(piece)
+            blocks.extend(Block(part.strip(), kind="paragraph", page=page) for part in paragraphs(text))
+    return blocks
 
 
 #: A page is read by OCR when its text layer is missing or useless (kb/ocr.py):
