@@ -44,8 +44,11 @@ from dataclasses import dataclass
 from embedhub.kb.loaders.base import BLOCK_SEPARATOR, Block, ExtractedDocument, table_header
 
 #: 1: one chunk per heading-only section, tables as plain text; 2: headings join their body,
-#: slivers merge, tables split by rows with their header repeated
-CHUNKER_VERSION = 2
+#: slivers merge, tables split by rows with their header repeated; 3: ruled PDF tables are table
+#: blocks (kb/loaders/pdf_tables.py). What a document is chunked from counts as much as how, so a
+#: loader change that alters blocks bumps it too; re-chunking reuses cached vectors of chunks whose
+#: text is unchanged, so only the changed chunks are embedded again.
+CHUNKER_VERSION = 3
 #: a section with less body text than this (characters, stripped) is merged into a neighbour
 MIN_BODY_CHARS = 20
 
