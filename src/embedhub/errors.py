@@ -21,18 +21,24 @@ class InputTooLongError(InvalidInputError):
 
     DEFAULT_HINT = "shorten it or split it"
 
-    def __init__(self, index: int, token_count: int, limit: int, hint: str | None = None) -> None:
+    def __init__(
+        self, index: int, token_count: int, limit: int, hint: str | None = None, *, at_least: bool = False
+    ) -> None:
         self.index = index
+        #: the input's tokens, or (`at_least`) a lower bound of them: a text far over the limit is
+        #: counted only as far as needed to know it is over, not tokenised whole
         self.token_count = token_count
         self.limit = limit
         self.hint = hint or self.DEFAULT_HINT
+        self.at_least = at_least
+        count = f"over {token_count}" if at_least else str(token_count)
         super().__init__(
-            f"input {index} has {token_count} tokens, more than the model's limit of {limit}; {self.hint}"
+            f"input {index} has {count} tokens, more than the model's limit of {limit}; {self.hint}"
         )
 
     def with_hint(self, hint: str) -> InputTooLongError:
         """The same error with the truncation option of the caller's entry point."""
-        return InputTooLongError(self.index, self.token_count, self.limit, hint)
+        return InputTooLongError(self.index, self.token_count, self.limit, hint, at_least=self.at_least)
 
 
 class UnsupportedDimensionsError(InvalidInputError):

@@ -186,3 +186,55 @@ def test_with_accounts_off_a_running_server_still_does_the_work(served_home, tmp
     dropped = runner.invoke(app, ["kb", "drop", "notes", "--yes"])
     assert dropped.exit_code == 0 and "dropped notes" in dropped.stdout
     assert json.loads(runner.invoke(app, ["kb", "list", "--json"]).stdout) == {"collections": []}
+
+
+def test_kb_failures_go_through_the_server_with_the_users_key(served_home, tmp_path):
+    """`kb failures` lists and dismisses through the server as the key's user: a viewer may list a
+    shared collection's failures but not dismiss them; no key or a wrong one does nothing here."""
+    url, keys, store = served_home
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Alpha\n\nThe alpha particle is a helium nucleus.\n")
+    (corpus / "bad.pdf").write_text("not a pdf")
+    (corpus / "empty.txt").write_text("")
+    alice = ["--api-key", keys["alice"]]
+    assert runner.invoke(app, ["kb", "create", "notes", *alice]).exit_code == 0
+    added = runner.invoke(app, ["kb", "add", "notes", str(corpus), *alice])
+    assert added.exit_code == 1, added.output
+    assert added.stderr.splitlines()[-1].startswith("`embedhub kb failures notes` lists")
+
+    listed = runner.invoke(app, ["kb", "failures", "notes", "--json", *alice])
+    assert listed.exit_code == 0, listed.output
+    assert f"`kb failures` went through embedhub serve at {url} with your API key" in listed.stderr
+    paths = sorted(row["path"] for row in json.loads(listed.stdout)["failures"])
+    assert paths == sorted(str((corpus / name).resolve()) for name in ("bad.pdf", "empty.txt"))
+    human = runner.invoke(app, ["kb", "failures", "notes", *alice])
+    assert "failed (ingest)" in next(line for line in human.stdout.splitlines() if "bad.pdf" in line)
+
+    for refused, expected in (
+        ([], "has accounts on and `kb failures --dismiss-all` gave it no user key"),
+        (["--api-key", "not-a-key"], "refused your API key (401)"),
+    ):
+        result = runner.invoke(app, ["kb", "failures", "notes", "--dismiss-all", *refused])
+        assert result.exit_code == 2 and expected in result.stderr, result.output
+    assert runner.invoke(app, ["kb", "share", "notes", "--user", "bob", *alice]).exit_code == 0
+    bob = ["--api-key", keys["bob"]]
+    seen = runner.invoke(app, ["kb", "failures", "notes", "--json", *bob])
+    assert seen.exit_code == 0 and len(json.loads(seen.stdout)["failures"]) == 2
+    denied = runner.invoke(app, ["kb", "failures", "notes", "--dismiss", paths[0], *bob])
+    assert denied.exit_code == 2
+    assert "refused `kb failures --dismiss` for your key (403 forbidden)" in denied.stderr
+
+    one = runner.invoke(app, ["kb", "failures", "notes", "--dismiss", paths[0], "--json", *alice])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout) == {"dismissed": 1, "paths": [paths[0]]}
+    unknown = runner.invoke(app, ["kb", "failures", "notes", "--dismiss", "nope", *alice])
+    assert unknown.exit_code == 2 and "keeps no failure for 'nope'" in unknown.stderr
+    rest = runner.invoke(app, ["kb", "failures", "notes", "--dismiss-all", *alice])
+    assert rest.exit_code == 0 and rest.stdout.strip() == "dismissed 1 failure(s) of notes"
+    assert json.loads(runner.invoke(app, ["kb", "failures", "notes", "--json", *alice]).stdout) == {
+        "failures": []
+    }
+    dismissals = [row for row in store.audit(limit=100) if row["action"] == "dismiss_failures"]
+    assert len(dismissals) == 2 and {row["user"] for row in dismissals} == {"alice"}

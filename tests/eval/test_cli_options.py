@@ -132,7 +132,10 @@ def test_ctrl_c_says_where_the_report_is_and_how_to_resume(monkeypatch, tmp_path
     import embedhub.eval.suite as suite
 
     def stopped(plan, **_):
+        from embedhub.eval.journal import RunJournal
+
         plan.out.mkdir(parents=True)
+        RunJournal(plan.out).add_records("a-part", {"dataset": "scifact"}, [])
         (plan.out / "report.md").write_text("# what finished\n")
         raise KeyboardInterrupt
 
@@ -140,4 +143,8 @@ def test_ctrl_c_says_where_the_report_is_and_how_to_resume(monkeypatch, tmp_path
     out = tmp_path / "out"
     result = CliRunner().invoke(cli.app, ["retrieval", "--out", str(out), "-q"])
     assert result.exit_code == 130
-    assert str(out / "report.md") in result.output and "run the same command again" in result.output
+    assert result.output.count("\n") == 1  # one line
+    assert result.output == (
+        f"stopped (Ctrl-C): 1 finished part(s) kept in {out / 'rows.jsonl'}, their report in "
+        f"{out / 'report.md'}; resume with: the same command, without --fresh\n"
+    )

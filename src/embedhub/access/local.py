@@ -12,7 +12,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from embedhub.access.contract import CALLER, AddOptions, CreateOptions, DocumentNotFoundError, SearchContext
+from embedhub.access.contract import (
+    CALLER,
+    AddOptions,
+    CreateOptions,
+    DocumentNotFoundError,
+    FailureNotFoundError,
+    SearchContext,
+)
 from embedhub.accounts.guard import CollectionGuard
 from embedhub.accounts.policy import Principal
 from embedhub.accounts.roles import Need, PrincipalKind, Role
@@ -302,6 +309,31 @@ class LocalKnowledgeBase:
             caller = CALLER.get()
             if caller is not None:
                 CollectionGuard(knowledge_base, caller.store).dropped(caller.principal, name)
+
+    def failures(self, name: str) -> list[dict]:
+        """The collection's kept failures, oldest first, as GET .../failures lists them."""
+        with self._opened() as knowledge_base:
+            collection = self._collection(knowledge_base, name)
+            return [failure.to_dict() for failure in collection.manifest.failures()]
+
+    def dismiss_failures(self, name: str, paths: list[str] | None) -> int:
+        """Forget the failures of these stored paths (every one with None), as the DELETE routes
+        do: a path with no kept failure is an error, and nothing is dismissed then."""
+        with self._opened() as knowledge_base:
+            collection = self._collection(knowledge_base, name, Need.EDIT)
+            manifest = collection.manifest
+            if paths is None:
+                dismissed = manifest.dismiss_failures()
+                self._record(knowledge_base, "dismiss_failures", name, f"{dismissed} failure(s)")
+                return dismissed
+            kept = {failure.path for failure in manifest.failures()}
+            missing = [path for path in paths if path not in kept]
+            if missing:
+                raise FailureNotFoundError(f"collection {name!r} has no kept failure for {missing[0]!r}")
+            dismissed = manifest.dismiss_failures(paths)
+            for path in paths:
+                self._record(knowledge_base, "dismiss_failures", name, path[:2000])
+            return dismissed
 
     @contextmanager
     def _guard(self) -> Iterator[tuple[CollectionGuard, Principal]]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from embedhub.access.client import ServerClient, ServerRequestError
-from embedhub.access.contract import AddOptions, CreateOptions, SearchContext
+from embedhub.access.contract import AddOptions, CreateOptions, FailureNotFoundError, SearchContext
 from embedhub.errors import InvalidInputError
 from embedhub.kb.ask import AskOptions
 from embedhub.kb.files import gather_files, under_paths, unsupported_reason
@@ -296,6 +296,23 @@ class ServedKnowledgeBase:
 
     def drop(self, name: str) -> None:
         self.client.call("DELETE", self._collection_path(name))
+
+    def failures(self, name: str) -> list[dict]:
+        return self.client.call("GET", f"{self._collection_path(name)}/failures")["data"]
+
+    def dismiss_failures(self, name: str, paths: list[str] | None) -> int:
+        """DELETE .../failures (every one), or each path's failure by its id: all paths are
+        checked against the list first, so an unknown one dismisses nothing."""
+        base = f"{self._collection_path(name)}/failures"
+        if paths is None:
+            return self.client.call("DELETE", base)["dismissed"]
+        ids = {failure["path"]: failure["id"] for failure in self.failures(name)}
+        missing = [path for path in paths if path not in ids]
+        if missing:
+            raise FailureNotFoundError(f"collection {name!r} has no kept failure for {missing[0]!r}")
+        return sum(
+            self.client.call("DELETE", f"{base}/{quote(ids[path], safe='')}")["dismissed"] for path in paths
+        )
 
     def access(self, name: str) -> dict:
         return self.client.call("GET", f"{self._collection_path(name)}/access")

@@ -14,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import os
+import shlex
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -204,13 +207,40 @@ def _execute(plan, quiet: bool, meta: dict[str, Any]) -> None:
                 plan, settings=settings, progress=progress, skip_missing=len(plan.tasks) > 1, meta=meta
             )
     except KeyboardInterrupt:
-        report = plan.out / "report.md"
-        where = f"the report of what finished: {report}; " if report.exists() else ""
-        typer.echo(f"interrupted: {where}run the same command again to resume", err=True)
-        raise typer.Exit(130) from None
+        _stopped(plan)
     _summary(results)
     typer.echo(f"report: {files.markdown}")
     typer.echo(f"results: {files.json}")
+
+
+def _stopped(plan) -> typing.NoReturn:
+    """Ctrl-C: one line saying what was kept and the command that resumes, then exit 130 at once.
+    The finished parts are on disk already (the journal syncs each one); an ingest abandoned
+    mid-way may still have a forward pass running on a thread, which Python would wait for before
+    exiting, so the process leaves without it (`os._exit`) when one does."""
+    from embedhub.eval.journal import RunJournal
+    from embedhub.kb.ingest import abandoned_work_running
+
+    journal = RunJournal(plan.out)
+    report = plan.out / "report.md"
+    kept = (
+        f"{len(journal)} finished part(s) kept in {journal.path}" if len(journal) else "nothing had finished"
+    )
+    where = f", their report in {report}" if len(journal) and report.exists() else ""
+    typer.echo(f"stopped (Ctrl-C): {kept}{where}; resume with: {_resume_command()}", err=True)
+    if abandoned_work_running():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    raise typer.Exit(130)
+
+
+def _resume_command() -> str:
+    """The command line that was run, without --fresh (which would forget what finished)."""
+    arguments = [argument for argument in sys.argv[1:] if argument != "--fresh"]
+    if Path(sys.argv[0]).name not in ("embedhub", "cli.py", "__main__.py") or not arguments:
+        return "the same command, without --fresh"
+    return shlex.join(["embedhub", *arguments])
 
 
 def _single(

@@ -11,6 +11,7 @@ import datetime as dt
 import html
 import json
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -266,6 +267,11 @@ def add(
         typer.echo(f"  warning: {warning['path']}: {warning['warning']}")
     if problems:
         typer.echo(f"{len(problems)} file(s) not ingested (exit code {ADD_SOME_FAILED})", err=True)
+        typer.echo(
+            f"`embedhub kb failures {shlex.quote(name)}` lists the collection's failed files until they "
+            "are dismissed (--dismiss PATH, --dismiss-all)",
+            err=True,
+        )
     raise typer.Exit(exit_code)
 
 
@@ -610,6 +616,80 @@ def info(
         typer.echo(f"OCR ({item['engine']}): {item['path']}: page(s) {page_list(item['pages'])}")
     for item in details.get("warnings", []):
         typer.echo(f"warning: {item['path']}: {item['warning']}")
+
+
+@app.command("failures")
+@user_errors
+def failures(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    dismiss: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dismiss",
+            help="Forget this file's failure (its path as listed, or the file's path here); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    dismiss_all: Annotated[bool, typer.Option("--dismiss-all", help="Forget every kept failure.")] = False,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Files that failed or were skipped (at upload or while ingesting), with the reason: kept
+    through restarts until dismissed or until the file is ingested after all (the web UI's
+    Failures list). Dismissing needs edit access to the collection.
+
+    Through a running `embedhub serve` for this home when there is one (with your key), here
+    otherwise."""
+    if dismiss and dismiss_all:
+        raise EmbedhubError("give --dismiss PATH or --dismiss-all, not both")
+    settings = _client_settings(None, api_key)
+    what = "kb failures" + (" --dismiss-all" if dismiss_all else " --dismiss" if dismiss else "")
+
+    def call(knowledge_base) -> dict:
+        if dismiss_all:
+            return {"dismissed": knowledge_base.dismiss_failures(name, None), "paths": None}
+        if dismiss:
+            kept = [failure["path"] for failure in knowledge_base.failures(name)]
+            paths = [_kept_path(given, kept, name) for given in dismiss]
+            paths = list(dict.fromkeys(paths))
+            return {"dismissed": knowledge_base.dismiss_failures(name, paths), "paths": paths}
+        return {"failures": knowledge_base.failures(name)}
+
+    result = _change(settings, what).run(call)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    if "dismissed" in result:
+        typer.echo(f"dismissed {result['dismissed']} failure(s) of {name}")
+        return
+    rows = result["failures"]
+    if not rows:
+        typer.echo(f"no kept failures in {name}")
+        return
+    table = [("PATH", "STATUS", "WHEN", "REASON")] + [
+        (row["path"], f"{row['status']} ({row['stage']})", _local_time(row["at"]), row["reason"])
+        for row in rows
+    ]
+    widths = [max(len(line[column]) for line in table) for column in range(3)]
+    for line in table:
+        typer.echo(
+            "  ".join([*(cell.ljust(width) for cell, width in zip(line, widths, strict=False)), line[3]])
+        )
+    typer.echo(f"{len(rows)} failure(s); dismiss with --dismiss PATH or --dismiss-all")
+
+
+def _kept_path(given: str, kept: list[str], name: str) -> str:
+    """The stored path a `--dismiss` argument names: as listed, or a file's path here (relative
+    to the working folder, as `kb add` stores it resolved)."""
+    if given in kept:
+        return given
+    resolved = str(Path(given).expanduser().resolve())
+    if resolved in kept:
+        return resolved
+    raise EmbedhubError(
+        f"collection {name!r} keeps no failure for {given!r}; `embedhub kb failures {shlex.quote(name)}` "
+        "lists the paths it keeps"
+    )
 
 
 @app.command("index")

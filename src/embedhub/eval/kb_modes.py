@@ -164,7 +164,10 @@ class KnowledgeBaseRun:
         with job.ctx.progress.track(
             f"{dataset.name} knowledge-base ingest (documents)", documents
         ) as advance:
-            report = Ingestor(collection, encoder, FilesIngested()).ingest([files])
+            # Ctrl-C stops at once: the collection is thrown away (or, kept, rebuilt without its
+            # complete marker), so the forward pass in flight is not waited for
+            ingestor = Ingestor(collection, encoder, FilesIngested(), abandon_on_interrupt=True)
+            report = ingestor.ingest([files])
         if report.failures:
             first = report.failures[0]
             raise EmbedhubError(

@@ -254,14 +254,19 @@ def run_plan(
                 del encoder
                 gc.collect()
     except BaseException as error:
-        reason = "interrupted (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else f"stopped: {error!r}"
+        interrupted = isinstance(error, KeyboardInterrupt)
+        reason = "interrupted (Ctrl-C)" if interrupted else f"stopped: {error!r}"
         if current is not None and current[1].finished:
             task, ctx = current
             note = f"{reason} during this task: only the parts listed finished; run again to resume"
             results.append(TaskResult(task.name, ctx.model, records=list(ctx.finished), notes=[note]))
         if any(result.records for result in results):  # a run that finished nothing leaves nothing
-            files = _write(plan, results, infos, {**(meta or {}), "stopped": reason})
-            progress.message(f"{reason}; the report of what finished: {files.markdown}")
+            # after Ctrl-C without plots (drawing them takes seconds; the resumed run draws them),
+            # and said by the command, in one line with the command that resumes
+            stopped_meta = {**(meta or {}), "stopped": reason}
+            files = _write(plan, results, infos, stopped_meta, plots=plan.plots and not interrupted)
+            if not interrupted:
+                progress.message(f"{reason}; the report of what finished: {files.markdown}")
         raise
     finally:
         if kept_cache is not None:
@@ -297,13 +302,17 @@ def run_config(ctx: EvalContext, task: TaskPlan) -> dict[str, Any]:
 
 
 def _write(
-    plan: SuitePlan, results: list[TaskResult], infos: list[ModelInfo], meta: dict[str, Any]
+    plan: SuitePlan,
+    results: list[TaskResult],
+    infos: list[ModelInfo],
+    meta: dict[str, Any],
+    plots: bool | None = None,
 ) -> ReportFiles:
     report_meta = {"data": str(plan.data), **({"dimensions": plan.dimensions} if plan.dimensions else {})}
     if plan.limit is not None:
         report_meta["limit"] = plan.limit
     report_meta.update(meta)
-    return write_report(results, infos, plan.out, report_meta, plots=plan.plots)
+    return write_report(results, infos, plan.out, report_meta, plots=plan.plots if plots is None else plots)
 
 
 def _load(reference: str | None, settings: Settings | None, progress: ProgressSink) -> Encoder:

@@ -52,6 +52,16 @@ EMBED_CHUNKS = 32
 #: one): while one batch's answers are parsed and stored, the next one's requests are already
 #: queued at the endpoints, which otherwise sat idle between batches (docs/performance.md, "Scale")
 OVERLAPPING_BATCHES = 2
+#: the thread pools of ingests abandoned on Ctrl-C (`Ingestor(abandon_on_interrupt=True)`), whose
+#: last forward pass or write may still be running
+_ABANDONED: list[ThreadPoolExecutor] = []
+
+
+def abandoned_work_running() -> bool:
+    """Whether an ingest abandoned on Ctrl-C still has a thread at work (a forward pass can take
+    many seconds on a big model). Python joins those threads before it exits, so a command that
+    wants to stop at once, with everything worth keeping already on disk, leaves without them."""
+    return any(thread.is_alive() for pool in _ABANDONED for thread in list(pool._threads))
 
 
 class FileStatus(StrEnum):
@@ -310,9 +320,12 @@ class Pipeline:
     def open(self) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedhub-ingest-write")
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the thread; `wait` False leaves a piece still running to end on its own."""
         if self._thread is not None:
-            self._thread.shutdown(wait=True)
+            if not wait:
+                _ABANDONED.append(self._thread)
+            self._thread.shutdown(wait=wait, cancel_futures=not wait)
         self._thread = self._last = None
 
     @property
@@ -376,6 +389,9 @@ class DocumentWriter:
         self._handed: list[tuple[int, list[_Document]]] = []  # groups handed over, not yet committed
         self._reporting = threading.Lock()  # outcomes and counts come from the pipeline's threads too
         self._stopping = False  # a failing run stops the pipeline's work at its next check
+        #: Ctrl-C abandons the run instead of rolling it back (`abandon`); set by the Ingestor
+        self.abandon_on_interrupt = False
+        self.abandoned = False
 
     @property
     def generation(self) -> int | None:
@@ -575,6 +591,15 @@ class DocumentWriter:
         finally:
             self._stopping = False
 
+    def abandon(self) -> None:
+        """Ctrl-C, for a caller that wants to stop at once (an evaluation's throw-away collection):
+        the work in flight is not waited for. Its pieces see the stop at their next check and write
+        nothing more; rows already written under generations not committed keep their pending
+        marks, which the collection's recovery deletes on its next open, as after a crash."""
+        self._stopping = True  # for good: this writer is done
+        self.abandoned = True
+        self._handed, self._open, self._generation, self._written_chunks = [], [], None, 0
+
     def fail(self, path: Path, digest: str | None, error: str) -> None:
         manifest = self.collection.manifest
         manifest.record_failure(document_id(path), str(path), digest, error)
@@ -625,6 +650,9 @@ class DocumentWriter:
             write_files(files)
             self.commit()
             self.pipeline.wait()  # the run is over when the last group is committed
+        except KeyboardInterrupt:
+            self.abandon() if self.abandon_on_interrupt else self.roll_back()
+            raise
         except BaseException:
             self.roll_back()
             raise
@@ -653,7 +681,9 @@ class Ingestor:
 
     `should_stop` is polled before every batch: when it turns true, nothing more is embedded,
     the open generation's rows are deleted (documents committed earlier stay, and a document's
-    previous version stays committed) and `IngestCancelled` is raised."""
+    previous version stays committed) and `IngestCancelled` is raised. Ctrl-C does the same,
+    after the forward pass in flight; with `abandon_on_interrupt` (a throw-away collection: an
+    evaluation's) it does not wait for it (`DocumentWriter.abandon`)."""
 
     def __init__(
         self,
@@ -663,6 +693,7 @@ class Ingestor:
         *,
         should_stop: Callable[[], bool] | None = None,
         ocr: OcrOptions | None = None,
+        abandon_on_interrupt: bool = False,
     ) -> None:
         collection.check_encoder(encoder)
         self.collection = collection
@@ -677,6 +708,7 @@ class Ingestor:
             group_documents=GROUP_DOCUMENTS * encoder.concurrent_batches,
             pipeline=Pipeline(),
         )
+        self.writer.abandon_on_interrupt = abandon_on_interrupt
         self.progress = self.writer.progress
         self._batch: list[tuple[_Document, Chunk]] = []
         self._embedder: ThreadPoolExecutor | None = None  # embeds batches, OVERLAPPING_BATCHES at once
@@ -698,8 +730,11 @@ class Ingestor:
         finally:
             self._batch = []
             self._in_flight.clear()
-            self._embedder.shutdown(wait=True, cancel_futures=True)
-            pipeline.close()
+            wait = not self.writer.abandoned
+            if not wait:
+                _ABANDONED.append(self._embedder)
+            self._embedder.shutdown(wait=wait, cancel_futures=True)
+            pipeline.close(wait=wait)
             self._embedder = None
 
     def _ingest_files(self, files: list[Path]) -> None:
@@ -774,8 +809,11 @@ class Ingestor:
         self._in_flight.append(writer.pipeline.after(self._store_batch, batch, vectors, writer.generation))
 
     def _store_batch(self, batch: list[tuple[_Document, Chunk]], vectors: Future, generation: int) -> None:
-        """One `store.add` of the batch's generation, when its vectors are there."""
-        self.writer.store(batch, vectors.result(), generation)
+        """One `store.add` of the batch's generation, when its vectors are there (and the run
+        was not stopped meanwhile)."""
+        computed = vectors.result()
+        self.writer.check_stop()
+        self.writer.store(batch, computed, generation)
 
     def _embed_batch(self, batch: list[tuple[_Document, Chunk]]) -> np.ndarray:
         """The batch's vectors, `EMBED_CHUNKS` per model call (per batch the model runs at once)."""

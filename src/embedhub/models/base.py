@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -221,22 +221,15 @@ class Encoder(ABC):
             formatted = [self.spec.format_text(texts[index], kind, instruction) for index in whole]
             for index, ids in zip(whole, self.content_ids(formatted), strict=True):
                 contents[index] = ids
+
+        def content(part: str) -> list[int]:
+            return self.content_ids([self.spec.format_text(part, kind, instruction)])[0]
+
         for index, text in enumerate(texts):
             if contents[index] is not None:
                 continue
-            size = first
-            while True:
-                end = size if self.cuts_inside_words else _next_whitespace(text, size)
-                if end >= len(text):
-                    contents[index] = self.content_ids([self.spec.format_text(text, kind, instruction)])[0]
-                    break
-                ids = self.content_ids([self.spec.format_text(text[:end], kind, instruction)])[0]
-                if len(ids) >= wanted:
-                    contents[index] = ids[:wanted]
-                    break
-                # grow by what the prefix's density says is needed, at least doubling: a text with
-                # few ids per character (one WordPiece [UNK] word) goes whole at once
-                size = max(2 * size, end + 1, int(end * 1.25 * wanted / max(len(ids), 1)))
+            end, ids = bounded_prefix(text, content, wanted, self.cuts_inside_words, first)
+            contents[index] = ids if end == len(text) else ids[:wanted]
         return contents  # type: ignore[return-value]
 
     def frame_token_ids(self, inputs: Sequence[Sequence[int]], *, truncate: bool = False) -> list[list[int]]:
@@ -325,6 +318,34 @@ def cuts_inside_words(tokenizer) -> bool:
     from tokenizers.models import BPE, WordPiece
 
     return isinstance(tokenizer.model, BPE | WordPiece)
+
+
+def bounded_prefix(
+    text: str,
+    encode: Callable[[str], list[int]],
+    wanted: int,
+    cuts_inside_words: bool,
+    first: int | None = None,
+) -> tuple[int, list[int]]:
+    """Where a prefix of `text` worth tokenising ends, and its ids (`encode` of the prefix): the
+    whole text (its end, all its ids), or a prefix whose tokenisation holds at least `wanted` ids,
+    of which all but the last `CUT_MARGIN_TOKENS` are the whole text's (the reasoning:
+    `Encoder.bounded_content_ids`). Shared by the encoders and the rerankers, so a 30 MB input
+    costs what a few hundred kilobytes cost wherever it is cut.
+
+    The prefix starts at `first` characters (default `FIRST_CHARS_PER_TOKEN` per wanted id) and
+    grows by what its density says is needed, at least doubling; it ends only before whitespace
+    unless the tokenizer keeps a prefix's ids when the cut falls inside a word."""
+    size = wanted * FIRST_CHARS_PER_TOKEN if first is None else first
+    while True:
+        end = size if cuts_inside_words else _next_whitespace(text, size)
+        if end >= len(text):
+            return len(text), encode(text)
+        ids = encode(text[:end])
+        if len(ids) >= wanted:
+            return end, ids
+        # a text with few ids per character (one WordPiece [UNK] word) goes whole at once
+        size = max(2 * size, end + 1, int(end * 1.25 * wanted / max(len(ids), 1)))
 
 
 _WHITESPACE = re.compile(r"[ \t\n\r]")

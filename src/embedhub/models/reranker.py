@@ -38,6 +38,7 @@ from embedhub.errors import (
     ModelLoadError,
     UnknownModelError,
 )
+from embedhub.models.base import CUT_MARGIN_TOKENS, FIRST_CHARS_PER_TOKEN, bounded_prefix, cuts_inside_words
 from embedhub.models.batching import plan_batches
 
 RerankerFamily = Literal["qwen3", "cross-encoder"]
@@ -228,6 +229,29 @@ def _check_texts(query: str, documents: Sequence[str]) -> None:
             raise InvalidInputError(f"document {index} is not a string: {type(document).__name__}")
 
 
+def bounded_text(tokenizer, text: str, wanted: int, inside_words: bool) -> tuple[str, int | None]:
+    """`text`, or the prefix of it that a cut to fewer than `wanted - CUT_MARGIN_TOKENS` ids can
+    use, with that prefix's id count (None when the text is kept whole). The prefix's first ids are
+    those of the whole text's tokenisation (models/base.py `bounded_content_ids` says why), so
+    tokenising and cutting the prefix gives the ids that tokenising and cutting the whole text
+    gives, at the cost of a few hundred kilobytes whatever the text's length."""
+    if len(text) <= wanted * FIRST_CHARS_PER_TOKEN:
+        return text, None
+    end, ids = bounded_prefix(
+        text, lambda part: tokenizer.encode(part, add_special_tokens=False).ids, wanted, inside_words
+    )
+    return (text, None) if end == len(text) else (text[:end], len(ids))
+
+
+def too_long(index: int, tokens: int, limit: int, cut_sides: int) -> InputTooLongError:
+    """The error for a pair over the limit; `tokens` counted on `cut_sides` prefixes (texts far
+    over the limit, see `bounded_text`) is a lower bound: of each prefix's ids all but the last
+    `CUT_MARGIN_TOKENS` are the whole text's, and the text goes on after them."""
+    if not cut_sides:
+        return InputTooLongError(index, tokens, limit)
+    return InputTooLongError(index, tokens - cut_sides * CUT_MARGIN_TOKENS, limit, at_least=True)
+
+
 class Cutter:
     """A copy of a tokenizer that cuts over-long inputs the tokenizer's own way (`longest_first`,
     special tokens kept). Truncation is tokenizer state, so it lives on a copy behind a lock: the
@@ -277,6 +301,7 @@ def _open_tokenizer(reranker: Reranker, folder: Path, missing: str) -> None:
     reranker.tokenizer.no_truncation()
     reranker.tokenizer.no_padding()
     reranker.cutter = Cutter(reranker.tokenizer)
+    reranker.cuts_inside_words = cuts_inside_words(reranker.tokenizer)
 
 
 def _load_weights(model_class, folder: Path, dtype, what: str, **options):
@@ -333,19 +358,25 @@ class Qwen3Reranker(Reranker):
                 f"a token limit of {limit} leaves no room for the pair between the prompt"
             )
         bodies = [self.spec.format_pair(query, document, instruction) for document in documents]
-        # The body is tokenised as the model card's `tokenizer(pairs, truncation="longest_first",
-        # max_length=room)` does it: with the tokenizer's own special tokens (Qwen3's adds none)
-        # and, when too long, cut by the tokenizer itself to `room`.
-        encoded = self.tokenizer.encode_batch(bodies)
+        frame = len(self.prefix_ids) + len(self.suffix_ids)
+        # A body far longer than `room` tokens is tokenised only as far as a cut to `room` needs
+        # (`bounded_text`; the query inside it too), whether it is cut or refused. What is
+        # tokenised is then what the model card's `tokenizer(pairs, truncation="longest_first",
+        # max_length=room)` does: with the tokenizer's own special tokens (Qwen3's adds none) and,
+        # when too long, cut by the tokenizer itself to `room`.
+        kept = [
+            bounded_text(self.tokenizer, body, room + CUT_MARGIN_TOKENS, self.cuts_inside_words)
+            for body in bodies
+        ]
+        texts = [text for text, _ in kept]
+        encoded = self.tokenizer.encode_batch(texts)
         over = [index for index, encoding in enumerate(encoded) if len(encoding.ids) > room]
         if over and not truncate:
             first = over[0]
-            raise InputTooLongError(
-                first, len(encoded[first].ids) + len(self.prefix_ids) + len(self.suffix_ids), limit
-            )
+            raise too_long(first, len(encoded[first].ids) + frame, limit, int(kept[first][1] is not None))
         if over:
             for index, encoding in zip(
-                over, self.cutter.encode_batch([bodies[i] for i in over], room), strict=True
+                over, self.cutter.encode_batch([texts[i] for i in over], room), strict=True
             ):
                 encoded[index] = encoding
         cut = set(over)
@@ -409,11 +440,11 @@ class CrossEncoderReranker(Reranker):
                 f"reranker {self.name} is a cross-encoder and takes no instruction; drop it"
             )
         limit = min(max_tokens or self.max_tokens, self.max_tokens)
-        pairs = [(query, document) for document in documents]
+        pairs, cut_sides = self.bounded_pairs(query, documents, limit)
         full = self.tokenizer.encode_batch(pairs)
         over = [index for index, encoding in enumerate(full) if len(encoding.ids) > limit]
         if over and not truncate:
-            raise InputTooLongError(over[0], len(full[over[0]].ids), limit)
+            raise too_long(over[0], len(full[over[0]].ids), limit, cut_sides[over[0]])
         if over:
             cut = self.cutter.encode_batch([pairs[i] for i in over], limit)
             for index, encoding in zip(over, cut, strict=True):
@@ -422,6 +453,50 @@ class CrossEncoderReranker(Reranker):
             PairTokens(tuple(encoding.ids), tuple(encoding.type_ids), truncated=index in over)
             for index, encoding in enumerate(full)
         ]
+
+    def bounded_pairs(
+        self, query: str, documents: Sequence[str], limit: int
+    ) -> tuple[list[tuple[str, str]], list[int]]:
+        """The (query, document) texts to tokenise, each side far over `limit` tokens replaced by
+        the prefix a cut can use (`bounded_text`), and how many sides of each pair were so cut.
+
+        `longest_first` keeps at most `limit` ids of each side and decides the cut from the two
+        sides' lengths, which a prefix keeps over `limit` when its text is; one thing depends on
+        which side is longer in full: when both sides are halved and the room is odd, the longer
+        side keeps the extra id. So the prefixes are chosen in the same order as the whole texts:
+        a cut side facing a whole one grows past it; two cut sides (the query itself over the limit)
+        are counted whole once, when the room is odd. The whole pair is never handed to the cutter
+        when a side is long: its overflow pieces of two long sides multiply."""
+        wanted = limit + CUT_MARGIN_TOKENS
+        odd_room = (limit - self.tokenizer.num_special_tokens_to_add(True)) % 2 == 1
+        counts: dict[str, int] = {}
+
+        def count(text: str) -> int:
+            if text not in counts:
+                counts[text] = len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+            return counts[text]
+
+        def side(text: str, at_least: int) -> tuple[str, int | None]:
+            return bounded_text(self.tokenizer, text, at_least, self.cuts_inside_words)
+
+        query_side = side(query, wanted)
+        pairs, cut_sides = [], []
+        for document in documents:
+            query_text, query_ids = query_side
+            document_text, document_ids = side(document, wanted)
+            if query_ids is not None and document_ids is None:
+                # the query's prefix over the whole document: the query is longer in full too
+                query_text, query_ids = side(query, max(wanted, count(document) + CUT_MARGIN_TOKENS))
+            elif document_ids is not None and query_ids is None:
+                document_text, document_ids = side(document, max(wanted, count(query) + CUT_MARGIN_TOKENS))
+            elif query_ids is not None and document_ids is not None and odd_room:
+                if count(query) > count(document) and query_ids <= document_ids:
+                    query_text, query_ids = side(query, document_ids + 1)
+                elif count(query) <= count(document) and query_ids > document_ids:
+                    document_text, document_ids = side(document, query_ids)
+            pairs.append((query_text, document_text))
+            cut_sides.append(int(query_ids is not None) + int(document_ids is not None))
+        return pairs, cut_sides
 
     def run_padded(self, batch: Sequence[PairTokens]) -> np.ndarray:
         torch = self.torch
