@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from tokenizers.models import BPE
 
+from embedhub.errors import InputTooLargeError
 from embedhub.models.base import CUT_MARGIN_TOKENS, FIRST_CHARS_PER_TOKEN
 from embedhub.models.spec import InputKind
 
@@ -122,14 +123,22 @@ LONG_TEXTS = {
 def test_a_30_mb_input_hands_the_tokenizer_a_bounded_prefix(encoder, name, monkeypatch):
     """The report's case: 30 MB answered after 143 s because all of it was tokenised, then cut.
     A run without whitespace is bounded where the tokenizer allows a cut inside a word (BPE,
-    WordPiece); Unigram must see the whole run (models/base.py)."""
+    WordPiece); where only the whole run gives the exact ids, it is refused (models/base.py)."""
     text = LONG_TEXTS[name]
-    if name == "no-spaces" and not isinstance(encoder.tokenizer.model, BPE):
-        pytest.skip(
-            "read to its end: under Unigram a run's first ids depend on its length (no exact "
-            "shortcut); under WordPiece the run is one [UNK] word (nothing to cut)"
-        )
     limit = min(512, encoder.max_tokens)  # e5's own limit, and a server's max_input_tokens for Qwen3
+    if name == "no-spaces" and not isinstance(encoder.tokenizer.model, BPE):
+        # read to its end to cut it exactly (under Unigram a run's first ids depend on its length;
+        # under WordPiece the run is one [UNK] word): so it is read up to the loader's character
+        # limit, and refused beyond it before any of it is tokenised
+        monkeypatch.setattr(encoder, "max_tokenised_chars", 1_000_000)
+        spy = CharacterSpy(encoder, monkeypatch)
+        with pytest.raises(InputTooLargeError) as refused:
+            encoder.tokenize_with_cuts(["short", text], kind="query", truncate=True, limit=limit)
+        assert (refused.value.index, refused.value.limit) == (1, 1_000_000)
+        assert "input 1" in str(refused.value) and "EMBEDHUB_MAX_INPUT_CHARS" in str(refused.value)
+        # nothing, or (WordPiece, which cuts inside words) the first prefix, before the refusal
+        assert spy.characters <= (limit + CUT_MARGIN_TOKENS) * FIRST_CHARS_PER_TOKEN + len("short")
+        return
     room = limit - len(encoder.prefix_ids) - len(encoder.suffix_ids)
     spy = CharacterSpy(encoder, monkeypatch)
     inputs, cut = encoder.tokenize_with_cuts([text, "short"], kind="query", truncate=True, limit=limit)

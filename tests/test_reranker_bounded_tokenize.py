@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 import embedhub.models.reranker as reranker_module
-from embedhub.errors import InputTooLongError
+from embedhub.errors import InputTooLargeError, InputTooLongError
 from embedhub.models.base import CUT_MARGIN_TOKENS, FIRST_CHARS_PER_TOKEN
 from embedhub.models.reranker import load_reranker
 from tests.test_bounded_tokenize import texts_of
@@ -67,7 +67,7 @@ class _Recording:
 def unbounded(reranker, query, documents, monkeypatch, **options):
     """tokenize_pairs as it was before the bound: every text tokenised whole."""
     with monkeypatch.context() as patch:
-        patch.setattr(reranker_module, "bounded_text", lambda tokenizer, text, wanted, inside: (text, None))
+        patch.setattr(reranker_module, "bounded_text", lambda tokenizer, text, *limits: (text, None))
         return reranker.tokenize_pairs(query, documents, **options)
 
 
@@ -129,6 +129,22 @@ def test_a_30_mb_document_hands_the_tokenizer_a_bounded_prefix(reranker, monkeyp
             reranker, QUERY, [text[: 4 * spy.longest]], monkeypatch, truncate=True, max_tokens=limit
         )
         assert cut == reference[0], name
+
+
+def test_a_run_a_cut_cannot_bound_is_refused_past_the_character_limit(reranker, monkeypatch):
+    """A cross-encoder's WordPiece reads a run without spaces as one [UNK] word (and a Unigram
+    tokenizer must read such a run whole): past the loader's character limit the pair is refused,
+    naming the document, instead of a minute of tokenising."""
+    monkeypatch.setattr(reranker, "max_tokenised_chars", 1_000_000)
+    if reranker.spec.family == "qwen3":
+        monkeypatch.setattr(reranker, "cuts_inside_words", False)  # as a Unigram tokenizer would
+    with pytest.raises(InputTooLargeError) as refused:
+        reranker.tokenize_pairs(
+            QUERY, ["short", "x" * 30_000_000], truncate=True, max_tokens=max(limits_of(reranker))
+        )
+    assert "EMBEDHUB_MAX_INPUT_CHARS" in str(refused.value) and refused.value.limit == 1_000_000
+    if reranker.spec.family == "qwen3":
+        assert refused.value.index == 1
 
 
 def test_without_truncation_a_30_mb_document_is_refused_after_a_bounded_count(reranker, monkeypatch):

@@ -245,7 +245,9 @@ class Settings(BaseSettings):
             "Characters one input may hold when it is not truncated: a longer one answers 413 before "
             "it is tokenised (tokenising it whole would take seconds, and no model's limit fits it in "
             "practice: Qwen3's 32,768 tokens are about 130,000 characters of English). With "
-            "truncation on, only the part the model's limit can use is tokenised, at any length."
+            "truncation on, only the part the model's limit can use is tokenised, at any length, and at "
+            "most this many characters of it: a model that cannot cut inside a word (e5's Unigram) "
+            "must read a run without whitespace to its end, so a longer such run answers 413 too."
         ),
     )
     max_input_tokens: int | None = Field(

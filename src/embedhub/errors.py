@@ -41,6 +41,29 @@ class InputTooLongError(InvalidInputError):
         return InputTooLongError(self.index, self.token_count, self.limit, hint, at_least=self.at_least)
 
 
+class InputTooLargeError(InvalidInputError):
+    """Finding where an input is cut to the model's limit would mean tokenising more characters
+    than `EMBEDHUB_MAX_INPUT_CHARS`: past the point the limit needs, the text runs on without
+    whitespace, and a tokenizer that cannot cut inside a word exactly (Unigram: XLM-R, e5; one
+    WordPiece [UNK] word) must read such a run to its end. Refused rather than read for a minute."""
+
+    def __init__(self, characters: int, limit: int, index: int | None = None) -> None:
+        self.characters, self.limit, self.index = characters, limit, index
+        subject = "an input" if index is None else f"input {index}"
+        super().__init__(
+            f"finding where the model's token limit cuts {subject} would mean tokenising "
+            f"{characters:,} characters of it: the text runs on without whitespace past that point, "
+            "and this model's tokenizer cuts such a run exactly only by reading all of it. The most "
+            f"one input may have tokenised is {limit:,} characters (the setting "
+            "EMBEDHUB_MAX_INPUT_CHARS); cut the text before sending it, or split it into inputs "
+            "with spaces or line breaks"
+        )
+
+    def at(self, index: int) -> InputTooLargeError:
+        """The same error naming the input's position in the request."""
+        return InputTooLargeError(self.characters, self.limit, index)
+
+
 class UnsupportedDimensionsError(InvalidInputError):
     """`dimensions` outside the model's Matryoshka range, or asked of a model without MRL."""
 

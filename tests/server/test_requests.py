@@ -60,6 +60,32 @@ def test_a_30_mb_input_is_cut_after_tokenising_a_bounded_prefix(server, tiny_enc
     assert len(tokens["data"][0]["ids"]) == LIMIT and tokens["data"][0]["ids"][-1] == 151643
 
 
+def test_a_run_only_a_full_read_cuts_is_read_up_to_the_character_limit(
+    server, tiny_encoder, spy, monkeypatch
+):
+    """e5's Unigram (and a WordPiece [UNK] word) must read a run without whitespace to its end to cut
+    it exactly: 30 MB took about a minute. Such a run is read up to max_input_chars, and refused with
+    a 413 that says why beyond it, before any of it is tokenised."""
+    monkeypatch.setattr(tiny_encoder, "cuts_inside_words", False)  # as a Unigram tokenizer
+    monkeypatch.setattr(tiny_encoder, "max_tokenised_chars", 20_000)  # what the loader sets
+    response = httpx.post(
+        server + "/v1/embeddings", json={"model": "tiny", "input": ["ok", "x" * 30_000_000]}, timeout=120
+    )
+    assert response.status_code == 413, response.text[:300]
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("input_too_large", "input")
+    assert "input 1" in error["message"] and "30,000,000 characters" in error["message"]
+    assert "20,000" in error["message"] and "EMBEDHUB_MAX_INPUT_CHARS" in error["message"]
+    assert spy.characters < 100  # "ok" only: the run was refused, not read
+    # a run that ends (with whitespace) within the limit is read and cut exactly, as before
+    text = "x" * 15_000 + " and then words"
+    response = httpx.post(server + "/v1/embeddings", json={"model": "tiny", "input": text}, timeout=120)
+    assert response.status_code == 200 and response.json()["usage"]["truncated_inputs"] == 1
+    whole = tiny_encoder.content_ids([text])[0]
+    expected = tiny_encoder.embed_framed([tiny_encoder.frame(whole, truncate=True, limit=LIMIT)]).vectors[0]
+    np.testing.assert_allclose(response.json()["data"][0]["embedding"], expected, atol=1e-6)
+
+
 def test_untruncated_input_over_the_character_limit_is_413_before_tokenising(server, spy):
     text = "word " * 5_000  # 25,000 characters, over max_input_chars=20,000
     for route in ("/v1/embeddings", "/tokenize"):

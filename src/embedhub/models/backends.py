@@ -339,7 +339,14 @@ def load_encoder(reference: str | None, settings: Settings, registry: ModelRegis
 
 
 def load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
-    """Load resolved weights with `settings.backend`; quantised variants pass the gate first."""
+    """Load resolved weights with `settings.backend`; quantised variants pass the gate first. The
+    encoder tokenises at most `settings.max_input_chars` of one input to find its cut."""
+    encoder = _load_resolved(resolved, settings)
+    encoder.max_tokenised_chars = settings.max_input_chars
+    return encoder
+
+
+def _load_resolved(resolved: ResolvedModel, settings: Settings) -> Encoder:
     if resolved.source == "remote":
         encoder = _load_remote(resolved, settings, settings.backend.strip().lower())
         return _explained(encoder, "a remote: reference runs on its endpoint", detect_cpu(settings.cpu_class))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
-from embedhub.errors import InputTooLongError, InvalidInputError, ModelLoadError
+from embedhub.errors import InputTooLargeError, InputTooLongError, InvalidInputError, ModelLoadError
 from embedhub.models.spec import InputKind, ModelSpec
 
 #: ids a prefix's tokenisation must hold beyond the ones kept before they are trusted as the whole
@@ -80,6 +80,11 @@ class Encoder(ABC):
     #: (BPE, WordPiece: see `bounded_content_ids`); False (Unigram, or not known) cuts only before
     #: whitespace, which every pre-tokenizer served here ends a piece at
     cuts_inside_words: bool = False
+    #: the most characters one input may have tokenised to find its cut when truncating
+    #: (`Settings.max_input_chars`, set by the loaders): a run without whitespace past the point the
+    #: limit needs is read to its end when the tokenizer cannot cut inside a word (e5: 30 MB in
+    #: about 60 s); longer than this it is refused (InputTooLargeError). None: no limit.
+    max_tokenised_chars: int | None = None
     #: batches the serving queue may run at once: one for an in-process model (a forward pass
     #: already uses every core), more for a model whose passes run elsewhere (remote endpoints)
     concurrent_batches: int = 1
@@ -228,7 +233,12 @@ class Encoder(ABC):
         for index, text in enumerate(texts):
             if contents[index] is not None:
                 continue
-            end, ids = bounded_prefix(text, content, wanted, self.cuts_inside_words, first)
+            try:
+                end, ids = bounded_prefix(
+                    text, content, wanted, self.cuts_inside_words, first, self.max_tokenised_chars
+                )
+            except InputTooLargeError as error:
+                raise error.at(index) from None
             contents[index] = ids if end == len(text) else ids[:wanted]
         return contents  # type: ignore[return-value]
 
@@ -326,6 +336,7 @@ def bounded_prefix(
     wanted: int,
     cuts_inside_words: bool,
     first: int | None = None,
+    max_chars: int | None = None,
 ) -> tuple[int, list[int]]:
     """Where a prefix of `text` worth tokenising ends, and its ids (`encode` of the prefix): the
     whole text (its end, all its ids), or a prefix whose tokenisation holds at least `wanted` ids,
@@ -335,10 +346,14 @@ def bounded_prefix(
 
     The prefix starts at `first` characters (default `FIRST_CHARS_PER_TOKEN` per wanted id) and
     grows by what its density says is needed, at least doubling; it ends only before whitespace
-    unless the tokenizer keeps a prefix's ids when the cut falls inside a word."""
+    unless the tokenizer keeps a prefix's ids when the cut falls inside a word. A prefix longer
+    than `max_chars` (a run without whitespace, or one WordPiece [UNK] word, that would have to be
+    read to its end) raises InputTooLargeError instead of being tokenised."""
     size = wanted * FIRST_CHARS_PER_TOKEN if first is None else first
     while True:
         end = size if cuts_inside_words else _next_whitespace(text, size)
+        if max_chars is not None and min(end, len(text)) > max_chars:
+            raise InputTooLargeError(min(end, len(text)), max_chars)
         if end >= len(text):
             return len(text), encode(text)
         ids = encode(text[:end])

@@ -33,6 +33,7 @@ import numpy as np
 from embedhub.config import Settings
 from embedhub.errors import (
     ConfigurationError,
+    InputTooLargeError,
     InputTooLongError,
     InvalidInputError,
     ModelLoadError,
@@ -166,6 +167,8 @@ class Reranker(ABC):
     backend: str = "torch"
     max_batch_tokens: int = 16384
     max_batch_size: int = 64
+    #: the most characters of one pair tokenised to find its cut (see `Encoder.max_tokenised_chars`)
+    max_tokenised_chars: int | None = None
 
     @property
     def name(self) -> str:
@@ -229,7 +232,9 @@ def _check_texts(query: str, documents: Sequence[str]) -> None:
             raise InvalidInputError(f"document {index} is not a string: {type(document).__name__}")
 
 
-def bounded_text(tokenizer, text: str, wanted: int, inside_words: bool) -> tuple[str, int | None]:
+def bounded_text(
+    tokenizer, text: str, wanted: int, inside_words: bool, max_chars: int | None = None
+) -> tuple[str, int | None]:
     """`text`, or the prefix of it that a cut to fewer than `wanted - CUT_MARGIN_TOKENS` ids can
     use, with that prefix's id count (None when the text is kept whole). The prefix's first ids are
     those of the whole text's tokenisation (models/base.py `bounded_content_ids` says why), so
@@ -238,7 +243,11 @@ def bounded_text(tokenizer, text: str, wanted: int, inside_words: bool) -> tuple
     if len(text) <= wanted * FIRST_CHARS_PER_TOKEN:
         return text, None
     end, ids = bounded_prefix(
-        text, lambda part: tokenizer.encode(part, add_special_tokens=False).ids, wanted, inside_words
+        text,
+        lambda part: tokenizer.encode(part, add_special_tokens=False).ids,
+        wanted,
+        inside_words,
+        max_chars=max_chars,
     )
     return (text, None) if end == len(text) else (text[:end], len(ids))
 
@@ -322,6 +331,7 @@ def _set_runtime(
     reranker.backend = "torch" if dtype_name == "float32" else "torch-bf16"
     reranker.max_batch_tokens = settings.max_batch_tokens
     reranker.max_batch_size = settings.max_batch_size
+    reranker.max_tokenised_chars = settings.max_input_chars
     reranker.torch = torch
 
 
@@ -364,10 +374,14 @@ class Qwen3Reranker(Reranker):
         # tokenised is then what the model card's `tokenizer(pairs, truncation="longest_first",
         # max_length=room)` does: with the tokenizer's own special tokens (Qwen3's adds none) and,
         # when too long, cut by the tokenizer itself to `room`.
-        kept = [
-            bounded_text(self.tokenizer, body, room + CUT_MARGIN_TOKENS, self.cuts_inside_words)
-            for body in bodies
-        ]
+        kept = []
+        for index, body in enumerate(bodies):
+            try:
+                wanted = room + CUT_MARGIN_TOKENS
+                limit_chars = self.max_tokenised_chars
+                kept.append(bounded_text(self.tokenizer, body, wanted, self.cuts_inside_words, limit_chars))
+            except InputTooLargeError as error:
+                raise error.at(index) from None
         texts = [text for text, _ in kept]
         encoded = self.tokenizer.encode_batch(texts)
         over = [index for index, encoding in enumerate(encoded) if len(encoding.ids) > room]
@@ -477,7 +491,8 @@ class CrossEncoderReranker(Reranker):
             return counts[text]
 
         def side(text: str, at_least: int) -> tuple[str, int | None]:
-            return bounded_text(self.tokenizer, text, at_least, self.cuts_inside_words)
+            limit_chars = self.max_tokenised_chars
+            return bounded_text(self.tokenizer, text, at_least, self.cuts_inside_words, limit_chars)
 
         query_side = side(query, wanted)
         pairs, cut_sides = [], []

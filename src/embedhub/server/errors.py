@@ -22,6 +22,7 @@ from embedhub.engine.hub import NoRerankerError
 from embedhub.engine.queue import Overloaded, QueueStopped
 from embedhub.errors import (
     EmbedhubError,
+    InputTooLargeError,
     InputTooLongError,
     InvalidInputError,
     ModelLoadError,
@@ -77,6 +78,7 @@ def error_response(
 # (status, type, code, param) for each domain error, most specific first.
 _DOMAIN: list[tuple[type[Exception], int, str, str | None, str | None]] = [
     (InputTooLongError, 400, "invalid_request_error", "context_length_exceeded", "input"),
+    (InputTooLargeError, 413, "invalid_request_error", "input_too_large", "input"),
     (UnsupportedDimensionsError, 400, "invalid_request_error", "invalid_dimensions", "dimensions"),
     (InvalidInputError, 400, "invalid_request_error", "invalid_input", "input"),
     (NoRerankerError, 404, "invalid_request_error", "reranker_not_loaded", "model"),

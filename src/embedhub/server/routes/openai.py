@@ -43,8 +43,9 @@ def check_untruncated_size(
     texts: Sequence[str], truncate: bool, settings: Settings, field: str = "input"
 ) -> None:
     """Truncation off: a text longer than `max_input_chars` answers 413 before it is tokenised
-    (tokenising megabytes takes seconds only to refuse them). With truncation on there is nothing
-    to check: only the part the model's limit can use is tokenised (models/base.py)."""
+    (tokenising megabytes takes seconds only to refuse them). With truncation on only the part the
+    model's limit can use is tokenised (models/base.py), at most `max_input_chars` of it: a longer
+    run without whitespace past the cut answers 413 from the encoder (InputTooLargeError)."""
     if truncate:
         return
     for index, text in enumerate(texts):
