@@ -132,6 +132,25 @@ def test_kb_add_and_search_in_human_output(tmp_path, tiny_model_dir, monkeypatch
     ), found.stderr
 
 
+def test_kb_search_prints_a_table_hit_a_row_per_line(tmp_path, tiny_model_dir, monkeypatch):
+    """A table's snippet is pipe rows: joined into one wrapped line, a row ran into its header."""
+    monkeypatch.setenv("EMBEDHUB_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    corpus = tmp_path / "notes"
+    corpus.mkdir()
+    (corpus / "coffee.md").write_text(
+        "# Coffee machine\n\n| Task | How often |\n|---|---|\n| Descale the espresso machine | monthly |\n"
+        "| Clean the grinder | weekly |\n"
+    )
+    assert runner.invoke(app, ["kb", "create", "tables", "--model", str(tiny_model_dir)]).exit_code == 0
+    assert runner.invoke(app, ["kb", "add", "tables", str(corpus)]).exit_code == 0
+    found = runner.invoke(app, ["kb", "search", "tables", "descale espresso machine", "--local"])
+    assert found.exit_code == 0, found.output
+    lines = [line.strip() for line in found.stdout.splitlines()]
+    assert "| Task | How often |" in lines
+    assert "| Descale the espresso machine | monthly |" in lines
+
+
 def test_kb_search_uses_the_running_server(tmp_path, tiny_model_dir, monkeypatch):
     """With `embedhub serve` running for the same home, the CLI asks it instead of loading the model."""
     import os

@@ -416,7 +416,11 @@ def _print_results(results: list[dict]) -> None:
             + (f"  rerank {result['rerank_score']:.3f}" if result.get("rerank_score") is not None else ""),
             highlight=False,
         )
-        console.print("   " + _rich_marks(result["snippet"]), highlight=False)
+        if result.get("kind") == "table":  # a row per line, as the UI draws it
+            for row in result["snippet"].splitlines():
+                console.print("   " + _rich_marks(row), highlight=False, soft_wrap=True)
+        else:
+            console.print("   " + _rich_marks(result["snippet"]), highlight=False)
 
 
 @app.command("ask")
