@@ -211,14 +211,13 @@ def reading_order(boxes: list[TextBox]) -> list[TextBox]:
     on the page only, so a two-column page came out as left line, right line, left line... (character
     accuracy 0.57 on docling's amt_handbook_sample.pdf, 0.97-1.00 on its one-column pages). A page
     without a gutter keeps the engine's order; more than two columns are found by recursion."""
-    found = _gutter(boxes)
+    narrow = _narrow_boxes(boxes)
+    found = _gutter(boxes, narrow)
     if found is None:
         return boxes
     gutter_left, gutter_right = found
     left, right = [], []
-    for box in boxes:
-        if not _narrow(box, boxes):
-            continue
+    for box in narrow:
         # a narrow box over the gutter belongs to the side holding most of it
         on_left = max(0.0, min(box.right, gutter_left) - box.left)
         on_right = max(0.0, box.right - max(box.left, gutter_right))
@@ -250,12 +249,15 @@ def reading_order(boxes: list[TextBox]) -> list[TextBox]:
     return ordered
 
 
-def _narrow(box: TextBox, boxes: list[TextBox]) -> bool:
-    width = max(b.right for b in boxes) - min(b.left for b in boxes)
-    return box.right - box.left < MAX_COLUMN_WIDTH_SHARE * width
+def _narrow_boxes(boxes: list[TextBox]) -> list[TextBox]:
+    """The boxes that could be a column's lines: narrower than MAX_COLUMN_WIDTH_SHARE of the text."""
+    if not boxes:
+        return []
+    width = max(box.right for box in boxes) - min(box.left for box in boxes)
+    return [box for box in boxes if box.right - box.left < MAX_COLUMN_WIDTH_SHARE * width]
 
 
-def _gutter(boxes: list[TextBox]) -> tuple[float, float] | None:
+def _gutter(boxes: list[TextBox], narrow: list[TextBox]) -> tuple[float, float] | None:
     """The widest vertical gap between columns of lines, as (its left edge, its right edge), or None:
     a run of x positions that at most MAX_GUTTER_CROSSINGS narrow boxes cover (a line whose box
     the detector started a little early must not close the gap), in the middle 60% of the text's
@@ -265,7 +267,6 @@ def _gutter(boxes: list[TextBox]) -> tuple[float, float] | None:
     start, end = int(min(box.left for box in boxes)), int(max(box.right for box in boxes)) + 1
     heights = sorted(box.bottom - box.top for box in boxes)
     min_gap = MIN_GUTTER_LINE_HEIGHTS * heights[len(heights) // 2]
-    narrow = [box for box in boxes if _narrow(box, boxes)]
     coverage = [0] * (end - start + 1)  # boxes over each pixel column, by a difference array
     for box in narrow:
         coverage[int(box.left) - start] += 1
@@ -377,10 +378,11 @@ class SpacingFallbackEngine(OcrEngine):
     def read(self, image: Image.Image, timeout: float) -> str:
         started = time.monotonic()
         text = self.primary.read(image, timeout)
-        if not spaces_dropped(text):
+        share = run_together_share(text)
+        if share is None or share <= MAX_RUN_TOGETHER_SHARE:  # what `spaces_dropped` says
             return text
         again = self.fallback.read(image, max(1.0, timeout - (time.monotonic() - started)))
-        return again if (run_together_share(again) or 0.0) < (run_together_share(text) or 0.0) else text
+        return again if (run_together_share(again) or 0.0) < share else text
 
 
 def check_ocr_setting(value: str) -> str:
